@@ -1,0 +1,121 @@
+"""Every protocol number of seigr_stt, in one place, with its unit in its name.
+
+``docs/protocol.md`` is the normative text; each block below names the section it comes from.
+Durations end in ``_S`` (seconds), sizes in ``_BYTES``/``_SIZE`` (bytes), counts in ``_PACKETS`` or
+``_MESSAGES``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- Session states (user API, chapter 17; docs/protocol.md §9) --------------------------------
+STT_SESSION_STATE_HANDSHAKE: Final = 0x00
+STT_SESSION_STATE_ACTIVE: Final = 0x01
+STT_SESSION_STATE_CLOSING: Final = 0x02
+STT_SESSION_STATE_CLOSED: Final = 0x03
+
+# -- Identity and seeds (§2) ---------------------------------------------------------------------
+SEED_MIN_BYTES: Final = 32
+SEED_MIN_DISTINCT_BYTE_VALUES: Final = 16
+SEED_GENERATED_BYTES: Final = 32
+NODE_ID_BYTES: Final = 32
+KEY_BYTES: Final = 32
+KDF_PERSON: Final = b"seigr-stt-kdf-v1"  # BLAKE2b personalization (16 bytes max)
+LABEL_STATIC_KEY: Final = b"static-x25519"
+LABEL_NODE_ID: Final = b"node-id"
+LABEL_PSK: Final = b"noise-psk"
+LABEL_MAC1: Final = b"mac1"
+LABEL_COOKIE: Final = b"cookie-reply"
+LABEL_SESSION_KEY: Final = b"session-key"
+
+# -- Handshake (§3, §4) --------------------------------------------------------------------------
+PROTOCOL_VERSION: Final = 1
+NOISE_PROTOCOL_NAME: Final = b"Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
+PROLOGUE: Final = b"seigr-stt/1 " + NOISE_PROTOCOL_NAME
+INDEX_BYTES: Final = 4
+SESSION_ID_BYTES: Final = 8
+MAC_BYTES: Final = 16
+DH_PUBLIC_BYTES: Final = 32
+AEAD_TAG_BYTES: Final = 16
+COOKIE_BYTES: Final = 16
+COOKIE_NONCE_BYTES: Final = 24
+HANDSHAKE_INIT_MIN_SIZE: Final = 256  # msg1 is padded to at least this: no amplification
+HANDSHAKE_PAYLOAD_MAX_BYTES: Final = 512
+HANDSHAKE_MESSAGE_MAX_SIZE: Final = 1024
+
+# -- Packet types: byte 1 of every packet (§3) ---------------------------------------------------
+PACKET_HANDSHAKE_INIT: Final = 1
+PACKET_HANDSHAKE_RESPONSE: Final = 2
+PACKET_HANDSHAKE_FINAL: Final = 3
+PACKET_COOKIE_REPLY: Final = 4
+PACKET_DATA: Final = 5
+
+HANDSHAKE_INIT_HEADER_SIZE: Final = 8  # version, type, 2 reserved, sender index
+HANDSHAKE_REPLY_HEADER_SIZE: Final = 12  # version, type, 2 reserved, sender index, receiver index
+COOKIE_REPLY_SIZE: Final = 64
+RECORD_HEADER_SIZE: Final = 20  # version, type, epoch, echoed epoch, session id(8), counter(8)
+
+# -- Records (§5) --------------------------------------------------------------------------------
+RECORD_PAD_MULTIPLE_BYTES: Final = 16
+INNER_TYPE_FRAMES: Final = 0x01
+UDP_MAX_RECORD_SIZE: Final = 1232  # IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP)
+WEBSOCKET_MAX_RECORD_SIZE: Final = 65536
+RECORD_MIN_SIZE: Final = RECORD_HEADER_SIZE + RECORD_PAD_MULTIPLE_BYTES + AEAD_TAG_BYTES
+REPLAY_WINDOW_BLOCK_BITS: Final = 64
+REPLAY_WINDOW_BLOCKS: Final = 128
+REPLAY_WINDOW_PACKETS: Final = (REPLAY_WINDOW_BLOCKS - 1) * REPLAY_WINDOW_BLOCK_BITS  # 8128
+REKEY_AFTER_MESSAGES: Final = 1 << 60
+REJECT_AFTER_MESSAGES: Final = (1 << 64) - (1 << 13) - 1
+
+# -- Key rotation (§7) ---------------------------------------------------------------------------
+EPOCH_MODULUS: Final = 256
+KEY_ROTATION_MIN_INTERVAL_S: Final = 0.05
+KEY_GRACE_MIN_S: Final = 2.0
+KEY_GRACE_RTT_FACTOR: Final = 3.0
+
+# -- Timers (§8), WireGuard's values -------------------------------------------------------------
+REKEY_AFTER_TIME_S: Final = 120.0
+REJECT_AFTER_TIME_S: Final = 180.0
+HANDSHAKE_RETRY_INITIAL_S: Final = 1.0
+HANDSHAKE_RETRY_MAX_S: Final = 5.0
+HANDSHAKE_RETRY_JITTER_S: Final = 0.333
+HANDSHAKE_ATTEMPT_MAX_S: Final = 90.0
+RESPONDER_HALF_OPEN_TIMEOUT_S: Final = 15.0
+KEEPALIVE_TIMEOUT_S: Final = 10.0
+DEAD_PEER_TIMEOUT_S: Final = 15.0  # KEEPALIVE_TIMEOUT_S + HANDSHAKE_RETRY_MAX_S
+KEY_ERASE_AFTER_S: Final = 540.0  # REJECT_AFTER_TIME_S * 3
+CLOSE_RETRANSMIT_S: Final = 0.25
+CLOSE_ATTEMPTS: Final = 4
+TOMBSTONE_S: Final = 60.0
+RTT_INITIAL_S: Final = 0.1
+
+# -- Denial of service (§10) ---------------------------------------------------------------------
+COOKIE_SECRET_LIFETIME_S: Final = 120.0
+HANDSHAKE_HALF_OPEN_MAX: Final = 1024
+HANDSHAKE_LOAD_THRESHOLD: Final = 64  # half-open handshakes above which mac2 is required
+HANDSHAKE_RATE_PER_SOURCE_PER_S: Final = 20.0
+HANDSHAKE_BURST_PER_SOURCE: Final = 40
+PEER_TIMESTAMP_TABLE_MAX: Final = 4096
+
+# -- Close codes carried by CLOSE (§9) -----------------------------------------------------------
+CLOSE_NORMAL: Final = 0
+CLOSE_GOING_AWAY: Final = 1
+CLOSE_PROTOCOL_ERROR: Final = 2
+CLOSE_IDLE_TIMEOUT: Final = 3
+CLOSE_DEAD_PEER: Final = 4
+CLOSE_KEY_EXPIRED: Final = 5
+CLOSE_REASON_MAX_BYTES: Final = 123
+
+# -- Frames (§6) ---------------------------------------------------------------------------------
+FRAME_PING: Final = 0x01
+FRAME_PONG: Final = 0x02
+FRAME_MESSAGE: Final = 0x03
+FRAME_DATAGRAM: Final = 0x04
+FRAME_CLOSE: Final = 0x05
+
+# -- Application-level defaults (config.py) ------------------------------------------------------
+DEFAULT_MAX_SESSIONS: Final = 10_000
+DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
+DEFAULT_SESSION_IDLE_TIMEOUT_S: Final = 300.0
+WEBSOCKET_PATH: Final = "/stt"

@@ -1,0 +1,98 @@
+"""The seigr_stt exception tree.
+
+Blame decides how an error travels (``docs/protocol.md`` §11): local misuse raises at once;
+remote garbage is dropped and counted, never raised; an authenticated protocol violation closes
+that session with a code. What reaches the caller::
+
+    STTError
+    ├── ConfigError (also ValueError)        a bad argument or setting: fix the call
+    │   └── WeakSeedError                    a seed too short or with too little entropy
+    ├── HandshakeError                       the handshake failed (reason in the message)
+    │   └── HandshakeTimeout (also TimeoutError)  no valid answer before the deadline
+    ├── SessionError
+    │   ├── SessionNotFound (also KeyError)  no live session with that id
+    │   ├── SessionClosedError               the session is closing or closed
+    │   └── KeyRotationError                 a rotation could not complete
+    ├── StreamError                          a stream was reset or misused
+    ├── MessageTooLarge (also ValueError)    a message exceeds what the session can carry
+    └── ProtocolError                        the core refused an outbound operation
+
+Exception text never contains key material or seeds.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HandshakeError",
+    "HandshakeTimeout",
+    "KeyRotationError",
+    "MessageTooLarge",
+    "ProtocolError",
+    "STTError",
+    "SessionClosedError",
+    "SessionError",
+    "SessionNotFound",
+    "StreamError",
+    "WeakSeedError",
+]
+
+
+class STTError(Exception):
+    """Base class of every error seigr_stt raises on purpose."""
+
+
+class ConfigError(STTError, ValueError):
+    """A constructor argument or configuration value is invalid (the caller's fault)."""
+
+
+class WeakSeedError(ConfigError):
+    """A seed is too short, not decodable, or has too little entropy to be a secret."""
+
+
+class HandshakeError(STTError):
+    """A handshake could not complete; the message says why where that can be known."""
+
+
+class HandshakeTimeout(HandshakeError, TimeoutError):
+    """No valid handshake answer arrived before the deadline.
+
+    A peer with a different shared seed never answers (it cannot tell us apart from an
+    attacker), so a wrong shared seed surfaces as this error.
+    """
+
+
+class SessionError(STTError):
+    """Base class of errors about one session."""
+
+
+class SessionNotFound(SessionError, KeyError):
+    """No live session has this id (it never existed, or it was closed and cleaned up)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the plain message
+        return str(self.args[0]) if self.args else "session not found"
+
+
+class SessionClosedError(SessionError):
+    """The session is closing or closed; ``code`` and ``reason`` say how it ended."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class KeyRotationError(SessionError):
+    """A key rotation could not be completed (the session closed or the peer never confirmed)."""
+
+
+class StreamError(STTError):
+    """A stream was reset by the peer or used after it was closed."""
+
+
+class MessageTooLarge(STTError, ValueError):
+    """A message is larger than the session can carry; the session stays usable."""
+
+
+class ProtocolError(STTError):
+    """The core refused an operation because of the session's protocol state."""
