@@ -1,0 +1,92 @@
+"""Events the core hands to its adapter: small frozen dataclasses (architecture habit 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+__all__ = [
+    "DatagramReceived",
+    "Event",
+    "HandshakeFailedEvent",
+    "KeyRotated",
+    "MessageReceived",
+    "PeerAddressChanged",
+    "SessionClosed",
+    "SessionEstablished",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEstablished:
+    """A handshake completed and the session's keys are confirmed on this side."""
+
+    session_id: bytes
+    peer_node_id: bytes
+    addr: Hashable
+    initiator: bool
+    handle: int | None  # the value connect() returned, on the initiator
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailedEvent:
+    """An initiated handshake gave up; ``timeout`` tells a timeout from a refusal."""
+
+    handle: int
+    reason: str
+    timeout: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A complete application message arrived on message channel ``channel``."""
+
+    session_id: bytes
+    channel: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramReceived:
+    """An unreliable application datagram arrived."""
+
+    session_id: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotated:
+    """Both directions of the session now use ``key_version``, confirmed by the peer."""
+
+    session_id: bytes
+    key_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddressChanged:
+    """An authenticated record came from a new address; the session now sends there."""
+
+    session_id: bytes
+    old: Hashable
+    new: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The session is closed; its keys are erased. ``by_peer`` when the peer sent CLOSE."""
+
+    session_id: bytes
+    code: int
+    reason: str
+    by_peer: bool
+
+
+Event = (
+    SessionEstablished
+    | HandshakeFailedEvent
+    | MessageReceived
+    | DatagramReceived
+    | KeyRotated
+    | PeerAddressChanged
+    | SessionClosed
+)

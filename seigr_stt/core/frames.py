@@ -1,0 +1,229 @@
+"""Inner frames carried inside a record's plaintext (``docs/protocol.md`` §6).
+
+Every frame starts with a one-byte type. Integers are QUIC variable-length integers (RFC 9000
+§16): the two high bits of the first byte give the length (1, 2, 4 or 8 bytes), values up to
+2**62 - 1. :func:`parse_frames` is the one place frames are validated; it raises only
+:class:`FrameError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seigr_stt.constants import (
+    CLOSE_REASON_MAX_BYTES,
+    FRAME_CLOSE,
+    FRAME_DATAGRAM,
+    FRAME_MESSAGE,
+    FRAME_PING,
+    FRAME_PONG,
+)
+
+__all__ = [
+    "MESSAGE_FIRST",
+    "MESSAGE_LAST",
+    "VARINT_MAX",
+    "Close",
+    "Datagram",
+    "Frame",
+    "FrameError",
+    "Message",
+    "Ping",
+    "Pong",
+    "encode_varint",
+    "frame_size",
+    "parse_frames",
+    "serialize_frames",
+    "varint_size",
+]
+
+VARINT_MAX = (1 << 62) - 1
+MESSAGE_FIRST = 0x01
+MESSAGE_LAST = 0x02
+_MESSAGE_FLAGS = MESSAGE_FIRST | MESSAGE_LAST
+
+
+class FrameError(ValueError):
+    """The plaintext of an authenticated record does not parse: a protocol violation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Asks the peer for a :class:`Pong` echoing ``token`` (RTT measurement, liveness)."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Answers a :class:`Ping`."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One fragment of an application message on message channel ``channel``.
+
+    ``seq`` counts fragments per channel and direction from 0; ``flags`` holds
+    :data:`MESSAGE_FIRST` and/or :data:`MESSAGE_LAST`. A message that fits one frame has both.
+    """
+
+    channel: int
+    seq: int
+    flags: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """An unreliable, unordered application datagram."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Ends the session: ``code`` (§9) and a short UTF-8 ``reason``."""
+
+    code: int
+    reason: str
+
+
+Frame = Ping | Pong | Message | Datagram | Close
+
+
+def varint_size(value: int) -> int:
+    """Bytes needed to encode ``value`` as a QUIC varint."""
+    if value < 0x40:
+        return 1
+    if value < 0x4000:
+        return 2
+    if value < 0x40000000:
+        return 4
+    if value <= VARINT_MAX:
+        return 8
+    raise ValueError("varint out of range")
+
+
+def encode_varint(value: int) -> bytes:
+    """Encode ``0 <= value <= VARINT_MAX``; raises ``ValueError`` otherwise."""
+    if value < 0:
+        raise ValueError("varint out of range")
+    size = varint_size(value)
+    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[size]
+    raw = value.to_bytes(size, "big")
+    return bytes([raw[0] | prefix]) + raw[1:]
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    if pos >= len(buf):
+        raise FrameError("truncated varint")
+    first = buf[pos]
+    size = 1 << (first >> 6)
+    end = pos + size
+    if end > len(buf):
+        raise FrameError("truncated varint")
+    value = int.from_bytes(buf[pos:end], "big") & ((1 << (8 * size - 2)) - 1)
+    return value, end
+
+
+def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
+    length, pos = _read_varint(buf, pos)
+    end = pos + length
+    if end > len(buf):
+        raise FrameError("frame length exceeds the record")
+    return buf[pos:end], end
+
+
+def frame_size(frame: Frame) -> int:
+    """The encoded size of ``frame`` in bytes (to fill records without overflowing them)."""
+    if isinstance(frame, Ping | Pong):
+        return 1 + varint_size(frame.token)
+    if isinstance(frame, Message):
+        n = len(frame.data)
+        return 1 + varint_size(frame.channel) + varint_size(frame.seq) + 1 + varint_size(n) + n
+    if isinstance(frame, Datagram):
+        return 1 + varint_size(len(frame.data)) + len(frame.data)
+    reason = frame.reason.encode()
+    return 1 + varint_size(frame.code) + varint_size(len(reason)) + len(reason)
+
+
+def serialize_frames(frames: list[Frame] | tuple[Frame, ...]) -> bytes:
+    """Encode frames back to back. Raises ``ValueError`` for a frame that cannot be encoded."""
+    out = bytearray()
+    for frame in frames:
+        if isinstance(frame, Ping):
+            out.append(FRAME_PING)
+            out += encode_varint(frame.token)
+        elif isinstance(frame, Pong):
+            out.append(FRAME_PONG)
+            out += encode_varint(frame.token)
+        elif isinstance(frame, Message):
+            if frame.flags & ~_MESSAGE_FLAGS:
+                raise ValueError("unknown message flags")
+            out.append(FRAME_MESSAGE)
+            out += encode_varint(frame.channel)
+            out += encode_varint(frame.seq)
+            out.append(frame.flags)
+            out += encode_varint(len(frame.data))
+            out += frame.data
+        elif isinstance(frame, Datagram):
+            out.append(FRAME_DATAGRAM)
+            out += encode_varint(len(frame.data))
+            out += frame.data
+        else:
+            reason = frame.reason.encode()
+            if len(reason) > CLOSE_REASON_MAX_BYTES:
+                raise ValueError(f"close reason longer than {CLOSE_REASON_MAX_BYTES} bytes")
+            out.append(FRAME_CLOSE)
+            out += encode_varint(frame.code)
+            out += encode_varint(len(reason))
+            out += reason
+    return bytes(out)
+
+
+def parse_frames(buf: bytes) -> list[Frame]:
+    """Decode every frame in ``buf`` (an authenticated plaintext without its padding).
+
+    Raises :class:`FrameError` on an unknown type, a truncated field, unknown flags, or a close
+    reason that is too long or not UTF-8.
+    """
+    frames: list[Frame] = []
+    pos = 0
+    end = len(buf)
+    while pos < end:
+        ftype = buf[pos]
+        pos += 1
+        if ftype == FRAME_MESSAGE:
+            channel, pos = _read_varint(buf, pos)
+            seq, pos = _read_varint(buf, pos)
+            if pos >= end:
+                raise FrameError("truncated message frame")
+            flags = buf[pos]
+            if flags & ~_MESSAGE_FLAGS:
+                raise FrameError("unknown message flags")
+            data, pos = _read_bytes(buf, pos + 1)
+            frames.append(Message(channel, seq, flags, data))
+        elif ftype == FRAME_DATAGRAM:
+            data, pos = _read_bytes(buf, pos)
+            frames.append(Datagram(data))
+        elif ftype == FRAME_PING:
+            token, pos = _read_varint(buf, pos)
+            frames.append(Ping(token))
+        elif ftype == FRAME_PONG:
+            token, pos = _read_varint(buf, pos)
+            frames.append(Pong(token))
+        elif ftype == FRAME_CLOSE:
+            code, pos = _read_varint(buf, pos)
+            raw, pos = _read_bytes(buf, pos)
+            if len(raw) > CLOSE_REASON_MAX_BYTES:
+                raise FrameError("close reason too long")
+            try:
+                reason = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise FrameError("close reason is not UTF-8") from exc
+            frames.append(Close(code, reason))
+        else:
+            raise FrameError(f"unknown frame type 0x{ftype:02x}")
+    return frames
