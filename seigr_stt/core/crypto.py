@@ -74,11 +74,15 @@ def _nonce(counter: int) -> bytes:
 
 def aead_encrypt(key: bytes, counter: int, ad: bytes, plaintext: bytes) -> bytes:
     """ChaCha20-Poly1305 (IETF) with Noise's nonce: 4 zero bytes then the 64-bit LE counter."""
-    return bytes(_nacl.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, ad, _nonce(counter), key))
+    return bytes(
+        _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, ad, _nonce(counter), key)
+    )
 
 
 def aead_decrypt(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
     """Open what :func:`aead_encrypt` sealed; raises :class:`DecryptError` on any mismatch."""
+    if len(ciphertext) < TAG_LEN:
+        raise DecryptError("ciphertext shorter than its tag")
     try:
         return bytes(
             _nacl.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, _nonce(counter), key)
@@ -94,6 +98,8 @@ def xaead_encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> byte
 
 def xaead_decrypt(key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bytes:
     """Open what :func:`xaead_encrypt` sealed; raises :class:`DecryptError` on any mismatch."""
+    if len(ciphertext) < TAG_LEN:
+        raise DecryptError("ciphertext shorter than its tag")
     try:
         return bytes(_nacl.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key))
     except (_NaclCryptoError, _NaclRuntimeError) as exc:
