@@ -1,7 +1,62 @@
-"""seigr_stt: an encrypted peer-to-peer node runtime (Noise XXpsk3 over UDP and WebSocket)."""
+"""seigr_stt: an encrypted peer-to-peer node runtime.
+
+Two programs that share a secret seed talk over UDP or WebSocket through a Noise
+``XXpsk3_25519_ChaChaPoly_BLAKE2b`` handshake and an authenticated record layer with replay
+protection and key rotation. Start with :class:`STTNode`; see ``docs/getting-started.md``.
+"""
 
 from __future__ import annotations
 
+import os
+
+from seigr_stt.aio.manager import SessionManager
+from seigr_stt.aio.node import EVENT_KINDS, STTNode
+from seigr_stt.aio.session import NodeEvent, ReceivedPacket, SessionState, STTSession
+from seigr_stt.config import NodeConfig
+from seigr_stt.constants import SEED_GENERATED_BYTES
+from seigr_stt.exceptions import (
+    ConfigError,
+    HandshakeError,
+    HandshakeTimeout,
+    KeyRotationError,
+    MessageTooLarge,
+    ProtocolError,
+    SessionClosedError,
+    SessionError,
+    SessionNotFound,
+    StreamError,
+    STTError,
+    WeakSeedError,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "EVENT_KINDS",
+    "ConfigError",
+    "HandshakeError",
+    "HandshakeTimeout",
+    "KeyRotationError",
+    "MessageTooLarge",
+    "NodeConfig",
+    "NodeEvent",
+    "ProtocolError",
+    "ReceivedPacket",
+    "STTError",
+    "STTNode",
+    "STTSession",
+    "SessionClosedError",
+    "SessionError",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionState",
+    "StreamError",
+    "WeakSeedError",
+    "__version__",
+    "generate_seed",
+]
+
+
+def generate_seed() -> bytes:
+    """Return a new 32-byte seed from the operating system's CSPRNG (``os.urandom``)."""
+    return os.urandom(SEED_GENERATED_BYTES)

@@ -67,7 +67,15 @@ class SessionError(STTError):
 
 
 class SessionNotFound(SessionError, KeyError):
-    """No live session has this id (it never existed, or it was closed and cleaned up)."""
+    """No live session has this id (it never existed, or it was closed and cleaned up).
+
+    ``session_ids`` lists every id the operation could not reach (``send_to_sessions`` raises
+    this after sending to all the others).
+    """
+
+    def __init__(self, message: str, session_ids: tuple[bytes, ...] = ()) -> None:
+        super().__init__(message)
+        self.session_ids = session_ids
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the plain message
         return str(self.args[0]) if self.args else "session not found"

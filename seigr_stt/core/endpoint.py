@@ -266,6 +266,27 @@ class Endpoint:
         session.close(code, reason, now)
         self._dirty[session_id] = session
 
+    def abort(self, session_id: bytes, code: int, reason: str) -> None:
+        """Close a session without sending anything (its transport is gone)."""
+        session = self.session(session_id)
+        session.abort(code, reason)
+        self._dirty[session_id] = session
+
+    def abort_address(self, addr: Hashable, code: int, reason: str) -> None:
+        """Abort every session and forget every handshake bound to ``addr`` (a closed link)."""
+        for session in list(self.sessions.values()):
+            if session.addr == addr:
+                self.abort(session.session_id, code, reason)
+        for index, pending in list(self._initiating.items()):
+            if pending.addr == addr:
+                del self._initiating[index]
+                self._events.append(
+                    HandshakeFailedEvent(pending.handle, "connection closed", timeout=False)
+                )
+        for index, half in list(self._half_open.items()):
+            if half.addr == addr:
+                self._forget_half_open(index)
+
     # -- network -> core ----------------------------------------------------------------------
     def receive_datagram(
         self, data: bytes, addr: Hashable, now: float, max_record_size: int

@@ -433,6 +433,15 @@ class Session:
         self._close_attempts = 1
         self._close_retry_at = now + max(CLOSE_RETRANSMIT_S, 2 * self._rtt())
 
+    def abort(self, code: int, reason: str) -> None:
+        """Close at once without telling the peer (its transport is gone); erases the keys."""
+        if self.state == STT_SESSION_STATE_CLOSED:
+            return
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._finish_close()
+
     def _protocol_violation(self, now: float, detail: str) -> None:
         if self.state in (STT_SESSION_STATE_HANDSHAKE, STT_SESSION_STATE_ACTIVE):
             self.counters.receive_errors += 1

@@ -1,0 +1,128 @@
+"""``SessionManager``: tracks a node's sessions and counts them by state (api.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from seigr_stt.aio.session import SessionState, STTSession
+from seigr_stt.constants import CLOSE_NORMAL, NODE_ID_BYTES, SESSION_ID_BYTES
+from seigr_stt.exceptions import ConfigError, SessionError, SessionNotFound
+
+if TYPE_CHECKING:
+    from seigr_stt.aio.node import STTNode
+
+__all__ = ["SessionManager"]
+
+
+class SessionManager:
+    """Every live session of one node, by id; closed ones leave the table but stay counted.
+
+    The node creates one (``node.session_manager``); sessions made by handshakes are added by
+    the node, manual ones by :meth:`create_session`. Idle expiry
+    (``NodeConfig.session_idle_timeout_s``) and the cleanup of closed sessions run by themselves.
+    """
+
+    def __init__(self, node: STTNode) -> None:
+        self._node = node
+        self._sessions: dict[bytes, STTSession] = {}
+        self._created = 0
+        self._closed = 0
+
+    def __repr__(self) -> str:
+        return f"SessionManager(live={len(self._sessions)}, total={self._created})"
+
+    @property
+    def max_sessions(self) -> int:
+        """Live sessions allowed at once (``NodeConfig.max_sessions``)."""
+        return self._node.config.max_sessions
+
+    def _add(self, session: STTSession) -> None:
+        self._sessions[session.session_id] = session
+        self._created += 1
+
+    def _on_closed(self, session: STTSession) -> None:
+        if self._sessions.get(session.session_id) is session:
+            del self._sessions[session.session_id]
+            self._closed += 1
+
+    async def create_session(
+        self, session_id: bytes, peer_node_id: bytes, capabilities: int = 0
+    ) -> STTSession:
+        """Create and track a *manual* session (no handshake, no transport).
+
+        Raises :class:`ConfigError` for a malformed id or a duplicate, and
+        :class:`SessionError` when ``max_sessions`` live sessions exist.
+        """
+        if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_BYTES:
+            raise ConfigError(f"session_id must be {SESSION_ID_BYTES} bytes")
+        if not isinstance(peer_node_id, bytes) or len(peer_node_id) != NODE_ID_BYTES:
+            raise ConfigError(f"peer_node_id must be {NODE_ID_BYTES} bytes")
+        if not isinstance(capabilities, int) or capabilities < 0:
+            raise ConfigError("capabilities must be a non-negative int")
+        if session_id in self._sessions or session_id in self._node._endpoint.sessions:
+            raise ConfigError(f"a session with id {session_id.hex()} already exists")
+        if len(self._sessions) >= self.max_sessions:
+            raise SessionError(f"max_sessions ({self.max_sessions}) reached")
+        session = STTSession(
+            self._node,
+            session_id,
+            peer_node_id,
+            capabilities=capabilities,
+            core=None,
+            transport_type=None,
+            created_at=self._node._unix_now(),
+        )
+        self._add(session)
+        return session
+
+    def get_session(self, session_id: bytes) -> STTSession | None:
+        """The live session with this id, or None."""
+        return self._sessions.get(session_id)
+
+    def has_session(self, session_id: bytes) -> bool:
+        return session_id in self._sessions
+
+    def get_active_sessions(self) -> list[STTSession]:
+        return [s for s in self._sessions.values() if s.state == SessionState.ACTIVE]
+
+    def get_sessions_by_state(self, state: int) -> list[STTSession]:
+        """Live sessions in ``state`` (a :class:`SessionState` or its int)."""
+        return [s for s in self._sessions.values() if s.state == state]
+
+    async def close_session(
+        self, session_id: bytes, code: int = CLOSE_NORMAL, reason: str = ""
+    ) -> None:
+        """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"no live session {session_id.hex()}", (session_id,))
+        await session.close(code, reason)
+
+    async def close_all_sessions(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close every live session concurrently and wait for all of them."""
+        sessions = list(self._sessions.values())
+        if sessions:
+            await asyncio.gather(*(s.close(code, reason) for s in sessions))
+
+    def get_session_count(self) -> int:
+        """Every session ever created on this node, closed ones included."""
+        return self._created
+
+    def get_stats(self) -> dict[str, Any]:
+        """``total`` (ever created), ``handshake``, ``active``, ``closing`` (live, by state),
+        ``closed`` (ever closed), plus ``live``, ``handshakes_in_flight`` and ``max_sessions``."""
+        counts = dict.fromkeys(SessionState, 0)
+        for session in self._sessions.values():
+            counts[session.state] += 1
+        in_flight = self._node._endpoint.live_handshakes()
+        return {
+            "total": self._created,
+            "handshake": counts[SessionState.HANDSHAKE] + in_flight,
+            "active": counts[SessionState.ACTIVE],
+            "closing": counts[SessionState.CLOSING],
+            "closed": self._closed,
+            "live": len(self._sessions),
+            "handshakes_in_flight": in_flight,
+            "max_sessions": self.max_sessions,
+        }

@@ -1,0 +1,161 @@
+"""The UDP transport: one non-blocking socket serves every session of a node (§12.1).
+
+Reading drains the socket in batches on each readiness callback (plain asyncio reads one datagram
+per loop iteration, which starves a receiver behind a fast sender). Writing goes straight to
+``sendto``; when the kernel buffer is full, datagrams wait in a bounded queue flushed by a writer
+callback, and :meth:`UDPTransport.wait_writable` lets senders pause (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["UDPTransport"]
+
+Address = tuple[str, int]
+
+READ_BATCH = 256
+RECV_BUFFER_BYTES = 4 * 1024 * 1024
+SEND_BUFFER_BYTES = 4 * 1024 * 1024
+SEND_QUEUE_HIGH_WATER = 4096  # datagrams queued in user space before senders pause
+SEND_QUEUE_MAX = 65536  # beyond this, datagrams are dropped and counted
+MAX_DATAGRAM = 65535
+
+
+class UDPTransport:
+    """A bound UDP socket driven by the event loop's reader/writer callbacks.
+
+    ``on_datagram(data, addr)`` is called for every datagram received, from the loop; it must
+    not raise. Call :meth:`close` to release the socket.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        on_datagram: Callable[[bytes, Address], None],
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._on_datagram = on_datagram
+        self._queue: deque[tuple[bytes, Address]] = deque()
+        self._writing = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.closed = False
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.send_errors = 0
+        self.send_dropped = 0
+        name = sock.getsockname()
+        self._address = (str(name[0]), int(name[1]))
+        loop.add_reader(sock.fileno(), self._read_ready)
+
+    @classmethod
+    async def bind(
+        cls, host: str, port: int, on_datagram: Callable[[bytes, Address], None]
+    ) -> UDPTransport:
+        """Bind ``host:port`` (port 0 picks a free one) and start reading."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            for option, size in (
+                (socket.SO_RCVBUF, RECV_BUFFER_BYTES),
+                (socket.SO_SNDBUF, SEND_BUFFER_BYTES),
+            ):
+                # Platform limits may refuse the size; the default buffer still works.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+            sock.bind(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(loop, sock, on_datagram)
+
+    @property
+    def address(self) -> Address:
+        """The ``(host, port)`` actually bound."""
+        return self._address
+
+    def _read_ready(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = self._sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # ICMP errors (port unreachable) surface here on some platforms: not our data.
+                continue
+            self.datagrams_received += 1
+            self._on_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        """Send one datagram now, or queue it if the kernel buffer is full."""
+        if self.closed:
+            self.send_dropped += 1
+            return
+        if not self._queue:
+            try:
+                self._sock.sendto(data, addr)
+                self.datagrams_sent += 1
+                return
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.send_errors += 1
+                return
+        if len(self._queue) >= SEND_QUEUE_MAX:
+            self.send_dropped += 1
+            return
+        self._queue.append((data, addr))
+        if len(self._queue) >= SEND_QUEUE_HIGH_WATER:
+            self._writable.clear()
+        if not self._writing:
+            self._writing = True
+            self._loop.add_writer(self._sock.fileno(), self._write_ready)
+
+    def _write_ready(self) -> None:
+        while self._queue:
+            data, addr = self._queue[0]
+            try:
+                self._sock.sendto(data, addr)
+                self.datagrams_sent += 1
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.send_errors += 1
+            self._queue.popleft()
+            if len(self._queue) < SEND_QUEUE_HIGH_WATER // 2:
+                self._writable.set()
+        self._loop.remove_writer(self._sock.fileno())
+        self._writing = False
+        self._writable.set()
+
+    @property
+    def queued(self) -> int:
+        """Datagrams waiting in user space for the kernel buffer."""
+        return len(self._queue)
+
+    async def wait_writable(self) -> None:
+        """Return once the send queue is below its high-water mark."""
+        await self._writable.wait()
+
+    def close(self) -> None:
+        """Stop reading and writing and close the socket (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self._sock.fileno())
+        if self._writing:
+            self._loop.remove_writer(self._sock.fileno())
+            self._writing = False
+        self._queue.clear()
+        self._writable.set()
+        self._sock.close()
