@@ -1,0 +1,39 @@
+"""Every example in examples/ runs to completion and prints what it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+EXPECTED = {
+    "session_lifecycle.py": [
+        "1. Creating session...",
+        "State: 1 (ACTIVE)",
+        "Key version: 0 → 1",
+        "Total sessions: 1",
+        "State: 3 (CLOSED)",
+    ],
+    "key_rotation.py": ["-> version 3", "in order: True", "keys equal: True"],
+    "echo_udp.py": ["sent 'hello', echoed 'hello' via udp", "sent 'stt', echoed 'stt' via udp"],
+    "echo_websocket.py": ["echoed 'hello' via websocket", "echoed 'stt' via websocket"],
+}
+
+
+def test_every_example_is_covered() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str) -> None:
+    args = [sys.executable, str(EXAMPLES / name)]
+    if name == "key_rotation.py":
+        args += ["--interval", "0.1", "--rotations", "3"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for line in EXPECTED[name]:
+        assert line in result.stdout, (line, result.stdout)
