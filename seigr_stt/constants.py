@@ -113,9 +113,41 @@ FRAME_PONG: Final = 0x02
 FRAME_MESSAGE: Final = 0x03
 FRAME_DATAGRAM: Final = 0x04
 FRAME_CLOSE: Final = 0x05
+FRAME_ACK: Final = 0x06
+FRAME_STREAM: Final = 0x07
+FRAME_RESET_STREAM: Final = 0x08
+FRAME_STOP_SENDING: Final = 0x09
+FRAME_MAX_DATA: Final = 0x0A
+FRAME_MAX_STREAM_DATA: Final = 0x0B
+FRAME_MAX_STREAMS: Final = 0x0C
+ACK_RANGES_MAX_ON_WIRE: Final = 256
 
 # -- Application-level defaults (config.py) ------------------------------------------------------
 DEFAULT_MAX_SESSIONS: Final = 10_000
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 DEFAULT_SESSION_IDLE_TIMEOUT_S: Final = 300.0
 WEBSOCKET_PATH: Final = "/stt"
+
+# -- Acknowledgements and loss recovery (§14), RFC 9002's values ---------------------------------
+INITIAL_RTT_S: Final = RTT_INITIAL_S
+MAX_ACK_DELAY_S: Final = 0.025
+ACK_DELAY_EXPONENT: Final = 3
+ACK_ELICITING_THRESHOLD: Final = 2  # acknowledge at once every 2nd ack-eliciting record
+ACK_RANGES_MAX: Final = 32
+GRANULARITY_S: Final = 0.001
+PACKET_THRESHOLD: Final = 3
+TIME_THRESHOLD: Final = 9 / 8
+PERSISTENT_CONGESTION_THRESHOLD: Final = 3
+
+# -- Congestion control (§15): NewReno (RFC 9002 §7) with pacing -------------------------------
+INITIAL_WINDOW_PACKETS: Final = 10
+MINIMUM_WINDOW_PACKETS: Final = 2
+LOSS_REDUCTION_FACTOR: Final = 0.5
+PACING_GAIN: Final = 1.25
+PACING_BURST_PACKETS: Final = 16
+
+# -- Streams and flow control (§16) ------------------------------------------------------------
+STREAM_INITIAL_WINDOW_BYTES: Final = 1024 * 1024
+SESSION_INITIAL_WINDOW_BYTES: Final = 4 * 1024 * 1024
+MAX_STREAMS_DEFAULT: Final = 256
+STREAM_SEND_HIGH_WATER_BYTES: Final = 1024 * 1024

@@ -11,25 +11,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seigr_stt.constants import (
+    ACK_RANGES_MAX_ON_WIRE,
     CLOSE_REASON_MAX_BYTES,
+    FRAME_ACK,
     FRAME_CLOSE,
     FRAME_DATAGRAM,
+    FRAME_MAX_DATA,
+    FRAME_MAX_STREAM_DATA,
+    FRAME_MAX_STREAMS,
     FRAME_MESSAGE,
     FRAME_PING,
     FRAME_PONG,
+    FRAME_RESET_STREAM,
+    FRAME_STOP_SENDING,
+    FRAME_STREAM,
 )
 
 __all__ = [
+    "ACK_ELICITING",
     "MESSAGE_FIRST",
     "MESSAGE_LAST",
     "VARINT_MAX",
+    "Ack",
     "Close",
     "Datagram",
     "Frame",
     "FrameError",
+    "MaxData",
+    "MaxStreamData",
+    "MaxStreams",
     "Message",
     "Ping",
     "Pong",
+    "ResetStream",
+    "StopSending",
+    "Stream",
     "encode_varint",
     "frame_size",
     "parse_frames",
@@ -90,7 +106,92 @@ class Close:
     reason: str
 
 
-Frame = Ping | Pong | Message | Datagram | Close
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Acknowledges record counters: ``ranges`` are ``(low, high)`` inclusive, newest first,
+    disjoint and not adjacent; ``delay`` is the ack delay in microseconds >> 3."""
+
+    delay: int
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Bytes ``data`` at ``offset`` of stream ``stream_id``; ``fin`` marks its final byte."""
+
+    stream_id: int
+    offset: int
+    fin: bool
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResetStream:
+    """The sender abandons stream ``stream_id`` at ``final_size`` bytes with ``code``."""
+
+    stream_id: int
+    code: int
+    final_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopSending:
+    """The receiver of stream ``stream_id`` asks the sender to stop (and reset) with ``code``."""
+
+    stream_id: int
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxData:
+    """Session-level credit: the peer may send stream bytes up to ``maximum`` in total."""
+
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxStreamData:
+    """Stream-level credit: the peer may send stream ``stream_id`` up to offset ``maximum``."""
+
+    stream_id: int
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxStreams:
+    """The peer may open byte streams with index below ``maximum``."""
+
+    maximum: int
+
+
+Frame = (
+    Ping
+    | Pong
+    | Message
+    | Datagram
+    | Close
+    | Ack
+    | Stream
+    | ResetStream
+    | StopSending
+    | MaxData
+    | MaxStreamData
+    | MaxStreams
+)
+
+#: Frames whose loss matters: a record carrying one is acknowledged by the peer (§14).
+ACK_ELICITING = (
+    Ping,
+    Message,
+    Datagram,
+    Close,
+    Stream,
+    ResetStream,
+    StopSending,
+    MaxData,
+    MaxStreamData,
+    MaxStreams,
+)
 
 
 def varint_size(value: int) -> int:
@@ -145,8 +246,50 @@ def frame_size(frame: Frame) -> int:
         return 1 + varint_size(frame.channel) + varint_size(frame.seq) + 1 + varint_size(n) + n
     if isinstance(frame, Datagram):
         return 1 + varint_size(len(frame.data)) + len(frame.data)
+    if isinstance(frame, Stream):
+        n = len(frame.data)
+        return 1 + varint_size(frame.stream_id) + varint_size(frame.offset) + 1 + varint_size(n) + n
+    if isinstance(frame, Ack):
+        return len(_serialize_ack(frame))
+    if isinstance(frame, ResetStream):
+        return (
+            1
+            + varint_size(frame.stream_id)
+            + varint_size(frame.code)
+            + varint_size(frame.final_size)
+        )
+    if isinstance(frame, StopSending):
+        return 1 + varint_size(frame.stream_id) + varint_size(frame.code)
+    if isinstance(frame, MaxData | MaxStreams):
+        return 1 + varint_size(frame.maximum)
+    if isinstance(frame, MaxStreamData):
+        return 1 + varint_size(frame.stream_id) + varint_size(frame.maximum)
     reason = frame.reason.encode()
     return 1 + varint_size(frame.code) + varint_size(len(reason)) + len(reason)
+
+
+def _serialize_ack(frame: Ack) -> bytes:
+    """ACK layout (RFC 9000 §19.3 without ECN): largest, delay, range count, first range,
+    then (gap, length) per further range."""
+    ranges = frame.ranges
+    if not ranges or len(ranges) > ACK_RANGES_MAX_ON_WIRE:
+        raise ValueError("an ACK carries 1 to 256 ranges")
+    low, high = ranges[0]
+    if low > high:
+        raise ValueError("ACK range low above high")
+    out = bytearray([FRAME_ACK])
+    out += encode_varint(high)
+    out += encode_varint(frame.delay)
+    out += encode_varint(len(ranges) - 1)
+    out += encode_varint(high - low)
+    previous_low = low
+    for low, high in ranges[1:]:
+        if low > high or high + 2 > previous_low:
+            raise ValueError("ACK ranges must be disjoint, newest first, not adjacent")
+        out += encode_varint(previous_low - high - 2)
+        out += encode_varint(high - low)
+        previous_low = low
+    return bytes(out)
 
 
 def serialize_frames(frames: list[Frame] | tuple[Frame, ...]) -> bytes:
@@ -172,6 +315,34 @@ def serialize_frames(frames: list[Frame] | tuple[Frame, ...]) -> bytes:
             out.append(FRAME_DATAGRAM)
             out += encode_varint(len(frame.data))
             out += frame.data
+        elif isinstance(frame, Stream):
+            out.append(FRAME_STREAM)
+            out += encode_varint(frame.stream_id)
+            out += encode_varint(frame.offset)
+            out.append(1 if frame.fin else 0)
+            out += encode_varint(len(frame.data))
+            out += frame.data
+        elif isinstance(frame, Ack):
+            out += _serialize_ack(frame)
+        elif isinstance(frame, ResetStream):
+            out.append(FRAME_RESET_STREAM)
+            out += encode_varint(frame.stream_id)
+            out += encode_varint(frame.code)
+            out += encode_varint(frame.final_size)
+        elif isinstance(frame, StopSending):
+            out.append(FRAME_STOP_SENDING)
+            out += encode_varint(frame.stream_id)
+            out += encode_varint(frame.code)
+        elif isinstance(frame, MaxData):
+            out.append(FRAME_MAX_DATA)
+            out += encode_varint(frame.maximum)
+        elif isinstance(frame, MaxStreamData):
+            out.append(FRAME_MAX_STREAM_DATA)
+            out += encode_varint(frame.stream_id)
+            out += encode_varint(frame.maximum)
+        elif isinstance(frame, MaxStreams):
+            out.append(FRAME_MAX_STREAMS)
+            out += encode_varint(frame.maximum)
         else:
             reason = frame.reason.encode()
             if len(reason) > CLOSE_REASON_MAX_BYTES:
@@ -181,6 +352,28 @@ def serialize_frames(frames: list[Frame] | tuple[Frame, ...]) -> bytes:
             out += encode_varint(len(reason))
             out += reason
     return bytes(out)
+
+
+def _read_ack(buf: bytes, pos: int) -> tuple[Ack, int]:
+    largest, pos = _read_varint(buf, pos)
+    delay, pos = _read_varint(buf, pos)
+    count, pos = _read_varint(buf, pos)
+    if count >= ACK_RANGES_MAX_ON_WIRE:
+        raise FrameError("too many ACK ranges")
+    first, pos = _read_varint(buf, pos)
+    if first > largest:
+        raise FrameError("ACK range below zero")
+    low = largest - first
+    ranges = [(low, largest)]
+    for _ in range(count):
+        gap, pos = _read_varint(buf, pos)
+        length, pos = _read_varint(buf, pos)
+        high = low - gap - 2
+        if high < 0 or length > high:
+            raise FrameError("ACK range below zero")
+        low = high - length
+        ranges.append((low, high))
+    return Ack(delay, tuple(ranges)), pos
 
 
 def parse_frames(buf: bytes) -> list[Frame]:
@@ -205,9 +398,43 @@ def parse_frames(buf: bytes) -> list[Frame]:
                 raise FrameError("unknown message flags")
             data, pos = _read_bytes(buf, pos + 1)
             frames.append(Message(channel, seq, flags, data))
+        elif ftype == FRAME_STREAM:
+            stream_id, pos = _read_varint(buf, pos)
+            offset, pos = _read_varint(buf, pos)
+            if pos >= end:
+                raise FrameError("truncated stream frame")
+            flags = buf[pos]
+            if flags > 1:
+                raise FrameError("unknown stream flags")
+            data, pos = _read_bytes(buf, pos + 1)
+            if offset + len(data) > VARINT_MAX:
+                raise FrameError("stream offset out of range")
+            frames.append(Stream(stream_id, offset, flags == 1, data))
+        elif ftype == FRAME_ACK:
+            ack, pos = _read_ack(buf, pos)
+            frames.append(ack)
         elif ftype == FRAME_DATAGRAM:
             data, pos = _read_bytes(buf, pos)
             frames.append(Datagram(data))
+        elif ftype == FRAME_RESET_STREAM:
+            stream_id, pos = _read_varint(buf, pos)
+            code, pos = _read_varint(buf, pos)
+            final_size, pos = _read_varint(buf, pos)
+            frames.append(ResetStream(stream_id, code, final_size))
+        elif ftype == FRAME_STOP_SENDING:
+            stream_id, pos = _read_varint(buf, pos)
+            code, pos = _read_varint(buf, pos)
+            frames.append(StopSending(stream_id, code))
+        elif ftype == FRAME_MAX_DATA:
+            maximum, pos = _read_varint(buf, pos)
+            frames.append(MaxData(maximum))
+        elif ftype == FRAME_MAX_STREAM_DATA:
+            stream_id, pos = _read_varint(buf, pos)
+            maximum, pos = _read_varint(buf, pos)
+            frames.append(MaxStreamData(stream_id, maximum))
+        elif ftype == FRAME_MAX_STREAMS:
+            maximum, pos = _read_varint(buf, pos)
+            frames.append(MaxStreams(maximum))
         elif ftype == FRAME_PING:
             token, pos = _read_varint(buf, pos)
             frames.append(Ping(token))

@@ -317,9 +317,14 @@ class ResponderHandshake:
             HANDSHAKE_INIT_HEADER_SIZE : HANDSHAKE_INIT_HEADER_SIZE + 32
         ]
         header = bytes([PROTOCOL_VERSION, PACKET_HANDSHAKE_RESPONSE, 0, 0]) + local_index + sender
-        message = self._state.write_message(
-            _pack({"i": local_index, "r": sender, "c": capabilities})
-        )
+        try:
+            # Message 2 does the first DH (ee) with the INIT's ephemeral: a low-order point
+            # surfaces here, not in read_message (message 1 carries no DH).
+            message = self._state.write_message(
+                _pack({"i": local_index, "r": sender, "c": capabilities})
+            )
+        except NoiseError as exc:
+            raise HandshakeFailed("handshake_auth", str(exc)) from exc
         self.response_packet = _finish(header + message, secrets.mac1_key, None)
         self.result: HandshakeResult | None = None
         self.final_digest: bytes | None = None

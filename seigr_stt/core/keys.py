@@ -51,6 +51,7 @@ class KeySchedule:
         "last_rotation_at",
         "peer_echo",
         "recv_epoch",
+        "recv_epoch_started_at",
         "replay",
         "send_counter",
         "send_epoch",
@@ -70,6 +71,7 @@ class KeySchedule:
         self.send_counter = 0
         self.sent_in_epoch = 0
         self.epoch_started_at = now
+        self.recv_epoch_started_at = now
         self.last_rotation_at = float("-inf")  # the first rotation may come at once
         self.replay = ReplayWindow()
 
@@ -93,6 +95,15 @@ class KeySchedule:
         return crypto.kdf(self._exporter, LABEL_SESSION_KEY)
 
     @property
+    def keys_started_at(self) -> float:
+        """When the older of the current send and receive keys came into use.
+
+        Reject-after-time (§8) applies to both directions: a rotation of our sending side that
+        the peer never confirms must not extend the life of the receive key.
+        """
+        return min(self.epoch_started_at, self.recv_epoch_started_at)
+
+    @property
     def rotation_pending(self) -> bool:
         """True while the peer has not yet confirmed our latest send epoch."""
         return self.peer_echo != self.send_epoch or self.recv_epoch != self.send_epoch
@@ -102,7 +113,9 @@ class KeySchedule:
         return (
             not self.erased
             and not self.rotation_pending
-            and now - self.last_rotation_at >= min_interval_s
+            # Same expression as the deadline Session.get_timer() returns: ``now - last >=
+            # interval`` can be false at ``now == last + interval`` in floating point.
+            and now >= self.last_rotation_at + min_interval_s
         )
 
     # -- send path ------------------------------------------------------------------------------
@@ -171,6 +184,7 @@ class KeySchedule:
         self._recv_current = self._recv_next
         self._recv_next = rekey(self._recv_next)
         self.recv_epoch += 1
+        self.recv_epoch_started_at = now
         if self.send_epoch < self.recv_epoch:
             self.rotate(now)
         return True

@@ -283,8 +283,12 @@ class Session:
                 sample = max(now - self._ping_sent_at, 0.0)
                 self.rtt_s = sample if self.rtt_s is None else 0.875 * self.rtt_s + 0.125 * sample
                 self._ping_sent_at = None
-        else:
+        elif isinstance(frame, Close):
             self._handle_close(frame, now)
+        else:
+            # A frame this session does not take (yet): an authenticated violation, never an
+            # exception escaping receive_datagram.
+            self._protocol_violation(now, f"unexpected {type(frame).__name__} frame")
 
     def _handle_message(self, frame: Message, now: float) -> None:
         if self.state != STT_SESSION_STATE_ACTIVE:
@@ -301,8 +305,9 @@ class Session:
             # resynchronise at the next first fragment. Nothing partial is ever delivered.
             if frame.seq < rx.expected_seq:
                 return
-            if rx.parts is not None or not frame.flags & MESSAGE_FIRST:
-                self.counters.messages_lost += 1
+            # Every fragment belongs to a message, so a gap loses at least one (the partial one,
+            # or whole messages in between); how many more, the fragment numbers cannot tell.
+            self.counters.messages_lost += 1
             rx.parts = None
             rx.size = 0
         rx.expected_seq = frame.seq + 1
@@ -408,8 +413,9 @@ class Session:
         returned one tells when the peer has confirmed it.
         """
         self._require_active()
-        if self._rotation_requested:
-            return self._rotation_target
+        if self._rotation_requested and self._rotation_target > self.keys.send_epoch:
+            return self._rotation_target  # a rotation still to come serves this request too
+        # (A request whose target was reached by following the peer must not satisfy this one.)
         self._rotation_requested = True
         self._rotation_target = self.keys.send_epoch + 1
         self._maybe_rotate(now)
@@ -478,7 +484,7 @@ class Session:
         if not self._rotation_requested:
             due_by_time = (
                 self.config.rekey_after_s is not None
-                and now - self.keys.epoch_started_at >= self.config.rekey_after_s
+                and now >= self.keys.epoch_started_at + self.config.rekey_after_s
             )
             due_by_count = self.keys.sent_in_epoch >= self.config.rekey_after_messages
             if due_by_time or due_by_count:
@@ -514,6 +520,10 @@ class Session:
     def flush(self, now: float) -> list[bytes]:
         """Return every packet due now (records coalescing all queued frames, retransmitted
         handshake packets). The caller sends them to :attr:`addr` in order."""
+        if self._pending:
+            # Rotation by count is due after *sending*; a node that only sends would otherwise
+            # wait for a received record or a timer to notice (§7).
+            self._maybe_rotate(now)
         if self._pending or self._want_record:
             if self.state in (STT_SESSION_STATE_ACTIVE, STT_SESSION_STATE_CLOSING):
                 self._out.extend(self._build_records(now))
@@ -574,10 +584,15 @@ class Session:
         if self.config.session_idle_timeout_s is not None:
             deadlines.append(self.last_data_at + self.config.session_idle_timeout_s)
         if self._rotation_requested:
-            deadlines.append(self.keys.last_rotation_at + self.config.key_rotation_min_interval_s)
+            # While the peer has not confirmed the last rotation, its record (not a timer)
+            # unblocks the next one: a deadline here would be in the past and spin the caller.
+            if not self.keys.rotation_pending:
+                deadlines.append(
+                    self.keys.last_rotation_at + self.config.key_rotation_min_interval_s
+                )
         elif self.config.rekey_after_s is not None:
             deadlines.append(self.keys.epoch_started_at + self.config.rekey_after_s)
-        deadlines.append(self.keys.epoch_started_at + REJECT_AFTER_TIME_S)
+        deadlines.append(self.keys.keys_started_at + REJECT_AFTER_TIME_S)
         erase_at = self.keys.get_timer()
         if erase_at is not None:
             deadlines.append(erase_at)
@@ -608,7 +623,7 @@ class Session:
                     self._close_retry_at = now + max(CLOSE_RETRANSMIT_S, 2 * self._rtt())
             return
         self.keys.handle_timer(now)
-        if now - self.keys.epoch_started_at >= REJECT_AFTER_TIME_S:
+        if now >= self.keys.keys_started_at + REJECT_AFTER_TIME_S:  # as in get_timer()
             self.close(CLOSE_KEY_EXPIRED, "keys expired before a rotation completed", now)
             return
         if self._first_unanswered_at is not None and (
