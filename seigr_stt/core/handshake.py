@@ -14,6 +14,7 @@ authenticated session id = initiator index || responder index.
 
 from __future__ import annotations
 
+import copy
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -259,15 +260,19 @@ class InitiatorHandshake:
             raise HandshakeFailed("handshake_state")
         if self.result is not None:
             raise HandshakeFailed("handshake_state", "response already processed")
+        # A RESPONSE can pass Noise and still be refused below (its clear indexes, payload or
+        # static key): work on a copy so a forged one cannot spoil the genuine one (§4.4).
+        state = copy.deepcopy(self._state)
         try:
-            payload = _unpack(self._state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
+            payload = _unpack(state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
         except NoiseError as exc:
             raise HandshakeFailed("handshake_auth", str(exc)) from exc
         _index_field(payload, "i", sender)
         _index_field(payload, "r", self.local_index)
         capabilities = _int_field(payload, "c")
-        if self._state.remote_static == self.identity.static_public:
+        if state.remote_static == self.identity.static_public:
             raise HandshakeFailed("reflection", "the peer has our own static key")
+        self._state = state
         header = bytes([PROTOCOL_VERSION, PACKET_HANDSHAKE_FINAL, 0, 0]) + self.local_index + sender
         message = self._state.write_message(_pack({"i": self.local_index, "r": sender}))
         self.final_packet = _finish(header + message, self.secrets.mac1_key, None)
@@ -344,14 +349,16 @@ class ResponderHandshake:
             raise HandshakeFailed("handshake_state")
         if self.result is not None:
             raise HandshakeFailed("handshake_state", "final already processed")
+        state = copy.deepcopy(self._state)  # as in receive_response: refusal changes nothing
         try:
-            payload = _unpack(self._state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
+            payload = _unpack(state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
         except NoiseError as exc:
             raise HandshakeFailed("handshake_auth", str(exc)) from exc
         _index_field(payload, "i", self.peer_index)
         _index_field(payload, "r", self.local_index)
-        if self._state.remote_static == self.identity.static_public:
+        if state.remote_static == self.identity.static_public:
             raise HandshakeFailed("reflection", "the peer has our own static key")
+        self._state = state
         self.final_digest = crypto.mac(self.secrets.mac1_key, packet)
         self.result = _result(
             self._state,

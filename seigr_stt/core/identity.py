@@ -63,8 +63,11 @@ def parse_seed(seed: bytes | bytearray | memoryview | str, what: str = "seed") -
 
 
 def _decode_text_seed(text: str, what: str) -> bytes:
-    if _HEX.match(text) and len(text.removeprefix("0x")) % 2 == 0:
-        return bytes.fromhex(text.removeprefix("0x"))
+    if _HEX.match(text):
+        digits = text.removeprefix("0x")
+        if len(digits) % 2:
+            raise WeakSeedError(f"{what} looks like hex but has an odd number of digits")
+        return bytes.fromhex(digits)
     if _B64.match(text):
         try:
             padded = text + "=" * (-len(text) % 4)

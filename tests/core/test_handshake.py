@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from seigr_stt.constants import (
     HANDSHAKE_INIT_MIN_SIZE,
     HANDSHAKE_MESSAGE_MAX_SIZE,
+    HANDSHAKE_REPLY_HEADER_SIZE,
     MAC_BYTES,
     PACKET_HANDSHAKE_FINAL,
     PACKET_HANDSHAKE_INIT,
@@ -268,8 +270,11 @@ def test_reflection_of_our_own_static_key() -> None:
         alice.receive_response(twin.response_packet)
     assert info.value.reason == "reflection"
     assert alice.result is None
-    # A FINAL written anyway is refused by the responder for the same reason.
-    message = alice._state.write_message(_pack({"i": I_INDEX, "r": R_INDEX}))
+    # The refusal left alice's state untouched; a FINAL written anyway (from a copy that read
+    # the response) is refused by the responder for the same reason.
+    state = copy.deepcopy(alice._state)
+    state.read_message(twin.response_packet[HANDSHAKE_REPLY_HEADER_SIZE:-32])
+    message = state.write_message(_pack({"i": I_INDEX, "r": R_INDEX}))
     header = bytes([1, PACKET_HANDSHAKE_FINAL, 0, 0]) + I_INDEX + R_INDEX
     final = _finish(header + message, SECRETS.mac1_key, None)
     with pytest.raises(HandshakeFailed) as info:
