@@ -111,6 +111,7 @@ class STTNode:
         self.session_manager = SessionManager(self)
         self._udp: UDPTransport | None = None
         self._ws_server: WebSocketServer | None = None
+        self._ws_tls = False
         self._ws_links: set[WSLink] = set()
         self._ws_tasks: set[asyncio.Task[None]] = set()
         self._connects: dict[int, _Connect] = {}
@@ -145,13 +146,14 @@ class STTNode:
 
     @property
     def ws_url(self) -> str | None:
-        """``ws://host:port/stt`` when serving WebSocket, else None."""
+        """``ws://host:port/stt`` (``wss://`` with TLS) when serving WebSocket, else None."""
         if self._ws_server is None:
             return None
         host, port = self._ws_server.address
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{port}{WEBSOCKET_PATH}"
+        scheme = "wss" if self._ws_tls else "ws"
+        return f"{scheme}://{host}:{port}{WEBSOCKET_PATH}"
 
     @property
     def is_running(self) -> bool:
@@ -177,10 +179,10 @@ class STTNode:
         ``server_mode=True`` also accepts peers' handshakes; otherwise the node only takes part
         in sessions it initiates. ``ssl`` makes the WebSocket server serve ``wss://``.
         """
-        if self._started:
-            raise ProtocolError("node already started")
         if self._stopped:
             raise ProtocolError("a stopped node cannot be restarted; create a new STTNode")
+        if self._started:
+            raise ProtocolError("node already started")
         self._loop = asyncio.get_running_loop()
         self._clock_offset = time.time() - self._loop.time()
         self.server_mode = server_mode
@@ -195,9 +197,11 @@ class STTNode:
                     self.config.websocket_max_record_size,
                 )
                 await self._ws_server.start(self.host, self.ws_port, ssl)
+                self._ws_tls = ssl is not None
         except BaseException:
             self._udp.close()
             self._udp = None
+            self._ws_server = None
             raise
         self._started = True
         self.logger.info(
@@ -552,6 +556,9 @@ class STTNode:
         await self._backpressure()
 
     async def _backpressure(self) -> None:
+        # Always yield once: a task sending in a loop must not starve the event loop, which
+        # also runs the transports' readers, the timer and stop().
+        await asyncio.sleep(0)
         if self._udp is not None and self._udp.queued:
             await self._udp.wait_writable()
         for link in list(self._ws_links):

@@ -282,6 +282,11 @@ class STTSession:
     def _require_node(self) -> STTNode:
         if self._core is None or self._node is None:
             raise ProtocolError("a manual session has no peer or transport; nothing can be sent")
+        if self._core.state == SessionState.CLOSED:
+            # The endpoint forgets closed sessions; say "closed", not "not found".
+            raise SessionClosedError(
+                f"session {self._session_id.hex()} is closed", self.close_code, self.close_reason
+            )
         return self._node
 
     async def send(self, data: bytes, stream_id: int = 0) -> None:

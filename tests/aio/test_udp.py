@@ -1,0 +1,415 @@
+"""The UDP transport, alone and under a node: garbage, replays, address changes, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from seigr_stt import NodeConfig, NodeEvent, SessionState, STTNode
+from seigr_stt.aio import udp
+from seigr_stt.aio.udp import UDPTransport
+from seigr_stt.constants import PACKET_DATA, PROTOCOL_VERSION
+from tests.aio.helpers import (
+    LOOPBACK,
+    SENTINEL,
+    NodeFactory,
+    UDPRelay,
+    collect_until_sentinels,
+    connect,
+    loopback_udp_socket,
+    receive_n,
+    wait_until,
+)
+
+Received = list[tuple[bytes, tuple[str, int]]]
+
+
+def garbage(session_id: bytes) -> list[tuple[bytes, str]]:
+    """Hostile datagrams and the drop reason each must be counted under."""
+    record_header = bytes([PROTOCOL_VERSION, PACKET_DATA, 0, 0])
+    return [
+        (b"", "short"),
+        (b"\x01", "short"),
+        (b"\x02\x05" + bytes(50), "version"),
+        (b"\x01\x09" + bytes(50), "type"),
+        (b"\x01\x05" + bytes(10), "short"),  # shorter than a record header
+        (record_header + b"unknown!" + bytes(8) + bytes(33), "malformed"),  # not padded
+        (record_header + b"unknown!" + bytes(8) + bytes(32), "unknown_session"),
+        # a record for the live session that does not authenticate
+        (record_header + session_id + (1 << 40).to_bytes(8, "big") + bytes(48), "auth"),
+        (b"\x01\x01\x00\x00" + os.urandom(296), "mac1"),  # an INIT without a valid mac1
+        (b"\x01\x01\x00\x00" + bytes(50), "size"),  # an INIT too short to be one
+        (b"\x01\x02\x01\x00" + bytes(100), "malformed"),  # reserved bytes set
+        (b"\x01\x03\x00\x00" + os.urandom(100), "mac1"),  # a FINAL without a valid mac1
+        (b"\x01\x04\x00\x00" + bytes(60), "unknown_index"),  # a cookie reply for nothing
+    ]
+
+
+# -- under a node ---------------------------------------------------------------------------------
+async def test_garbage_datagrams_are_dropped_counted_and_unanswered(
+    make_node: NodeFactory,
+) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "udp")
+    assert server.udp_address is not None
+    before = Counter(server.get_stats()["drops"])
+    sent_before = server.get_stats()["packets_sent"]
+    raw = loopback_udp_socket()
+    try:
+        hostile = garbage(session.session_id)
+        for data, _ in hostile:
+            raw.sendto(data, server.udp_address)
+        expected = Counter(reason for _, reason in hostile)
+        await wait_until(
+            lambda: Counter(server.get_stats()["drops"]) - before == expected,
+            "every garbage datagram to be counted",
+        )
+        assert server.get_stats()["packets_sent"] == sent_before  # no answer to any of it
+        # The session still works both ways, and was not moved to the raw socket's address.
+        await session.send(b"after the garbage")
+        await peer.send(b"reply after the garbage")
+        (up,) = await receive_n(server, 1)
+        (down,) = await receive_n(client, 1)
+        assert (up.data, down.data) == (b"after the garbage", b"reply after the garbage")
+        assert peer.peer_addr == client.udp_address
+        assert peer.get_statistics()["auth_failures"] == 1
+        # Nothing was sent back to the garbage's source.
+        with pytest.raises(BlockingIOError):
+            raw.recv(65535)
+    finally:
+        raw.close()
+    assert Counter(server.get_stats()["drops"]) - before == expected
+    assert server.session_manager.get_session_count() == 1
+
+
+async def test_random_datagrams_at_volume(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, _ = await connect(client, server, "udp")
+    assert server.udp_address is not None
+    before = server.get_stats()["drops_total"]
+    raw = loopback_udp_socket()
+    count = 500
+    try:
+        rng = os.urandom
+        for i in range(count):
+            data = bytearray(rng(1 + i % 300))
+            if i % 3 == 0:  # make many of them look like records or handshakes
+                data[:2] = bytes([PROTOCOL_VERSION, 1 + i % 5])[: len(data)]
+            raw.sendto(bytes(data), server.udp_address)
+            if i % 50 == 0:
+                await asyncio.sleep(0)  # let the node read; the socket buffer is not endless
+        await wait_until(
+            lambda: server.get_stats()["drops_total"] - before == count, "every drop counted"
+        )
+    finally:
+        raw.close()
+    await session.send(b"alive")
+    (packet,) = await receive_n(server, 1)
+    assert packet.data == b"alive"
+    assert server.session_manager.get_session_count() == 1
+
+
+async def test_replayed_records_are_dropped_and_not_delivered_twice(
+    make_node: NodeFactory,
+) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    assert server.udp_address is not None
+    relay = UDPRelay(server.udp_address)
+    try:
+        session = await client.connect_udp(*relay.address)
+        peer = server.session_manager.get_session(session.session_id)
+        assert peer is not None
+        await session.send(b"exactly once", stream_id=3)
+        (packet,) = await receive_n(server, 1)
+        assert packet.data == b"exactly once"
+        records = [d for d in relay.to_server if d[1] == PACKET_DATA]
+        assert records
+        before = server.get_stats()["drops"].get("replay", 0)
+        for record in records:
+            relay.inject(record)
+        await wait_until(
+            lambda: server.get_stats()["drops"].get("replay", 0) - before == len(records),
+            "the replays to be dropped",
+        )
+        assert peer.get_statistics()["replays_dropped"] == len(records)
+        await session.send(SENTINEL, stream_id=3)
+        assert await collect_until_sentinels(server, [(peer.session_id, 3)]) == []
+
+        # After the close, the session's records are dropped as a tombstone's.
+        await session.close()
+        async with asyncio.timeout(10):
+            await peer.wait_closed()
+        relay.inject(records[-1])
+        await wait_until(
+            lambda: server.get_stats()["drops"].get("tombstone", 0) == 1, "a tombstone drop"
+        )
+    finally:
+        relay.close()
+
+
+async def test_peer_address_change_follows_authenticated_packets(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    assert server.udp_address is not None
+    server_events: list[NodeEvent] = []
+    client_events: list[NodeEvent] = []
+    server.on("peer_address_changed", server_events.append)
+    client.on("peer_address_changed", client_events.append)
+    relay = UDPRelay(server.udp_address)
+    try:
+        session = await client.connect_udp(*relay.address)
+        peer = server.session_manager.get_session(session.session_id)
+        assert peer is not None
+        old_address = relay.back_address
+        assert peer.peer_addr == old_address
+        assert session.peer_addr == relay.address
+
+        # An unauthenticated record with the session's id from elsewhere moves nothing.
+        forged = bytes([PROTOCOL_VERSION, PACKET_DATA, 0, 0]) + session.session_id
+        forged += (1 << 30).to_bytes(8, "big") + bytes(48)
+        raw = loopback_udp_socket()
+        try:
+            raw.sendto(forged, server.udp_address)
+            await wait_until(lambda: server.get_stats()["drops"].get("auth", 0) == 1, "a drop")
+        finally:
+            raw.close()
+        assert peer.peer_addr == old_address
+        assert server_events == []
+
+        relay.rebind()  # the client now appears to come from a new port (a NAT rebinding)
+        new_address = relay.back_address
+        assert new_address != old_address
+        await session.send(b"from my new address", stream_id=1)
+        (packet,) = await receive_n(server, 1)
+        assert packet.data == b"from my new address"
+        assert [(e.kind, e.session, e.old_address, e.new_address) for e in server_events] == [
+            ("peer_address_changed", peer, old_address, new_address)
+        ]
+        assert peer.peer_addr == new_address
+        # Replies now go to the new address (the relay forwards from both; count the new one).
+        await peer.send(b"to your new address", stream_id=1)
+        (reply,) = await receive_n(client, 1)
+        assert reply.data == b"to your new address"
+        assert client_events == []
+        assert session.is_active()
+        assert peer.is_active()
+    finally:
+        relay.close()
+
+
+async def test_reflected_handshake_is_dropped(make_node: NodeFactory) -> None:
+    """Our own INIT sent back to us is recognised and dropped, never answered."""
+    node = await make_node(server_mode=True)
+    assert node.udp_address is not None
+    catcher = loopback_udp_socket()
+    try:
+        host, port = catcher.getsockname()[:2]
+        connecting = asyncio.create_task(node.connect_udp(host, port, timeout=1.5))
+        await wait_until(lambda: node.get_stats()["handshakes"]["in_flight"] == 1, "INIT")
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    init = catcher.recv(65535)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)
+        catcher.sendto(init, node.udp_address)
+        await wait_until(lambda: node.get_stats()["drops"].get("reflection", 0) == 1, "a drop")
+        with pytest.raises(TimeoutError):
+            await connecting
+    finally:
+        catcher.close()
+    assert node.session_manager.get_session_count() == 0
+
+
+async def test_a_keepalive_answers_data_that_needs_no_reply(
+    make_node: NodeFactory,
+) -> None:
+    server = await make_node(config=NodeConfig(keepalive_s=0.05))
+    client = await make_node(server_mode=False, config=NodeConfig(keepalive_s=0.05))
+    session, peer = await connect(client, server, "udp")
+    await session.send(b"carries a PING: answered at once with a PONG")
+    await session.send(b"no PING: the server has nothing to answer it with")
+    await receive_n(server, 2)
+    sent_before = peer.get_statistics()["packets_sent"]
+    # The server received data but has sent nothing since: a keepalive record follows.
+    await wait_until(lambda: peer.get_statistics()["packets_sent"] > sent_before, "a keepalive")
+    assert session.is_active()
+    assert peer.is_active()
+
+
+# -- the transport alone --------------------------------------------------------------------------
+async def bind(received: Received, host: str = LOOPBACK) -> UDPTransport:
+    return await UDPTransport.bind(host, 0, lambda data, addr: received.append((data, addr)))
+
+
+async def test_transport_sends_and_receives() -> None:
+    got_a: Received = []
+    got_b: Received = []
+    a = await bind(got_a)
+    b = await bind(got_b)
+    try:
+        assert a.address[0] == LOOPBACK
+        assert a.address[1] > 0
+        a.sendto(b"one", b.address)
+        a.sendto(b"", b.address)
+        b.sendto(b"back", a.address)
+        await wait_until(lambda: len(got_b) == 2 and len(got_a) == 1, "the datagrams")
+        assert got_b == [(b"one", a.address), (b"", a.address)]
+        assert got_a == [(b"back", b.address)]
+        assert (a.datagrams_sent, a.datagrams_received) == (2, 1)
+        assert (b.datagrams_sent, b.datagrams_received) == (1, 2)
+        assert a.queued == 0
+        async with asyncio.timeout(10):
+            await a.wait_writable()
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_transport_counts_send_errors_and_drops_after_close() -> None:
+    got: Received = []
+    a = await bind(got)
+    b = await bind(got)
+    try:
+        a.sendto(b"x" * 70000, b.address)  # larger than any UDP datagram: EMSGSIZE
+        assert (a.send_errors, a.datagrams_sent) == (1, 0)
+    finally:
+        a.close()
+        a.close()  # idempotent
+        b.close()
+    assert a.closed
+    a.sendto(b"after close", b.address)
+    assert a.send_dropped == 1
+
+
+async def test_transport_ipv6() -> None:
+    got: Received = []
+    a = await bind(got, "::1")
+    b = await bind(got, "::1")
+    try:
+        a.sendto(b"v6", b.address)
+        await wait_until(lambda: bool(got), "the datagram")
+        assert got == [(b"v6", a.address)]
+    finally:
+        a.close()
+        b.close()
+
+
+class FlakySocket(socket.socket):
+    """A real UDP socket whose first ``busy`` sends report a full buffer and whose first
+    ``read_errors`` reads fail (as an ICMP error would)."""
+
+    busy = 0
+    read_errors = 0
+    fail_sends = False
+
+    def sendto(self, *args: Any) -> int:
+        if self.busy:
+            self.busy -= 1
+            raise BlockingIOError
+        if self.fail_sends:
+            raise OSError("simulated send failure")
+        return int(super().sendto(*args))
+
+    def recvfrom(self, *args: Any) -> Any:
+        if self.read_errors:
+            self.read_errors -= 1
+            raise ConnectionRefusedError
+        return super().recvfrom(*args)
+
+
+def flaky_transport(received: Received) -> tuple[UDPTransport, FlakySocket]:
+    sock = FlakySocket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind((LOOPBACK, 0))
+    loop = asyncio.get_running_loop()
+    return UDPTransport(loop, sock, lambda d, a: received.append((d, a))), sock
+
+
+async def test_transport_queues_when_the_kernel_buffer_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(udp, "SEND_QUEUE_HIGH_WATER", 4)
+    got: Received = []
+    sender, sock = flaky_transport([])
+    receiver = await bind(got)
+    try:
+        sock.busy = 2  # the direct send and the writer's first attempt find the buffer full
+        for i in range(6):
+            sender.sendto(b"%d" % i, receiver.address)
+        assert sender.queued == 6
+        assert sender.datagrams_sent == 0
+        async with asyncio.timeout(10):
+            await sender.wait_writable()
+        await wait_until(lambda: len(got) == 6, "the queued datagrams")
+        assert [d for d, _ in got] == [b"%d" % i for i in range(6)]
+        assert sender.queued == 0
+        assert sender.datagrams_sent == 6
+        sender.sendto(b"direct again", receiver.address)
+        await wait_until(lambda: len(got) == 7, "the direct datagram")
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def test_transport_drops_beyond_its_queue_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(udp, "SEND_QUEUE_MAX", 3)
+    sender, sock = flaky_transport([])
+    try:
+        sock.busy = 1_000_000
+        for _ in range(5):
+            sender.sendto(b"x", (LOOPBACK, 9))
+        assert sender.queued == 3
+        assert sender.send_dropped == 2
+    finally:
+        sender.close()  # closing with a queue and a writer registered
+    assert sender.queued == 0
+
+
+async def test_transport_counts_errors_of_queued_sends() -> None:
+    sender, sock = flaky_transport([])
+    try:
+        sock.busy = 1
+        sender.sendto(b"x", (LOOPBACK, 9))
+        assert sender.queued == 1
+        sock.fail_sends = True
+        await wait_until(lambda: sender.queued == 0, "the writer to give up on the datagram")
+        assert sender.send_errors == 1
+        assert sender.datagrams_sent == 0
+    finally:
+        sender.close()
+
+
+async def test_transport_skips_read_errors() -> None:
+    got: Received = []
+    receiver, sock = flaky_transport(got)
+    sender = await bind([])
+    try:
+        sock.read_errors = 1
+        sender.sendto(b"after an error", receiver.address)
+        await wait_until(lambda: bool(got), "the datagram")
+        assert got == [(b"after an error", sender.address)]
+    finally:
+        receiver.close()
+        sender.close()
+
+
+async def test_node_with_a_closed_udp_transport_drops_sends(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, _ = await connect(client, server, "udp")
+    assert client._udp is not None
+    client._udp.close()
+    await session.send(b"into the void")  # queued in the core; the transport drops it
+    assert client.get_stats()["transports"]["udp"]["send_dropped"] >= 1
+    assert session.state == SessionState.ACTIVE
+    assert isinstance(client, STTNode)

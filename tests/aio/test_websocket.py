@@ -1,0 +1,298 @@
+"""The WebSocket transport: close codes for misuse, 404 off the path, garbage, lost links."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
+
+from seigr_stt import HandshakeError, NodeConfig, NodeEvent, SessionState, STTNode, generate_seed
+from seigr_stt.aio import websocket
+from seigr_stt.aio.websocket import WSLink
+from seigr_stt.constants import CLOSE_GOING_AWAY
+from tests.aio.helpers import (
+    SENTINEL,
+    NodeFactory,
+    collect_until_sentinels,
+    connect,
+    receive_n,
+    wait_until,
+)
+from tests.aio.test_udp import garbage
+
+SMALL_RECORDS = NodeConfig(websocket_max_record_size=1024)
+
+
+def raw_client(url: str) -> ws_connect:
+    """A plain ``websockets`` client with no STT behind it."""
+    return ws_connect(url, compression=None, proxy=None, open_timeout=10)
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    """Wait until the server closes ``ws``; return the close code it sent."""
+    async with asyncio.timeout(10):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def test_a_text_message_closes_the_connection_with_1003(make_node: NodeFactory) -> None:
+    node = await make_node()
+    assert node.ws_url is not None
+    async with raw_client(node.ws_url) as ws:
+        await ws.send("a text frame")
+        assert await closed_with(ws) == 1003
+    await wait_until(
+        lambda: node.get_stats()["transports"]["websocket"]["connections"] == 0,
+        "the node to forget the connection",
+    )
+
+
+async def test_an_oversized_message_closes_the_connection_with_1009(
+    make_node: NodeFactory,
+) -> None:
+    node = await make_node(config=SMALL_RECORDS)
+    assert node.ws_url is not None
+    async with raw_client(node.ws_url) as ws:
+        await ws.send(bytes(1024))  # at the limit: dropped as garbage, the connection stays
+        await wait_until(lambda: node.get_stats()["drops_total"] == 1, "the drop")
+        assert ws.state is State.OPEN
+        await ws.send(bytes(1025))
+        assert await closed_with(ws) == 1009
+    assert node.get_stats()["drops_total"] == 1
+
+
+async def test_an_oversized_message_at_the_default_limit(make_node: NodeFactory) -> None:
+    node = await make_node()
+    assert node.ws_url is not None
+    async with raw_client(node.ws_url) as ws:
+        await ws.send(bytes(node.config.websocket_max_record_size + 1))
+        assert await closed_with(ws) == 1009
+
+
+@pytest.mark.parametrize("path", ["/", "/other", "/stt/", "/STT"])
+async def test_other_paths_get_404(make_node: NodeFactory, path: str) -> None:
+    node = await make_node()
+    assert node.ws_url is not None
+    url = node.ws_url.removesuffix("/stt") + path
+    with pytest.raises(InvalidStatus) as info:
+        async with raw_client(url):
+            pass
+    assert info.value.response.status_code == 404
+    assert node.get_stats()["transports"]["websocket"]["connections"] == 0
+
+
+async def test_garbage_messages_are_dropped_and_the_session_keeps_working(
+    make_node: NodeFactory,
+) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "websocket")
+    assert server.ws_url is not None
+    before = Counter(server.get_stats()["drops"])
+    sent_before = server.get_stats()["packets_sent"]
+    hostile = garbage(session.session_id)
+    async with raw_client(server.ws_url) as ws:
+        for data, _ in hostile:
+            await ws.send(data)
+        expected = Counter(reason for _, reason in hostile)
+        await wait_until(
+            lambda: Counter(server.get_stats()["drops"]) - before == expected,
+            "every garbage message to be counted",
+        )
+        assert server.get_stats()["packets_sent"] == sent_before  # nothing answered
+        assert ws.state is State.OPEN
+        await session.send(b"after the garbage", stream_id=2)
+        await peer.send(b"reply", stream_id=2)
+        (up,) = await receive_n(server, 1)
+        (down,) = await receive_n(client, 1)
+        assert (up.data, down.data) == (b"after the garbage", b"reply")
+    assert peer.get_statistics()["auth_failures"] == 1
+    assert session.is_active()
+    assert peer.is_active()
+    assert server.session_manager.get_session_count() == 1
+
+
+async def test_a_lost_connection_closes_its_sessions_on_both_sides(
+    make_node: NodeFactory,
+) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    events: list[tuple[str, NodeEvent]] = []
+    server.on("session_closed", lambda e: events.append(("server", e)))
+    client.on("session_closed", lambda e: events.append(("client", e)))
+    session, peer = await connect(client, server, "websocket")
+    udp_session, udp_peer = await connect(client, server, "udp")
+    links = [link for link in client._ws_links if isinstance(link, WSLink)]
+    assert len(links) == 1
+    await links[0].connection.close()  # the TCP connection goes away without a CLOSE record
+    async with asyncio.timeout(10):
+        await session.wait_closed()
+        await peer.wait_closed()
+    assert sorted((who, e.code, e.by_peer) for who, e in events) == [
+        ("client", CLOSE_GOING_AWAY, False),
+        ("server", CLOSE_GOING_AWAY, False),
+    ]
+    assert udp_session.is_active()
+    assert udp_peer.is_active()
+    await wait_until(
+        lambda: server.get_stats()["transports"]["websocket"]["connections"] == 0,
+        "the server to forget the connection",
+    )
+    assert client.get_stats()["transports"]["websocket"]["connections"] == 0
+
+
+async def test_server_stop_closes_raw_connections(make_node: NodeFactory) -> None:
+    node = await make_node()
+    assert node.ws_url is not None
+    async with raw_client(node.ws_url) as ws:
+        await wait_until(
+            lambda: node.get_stats()["transports"]["websocket"]["connections"] == 1,
+            "the node to see the connection",
+        )
+        await node.stop()
+        assert await closed_with(ws) is not None
+    assert node.ws_url is not None  # still reports where it served
+
+
+async def test_an_ssl_context_needs_a_wss_url(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    assert server.ws_url is not None
+    with pytest.raises(HandshakeError, match="wss"):
+        await client.connect_websocket(server.ws_url, ssl=ssl.create_default_context())
+    assert client.session_manager.get_session_count() == 0
+
+
+async def test_large_messages_pass_the_link_backpressure(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(websocket, "SEND_QUEUE_HIGH_WATER", 2)
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "websocket")
+    messages = [bytes([i]) * (300 * 1024) for i in range(4)]
+    for message in messages:
+        await session.send(message, stream_id=1)  # each one fills the link's queue
+    await session.send(SENTINEL, stream_id=1)
+    packets = await collect_until_sentinels(server, [(peer.session_id, 1)])
+    assert [p.data for p in packets] == messages
+
+
+async def test_sessions_share_one_server_but_not_links(make_node: NodeFactory) -> None:
+    server = await make_node()
+    clients = [await make_node(server_mode=False) for _ in range(3)]
+    pairs = [await connect(client, server, "websocket") for client in clients]
+    assert server.get_stats()["transports"]["websocket"]["connections"] == 3
+    for k, (session, _) in enumerate(pairs):
+        await session.send(b"client %d" % k, stream_id=k)
+    packets = await receive_n(server, 3)
+    assert sorted((p.session_id, p.data) for p in packets) == sorted(
+        (peer.session_id, b"client %d" % k) for k, (_, peer) in enumerate(pairs)
+    )
+    await pairs[0][0].close()
+    assert pairs[1][0].state == SessionState.ACTIVE
+
+
+async def test_a_connection_closed_during_the_handshake_fails_it(make_node: NodeFactory) -> None:
+    silent = await make_node(server_mode=False)  # never answers an INIT
+    client = await make_node(server_mode=False)
+    assert silent.ws_url is not None
+    connecting = asyncio.create_task(client.connect_websocket(silent.ws_url, timeout=10))
+    await wait_until(
+        lambda: silent.get_stats()["drops"].get("handshake_state", 0) == 1, "the INIT to arrive"
+    )
+    await silent.stop()  # closes the WebSocket under the pending handshake
+    with pytest.raises(HandshakeError, match="connection closed") as info:
+        await connecting
+    assert not isinstance(info.value, TimeoutError)
+    assert client.get_stats()["handshakes"]["failed"] == 1
+    assert client.session_manager.get_session_count() == 0
+
+
+async def test_a_link_refuses_packets_once_closed(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, _ = await connect(client, server, "websocket")
+    (link,) = [link for link in client._ws_links if isinstance(link, WSLink)]
+    assert "127.0.0.1:" in repr(link)
+    await session.close()
+    await link.aclose()
+    await link.aclose()  # idempotent
+    link.send(b"too late")
+    assert link.send_dropped == 1
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a throwaway self-signed certificate for 127.0.0.1, and a client
+    context that trusts exactly that certificate."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    return server_context, client_context
+
+
+async def test_wss(
+    make_node: NodeFactory, shared_seed: bytes, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_context, client_context = tls
+    server = STTNode(generate_seed(), shared_seed, ws_port=0)
+    await server.start(server_mode=True, ssl=server_context)
+    try:
+        assert server.ws_url is not None
+        assert server.ws_url.startswith("wss://127.0.0.1:")
+        client = await make_node(server_mode=False)
+        # The default context does not trust a self-signed certificate.
+        with pytest.raises(HandshakeError):
+            await client.connect_websocket(server.ws_url, timeout=5)
+        with pytest.raises(HandshakeError):
+            await client.connect_websocket(server.ws_url.replace("wss://", "ws://"), timeout=5)
+        session = await client.connect_websocket(server.ws_url, ssl=client_context)
+        assert session.transport_type == "websocket"
+        await session.send(b"over TLS")
+        (packet,) = await receive_n(server, 1)
+        assert (packet.data, packet.transport) == (b"over TLS", "websocket")
+    finally:
+        await server.stop()
