@@ -1,0 +1,271 @@
+"""Acknowledgements, RTT estimation and loss detection in the manner of RFC 9002 (§14).
+
+The record counter is the packet number: unique per direction, increasing, never reused. The
+receiver acknowledges counters in ranges (:class:`AckTracker`); the sender keeps what each
+ack-eliciting record carried (:class:`LossRecovery`), declares a record lost by packet threshold
+(3) or time threshold (9/8 RTT), arms a probe timeout otherwise, and hands lost frames back to
+the session for retransmission. Nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from seigr_stt.constants import (
+    ACK_DELAY_EXPONENT,
+    ACK_ELICITING_THRESHOLD,
+    ACK_RANGES_MAX,
+    GRANULARITY_S,
+    INITIAL_RTT_S,
+    MAX_ACK_DELAY_S,
+    PACKET_THRESHOLD,
+    PERSISTENT_CONGESTION_THRESHOLD,
+    TIME_THRESHOLD,
+)
+
+__all__ = ["AckTracker", "LossRecovery", "RttEstimator", "SentRecord"]
+
+
+class RttEstimator:
+    """RFC 9002 §5: latest, smoothed and variance of the round-trip time, and the minimum."""
+
+    __slots__ = ("has_sample", "latest_s", "min_s", "rttvar_s", "smoothed_s")
+
+    def __init__(self) -> None:
+        self.has_sample = False
+        self.latest_s = 0.0
+        self.min_s = 0.0
+        self.smoothed_s = INITIAL_RTT_S
+        self.rttvar_s = INITIAL_RTT_S / 2
+
+    def update(self, sample_s: float, ack_delay_s: float) -> None:
+        """Take one RTT sample (from the largest newly acknowledged ack-eliciting record)."""
+        sample_s = max(sample_s, 0.0)
+        self.latest_s = sample_s
+        if not self.has_sample:
+            self.has_sample = True
+            self.min_s = sample_s
+            self.smoothed_s = sample_s
+            self.rttvar_s = sample_s / 2
+            return
+        self.min_s = min(self.min_s, sample_s)
+        ack_delay_s = min(ack_delay_s, MAX_ACK_DELAY_S)
+        adjusted = sample_s
+        if sample_s - ack_delay_s >= self.min_s:
+            adjusted = sample_s - ack_delay_s
+        self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.smoothed_s - adjusted)
+        self.smoothed_s = 0.875 * self.smoothed_s + 0.125 * adjusted
+
+    def pto_s(self) -> float:
+        """The probe timeout before backoff (RFC 9002 §6.2.1)."""
+        return self.smoothed_s + max(4 * self.rttvar_s, GRANULARITY_S) + MAX_ACK_DELAY_S
+
+
+class AckTracker:
+    """Which counters we received, and when an ACK is owed (receiver side).
+
+    Ranges are kept newest first as ``[low, high]`` inclusive pairs; at most
+    :data:`ACK_RANGES_MAX` are kept (older ones were acknowledged many times already).
+    """
+
+    __slots__ = ("_eliciting_unacked", "_largest_time", "ack_due_at", "ranges")
+
+    def __init__(self) -> None:
+        self.ranges: list[list[int]] = []
+        self._largest_time = 0.0
+        self._eliciting_unacked = 0
+        self.ack_due_at: float | None = None
+
+    def on_received(self, counter: int, ack_eliciting: bool, now: float) -> None:
+        """Record an authenticated record's counter."""
+        ranges = self.ranges
+        out_of_order = bool(ranges) and counter != ranges[0][1] + 1
+        if not ranges or counter > ranges[0][1] + 1:
+            ranges.insert(0, [counter, counter])
+            self._largest_time = now
+        elif counter == ranges[0][1] + 1:
+            ranges[0][1] = counter
+            self._largest_time = now
+        else:
+            self._insert_old(counter)
+        del ranges[ACK_RANGES_MAX:]
+        if ack_eliciting:
+            self._eliciting_unacked += 1
+            if out_of_order or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD:
+                self.ack_due_at = now
+            elif self.ack_due_at is None:
+                self.ack_due_at = now + MAX_ACK_DELAY_S
+
+    def _insert_old(self, counter: int) -> None:
+        ranges = self.ranges
+        for i, (low, high) in enumerate(ranges):
+            if low <= counter <= high:
+                return
+            if counter == low - 1:
+                ranges[i][0] = counter
+                if i + 1 < len(ranges) and ranges[i + 1][1] == counter - 1:
+                    ranges[i][0] = ranges[i + 1][0]
+                    del ranges[i + 1]
+                return
+            if counter > high:
+                if counter == high + 1:  # pragma: no cover - handled by the caller's fast path
+                    ranges[i][1] = counter
+                else:
+                    ranges.insert(i, [counter, counter])
+                return
+        ranges.append([counter, counter])
+
+    @property
+    def ack_needed(self) -> bool:
+        return self.ack_due_at is not None
+
+    def build(self, now: float) -> tuple[int, int, list[tuple[int, int]]]:
+        """Return ``(largest, ack_delay_encoded, ranges)`` for an ACK frame and reset the timer."""
+        self.ack_due_at = None
+        self._eliciting_unacked = 0
+        delay_us = max(int((now - self._largest_time) * 1_000_000), 0)
+        return (
+            self.ranges[0][1],
+            delay_us >> ACK_DELAY_EXPONENT,
+            [(low, high) for low, high in self.ranges],
+        )
+
+
+@dataclass(slots=True)
+class SentRecord:
+    """What one sent record carried, kept until it is acknowledged or declared lost."""
+
+    counter: int
+    time_sent: float
+    size: int
+    ack_eliciting: bool
+    in_flight: bool
+    frames: list[Any] = field(default_factory=list)
+
+
+class LossRecovery:
+    """Sender side: sent records, bytes in flight, loss detection and the probe timeout."""
+
+    __slots__ = (
+        "_sent",
+        "bytes_in_flight",
+        "largest_acked",
+        "loss_time",
+        "pto_count",
+        "rtt",
+        "time_of_last_eliciting",
+    )
+
+    def __init__(self) -> None:
+        self._sent: OrderedDict[int, SentRecord] = OrderedDict()
+        self.bytes_in_flight = 0
+        self.largest_acked: int | None = None
+        self.loss_time: float | None = None
+        self.pto_count = 0
+        self.rtt = RttEstimator()
+        self.time_of_last_eliciting: float | None = None
+
+    @property
+    def has_in_flight(self) -> bool:
+        return any(r.ack_eliciting for r in self._sent.values())
+
+    def on_sent(self, record: SentRecord) -> None:
+        if record.in_flight:
+            self._sent[record.counter] = record
+            self.bytes_in_flight += record.size
+            if record.ack_eliciting:
+                self.time_of_last_eliciting = record.time_sent
+
+    def on_ack(
+        self, largest: int, ack_delay_s: float, ranges: list[tuple[int, int]], now: float
+    ) -> tuple[list[SentRecord], list[SentRecord], bool]:
+        """Process an ACK; returns ``(newly acked, lost, persistent congestion)``.
+
+        Counters we never sent (or already forgot) are ignored, so a peer cannot make us
+        "acknowledge" data it never received by naming counters from the future.
+        """
+        acked: list[SentRecord] = []
+        for low, high in ranges:
+            if high - low < len(self._sent):
+                for counter in range(low, high + 1):
+                    record = self._sent.pop(counter, None)
+                    if record is not None:
+                        acked.append(record)
+            else:
+                for counter in [c for c in self._sent if low <= c <= high]:
+                    acked.append(self._sent.pop(counter))
+        if not acked:
+            return [], [], False
+        for record in acked:
+            self.bytes_in_flight -= record.size
+        newest = max(acked, key=lambda r: r.counter)
+        # The newest record really acknowledged, not ``largest``: a counter we never sent must
+        # not make every record below it look lost (packet threshold), now or later.
+        if self.largest_acked is None or newest.counter > self.largest_acked:
+            self.largest_acked = newest.counter
+        if newest.counter == largest and any(r.ack_eliciting for r in acked):
+            self.rtt.update(now - newest.time_sent, ack_delay_s)
+        self.pto_count = 0
+        lost, persistent = self._detect_lost(now)
+        return acked, lost, persistent
+
+    def _detect_lost(self, now: float) -> tuple[list[SentRecord], bool]:
+        self.loss_time = None
+        if self.largest_acked is None:
+            return [], False
+        rtt = self.rtt
+        delay = max(TIME_THRESHOLD * max(rtt.latest_s, rtt.smoothed_s), GRANULARITY_S)
+        lost_before = now - delay
+        lost: list[SentRecord] = []
+        for counter, record in list(self._sent.items()):
+            if counter > self.largest_acked:
+                break
+            if record.time_sent <= lost_before or self.largest_acked >= counter + PACKET_THRESHOLD:
+                lost.append(self._sent.pop(counter))
+                self.bytes_in_flight -= record.size
+            else:
+                candidate = record.time_sent + delay
+                if self.loss_time is None or candidate < self.loss_time:
+                    self.loss_time = candidate
+        persistent = False
+        eliciting = [r for r in lost if r.ack_eliciting]
+        if len(eliciting) >= 2 and self.rtt.has_sample:
+            span = eliciting[-1].time_sent - eliciting[0].time_sent
+            persistent = span > self.rtt.pto_s() * PERSISTENT_CONGESTION_THRESHOLD
+        return lost, persistent
+
+    def get_timer(self) -> float | None:
+        """The loss-detection deadline: time-threshold loss, else the probe timeout."""
+        if self.loss_time is not None:
+            return self.loss_time
+        if self.time_of_last_eliciting is None or not self.has_in_flight:
+            return None
+        return self.time_of_last_eliciting + self.rtt.pto_s() * (1 << min(self.pto_count, 10))
+
+    def on_timeout(self, now: float) -> tuple[list[SentRecord], bool]:
+        """Handle the loss-detection timer; returns ``(lost, probe_needed)``."""
+        if self.loss_time is not None and now >= self.loss_time:
+            lost, _ = self._detect_lost(now)
+            return lost, False
+        deadline = self.get_timer()
+        if deadline is None or now < deadline:
+            return [], False
+        self.pto_count += 1
+        return [], True
+
+    def oldest_unacked_frames(self) -> list[Any]:
+        """Frames of the oldest ack-eliciting record in flight (what a probe resends)."""
+        for record in self._sent.values():
+            if record.ack_eliciting and record.frames:
+                return list(record.frames)
+        return []
+
+    def forget_all(self) -> list[SentRecord]:
+        """Drop every record in flight (session closing): returns them."""
+        records = list(self._sent.values())
+        self._sent.clear()
+        self.bytes_in_flight = 0
+        self.loss_time = None
+        return records

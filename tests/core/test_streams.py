@@ -1,0 +1,521 @@
+"""Tests of stream send/receive buffers and flow control (``streams.py``)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seigr_stt.core.streams import FlowControlError, ReceiveStream, SendStream
+
+DATA = bytes(range(256)) * 4
+
+
+def _drain(stream: SendStream, max_bytes: int = 10_000) -> list[tuple[int, bytes, bool]]:
+    chunks = []
+    while (chunk := stream.next_chunk(max_bytes)) is not None:
+        chunks.append(chunk)
+    return chunks
+
+
+# -- SendStream --------------------------------------------------------------------------------
+
+
+def test_send_offsets_and_sizes() -> None:
+    s = SendStream(credit=1000)
+    assert not s.has_pending()
+    assert s.next_chunk(100) is None
+    s.write(DATA[:100])
+    s.write(b"")  # no-op
+    s.write(DATA[100:150])
+    assert s.written == 150
+    assert s.buffered == 150
+    assert s.has_pending()
+    assert s.next_chunk(60) == (0, DATA[:60], False)
+    assert s.next_chunk(60) == (60, DATA[60:120], False)
+    assert s.next_chunk(100) == (120, DATA[120:150], False)
+    assert s.next_chunk(100) is None
+    assert not s.has_pending()
+    assert s.buffered == 150  # nothing acknowledged yet
+    s.write(DATA[150:160])
+    assert s.next_chunk(0) is None  # no room: nothing taken
+    assert s.next_chunk(100) == (150, DATA[150:160], False)
+
+
+def test_send_credit_limits_sending() -> None:
+    s = SendStream(credit=100)
+    s.write(DATA[:250])
+    assert not s.blocked_by_credit()
+    assert s.next_chunk(1000) == (0, DATA[:100], False)
+    assert s.blocked_by_credit()
+    assert not s.has_pending()
+    assert s.next_chunk(1000) is None
+    s.credit = 180
+    assert not s.blocked_by_credit()
+    assert s.has_pending()
+    assert s.next_chunk(1000) == (100, DATA[100:180], False)
+    assert s.blocked_by_credit()
+    s.credit = 1000
+    assert _drain(s) == [(180, DATA[180:250], False)]
+    assert not s.blocked_by_credit()  # nothing pending at all
+
+
+def test_send_limit_caps_below_credit() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:300])
+    s.finish()
+    assert s.next_chunk(1000, limit=120) == (0, DATA[:120], False)
+    assert s.next_chunk(1000, limit=120) is None  # the limit is at the next offset
+    assert s.next_chunk(1000, limit=50) is None  # a limit below the next offset
+    assert s.has_pending()  # only the stream credit counts here
+    s.credit = 200
+    assert s.next_chunk(1000, limit=5000) == (120, DATA[120:200], False)  # credit still applies
+    s.credit = 1000
+    assert s.next_chunk(1000, limit=None) == (200, DATA[200:300], True)
+
+
+def test_send_fin_with_last_chunk() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:10])
+    s.finish()
+    assert s.next_chunk(4) == (0, DATA[:4], False)  # not the last byte yet
+    assert not s.fin_sent
+    assert s.next_chunk(100) == (4, DATA[4:10], True)
+    assert s.fin_sent
+    assert not s.has_pending()
+    assert s.next_chunk(100) is None
+
+
+def test_send_bare_fin_when_everything_sent() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:10])
+    assert s.next_chunk(100) == (0, DATA[:10], False)
+    s.finish()
+    assert s.has_pending()
+    assert s.next_chunk(100) == (10, b"", True)
+    assert s.fin_sent
+    assert not s.has_pending()
+    assert s.next_chunk(100) is None
+
+
+def test_send_empty_stream_fin() -> None:
+    s = SendStream(credit=0)
+    s.finish()
+    assert s.has_pending()
+    assert s.next_chunk(100) == (0, b"", True)
+    s.on_acked(0, 0, True)
+    assert s.fin_acked
+    assert s.done
+
+
+def test_send_fin_waits_for_credit() -> None:
+    s = SendStream(credit=5)
+    s.write(DATA[:10])
+    s.finish()
+    assert s.next_chunk(100) == (0, DATA[:5], False)
+    assert not s.has_pending()  # FIN cannot overtake the blocked data
+    assert s.next_chunk(100) is None
+    assert not s.fin_sent
+    s.credit = 10
+    assert s.next_chunk(100) == (5, DATA[5:10], True)
+
+
+def test_send_write_after_finish_or_reset_raises() -> None:
+    s = SendStream(credit=100)
+    s.finish()
+    with pytest.raises(ValueError, match="finished"):
+        s.write(b"x")
+    r = SendStream(credit=100)
+    r.reset(3)
+    with pytest.raises(ValueError, match="finished"):
+        r.write(b"x")
+
+
+def test_send_done_needs_data_and_fin_acked() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:20])
+    s.finish()
+    (chunk,) = _drain(s)
+    assert chunk == (0, DATA[:20], True)
+    assert not s.done
+    s.on_acked(0, 10, False)
+    assert not s.done
+    s.on_acked(10, 10, True)
+    assert s.fin_acked
+    assert s.buffered == 0
+    assert s.done
+
+
+def test_send_bare_fin_acked_before_data() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:20])
+    _drain(s)
+    s.finish()
+    assert s.next_chunk(100) == (20, b"", True)
+    s.on_acked(20, 0, True)
+    assert s.fin_acked
+    assert not s.done  # data still unacknowledged
+    s.on_acked(0, 20, False)
+    assert s.done
+
+
+def test_send_acks_free_memory_in_order() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:300])
+    _drain(s, 100)
+    s.on_acked(0, 100, False)
+    assert s.buffered == 200
+    s.on_acked(100, 100, False)
+    assert s.buffered == 100
+    s.on_acked(0, 100, False)  # duplicate ack of freed data
+    assert s.buffered == 100
+    s.on_acked(200, 100, False)
+    assert s.buffered == 0
+
+
+def test_send_acks_out_of_order() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:400])
+    _drain(s, 100)
+    s.on_acked(200, 100, False)
+    s.on_acked(100, 100, False)
+    assert s.buffered == 400  # offset 0 still unacknowledged
+    s.on_acked(0, 100, False)
+    assert s.buffered == 100  # base jumps over the merged [0, 300)
+    s.on_acked(350, 50, False)
+    assert s.buffered == 100
+    s.on_acked(300, 50, False)
+    assert s.buffered == 0
+    # Later writes continue from the right offset and buffer position.
+    s.write(DATA[400:450])
+    assert s.next_chunk(100) == (400, DATA[400:450], False)
+
+
+def test_send_on_lost_requeues_only_unacked() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:300])
+    _drain(s, 100)
+    s.on_acked(100, 100, False)
+    s.on_lost(0, 300, False)  # say one frame covered everything
+    assert _drain(s) == [(0, DATA[:100], False), (200, DATA[200:300], False)]
+
+
+def test_send_on_lost_below_base() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:200])
+    _drain(s, 200)
+    s.on_acked(0, 150, False)
+    s.on_lost(0, 200, False)
+    assert _drain(s) == [(150, DATA[150:200], False)]
+    s.on_lost(0, 100, False)  # entirely acknowledged already
+    assert not s.has_pending()
+
+
+def test_send_lost_fin_chunk_is_resent_with_fin() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:50])
+    s.finish()
+    assert _drain(s) == [(0, DATA[:50], True)]
+    s.on_lost(0, 50, True)
+    assert not s.fin_sent
+    assert s.has_pending()
+    assert _drain(s) == [(0, DATA[:50], True)]
+    assert s.fin_sent
+
+
+def test_send_lost_bare_fin_is_resent() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:50])
+    _drain(s)
+    s.finish()
+    assert _drain(s) == [(50, b"", True)]
+    s.on_lost(50, 0, True)
+    assert _drain(s) == [(50, b"", True)]
+    s.on_acked(50, 0, True)
+    s.on_lost(50, 0, True)  # a late loss of an older copy: the FIN is acknowledged
+    assert s.fin_sent
+    assert _drain(s) == []
+
+
+def test_send_pending_not_straddling_acked_base() -> None:
+    # Two frames lost, then a probe copy of the first acknowledged: only the second frame's
+    # bytes are still owed, and they must go out at their own offset.
+    s = SendStream(credit=1000)
+    s.write(DATA[:100])
+    assert s.next_chunk(50) == (0, DATA[:50], False)
+    assert s.next_chunk(50) == (50, DATA[50:100], False)
+    s.on_lost(0, 50, False)
+    s.on_lost(50, 50, False)
+    s.on_acked(0, 50, False)  # the probe carrying [0, 50) arrived
+    assert s.buffered == 50
+    assert _drain(s) == [(50, DATA[50:100], False)]
+
+
+def test_send_acked_data_not_resent() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:300])
+    _drain(s, 100)
+    s.on_lost(0, 300, False)
+    s.on_acked(100, 100, False)  # a copy of the middle arrived after the loss was declared
+    assert _drain(s) == [(0, DATA[:100], False), (200, DATA[200:300], False)]
+
+
+def test_send_reset_clears() -> None:
+    s = SendStream(credit=1000)
+    s.write(DATA[:100])
+    s.finish()
+    s.next_chunk(10)
+    s.reset(7)
+    assert s.reset_code == 7
+    assert s.buffered == 0
+    assert s.done
+    assert not s.has_pending()
+    assert s.next_chunk(100) is None
+    s.on_lost(0, 10, True)
+    assert not s.has_pending()
+    assert s.next_chunk(100) is None
+
+
+# -- ReceiveStream -----------------------------------------------------------------------------
+
+
+def test_receive_in_order() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(0, DATA[:3], False) == (DATA[:3], 3)
+    assert r.receive(3, DATA[3:5], False) == (DATA[3:5], 2)
+    assert r.delivered == 5
+    assert r.highest == 5
+    assert not r.finished
+
+
+def test_receive_out_of_order_held_then_delivered() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(10, DATA[10:15], False) == (b"", 15)
+    assert r.receive(5, DATA[5:10], False) == (b"", 0)
+    assert r.delivered == 0
+    assert r.receive(0, DATA[:5], False) == (DATA[:15], 0)
+    assert r.delivered == 15
+
+
+def test_receive_overlaps_and_duplicates() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(0, DATA[:4], False) == (DATA[:4], 4)
+    assert r.receive(2, DATA[2:6], False) == (DATA[4:6], 2)  # overlaps the delivered part
+    assert r.receive(0, DATA[:6], False) == (b"", 0)  # duplicate
+    assert r.receive(3, DATA[3:5], False) == (b"", 0)  # inside delivered data
+    # Out-of-order overlaps.
+    assert r.receive(10, DATA[10:14], False) == (b"", 8)
+    assert r.receive(8, DATA[8:13], False) == (b"", 0)
+    assert r.receive(10, DATA[10:12], False) == (b"", 0)  # shorter duplicate: the longer kept
+    assert r.receive(6, DATA[6:9], False) == (DATA[6:14], 0)
+
+
+def test_receive_overlapping_held_chunks_keep_the_longest() -> None:
+    # Two held chunks both start below the delivered offset once the gap fills; the longer one
+    # must not be replaced by the shorter when both are trimmed to the same start.
+    r = ReceiveStream(1000)
+    r.receive(5, DATA[5:25], False)
+    r.receive(8, DATA[8:13], False)
+    assert r.receive(0, DATA[:10], False) == (DATA[:25], 0)
+    r2 = ReceiveStream(1000)
+    r2.receive(8, DATA[8:13], False)
+    r2.receive(5, DATA[5:25], False)
+    assert r2.receive(0, DATA[:10], False) == (DATA[:25], 0)
+
+
+def test_receive_held_chunk_fully_below_delivered_dropped() -> None:
+    r = ReceiveStream(1000)
+    r.receive(5, DATA[5:8], False)
+    r.receive(20, DATA[20:22], False)
+    assert r.receive(0, DATA[:10], False) == (DATA[:10], 0)
+    assert r.receive(10, DATA[10:20], False) == (DATA[10:22], 0)
+
+
+def test_receive_empty_chunks() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(5, b"", False) == (b"", 5)
+    assert r.receive(0, DATA[:5], False) == (DATA[:5], 0)
+    assert r.receive(0, b"", False) == (b"", 0)
+
+
+def test_receive_beyond_credit_raises() -> None:
+    r = ReceiveStream(100)
+    with pytest.raises(FlowControlError, match="credit"):
+        r.receive(0, DATA[:101], False)
+    with pytest.raises(FlowControlError, match="credit"):
+        r.receive(100, b"x", False)
+    assert r.receive(99, b"x", False) == (b"", 100)
+    assert r.delivered == 0
+    assert r.highest == 100
+
+
+def test_receive_final_size_rules() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(0, DATA[:3], True) == (DATA[:3], 3)
+    assert r.final_size == 3
+    assert r.finished
+    assert r.receive(3, b"", True) == (b"", 0)  # the same final size again
+    assert r.receive(0, DATA[:3], True) == (b"", 0)
+    with pytest.raises(FlowControlError, match="final size changed"):
+        r.receive(0, DATA[:2], True)
+    with pytest.raises(FlowControlError, match="beyond its final size"):
+        r.receive(0, DATA[:4], False)
+    with pytest.raises(FlowControlError, match="beyond its final size"):
+        r.receive(3, b"x", False)
+
+
+def test_receive_final_size_below_received_raises() -> None:
+    r = ReceiveStream(1000)
+    r.receive(10, DATA[10:20], False)
+    with pytest.raises(FlowControlError, match="below data already received"):
+        r.receive(0, DATA[:5], True)
+    assert r.final_size is None
+
+
+def test_receive_fin_before_data() -> None:
+    r = ReceiveStream(1000)
+    assert r.receive(5, DATA[5:10], True) == (b"", 10)
+    assert r.final_size == 10
+    assert not r.finished
+    assert r.receive(0, DATA[:5], False) == (DATA[:10], 0)
+    assert r.finished
+
+
+def test_receive_after_reset_delivers_nothing() -> None:
+    r = ReceiveStream(1000)
+    r.reset_code = 9
+    assert r.receive(0, DATA[:10], False) == (b"", 10)
+    assert r.delivered == 0
+
+
+def test_consume_announces_credit_after_half_a_window() -> None:
+    r = ReceiveStream(100)
+    assert r.consume(49) is None
+    assert r.credit == 100
+    assert r.consume(1) == 150  # 50 consumed: 50 + 100 - 100 >= 50
+    assert r.credit == 150
+    assert r.consume(49) is None
+    assert r.consume(1) == 200
+    r.receive(0, DATA[:10], True)
+    assert r.consume(500) is None  # final size known: no more credit
+    assert r.credit == 200
+
+
+# -- Properties --------------------------------------------------------------------------------
+
+
+@st.composite
+def _chunked(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
+    """A byte string and chunks covering it: random (overlapping) spans, the gaps between them
+    filled in, an empty chunk at the end, a few exact duplicates, all in random order."""
+    n = draw(st.integers(0, 48) | st.integers(0, 200))
+    data = draw(st.binary(min_size=n, max_size=n))
+    spans = draw(
+        st.lists(st.tuples(st.integers(0, n), st.integers(0, 16) | st.integers(0, n)), max_size=24)
+    )
+    chunks = [(a, min(a + length, n)) for a, length in spans]
+    covered = bytearray(n)
+    for a, b in chunks:
+        covered[a:b] = b"\x01" * (b - a)
+    gaps: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        if covered[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not covered[j]:
+            j += 1
+        cut = draw(st.integers(i, j)) if draw(st.booleans()) else j  # sometimes two pieces
+        gaps += [(i, cut), (cut, j)] if i < cut < j else [(i, j)]
+        i = j
+    chunks += [*gaps, (n, n)]  # an empty chunk at the end: a bare FIN when fin is set
+    chunks += draw(st.lists(st.sampled_from(chunks), max_size=4))  # exact duplicates
+    order = draw(st.permutations(chunks))
+    return data, order
+
+
+@settings(max_examples=400, deadline=None)
+@given(_chunked(), st.booleans())
+def test_receive_reassembles_exactly_once(
+    case: tuple[bytes, list[tuple[int, int]]], with_fin: bool
+) -> None:
+    data, chunks = case
+    r = ReceiveStream(len(data) + 1)
+    out = bytearray()
+    for start, end in chunks:
+        fin = with_fin and end == len(data)
+        got, _ = r.receive(start, data[start:end], fin)
+        out += got
+        assert bytes(out) == data[: len(out)]
+    assert bytes(out) == data
+    assert r.delivered == len(data)
+    assert r.highest == len(data)
+    assert r.finished is with_fin
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=120), min_size=0, max_size=6),
+    st.integers(8, 200),
+    st.integers(0, 2**32),
+)
+def test_send_receive_round_trip(writes: list[bytes], window: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    data = b"".join(writes)
+    send = SendStream(credit=window)
+    recv = ReceiveStream(window)
+    out = bytearray()
+    in_flight: list[tuple[int, bytes, bool]] = []
+    pending_writes = list(writes)
+
+    def deliver(offset: int, chunk: bytes, fin: bool) -> None:
+        got, _ = recv.receive(offset, chunk, fin)
+        out.extend(got)
+        credit = recv.consume(len(got)) if got else None
+        if credit is not None:
+            send.credit = max(send.credit, credit)
+
+    for _ in range(10_000):
+        if send.done and not in_flight:
+            break
+        if pending_writes and rnd.random() < 0.3:
+            send.write(pending_writes.pop(0))
+            if not pending_writes:
+                send.finish()
+            continue
+        if not pending_writes and not send.fin:
+            send.finish()
+        roll = rnd.random()
+        if roll < 0.4 or not in_flight:
+            chunk = send.next_chunk(rnd.randint(1, 64))
+            if chunk is not None:
+                in_flight.append(chunk)
+            elif not in_flight and not pending_writes:
+                pytest.fail(f"stalled: nothing to send, nothing in flight ({send.done=})")
+            continue
+        offset, piece, fin = in_flight.pop(rnd.randrange(len(in_flight)))
+        fate = rnd.random()
+        if fate < 0.5:  # delivered and acknowledged
+            deliver(offset, piece, fin)
+            send.on_acked(offset, len(piece), fin)
+        elif fate < 0.7:  # lost
+            send.on_lost(offset, len(piece), fin)
+        elif fate < 0.8:  # delivered, the ack lost: declared lost anyway
+            deliver(offset, piece, fin)
+            send.on_lost(offset, len(piece), fin)
+        elif fate < 0.9:  # a probe copy goes out too; this one stays in flight
+            in_flight.append((offset, piece, fin))
+            in_flight.append((offset, piece, fin))
+        else:  # delivered twice, acknowledged once
+            deliver(offset, piece, fin)
+            deliver(offset, piece, fin)
+            send.on_acked(offset, len(piece), fin)
+    else:
+        pytest.fail("did not finish")
+    assert bytes(out) == data
+    assert recv.finished
+    assert recv.final_size == len(data)
+    assert send.buffered == 0
