@@ -13,6 +13,7 @@ from seigr_stt.constants import (
     HANDSHAKE_LOAD_THRESHOLD,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
+    REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME_S,
     TOMBSTONE_S,
@@ -43,8 +44,9 @@ class NodeConfig:
     keepalive_s: float = KEEPALIVE_TIMEOUT_S
     """Send an empty record when we received data but sent nothing for this long."""
 
-    rekey_after_s: float | None = REKEY_AFTER_TIME_S
-    """Rotate the traffic keys automatically after this long on one epoch; None disables."""
+    rekey_after_s: float = REKEY_AFTER_TIME_S
+    """Rotate the traffic keys automatically after this long on one epoch. Must be below
+    ``REJECT_AFTER_TIME_S`` (180 s): keys older than that are refused and the session closes."""
 
     rekey_after_messages: int = REKEY_AFTER_MESSAGES
     """Rotate the traffic keys automatically after sending this many records on one epoch."""
@@ -73,7 +75,7 @@ class NodeConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None and f.name in ("session_idle_timeout_s", "rekey_after_s"):
+            if value is None and f.name == "session_idle_timeout_s":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"NodeConfig.{f.name} must be a number, not {value!r}")
@@ -85,6 +87,11 @@ class NodeConfig:
             raise ConfigError("NodeConfig.udp_max_record_size must be within 256..65507 bytes")
         if not 256 <= self.websocket_max_record_size <= 16 * 1024 * 1024:
             raise ConfigError("NodeConfig.websocket_max_record_size must be within 256 B..16 MiB")
+        if self.rekey_after_s > REJECT_AFTER_TIME_S - 10:
+            raise ConfigError(
+                f"NodeConfig.rekey_after_s must be at most {REJECT_AFTER_TIME_S - 10:g} s, so a "
+                f"rotation completes before keys expire at {REJECT_AFTER_TIME_S:g} s"
+            )
         if self.capabilities >= 1 << 64:
             raise ConfigError("NodeConfig.capabilities must fit in 64 bits")
         if self.handshake_load_threshold > self.handshake_half_open_max:

@@ -110,7 +110,6 @@ CLOSE_REASON_MAX_BYTES: Final = 123
 # -- Frames (§6) ---------------------------------------------------------------------------------
 FRAME_PING: Final = 0x01
 FRAME_PONG: Final = 0x02
-FRAME_MESSAGE: Final = 0x03
 FRAME_DATAGRAM: Final = 0x04
 FRAME_CLOSE: Final = 0x05
 FRAME_ACK: Final = 0x06

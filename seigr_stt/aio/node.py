@@ -37,6 +37,9 @@ from seigr_stt.core.events import (
     PeerAddressChanged,
     SessionClosed,
     SessionEstablished,
+    StreamDataReceived,
+    StreamOpened,
+    StreamReset,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.exceptions import (
@@ -53,7 +56,10 @@ from seigr_stt.exceptions import (
 __all__ = ["EVENT_KINDS", "STTNode"]
 
 EVENT_KINDS = ("session_established", "session_closed", "key_rotated", "peer_address_changed")
-_STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 0.5
+#: stop() first lets sessions deliver what was written (up to the drain limit), then closes.
+_STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
+#: Senders wait while a session holds more unacknowledged application bytes than this.
+SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
 
 Listener = Callable[[NodeEvent], Any]
 
@@ -116,7 +122,9 @@ class STTNode:
         self._ws_tasks: set[asyncio.Task[None]] = set()
         self._connects: dict[int, _Connect] = {}
         self._wrappers: dict[bytes, STTSession] = {}
-        self._rx: asyncio.Queue[ReceivedPacket | None] = asyncio.Queue()
+        # (packet, flow-control credit to return once the application has taken it)
+        self._rx: asyncio.Queue[tuple[ReceivedPacket, int] | None] = asyncio.Queue()
+        self._progress = asyncio.Event()
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -125,7 +133,6 @@ class STTNode:
         self._started = False
         self._stopped = False
         self.server_mode = False
-        self._udp_oversized = 0
 
     def __repr__(self) -> str:
         return (
@@ -187,7 +194,7 @@ class STTNode:
         self._clock_offset = time.time() - self._loop.time()
         self.server_mode = server_mode
         self._endpoint.accept_incoming = server_mode
-        self._udp = await UDPTransport.bind(self.host, self.port, self._on_udp)
+        self._udp = await UDPTransport.bind(self.host, self.port, self._on_udp, self._transmit)
         try:
             if self.ws_port is not None:
                 self._ws_server = WebSocketServer(
@@ -221,7 +228,7 @@ class STTNode:
         now = self._now()
         for session_id in list(self._endpoint.sessions):
             with contextlib.suppress(STTError):
-                self._endpoint.close(session_id, CLOSE_GOING_AWAY, "node stopping", now)
+                self._endpoint.close(session_id, CLOSE_GOING_AWAY, "node stopping", now, drain=True)
         self._transmit()
         waiting = [s.wait_closed() for s in self._wrappers.values()]
         if waiting:
@@ -309,6 +316,9 @@ class STTNode:
                 self._udp.sendto(packet, addr)  # type: ignore[arg-type]
         for event in endpoint.events_received():
             self._dispatch(event)
+        # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
+        self._progress.set()
+        self._progress = asyncio.Event()
         deadline = endpoint.get_timer()
         if deadline != self._timer_at or self._timer is None:
             if self._timer is not None:
@@ -327,11 +337,8 @@ class STTNode:
         self._transmit()
 
     def _on_udp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) > self.config.udp_max_record_size and len(data) > 65507:
-            self._udp_oversized += 1  # pragma: no cover - the kernel caps datagrams
-            return
+        # The drain point (_transmit) runs once per batch of datagrams (UDPTransport).
         self._endpoint.receive_datagram(data, addr, self._now(), self.config.udp_max_record_size)
-        self._transmit()
 
     def _on_ws_packet(self, data: bytes, link: WSLink) -> None:
         self._endpoint.receive_datagram(
@@ -354,16 +361,27 @@ class STTNode:
             wrapper = self._wrappers.get(event.session_id)
             if wrapper is None:  # pragma: no cover - established always precedes data
                 return
-            self._rx.put_nowait(
-                ReceivedPacket(
-                    session_id=event.session_id,
-                    stream_id=event.channel,
-                    data=event.data,
-                    peer_node_id=wrapper.peer_node_id,
-                    transport=wrapper.transport_type or "udp",
-                    received_at=time.time(),
-                )
+            packet = ReceivedPacket(
+                session_id=event.session_id,
+                stream_id=event.channel,
+                data=event.data,
+                peer_node_id=wrapper.peer_node_id,
+                transport=wrapper.transport_type or "udp",
+                received_at=time.time(),
             )
+            self._rx.put_nowait((packet, event.credit))
+        elif isinstance(event, StreamDataReceived):
+            wrapper = self._wrappers.get(event.session_id)
+            if wrapper is not None:
+                wrapper._on_stream_data(event.stream_id, event.data, event.fin)
+        elif isinstance(event, StreamOpened):
+            wrapper = self._wrappers.get(event.session_id)
+            if wrapper is not None:
+                wrapper._on_stream_opened(event.stream_id)
+        elif isinstance(event, StreamReset):
+            wrapper = self._wrappers.get(event.session_id)
+            if wrapper is not None:
+                wrapper._on_stream_reset(event.stream_id, event.code, event.sending)
         elif isinstance(event, DatagramReceived):
             wrapper = self._wrappers.get(event.session_id)
             if wrapper is not None:
@@ -553,16 +571,28 @@ class STTNode:
             self._endpoint.send_message(session_id, stream_id, payload, self._now())
         finally:
             self._transmit()
-        await self._backpressure()
+        await self._backpressure((session_id,))
 
-    async def _backpressure(self) -> None:
-        # Always yield once: a task sending in a loop must not starve the event loop, which
-        # also runs the transports' readers, the timer and stop().
+    async def _wait_progress(self) -> None:
+        """Wait until the next drain (an acknowledgement, new credit, a timer)."""
+        await self._progress.wait()
+
+    async def _backpressure(self, session_ids: Iterable[bytes]) -> None:
+        """Wait while a target session holds more than SEND_HIGH_WATER_BYTES unacknowledged,
+        or its transport's queue is full. Always yields once, so a task sending in a loop cannot
+        starve the loop (readers, timers and stop() run there too)."""
         await asyncio.sleep(0)
+        for session_id in session_ids:
+            while not self._stopped:
+                core = self._endpoint.sessions.get(session_id)
+                if core is None or core.send_buffered <= SEND_HIGH_WATER_BYTES:
+                    break
+                await self._wait_progress()
+            core = self._endpoint.sessions.get(session_id)
+            if core is not None and isinstance(core.addr, WSLink):
+                await core.addr.wait_writable()
         if self._udp is not None and self._udp.queued:
             await self._udp.wait_writable()
-        for link in list(self._ws_links):
-            await link.wait_writable()
 
     async def send_to_sessions(
         self, session_ids: Iterable[bytes], data: bytes, stream_id: int = 0
@@ -582,14 +612,16 @@ class STTNode:
         if not 0 <= stream_id < 1 << 62:
             raise ConfigError("stream_id must be within 0..2**62-1")
         failed: list[bytes] = []
+        sent: list[bytes] = []
         now = self._now()
         for session_id in session_ids:
             try:
                 self._endpoint.send_message(session_id, stream_id, payload, now)
+                sent.append(session_id)
             except (SessionNotFound, SessionClosedError):
                 failed.append(session_id)
         self._transmit()
-        await self._backpressure()
+        await self._backpressure(sent)
         if failed:
             raise SessionNotFound(
                 "not sent to "
@@ -612,10 +644,15 @@ class STTNode:
         call.
         """
         while True:
-            packet = await self._rx.get()
-            if packet is None:
+            item = await self._rx.get()
+            if item is None:
                 self._rx.put_nowait(None)  # let every other consumer end too
                 return
+            packet, credit = item
+            if credit and not self._stopped:
+                # Taking the message frees its share of the flow-control window (§16.3).
+                self._endpoint.consume_message(packet.session_id, packet.stream_id, credit)
+                self._transmit()
             yield packet
 
     # -- statistics ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from enum import IntEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import (
     CLOSE_NORMAL,
     STT_SESSION_STATE_ACTIVE,
@@ -21,6 +22,7 @@ from seigr_stt.constants import (
 from seigr_stt.core import crypto
 from seigr_stt.core.session import Session, SessionCounters
 from seigr_stt.exceptions import (
+    ConfigError,
     KeyRotationError,
     ProtocolError,
     SessionClosedError,
@@ -116,6 +118,8 @@ class STTSession:
         self._closed: asyncio.Future[None] | None = None
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._datagrams: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._streams: dict[int, STTStream] = {}
+        self._incoming: asyncio.Queue[STTStream | None] = asyncio.Queue()
         self.close_code: int | None = None
         self.close_reason = ""
         self.log = _SessionLog(
@@ -242,7 +246,13 @@ class STTSession:
             "receive_errors": c.receive_errors,
             "messages_sent": c.messages_sent,
             "messages_received": c.messages_received,
-            "messages_lost": c.messages_lost,
+            "packets_lost": c.packets_lost,
+            "retransmitted_bytes": c.retransmitted_bytes,
+            "streams_opened": c.streams_opened,
+            "cwnd": self._core.cc.cwnd if self._core is not None else None,
+            "bytes_in_flight": (
+                self._core.recovery.bytes_in_flight if self._core is not None else None
+            ),
             "datagrams_sent": c.datagrams_sent,
             "datagrams_received": c.datagrams_received,
             "key_version": self.key_version,
@@ -313,6 +323,43 @@ class STTSession:
                 return
             yield item
 
+    # -- byte streams -------------------------------------------------------------------------
+    async def open_stream(self) -> STTStream:
+        """Open a reliable, ordered, bidirectional byte stream to the peer.
+
+        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
+        :class:`SessionClosedError` when the session is not active. Byte streams are separate
+        from the message channels ``send(data, stream_id)`` uses (§16.1).
+        """
+        node = self._require_node()
+        stream_id = node._endpoint.open_stream(self._session_id, node._now())
+        stream = self._streams[stream_id] = STTStream(self, stream_id)
+        node._transmit()
+        return stream
+
+    async def incoming_streams(self) -> AsyncIterator[STTStream]:
+        """Streams the peer opens, until the session closes."""
+        while True:
+            stream = await self._incoming.get()
+            if stream is None:
+                self._incoming.put_nowait(None)
+                return
+            yield stream
+
+    def _on_stream_opened(self, stream_id: int) -> None:
+        stream = self._streams[stream_id] = STTStream(self, stream_id)
+        self._incoming.put_nowait(stream)
+
+    def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._on_data(data, fin)
+
+    def _on_stream_reset(self, stream_id: int, code: int, sending: bool) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._on_reset(code, sending)
+
     # -- key rotation -------------------------------------------------------------------------
     async def rotate_key(self, timeout: float = 10.0) -> bytes:
         """Move both peers to the next key; returns the new :attr:`session_key`.
@@ -372,13 +419,15 @@ class STTSession:
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED."""
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 1 << 62:
+            raise ConfigError("close code must be an int within 0..2**62-1")
         if self._core is None:
             self._manual_close(code, reason)
             return
         node = self._node
         assert node is not None
         if self.state != SessionState.CLOSED:
-            node._endpoint.close(self._session_id, code, reason, node._now())
+            node._endpoint.close(self._session_id, code, reason, node._now(), drain=True)
             node._transmit()
         await self.wait_closed()
 
@@ -405,6 +454,10 @@ class STTSession:
                     SessionClosedError("session closed during key rotation", code, reason)
                 )
         self._datagrams.put_nowait(None)
+        self._incoming.put_nowait(None)
+        error = SessionClosedError(f"session {self._session_id.hex()} closed", code, reason)
+        for stream in self._streams.values():
+            stream._on_session_closed(error)
         if self._node is not None:
             self._node.session_manager._on_closed(self)
 

@@ -243,6 +243,42 @@ class Endpoint:
         session.send_message(channel, data, now)
         self._dirty[session_id] = session
 
+    def consume_message(self, session_id: bytes, channel: int, credit: int) -> None:
+        """The application took a message whose :class:`MessageReceived` carried ``credit``:
+        return that flow-control credit to the peer. Unknown sessions are ignored."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.consume_message(channel, credit)
+            self._dirty[session_id] = session
+
+    def open_stream(self, session_id: bytes, now: float) -> int:
+        """Open a bidirectional byte stream; returns its id (StreamError at the peer's limit)."""
+        session = self.session(session_id)
+        stream_id = session.open_stream(now)
+        self._dirty[session_id] = session
+        return stream_id
+
+    def write_stream(
+        self, session_id: bytes, stream_id: int, data: bytes, fin: bool, now: float
+    ) -> None:
+        """Append to a byte stream (and finish it when ``fin``)."""
+        session = self.session(session_id)
+        session.write_stream(stream_id, data, fin, now)
+        self._dirty[session_id] = session
+
+    def reset_stream(self, session_id: bytes, stream_id: int, code: int, now: float) -> None:
+        """Abort a byte stream in both directions."""
+        session = self.session(session_id)
+        session.reset_stream(stream_id, code, now)
+        self._dirty[session_id] = session
+
+    def consume_stream(self, session_id: bytes, stream_id: int, n: int) -> None:
+        """The application read ``n`` bytes of a byte stream: return the credit."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.consume_stream(stream_id, n)
+            self._dirty[session_id] = session
+
     def send_datagram(self, session_id: bytes, data: bytes, now: float) -> None:
         session = self.session(session_id)
         session.send_datagram(data, now)
@@ -260,10 +296,13 @@ class Endpoint:
         self._dirty[session_id] = session
         return target
 
-    def close(self, session_id: bytes, code: int, reason: str, now: float) -> None:
-        """Start closing a session (no error if it is already closing)."""
+    def close(
+        self, session_id: bytes, code: int, reason: str, now: float, *, drain: bool = False
+    ) -> None:
+        """Start closing a session (no error if it is already closing); with ``drain``, data
+        already written is delivered first (§9)."""
         session = self.session(session_id)
-        session.close(code, reason, now)
+        session.close(code, reason, now, drain=drain)
         self._dirty[session_id] = session
 
     def abort(self, session_id: bytes, code: int, reason: str) -> None:

@@ -14,6 +14,9 @@ __all__ = [
     "PeerAddressChanged",
     "SessionClosed",
     "SessionEstablished",
+    "StreamDataReceived",
+    "StreamOpened",
+    "StreamReset",
 ]
 
 
@@ -39,11 +42,48 @@ class HandshakeFailedEvent:
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """A complete application message arrived on message channel ``channel``."""
+    """A complete application message arrived on message channel ``channel``.
+
+    ``credit`` is the flow-control credit the adapter returns with
+    ``Endpoint.consume_message`` once the application has taken the message (§16.3).
+    """
 
     session_id: bytes
     channel: int
     data: bytes
+    credit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """The peer opened byte stream ``stream_id``."""
+
+    session_id: bytes
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDataReceived:
+    """Bytes of byte stream ``stream_id``, in order; ``fin`` when the peer finished it.
+
+    The adapter returns credit with ``Endpoint.consume_stream`` as the application reads.
+    """
+
+    session_id: bytes
+    stream_id: int
+    data: bytes
+    fin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """Stream ``stream_id`` was aborted with ``code``: by the peer's RESET_STREAM (``sending``
+    False: no more data will arrive) or STOP_SENDING (``sending`` True: we must stop writing)."""
+
+    session_id: bytes
+    stream_id: int
+    code: int
+    sending: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +129,7 @@ Event = (
     | KeyRotated
     | PeerAddressChanged
     | SessionClosed
+    | StreamOpened
+    | StreamDataReceived
+    | StreamReset
 )

@@ -19,7 +19,6 @@ from seigr_stt.constants import (
     FRAME_MAX_DATA,
     FRAME_MAX_STREAM_DATA,
     FRAME_MAX_STREAMS,
-    FRAME_MESSAGE,
     FRAME_PING,
     FRAME_PONG,
     FRAME_RESET_STREAM,
@@ -29,8 +28,6 @@ from seigr_stt.constants import (
 
 __all__ = [
     "ACK_ELICITING",
-    "MESSAGE_FIRST",
-    "MESSAGE_LAST",
     "VARINT_MAX",
     "Ack",
     "Close",
@@ -40,7 +37,6 @@ __all__ = [
     "MaxData",
     "MaxStreamData",
     "MaxStreams",
-    "Message",
     "Ping",
     "Pong",
     "ResetStream",
@@ -54,9 +50,6 @@ __all__ = [
 ]
 
 VARINT_MAX = (1 << 62) - 1
-MESSAGE_FIRST = 0x01
-MESSAGE_LAST = 0x02
-_MESSAGE_FLAGS = MESSAGE_FIRST | MESSAGE_LAST
 
 
 class FrameError(ValueError):
@@ -75,20 +68,6 @@ class Pong:
     """Answers a :class:`Ping`."""
 
     token: int
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One fragment of an application message on message channel ``channel``.
-
-    ``seq`` counts fragments per channel and direction from 0; ``flags`` holds
-    :data:`MESSAGE_FIRST` and/or :data:`MESSAGE_LAST`. A message that fits one frame has both.
-    """
-
-    channel: int
-    seq: int
-    flags: int
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +146,6 @@ class MaxStreams:
 Frame = (
     Ping
     | Pong
-    | Message
     | Datagram
     | Close
     | Ack
@@ -182,7 +160,6 @@ Frame = (
 #: Frames whose loss matters: a record carrying one is acknowledged by the peer (§14).
 ACK_ELICITING = (
     Ping,
-    Message,
     Datagram,
     Close,
     Stream,
@@ -241,9 +218,6 @@ def frame_size(frame: Frame) -> int:
     """The encoded size of ``frame`` in bytes (to fill records without overflowing them)."""
     if isinstance(frame, Ping | Pong):
         return 1 + varint_size(frame.token)
-    if isinstance(frame, Message):
-        n = len(frame.data)
-        return 1 + varint_size(frame.channel) + varint_size(frame.seq) + 1 + varint_size(n) + n
     if isinstance(frame, Datagram):
         return 1 + varint_size(len(frame.data)) + len(frame.data)
     if isinstance(frame, Stream):
@@ -302,15 +276,6 @@ def serialize_frames(frames: list[Frame] | tuple[Frame, ...]) -> bytes:
         elif isinstance(frame, Pong):
             out.append(FRAME_PONG)
             out += encode_varint(frame.token)
-        elif isinstance(frame, Message):
-            if frame.flags & ~_MESSAGE_FLAGS:
-                raise ValueError("unknown message flags")
-            out.append(FRAME_MESSAGE)
-            out += encode_varint(frame.channel)
-            out += encode_varint(frame.seq)
-            out.append(frame.flags)
-            out += encode_varint(len(frame.data))
-            out += frame.data
         elif isinstance(frame, Datagram):
             out.append(FRAME_DATAGRAM)
             out += encode_varint(len(frame.data))
@@ -388,17 +353,7 @@ def parse_frames(buf: bytes) -> list[Frame]:
     while pos < end:
         ftype = buf[pos]
         pos += 1
-        if ftype == FRAME_MESSAGE:
-            channel, pos = _read_varint(buf, pos)
-            seq, pos = _read_varint(buf, pos)
-            if pos >= end:
-                raise FrameError("truncated message frame")
-            flags = buf[pos]
-            if flags & ~_MESSAGE_FLAGS:
-                raise FrameError("unknown message flags")
-            data, pos = _read_bytes(buf, pos + 1)
-            frames.append(Message(channel, seq, flags, data))
-        elif ftype == FRAME_STREAM:
+        if ftype == FRAME_STREAM:
             stream_id, pos = _read_varint(buf, pos)
             offset, pos = _read_varint(buf, pos)
             if pos >= end:
