@@ -38,10 +38,12 @@ class UDPTransport:
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         on_datagram: Callable[[bytes, Address], None],
+        on_batch_end: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._sock = sock
         self._on_datagram = on_datagram
+        self._on_batch_end = on_batch_end
         self._queue: deque[tuple[bytes, Address]] = deque()
         self._writing = False
         self._writable = asyncio.Event()
@@ -57,9 +59,17 @@ class UDPTransport:
 
     @classmethod
     async def bind(
-        cls, host: str, port: int, on_datagram: Callable[[bytes, Address], None]
+        cls,
+        host: str,
+        port: int,
+        on_datagram: Callable[[bytes, Address], None],
+        on_batch_end: Callable[[], None] | None = None,
     ) -> UDPTransport:
-        """Bind ``host:port`` (port 0 picks a free one) and start reading."""
+        """Bind ``host:port`` (port 0 picks a free one) and start reading.
+
+        ``on_datagram`` runs for each datagram of a batch read in one wake-up, then
+        ``on_batch_end`` once (the adapter's drain point goes there).
+        """
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, _, _, _, sockaddr = infos[0]
@@ -77,7 +87,7 @@ class UDPTransport:
         except BaseException:
             sock.close()
             raise
-        return cls(loop, sock, on_datagram)
+        return cls(loop, sock, on_datagram, on_batch_end)
 
     @property
     def address(self) -> Address:
@@ -85,16 +95,22 @@ class UDPTransport:
         return self._address
 
     def _read_ready(self) -> None:
-        for _ in range(READ_BATCH):
-            try:
-                data, addr = self._sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                # ICMP errors (port unreachable) surface here on some platforms: not our data.
-                continue
-            self.datagrams_received += 1
-            self._on_datagram(data, (str(addr[0]), int(addr[1])))
+        received = 0
+        try:
+            for _ in range(READ_BATCH):
+                try:
+                    data, addr = self._sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    # ICMP errors (port unreachable) surface here on some platforms: not data.
+                    continue
+                received += 1
+                self._on_datagram(data, (str(addr[0]), int(addr[1])))
+        finally:
+            self.datagrams_received += received
+            if received and self._on_batch_end is not None and not self.closed:
+                self._on_batch_end()
 
     def sendto(self, data: bytes, addr: Address) -> None:
         """Send one datagram now, or queue it if the kernel buffer is full."""

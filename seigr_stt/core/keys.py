@@ -142,7 +142,9 @@ class KeySchedule:
         """
         if self._send_key is None or self._exporter is None:
             raise ValueError("keys erased")
-        self._send_key = rekey(self._send_key)
+        old = self._send_key
+        self._send_key = rekey(old)
+        crypto.forget_key(old)
         self._exporter = crypto.kdf(self._exporter, b"next-epoch")
         self.send_epoch += 1
         self.sent_in_epoch = 0
@@ -179,6 +181,7 @@ class KeySchedule:
         if slot != SLOT_NEXT:
             return False
         assert self._recv_next is not None  # select_receive_key returned it
+        self._drop_previous()
         self._recv_prev = self._recv_current
         self._prev_expires_at = now + max(KEY_GRACE_MIN_S, KEY_GRACE_RTT_FACTOR * rtt_s)
         self._recv_current = self._recv_next
@@ -200,11 +203,16 @@ class KeySchedule:
             self._drop_previous()
 
     def _drop_previous(self) -> None:
+        if self._recv_prev is not None:
+            crypto.forget_key(self._recv_prev)
         self._recv_prev = None
         self._prev_expires_at = None
 
     def erase(self) -> None:
         """Drop every key (close, expiry). The schedule refuses all use afterwards."""
+        for key in (self._send_key, self._recv_current, self._recv_next):
+            if key is not None:
+                crypto.forget_key(key)
         self._send_key = None
         self._recv_current = None
         self._recv_next = None

@@ -149,6 +149,7 @@ class LossRecovery:
     """Sender side: sent records, bytes in flight, loss detection and the probe timeout."""
 
     __slots__ = (
+        "_eliciting_in_flight",
         "_sent",
         "bytes_in_flight",
         "largest_acked",
@@ -161,6 +162,7 @@ class LossRecovery:
     def __init__(self) -> None:
         self._sent: OrderedDict[int, SentRecord] = OrderedDict()
         self.bytes_in_flight = 0
+        self._eliciting_in_flight = 0
         self.largest_acked: int | None = None
         self.loss_time: float | None = None
         self.pto_count = 0
@@ -169,12 +171,20 @@ class LossRecovery:
 
     @property
     def has_in_flight(self) -> bool:
-        return any(r.ack_eliciting for r in self._sent.values())
+        """Whether an ack-eliciting record awaits acknowledgement."""
+        return self._eliciting_in_flight > 0
+
+    def _forget(self, record: SentRecord) -> None:
+        self.bytes_in_flight -= record.size
+        if record.ack_eliciting:
+            self._eliciting_in_flight -= 1
 
     def on_sent(self, record: SentRecord) -> None:
         if record.in_flight:
             self._sent[record.counter] = record
             self.bytes_in_flight += record.size
+            if record.ack_eliciting:
+                self._eliciting_in_flight += 1
             if record.ack_eliciting:
                 self.time_of_last_eliciting = record.time_sent
 
@@ -186,20 +196,26 @@ class LossRecovery:
         Counters we never sent (or already forgot) are ignored, so a peer cannot make us
         "acknowledge" data it never received by naming counters from the future.
         """
-        acked: list[SentRecord] = []
-        for low, high in ranges:
-            if high - low < len(self._sent):
-                for counter in range(low, high + 1):
-                    record = self._sent.pop(counter, None)
-                    if record is not None:
-                        acked.append(record)
-            else:
-                for counter in [c for c in self._sent if low <= c <= high]:
-                    acked.append(self._sent.pop(counter))
+        # Walk the records in flight in counter order up to ``largest``: what is still in flight
+        # below it is mostly what this ACK acknowledges (plus the few holes), so the cost is
+        # proportional to the acknowledged records, not to the ranges' span.
+        ordered = sorted(ranges)
+        hits: list[int] = []
+        index = 0
+        for counter in self._sent:
+            if counter > largest:
+                break
+            while index < len(ordered) and ordered[index][1] < counter:
+                index += 1
+            if index == len(ordered):
+                break
+            if ordered[index][0] <= counter:
+                hits.append(counter)
+        acked = [self._sent.pop(counter) for counter in hits]
         if not acked:
             return [], [], False
         for record in acked:
-            self.bytes_in_flight -= record.size
+            self._forget(record)
         newest = max(acked, key=lambda r: r.counter)
         # The newest record really acknowledged, not ``largest``: a counter we never sent must
         # not make every record below it look lost (packet threshold), now or later.
@@ -219,16 +235,18 @@ class LossRecovery:
         delay = max(TIME_THRESHOLD * max(rtt.latest_s, rtt.smoothed_s), GRANULARITY_S)
         lost_before = now - delay
         lost: list[SentRecord] = []
-        for counter, record in list(self._sent.items()):
+        for counter, record in self._sent.items():  # ascending; stop at the largest acked
             if counter > self.largest_acked:
                 break
             if record.time_sent <= lost_before or self.largest_acked >= counter + PACKET_THRESHOLD:
-                lost.append(self._sent.pop(counter))
-                self.bytes_in_flight -= record.size
+                lost.append(record)
             else:
                 candidate = record.time_sent + delay
                 if self.loss_time is None or candidate < self.loss_time:
                     self.loss_time = candidate
+        for record in lost:
+            del self._sent[record.counter]
+            self._forget(record)
         persistent = False
         eliciting = [r for r in lost if r.ack_eliciting]
         if len(eliciting) >= 2 and self.rtt.has_sample:
@@ -267,5 +285,6 @@ class LossRecovery:
         records = list(self._sent.values())
         self._sent.clear()
         self.bytes_in_flight = 0
+        self._eliciting_in_flight = 0
         self.loss_time = None
         return records
