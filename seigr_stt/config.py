@@ -13,6 +13,7 @@ from seigr_stt.constants import (
     HANDSHAKE_LOAD_THRESHOLD,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
+    PMTU_DEFAULT_PROBE_MAX,
     REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME_S,
@@ -57,6 +58,12 @@ class NodeConfig:
     udp_max_record_size: int = UDP_MAX_RECORD_SIZE
     """Largest UDP datagram the node sends (bytes). 1232 fits every IPv6 path."""
 
+    udp_pmtu_probe_max: int = PMTU_DEFAULT_PROBE_MAX
+    """Largest UDP record a session may use after probing that the path carries it (bytes;
+    ``udp_max_record_size`` or less turns probing off). Loopback and LANs with jumbo frames gain
+    the most; probes are sent with Don't Fragment set, so a path that cannot carry one loses only
+    the probe."""
+
     websocket_max_record_size: int = WEBSOCKET_MAX_RECORD_SIZE
     """Largest WebSocket binary message the node sends or accepts (bytes)."""
 
@@ -85,6 +92,8 @@ class NodeConfig:
                 raise ConfigError(f"NodeConfig.{f.name} must be positive, not {value!r}")
         if not 256 <= self.udp_max_record_size <= 65507:
             raise ConfigError("NodeConfig.udp_max_record_size must be within 256..65507 bytes")
+        if self.udp_pmtu_probe_max > 65000:
+            raise ConfigError("NodeConfig.udp_pmtu_probe_max must be at most 65000 bytes")
         if not 256 <= self.websocket_max_record_size <= 16 * 1024 * 1024:
             raise ConfigError("NodeConfig.websocket_max_record_size must be within 256 B..16 MiB")
         if self.rekey_after_s > REJECT_AFTER_TIME_S - 10:

@@ -61,6 +61,11 @@ RECORD_PAD_MULTIPLE_BYTES: Final = 16
 INNER_TYPE_FRAMES: Final = 0x01
 UDP_MAX_RECORD_SIZE: Final = 1232  # IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP)
 WEBSOCKET_MAX_RECORD_SIZE: Final = 65536
+# Path-MTU probing (§12.1, in the manner of RFC 8899): record sizes tried above the base size, in
+# order, while each probe is acknowledged. 65000 stays below the IPv4 UDP payload limit (65507).
+PMTU_PROBE_SIZES: Final = (1452, 4096, 8192, 16384, 32768, 65000)
+PMTU_DEFAULT_PROBE_MAX: Final = 65000
+PMTU_BLACK_HOLE_PTOS: Final = 3  # consecutive probe timeouts that send records back to base size
 RECORD_MIN_SIZE: Final = RECORD_HEADER_SIZE + RECORD_PAD_MULTIPLE_BYTES + AEAD_TAG_BYTES
 REPLAY_WINDOW_BLOCK_BITS: Final = 64
 REPLAY_WINDOW_BLOCKS: Final = 128

@@ -338,7 +338,10 @@ class STTNode:
 
     def _on_udp(self, data: bytes, addr: tuple[str, int]) -> None:
         # The drain point (_transmit) runs once per batch of datagrams (UDPTransport).
-        self._endpoint.receive_datagram(data, addr, self._now(), self.config.udp_max_record_size)
+        config = self.config
+        self._endpoint.receive_datagram(
+            data, addr, self._now(), config.udp_max_record_size, config.udp_pmtu_probe_max
+        )
 
     def _on_ws_packet(self, data: bytes, link: WSLink) -> None:
         self._endpoint.receive_datagram(
@@ -492,6 +495,7 @@ class STTNode:
             timestamp_ns=time.time_ns(),
             max_record_size=max_record_size,
             timeout_s=timeout,
+            probe_max=self.config.udp_pmtu_probe_max if transport == "udp" else 0,
         )
         future: asyncio.Future[STTSession] = self._loop.create_future()
         self._connects[handle] = _Connect(future, transport, link)

@@ -24,6 +24,10 @@ SEND_BUFFER_BYTES = 4 * 1024 * 1024
 SEND_QUEUE_HIGH_WATER = 4096  # datagrams queued in user space before senders pause
 SEND_QUEUE_MAX = 65536  # beyond this, datagrams are dropped and counted
 MAX_DATAGRAM = 65535
+# Linux's values (socket.IP_PMTUDISC_DO is missing from some builds); elsewhere the option is
+# refused and datagrams keep the platform's default.
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+_IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 
 
 class UDPTransport:
@@ -83,6 +87,11 @@ class UDPTransport:
                 # Platform limits may refuse the size; the default buffer still works.
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
+            if family == socket.AF_INET:
+                # Don't Fragment: a record larger than the path MTU is refused or dropped instead
+                # of fragmented, which is what path-MTU probing relies on (§12.1).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
             sock.bind(sockaddr)
         except BaseException:
             sock.close()

@@ -95,6 +95,7 @@ class _Initiating:
     handshake: InitiatorHandshake
     addr: Hashable
     max_record_size: int
+    probe_max: int
     deadline: float
     retry_at: float
     retry_s: float
@@ -107,6 +108,7 @@ class _HalfOpen:
     handshake: ResponderHandshake
     addr: Hashable
     max_record_size: int
+    probe_max: int
     expires_at: float
     init_mac1: bytes
 
@@ -197,10 +199,14 @@ class Endpoint:
         timestamp_ns: int,
         max_record_size: int,
         timeout_s: float,
+        probe_max: int = 0,
     ) -> int:
         """Start a handshake with ``addr``; returns a handle that the
         :class:`~seigr_stt.core.events.SessionEstablished` or
-        :class:`~seigr_stt.core.events.HandshakeFailedEvent` event will carry."""
+        :class:`~seigr_stt.core.events.HandshakeFailedEvent` event will carry.
+
+        ``max_record_size`` is the largest packet every path of the transport carries;
+        ``probe_max`` > that lets the session probe for larger records (§12.1, PMTU)."""
         if len(self.sessions) + self.live_handshakes() >= self.config.max_sessions:
             raise ProtocolError(f"max_sessions ({self.config.max_sessions}) reached")
         index = self._new_index()
@@ -218,6 +224,7 @@ class Endpoint:
             handshake=handshake,
             addr=addr,
             max_record_size=max_record_size,
+            probe_max=probe_max,
             deadline=now + min(timeout_s, HANDSHAKE_ATTEMPT_MAX_S),
             retry_at=now + retry_s + self._jitter(),
             retry_s=retry_s,
@@ -328,9 +335,12 @@ class Endpoint:
 
     # -- network -> core ----------------------------------------------------------------------
     def receive_datagram(
-        self, data: bytes, addr: Hashable, now: float, max_record_size: int
+        self, data: bytes, addr: Hashable, now: float, max_record_size: int, probe_max: int = 0
     ) -> None:
-        """Process one packet from ``addr``. Never raises for anything the packet contains."""
+        """Process one packet from ``addr``. Never raises for anything the packet contains.
+
+        ``max_record_size`` and ``probe_max`` describe the transport it came by, as in
+        :meth:`connect` (used if the packet starts a session)."""
         self.packets_received += 1
         self.bytes_received += len(data)
         if len(data) < 2:
@@ -343,7 +353,7 @@ class Endpoint:
         if ptype == PACKET_DATA:
             self._receive_record(data, addr, now)
         elif ptype == PACKET_HANDSHAKE_INIT:
-            self._receive_init(data, addr, now, max_record_size)
+            self._receive_init(data, addr, now, max_record_size, probe_max)
         elif ptype == PACKET_HANDSHAKE_RESPONSE:
             self._receive_response(data, addr, now)
         elif ptype == PACKET_HANDSHAKE_FINAL:
@@ -385,7 +395,9 @@ class Endpoint:
             self._cookie_secret_expires_at = now + COOKIE_SECRET_LIFETIME_S
         return crypto.mac(self._cookie_secret, repr(addr).encode())
 
-    def _receive_init(self, data: bytes, addr: Hashable, now: float, max_record_size: int) -> None:
+    def _receive_init(
+        self, data: bytes, addr: Hashable, now: float, max_record_size: int, probe_max: int
+    ) -> None:
         parsed = self._check_handshake(data)
         if parsed is None:
             return
@@ -428,7 +440,7 @@ class Endpoint:
             self._drop(exc.reason)
             return
         self._half_open[index] = _HalfOpen(
-            handshake, addr, max_record_size, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1
+            handshake, addr, max_record_size, probe_max, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1
         )
         self._half_open_by_mac1[mac1] = index
         self._send(handshake.response_packet, addr)
@@ -491,6 +503,7 @@ class Endpoint:
             now,
             config=self.config,
             max_record_size=pending.max_record_size,
+            probe_max=pending.probe_max,
             handle=pending.handle,
             final_packet=final,
             handshake_deadline=pending.deadline,
@@ -535,7 +548,12 @@ class Endpoint:
         while len(self._peer_timestamps) > PEER_TIMESTAMP_TABLE_MAX:
             self._peer_timestamps.popitem(last=False)
         session = Session(
-            result, addr, now, config=self.config, max_record_size=half.max_record_size
+            result,
+            addr,
+            now,
+            config=self.config,
+            max_record_size=half.max_record_size,
+            probe_max=half.probe_max,
         )
         session.final_digest = half.handshake.final_digest
         self._register(session)

@@ -87,10 +87,17 @@ def max_frames_size(record_size: int) -> int:
     return room - room % RECORD_PAD_MULTIPLE_BYTES - 1
 
 
-def seal_record(key: bytes, header: bytes, counter: int, frames: bytes) -> bytes:
-    """Pad ``frames``, encrypt with ``header`` as associated data, and return the record."""
+def seal_record(key: bytes, header: bytes, counter: int, frames: bytes, pad_to: int = 0) -> bytes:
+    """Pad ``frames``, encrypt with ``header`` as associated data, and return the record.
+
+    ``pad_to`` asks for a record of at least that many bytes (path-MTU probes, §12.1); the
+    extra padding is zero bytes like the rest.
+    """
     pad = -(len(frames) + 1) % RECORD_PAD_MULTIPLE_BYTES
     plaintext = frames + _INNER_TYPE + _PAD_BLOCKS[pad]
+    extra = pad_to - (RECORD_HEADER_SIZE + len(plaintext) + AEAD_TAG_BYTES)
+    if extra > 0:
+        plaintext += bytes(extra + (-extra % RECORD_PAD_MULTIPLE_BYTES))
     return header + crypto.aead_encrypt(key, counter, header, plaintext)
 
 

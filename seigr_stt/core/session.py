@@ -39,6 +39,9 @@ from seigr_stt.constants import (
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_MAX_S,
     MAX_STREAMS_DEFAULT,
+    PACING_BURST_PACKETS,
+    PMTU_BLACK_HOLE_PTOS,
+    PMTU_PROBE_SIZES,
     REJECT_AFTER_TIME_S,
     RTT_INITIAL_S,
     SESSION_INITIAL_WINDOW_BYTES,
@@ -187,6 +190,7 @@ class Session:
         handle: int | None = None,
         final_packet: bytes | None = None,
         handshake_deadline: float | None = None,
+        probe_max: int = 0,
     ) -> None:
         self.session_id = result.session_id
         self.local_index = result.local_index
@@ -200,6 +204,9 @@ class Session:
         self.addr = addr
         self.config = config
         self.max_record_size = max_record_size
+        self.base_record_size = max_record_size  # what every path carries; probes go above
+        self._probe_ladder = [s for s in PMTU_PROBE_SIZES if max_record_size < s <= probe_max]
+        self._probe_counter: int | None = None
         self.keys = KeySchedule(result.send_key, result.recv_key, result.exporter, now)
         self.counters = SessionCounters()
         self.events: deque[Event] = deque()
@@ -289,7 +296,7 @@ class Session:
     @property
     def max_datagram_size(self) -> int:
         """Largest payload :meth:`send_datagram` accepts on this session's transport."""
-        room = max_frames_size(self.max_record_size) - 1
+        room = max_frames_size(self.base_record_size) - 1
         return room - varint_size(room)
 
     @property
@@ -585,6 +592,9 @@ class Session:
         delay_s = (frame.delay << ACK_DELAY_EXPONENT) / 1_000_000
         acked, lost, persistent = self.recovery.on_ack(largest, delay_s, list(frame.ranges), now)
         for record in acked:
+            if record.counter == self._probe_counter:
+                self._probe_succeeded(record.size)
+                continue
             self.cc.on_acked(record.size, record.time_sent, app_limited=False)
             for f in record.frames:
                 if isinstance(f, Stream):
@@ -596,7 +606,29 @@ class Session:
             self._on_lost(lost, now, persistent)
         self._maybe_finish_drain(now)
 
+    def _probe_succeeded(self, size: int) -> None:
+        """The path carried a probe of ``size`` bytes: use that size, then try the next."""
+        self._probe_counter = None
+        if self._probe_ladder:
+            self._probe_ladder.pop(0)
+        if size > self.max_record_size:
+            self._set_record_size(size)
+
+    def _set_record_size(self, size: int) -> None:
+        self.max_record_size = size
+        self.cc.max_datagram = size
+        self.pacer.burst = PACING_BURST_PACKETS * size
+
     def _on_lost(self, lost: list[SentRecord], now: float, persistent: bool) -> None:
+        if self._probe_counter is not None and any(r.counter == self._probe_counter for r in lost):
+            # A lost probe says the path's MTU is below its size: stop probing. It is not a
+            # congestion signal (RFC 8899 §3).
+            probe = self._probe_counter
+            self._probe_counter = None
+            self._probe_ladder.clear()
+            lost = [r for r in lost if r.counter != probe]
+            if not lost:
+                return
         self.counters.packets_lost += len(lost)
         for record in lost:
             for f in record.frames:
@@ -932,6 +964,12 @@ class Session:
         cc = self.cc
         recovery = self.recovery
         self.pacer.refill(now, cc.cwnd, recovery.rtt.smoothed_s)
+        if (
+            self._probe_ladder
+            and self._probe_counter is None
+            and self.state == (STT_SESSION_STATE_ACTIVE)
+        ):
+            records.append(self._seal([Ping(0)], now, pad_to=self._probe_ladder[0]))
         while True:
             frames: list[Frame] = []
             size = 0
@@ -992,10 +1030,12 @@ class Session:
             self._schedule(stream_id)
         return size
 
-    def _seal(self, frames: list[Frame], now: float) -> bytes:
+    def _seal(self, frames: list[Frame], now: float, pad_to: int = 0) -> bytes:
         key, epoch, echo, counter = self.keys.next_send()
         header = pack_header(epoch, echo, self.session_id, counter)
-        record = seal_record(key, header, counter, serialize_frames(frames))
+        record = seal_record(key, header, counter, serialize_frames(frames), pad_to)
+        if pad_to:
+            self._probe_counter = counter  # a path-MTU probe (§12.1)
         self.counters.packets_sent += 1
         self.counters.bytes_sent += len(record)
         self.last_sent_at = now
@@ -1088,6 +1128,15 @@ class Session:
             self._on_lost(lost, now, False)
         if probe:
             self._probe = True
+            if (
+                self.recovery.pto_count >= PMTU_BLACK_HOLE_PTOS
+                and self.max_record_size > self.base_record_size
+            ):
+                # Records of the probed size stopped arriving (a route change, a black hole):
+                # fall back to the size every path carries and stop probing.
+                self._set_record_size(self.base_record_size)
+                self._probe_ladder.clear()
+                self._probe_counter = None
             self._pending.append(Ping(0))  # ack-eliciting, no PONG wanted (§14.3)
         if self.state == STT_SESSION_STATE_CLOSING:
             if self._drain_deadline is not None:
