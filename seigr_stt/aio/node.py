@@ -60,6 +60,8 @@ EVENT_KINDS = ("session_established", "session_closed", "key_rotated", "peer_add
 _STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
 #: Senders wait while a session holds more unacknowledged application bytes than this.
 SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
+#: A task that only sends yields to the event loop at least this often.
+YIELD_EVERY_SENDS = 32
 
 Listener = Callable[[NodeEvent], Any]
 
@@ -125,6 +127,8 @@ class STTNode:
         # (packet, flow-control credit to return once the application has taken it)
         self._rx: asyncio.Queue[tuple[ReceivedPacket, int] | None] = asyncio.Queue()
         self._progress = asyncio.Event()
+        self._transmit_scheduled = False
+        self._sends_since_yield = 0
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -574,18 +578,33 @@ class STTNode:
         try:
             self._endpoint.send_message(session_id, stream_id, payload, self._now())
         finally:
-            self._transmit()
+            self._transmit_soon()
         await self._backpressure((session_id,))
 
     async def _wait_progress(self) -> None:
         """Wait until the next drain (an acknowledgement, new credit, a timer)."""
         await self._progress.wait()
 
+    def _transmit_soon(self) -> None:
+        """Run the drain point once the current callback returns: application calls made in a
+        row (many small sends) share records instead of each sealing its own."""
+        if not self._transmit_scheduled and self._loop is not None:
+            self._transmit_scheduled = True
+            self._loop.call_soon(self._transmit_deferred)
+
+    def _transmit_deferred(self) -> None:
+        self._transmit_scheduled = False
+        if not self._stopped:
+            self._transmit()
+
     async def _backpressure(self, session_ids: Iterable[bytes]) -> None:
         """Wait while a target session holds more than SEND_HIGH_WATER_BYTES unacknowledged,
-        or its transport's queue is full. Always yields once, so a task sending in a loop cannot
-        starve the loop (readers, timers and stop() run there too)."""
-        await asyncio.sleep(0)
+        or its transport's queue is full. Yields at least every YIELD_EVERY_SENDS calls, so a
+        task sending in a loop cannot starve the loop (readers, timers and stop() run there)."""
+        self._sends_since_yield += 1
+        if self._sends_since_yield >= YIELD_EVERY_SENDS:
+            self._sends_since_yield = 0
+            await asyncio.sleep(0)
         for session_id in session_ids:
             while not self._stopped:
                 core = self._endpoint.sessions.get(session_id)
@@ -624,7 +643,7 @@ class STTNode:
                 sent.append(session_id)
             except (SessionNotFound, SessionClosedError):
                 failed.append(session_id)
-        self._transmit()
+        self._transmit_soon()
         await self._backpressure(sent)
         if failed:
             raise SessionNotFound(
@@ -656,7 +675,7 @@ class STTNode:
             if credit and not self._stopped:
                 # Taking the message frees its share of the flow-control window (§16.3).
                 self._endpoint.consume_message(packet.session_id, packet.stream_id, credit)
-                self._transmit()
+                self._transmit_soon()
             yield packet
 
     # -- statistics ---------------------------------------------------------------------------

@@ -312,7 +312,7 @@ class STTSession:
         """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes."""
         node = self._require_node()
         node._endpoint.send_datagram(self._session_id, bytes(data), node._now())
-        node._transmit()
+        node._transmit_soon()
 
     async def datagrams(self) -> AsyncIterator[bytes]:
         """Datagrams from the peer, until the session closes."""

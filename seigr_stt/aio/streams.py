@@ -86,7 +86,7 @@ class STTStream:
             node = self._session._node
             if node is not None and not node._stopped:
                 node._endpoint.consume_stream(self._session.session_id, self._stream_id, len(data))
-                node._transmit()
+                node._transmit_soon()
         return data
 
     async def _wait_readable(self) -> None:

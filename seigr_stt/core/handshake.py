@@ -14,7 +14,6 @@ authenticated session id = initiator index || responder index.
 
 from __future__ import annotations
 
-import copy
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 import msgpack
 
 from seigr_stt.constants import (
+    AEAD_TAG_BYTES,
+    DH_PUBLIC_BYTES,
     HANDSHAKE_INIT_HEADER_SIZE,
     HANDSHAKE_INIT_MIN_SIZE,
     HANDSHAKE_MESSAGE_MAX_SIZE,
@@ -233,13 +234,17 @@ class InitiatorHandshake:
         self.final_packet: bytes | None = None
         header = bytes([PROTOCOL_VERSION, PACKET_HANDSHAKE_INIT, 0, 0]) + local_index
         payload = {"i": local_index, "t": timestamp_ns, "c": capabilities, "p": b""}
-        message = self._state.write_message(_pack(payload))
-        shortfall = HANDSHAKE_INIT_MIN_SIZE - (len(header) + len(message) + _MACS)
+        # Message 1 is ``e`` (32 bytes) || payload || tag (16): pad the payload so INIT is never
+        # smaller than any RESPONSE (no amplification). ``p`` stays a msgpack bin 8 (< 256
+        # bytes), whose encoding grows by exactly the padding length.
+        plain = _pack(payload)
+        shortfall = HANDSHAKE_INIT_MIN_SIZE - (
+            len(header) + DH_PUBLIC_BYTES + len(plain) + AEAD_TAG_BYTES + _MACS
+        )
         if shortfall > 0:
-            # Rebuild with padding so INIT is never smaller than any RESPONSE (no amplification).
-            self._state = _new_state(True, identity, secrets, rng)
-            payload["p"] = bytes(shortfall + 2)
-            message = self._state.write_message(_pack(payload))
+            payload["p"] = bytes(shortfall)
+            plain = _pack(payload)
+        message = self._state.write_message(plain)
         self._body = header + message
         self.ephemeral_public = message[:32]
 
@@ -262,7 +267,7 @@ class InitiatorHandshake:
             raise HandshakeFailed("handshake_state", "response already processed")
         # A RESPONSE can pass Noise and still be refused below (its clear indexes, payload or
         # static key): work on a copy so a forged one cannot spoil the genuine one (§4.4).
-        state = copy.deepcopy(self._state)
+        state = self._state.copy()
         try:
             payload = _unpack(state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
         except NoiseError as exc:
@@ -349,7 +354,7 @@ class ResponderHandshake:
             raise HandshakeFailed("handshake_state")
         if self.result is not None:
             raise HandshakeFailed("handshake_state", "final already processed")
-        state = copy.deepcopy(self._state)  # as in receive_response: refusal changes nothing
+        state = self._state.copy()  # as in receive_response: refusal changes nothing
         try:
             payload = _unpack(state.read_message(packet[HANDSHAKE_REPLY_HEADER_SIZE:-_MACS]))
         except NoiseError as exc:

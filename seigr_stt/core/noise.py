@@ -14,6 +14,7 @@ Objects of this module never show key material in their ``repr``. Errors are sub
 
 from __future__ import annotations
 
+import copy
 import re as _re
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
@@ -579,6 +580,13 @@ class HandshakeState:
                     symmetric.mix_key(pub)
 
     # -- introspection ------------------------------------------------------------------------
+
+    def copy(self) -> HandshakeState:
+        """An independent copy: a caller that must check a message's payload before accepting it
+        reads it on the copy and keeps the copy only if the payload passes."""
+        clone = copy.copy(self)
+        clone._progress = self._progress.copy()
+        return clone
 
     def __repr__(self) -> str:
         return (

@@ -41,6 +41,7 @@ from seigr_stt.constants import (
     MAX_STREAMS_DEFAULT,
     PACING_BURST_PACKETS,
     PMTU_BLACK_HOLE_PTOS,
+    PMTU_PROBE_AFTER_RECORDS,
     PMTU_PROBE_SIZES,
     REJECT_AFTER_TIME_S,
     RTT_INITIAL_S,
@@ -238,6 +239,7 @@ class Session:
         self._fin_reported: set[int] = set()
         self._peer_max_data = SESSION_INITIAL_WINDOW_BYTES
         self._sent_data = 0
+        self._send_bytes = 0  # sum of the send streams' buffered bytes, kept up to date
         self._local_max_data = SESSION_INITIAL_WINDOW_BYTES
         self._recv_data = 0
         self._consumed = 0
@@ -306,7 +308,7 @@ class Session:
     @property
     def send_buffered(self) -> int:
         """Bytes of application data held until the peer acknowledges them (backpressure)."""
-        return sum(stream.buffered for stream in self._send.values())
+        return self._send_bytes
 
     def stream_buffered(self, stream_id: int) -> int:
         stream = self._send.get(stream_id)
@@ -459,8 +461,8 @@ class Session:
         return self._recv[stream_id]
 
     def _handle_stream(self, frame: Stream, now: float) -> None:
-        if self.state == STT_SESSION_STATE_CLOSED:
-            return
+        if self.state != STT_SESSION_STATE_ACTIVE:
+            return  # CLOSING ignores received data, as it ignores DATAGRAM frames (§9)
         stream = self._receive_stream_for(frame.stream_id, now)
         if stream is None:
             return
@@ -600,7 +602,9 @@ class Session:
                 if isinstance(f, Stream):
                     stream = self._send.get(f.stream_id)
                     if stream is not None:
+                        before = stream.buffered
                         stream.on_acked(f.offset, len(f.data), f.fin)
+                        self._send_bytes -= before - stream.buffered
                         self._maybe_forget_stream(f.stream_id)
         if lost:
             self._on_lost(lost, now, persistent)
@@ -687,8 +691,10 @@ class Session:
         stream = self._send.get(stream_id)
         if stream is None:
             stream = self._send[stream_id] = SendStream(STREAM_INITIAL_WINDOW_BYTES)
-        stream.write(encode_varint(len(data)))
+        header = encode_varint(len(data))
+        stream.write(header)
         stream.write(data)
+        self._send_bytes += len(header) + len(data)
         self._schedule(stream_id)
         self.counters.messages_sent += 1
         self.last_data_at = now
@@ -724,6 +730,7 @@ class Session:
         if stream.fin:
             raise StreamError(f"stream {stream_id} is already closed for writing")
         stream.write(bytes(data))
+        self._send_bytes += len(data)
         if fin:
             stream.finish()
         self._schedule(stream_id)
@@ -747,6 +754,7 @@ class Session:
 
     def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
         final = stream.written
+        self._send_bytes -= stream.buffered
         stream.reset(code)
         self._control.append(ResetStream(stream_id, code, final))
 
@@ -891,6 +899,7 @@ class Session:
         self._order.clear()
         self._queued.clear()
         self._send.clear()
+        self._send_bytes = 0
         self._recv.clear()
         self._parsers.clear()
         self.recovery.forget_all()
@@ -967,8 +976,11 @@ class Session:
         if (
             self._probe_ladder
             and self._probe_counter is None
-            and self.state == (STT_SESSION_STATE_ACTIVE)
+            and self.state == STT_SESSION_STATE_ACTIVE
+            and self.send_buffered > PMTU_PROBE_AFTER_RECORDS * self.max_record_size
         ):
+            # Probe only when bulk data waits: larger records pay off there, and idle or
+            # chatty sessions send no padding at all.
             records.append(self._seal([Ping(0)], now, pad_to=self._probe_ladder[0]))
         while True:
             frames: list[Frame] = []

@@ -87,9 +87,15 @@ class SendStream:
         if self.fin or self.reset_code is not None:
             raise ValueError("stream already finished")
         if data:
-            _add_range(self._pending, self.written, self.written + len(data))
+            start = self.written
+            end = start + len(data)
+            pending = self._pending
+            if pending and pending[-1][1] == start:
+                pending[-1][1] = end  # the common case: appending to the unsent tail
+            else:
+                _add_range(pending, start, end)
             self._buffer += data
-            self.written += len(data)
+            self.written = end
 
     def finish(self) -> None:
         """No more data: a FIN goes with (or after) the last byte."""
