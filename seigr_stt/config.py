@@ -9,8 +9,10 @@ from seigr_stt.constants import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT_S,
+    HANDSHAKE_BURST_PER_SOURCE,
     HANDSHAKE_HALF_OPEN_MAX,
     HANDSHAKE_LOAD_THRESHOLD,
+    HANDSHAKE_RATE_PER_SOURCE_PER_S,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
@@ -45,6 +47,13 @@ class NodeConfig:
     keepalive_s: float = KEEPALIVE_TIMEOUT_S
     """Send an empty record when we received data but sent nothing for this long."""
 
+    persistent_keepalive_s: float | None = None
+    """Send an empty record whenever nothing was sent for this long, even when idle (like
+    WireGuard's PersistentKeepalive), so a NAT or firewall mapping stays open. None: only the
+    usual keepalive that answers received data. Application data resets the idle timeout, an
+    empty record does not: pair this with ``session_idle_timeout_s=None`` to keep an idle session
+    alive."""
+
     rekey_after_s: float = REKEY_AFTER_TIME_S
     """Rotate the traffic keys automatically after this long on one epoch. Must be below
     ``REJECT_AFTER_TIME_S`` (180 s): keys older than that are refused and the session closes."""
@@ -73,6 +82,17 @@ class NodeConfig:
     handshake_load_threshold: int = HANDSHAKE_LOAD_THRESHOLD
     """Half-open handshakes above which INIT packets must carry a valid cookie (mac2)."""
 
+    handshake_rate_per_source_per_s: float = HANDSHAKE_RATE_PER_SOURCE_PER_S
+    """Handshakes (Diffie-Hellman operations) one source host may cost this node per second,
+    on average: a per-source token bucket checked after mac1 and the cookie, before any DH.
+    INIT packets beyond it are dropped and counted as ``rate_limited`` (docs/protocol.md §10).
+    A source is the sender's IP address (all its ports share one bucket) or, on WebSocket,
+    the remote host of the connection."""
+
+    handshake_burst_per_source: int = HANDSHAKE_BURST_PER_SOURCE
+    """Handshakes one source host may start at once before ``handshake_rate_per_source_per_s``
+    applies (the bucket's capacity; a new source starts with a full bucket)."""
+
     tombstone_s: float = TOMBSTONE_S
     """How long a closed session's id is remembered so stragglers are dropped quietly."""
 
@@ -82,7 +102,7 @@ class NodeConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None and f.name == "session_idle_timeout_s":
+            if value is None and f.name in ("session_idle_timeout_s", "persistent_keepalive_s"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"NodeConfig.{f.name} must be a number, not {value!r}")
@@ -103,5 +123,7 @@ class NodeConfig:
             )
         if self.capabilities >= 1 << 64:
             raise ConfigError("NodeConfig.capabilities must fit in 64 bits")
+        if not isinstance(self.handshake_burst_per_source, int):
+            raise ConfigError("NodeConfig.handshake_burst_per_source must be an int")
         if self.handshake_load_threshold > self.handshake_half_open_max:
             raise ConfigError("handshake_load_threshold cannot exceed handshake_half_open_max")

@@ -31,7 +31,10 @@ from seigr_stt.exceptions import (
 if TYPE_CHECKING:
     from seigr_stt.aio.node import STTNode
 
-__all__ = ["NodeEvent", "ReceivedPacket", "STTSession", "SessionState"]
+__all__ = ["DATAGRAM_QUEUE_MAX", "NodeEvent", "ReceivedPacket", "STTSession", "SessionState"]
+
+#: Unread datagrams held per session before new ones are dropped (and counted).
+DATAGRAM_QUEUE_MAX = 1024
 
 _log = logging.getLogger("seigr_stt.session")
 
@@ -118,6 +121,7 @@ class STTSession:
         self._closed: asyncio.Future[None] | None = None
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._datagrams: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._datagrams_dropped = 0
         self._streams: dict[int, STTStream] = {}
         self._incoming: asyncio.Queue[STTStream | None] = asyncio.Queue()
         self.close_code: int | None = None
@@ -255,6 +259,7 @@ class STTSession:
             ),
             "datagrams_sent": c.datagrams_sent,
             "datagrams_received": c.datagrams_received,
+            "datagrams_dropped": self._datagrams_dropped,
             "key_version": self.key_version,
             "last_key_rotation": self.last_key_rotation,
             "rtt": self.rtt,
@@ -314,8 +319,20 @@ class STTSession:
         node._endpoint.send_datagram(self._session_id, bytes(data), node._now())
         node._transmit_soon()
 
+    def _on_datagram(self, data: bytes) -> None:
+        # Datagrams are unreliable: when the application does not keep up, the newest ones are
+        # dropped and counted rather than held without bound.
+        if self._datagrams.qsize() >= DATAGRAM_QUEUE_MAX:
+            self._datagrams_dropped += 1
+            return
+        self._datagrams.put_nowait(data)
+
     async def datagrams(self) -> AsyncIterator[bytes]:
-        """Datagrams from the peer, until the session closes."""
+        """Datagrams from the peer, until the session closes.
+
+        At most ``DATAGRAM_QUEUE_MAX`` (1024) unread datagrams are held; more are dropped and
+        counted in ``get_statistics()["datagrams_dropped"]``.
+        """
         while True:
             item = await self._datagrams.get()
             if item is None:

@@ -34,6 +34,7 @@ class STTStream:
         self._write_closed = False
         self._reset_code: int | None = None  # the peer reset its side: nothing more arrives
         self._stopped_code: int | None = None  # the peer asked us to stop writing
+        self._reset_locally = False
         self._closed_error: SessionClosedError | None = None
         self._readable = asyncio.Event()
 
@@ -68,9 +69,8 @@ class STTStream:
     # -- reading ------------------------------------------------------------------------------
     def _raise_if_failed(self) -> None:
         if self._reset_code is not None and not self._buffer:
-            raise StreamError(
-                f"stream {self._stream_id} was reset by the peer (code {self._reset_code})"
-            )
+            who = "locally" if self._reset_locally else "by the peer"
+            raise StreamError(f"stream {self._stream_id} was reset {who} (code {self._reset_code})")
         if self._closed_error is not None and not self._buffer and not self._eof_by_fin():
             raise self._closed_error
 
@@ -199,7 +199,9 @@ class STTStream:
         if node is None or node._stopped:
             return
         self._write_closed = True
-        self._reset_code = code if self._reset_code is None else self._reset_code
+        if self._reset_code is None:
+            self._reset_code = code
+            self._reset_locally = True
         self._eof = True
         self._readable.set()
         core = node._endpoint.sessions.get(self._session.session_id)

@@ -28,6 +28,8 @@ MAX_DATAGRAM = 65535
 # refused and datagrams keep the platform's default.
 _IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 _IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+_IPV6_DONTFRAG = getattr(socket, "IPV6_DONTFRAG", 62)
 
 
 class UDPTransport:
@@ -87,11 +89,14 @@ class UDPTransport:
                 # Platform limits may refuse the size; the default buffer still works.
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
-            if family == socket.AF_INET:
-                # Don't Fragment: a record larger than the path MTU is refused or dropped instead
-                # of fragmented, which is what path-MTU probing relies on (§12.1).
-                with contextlib.suppress(OSError):
+            # Don't Fragment: a record larger than the path MTU is refused or dropped instead
+            # of fragmented, which is what path-MTU probing relies on (§12.1).
+            with contextlib.suppress(OSError):
+                if family == socket.AF_INET:
                     sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+                elif family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IP_PMTUDISC_DO)
+                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_DONTFRAG, 1)
             sock.bind(sockaddr)
         except BaseException:
             sock.close()
