@@ -74,7 +74,11 @@ _SESSION_GAUGES = (
     ),
     ("rtt", "stt_session_rtt_seconds", "Smoothed round-trip time (once measured)."),
     ("uptime", "stt_session_uptime_seconds", "Seconds since the session was established."),
-    ("state", "stt_session_state", "Session state (1 handshake, 2 active, 3 closing, 4 closed)."),
+    (
+        "state",
+        "stt_session_state",
+        "Session state: " + ", ".join(f"{int(s)} {s.name.lower()}" for s in SessionState) + ".",
+    ),
     ("cwnd", "stt_session_cwnd_bytes", "Congestion window."),
     ("bytes_in_flight", "stt_session_bytes_in_flight", "Bytes sent and not yet acknowledged."),
 )
