@@ -257,13 +257,8 @@ async def _client_session(
 async def _measure_rtt(node: STTNode, session: STTSession, wait: float) -> float | None:
     """The session's smoothed RTT, sending a PING first when none was sampled yet."""
     if session.rtt is None and session.is_active():
-        with contextlib.suppress(STTError):
-            node._endpoint.ping(session.session_id, node._now())
-            node._transmit()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                while session.rtt is None:
-                    await node._wait_progress()
+        with contextlib.suppress(STTError, TimeoutError):
+            await session.ping(timeout=wait)
     return session.rtt
 
 

@@ -27,7 +27,7 @@ from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WebSocketServer, WSLink, open_client_link
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import CLOSE_ATTEMPTS, CLOSE_GOING_AWAY, CLOSE_RETRANSMIT_S, WEBSOCKET_PATH
-from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.endpoint import DROP_REASONS, Endpoint
 from seigr_stt.core.events import (
     DatagramReceived,
     Event,
@@ -35,6 +35,7 @@ from seigr_stt.core.events import (
     KeyRotated,
     MessageReceived,
     PeerAddressChanged,
+    PongReceived,
     SessionClosed,
     SessionEstablished,
     StreamDataReceived,
@@ -42,6 +43,7 @@ from seigr_stt.core.events import (
     StreamReset,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.session import MAX_CHANNEL
 from seigr_stt.exceptions import (
     ConfigError,
     HandshakeError,
@@ -64,6 +66,14 @@ SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
 YIELD_EVERY_SENDS = 32
 
 Listener = Callable[[NodeEvent], Any]
+
+
+def _check_channel(stream_id: int) -> None:
+    """Message channels are ``0..MAX_CHANNEL`` (2**60 - 1): the id must fit a stream id (§16.1)."""
+    if isinstance(stream_id, bool) or not isinstance(stream_id, int):
+        raise ConfigError(f"stream_id must be an int, not {type(stream_id).__name__}")
+    if not 0 <= stream_id <= MAX_CHANNEL:
+        raise ConfigError(f"stream_id must be within 0..{MAX_CHANNEL}")
 
 
 class _Connect:
@@ -122,6 +132,7 @@ class STTNode:
         self._ws_tls = False
         self._ws_links: set[WSLink] = set()
         self._ws_tasks: set[asyncio.Task[None]] = set()
+        self._ws_refused_closed = [0, 0]  # text, oversized messages of links already closed
         self._connects: dict[int, _Connect] = {}
         self._wrappers: dict[bytes, STTSession] = {}
         # (packet, flow-control credit to return once the application has taken it)
@@ -225,7 +236,8 @@ class STTNode:
 
     async def stop(self) -> None:
         """Close every session (the peers see CLOSE, code ``CLOSE_GOING_AWAY``) and the
-        transports. Returns within about :data:`_STOP_CLOSE_WAIT_S` seconds; idempotent."""
+        transports. Data already written is delivered first when the peers are reachable;
+        returns within about 4 seconds even when they are not. Idempotent."""
         if not self._started or self._stopped:
             self._stopped = True
             return
@@ -344,17 +356,24 @@ class STTNode:
         # The drain point (_transmit) runs once per batch of datagrams (UDPTransport).
         config = self.config
         self._endpoint.receive_datagram(
-            data, addr, self._now(), config.udp_max_record_size, config.udp_pmtu_probe_max
+            data,
+            addr,
+            self._now(),
+            config.udp_max_record_size,
+            config.udp_pmtu_probe_max,
+            source=addr[0],  # the handshake rate limit is per host, whatever the port (§10)
         )
 
     def _on_ws_packet(self, data: bytes, link: WSLink) -> None:
         self._endpoint.receive_datagram(
-            data, link, self._now(), self.config.websocket_max_record_size
+            data, link, self._now(), self.config.websocket_max_record_size, source=link.remote_host
         )
         self._transmit()
 
     def _on_ws_closed(self, link: WSLink) -> None:
         self._ws_links.discard(link)
+        self._ws_refused_closed[0] += link.text_frames_refused
+        self._ws_refused_closed[1] += link.oversized_refused
         if self._loop is None or self._stopped:
             return
         self._endpoint.abort_address(link, CLOSE_GOING_AWAY, "websocket connection closed")
@@ -381,6 +400,10 @@ class STTNode:
             wrapper = self._wrappers.get(event.session_id)
             if wrapper is not None:
                 wrapper._on_stream_data(event.stream_id, event.data, event.fin)
+        elif isinstance(event, PongReceived):
+            wrapper = self._wrappers.get(event.session_id)
+            if wrapper is not None:
+                wrapper._on_pong(event.token)
         elif isinstance(event, StreamOpened):
             wrapper = self._wrappers.get(event.session_id)
             if wrapper is not None:
@@ -392,7 +415,7 @@ class STTNode:
         elif isinstance(event, DatagramReceived):
             wrapper = self._wrappers.get(event.session_id)
             if wrapper is not None:
-                wrapper._datagrams.put_nowait(event.data)
+                wrapper._on_datagram(event.data)
         elif isinstance(event, SessionEstablished):
             self._on_established(event)
         elif isinstance(event, HandshakeFailedEvent):
@@ -575,6 +598,7 @@ class STTNode:
     async def _send_one(self, session_id: bytes, data: bytes, stream_id: int) -> None:
         self._require_running()
         payload = self._check_message(data)
+        _check_channel(stream_id)
         try:
             self._endpoint.send_message(session_id, stream_id, payload, self._now())
         finally:
@@ -586,11 +610,14 @@ class STTNode:
         await self._progress.wait()
 
     def _transmit_soon(self) -> None:
-        """Run the drain point once the current callback returns: application calls made in a
-        row (many small sends) share records instead of each sealing its own."""
-        if not self._transmit_scheduled and self._loop is not None:
-            self._transmit_scheduled = True
-            self._loop.call_soon(self._transmit_deferred)
+        """The drain point for application calls: the first call in a loop turn drains at once
+        (no added latency), later calls in the same turn share one drain at the end of the turn,
+        so many small sends share records instead of each sealing its own."""
+        if self._transmit_scheduled or self._loop is None:
+            return
+        self._transmit()
+        self._transmit_scheduled = True
+        self._loop.call_soon(self._transmit_deferred)
 
     def _transmit_deferred(self) -> None:
         self._transmit_scheduled = False
@@ -632,8 +659,7 @@ class STTNode:
         payload = self._check_message(data)
         if isinstance(session_ids, bytes):
             raise TypeError("session_ids must be an iterable of session ids, not one id")
-        if not 0 <= stream_id < 1 << 62:
-            raise ConfigError("stream_id must be within 0..2**62-1")
+        _check_channel(stream_id)
         failed: list[bytes] = []
         sent: list[bytes] = []
         now = self._now()
@@ -704,13 +730,19 @@ class STTNode:
                 "websocket": {
                     "url": self.ws_url,
                     "connections": len(self._ws_links),
+                    # connections closed for a text message (1003) or an oversized one (1009)
+                    "text_frames_refused": self._ws_refused_closed[0]
+                    + sum(link.text_frames_refused for link in self._ws_links),
+                    "oversized_refused": self._ws_refused_closed[1]
+                    + sum(link.oversized_refused for link in self._ws_links),
                 },
             },
             "packets_received": ep.packets_received,
             "packets_sent": ep.packets_sent,
             "bytes_received": ep.bytes_received,
             "bytes_sent": ep.bytes_sent,
-            "drops": dict(ep.drops),
+            # every reason of docs/protocol.md §11, zero or not
+            "drops": {reason: ep.drops[reason] for reason in DROP_REASONS} | dict(ep.drops),
             "drops_total": sum(ep.drops.values()),
             "receive_queue": self._rx.qsize(),
         }

@@ -122,6 +122,7 @@ class STTSession:
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._datagrams: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._datagrams_dropped = 0
+        self._pings: dict[int, asyncio.Future[float]] = {}
         self._streams: dict[int, STTStream] = {}
         self._incoming: asyncio.Queue[STTStream | None] = asyncio.Queue()
         self.close_code: int | None = None
@@ -340,6 +341,31 @@ class STTSession:
                 return
             yield item
 
+    # -- liveness ---------------------------------------------------------------------------
+    async def ping(self, timeout: float = 5.0) -> float:
+        """Send a PING and wait for the peer's PONG; returns the round-trip time in seconds.
+
+        Raises :class:`TimeoutError` when no PONG arrives within ``timeout`` and
+        :class:`SessionClosedError` when the session is not active.
+        """
+        node = self._require_node()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        token = node._endpoint.ping(self._session_id, node._now())
+        future: asyncio.Future[float] = loop.create_future()
+        self._pings[token] = future
+        node._transmit()
+        try:
+            async with asyncio.timeout(timeout):
+                return await future - started
+        finally:
+            self._pings.pop(token, None)
+
+    def _on_pong(self, token: int) -> None:
+        future = self._pings.get(token)
+        if future is not None and not future.done():
+            future.set_result(asyncio.get_running_loop().time())
+
     # -- byte streams -------------------------------------------------------------------------
     async def open_stream(self) -> STTStream:
         """Open a reliable, ordered, bidirectional byte stream to the peer.
@@ -472,6 +498,9 @@ class STTSession:
                 )
         self._datagrams.put_nowait(None)
         self._incoming.put_nowait(None)
+        for ping in self._pings.values():
+            if not ping.done():
+                ping.set_exception(SessionClosedError("session closed", code, reason))
         error = SessionClosedError(f"session {self._session_id.hex()} closed", code, reason)
         for stream in self._streams.values():
             stream._on_session_closed(error)

@@ -28,6 +28,7 @@ from seigr_stt.constants import (
     COOKIE_REPLY_SIZE,
     COOKIE_SECRET_LIFETIME_S,
     HANDSHAKE_ATTEMPT_MAX_S,
+    HANDSHAKE_RATE_SOURCES_MAX,
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_JITTER_S,
     HANDSHAKE_RETRY_MAX_S,
@@ -58,7 +59,7 @@ from seigr_stt.core.record import RecordError, parse_header
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import ProtocolError, SessionNotFound
 
-__all__ = ["DROP_REASONS", "Endpoint"]
+__all__ = ["DROP_REASONS", "Endpoint", "TokenBuckets"]
 
 Rng = Callable[[int], bytes]
 
@@ -72,6 +73,7 @@ DROP_REASONS = (
     "mac1",  # handshake packet without a valid mac1 (not a member, or garbage)
     "cookie_required",  # under load: INIT without a valid mac2, answered with a cookie
     "half_open_full",  # too many handshakes in flight
+    "rate_limited",  # INIT beyond its source's token bucket (handshakes per second)
     "session_limit",  # max_sessions reached
     "unknown_index",  # handshake reply for no handshake of ours
     "handshake_auth",  # Noise decryption failed (wrong PSK, tampering) or invalid DH key
@@ -88,6 +90,44 @@ DROP_REASONS = (
     "replay",  # a duplicate or too-old counter
     "auth",  # a record that failed authentication
 )
+
+
+class TokenBuckets:
+    """Per-source token buckets: ``rate`` tokens a second, at most ``burst`` held (§10).
+
+    Sans-I/O like the rest of the core: time comes in as ``now``. The table keeps the
+    ``max_sources`` most recently seen sources (LRU); a source forgotten comes back with a full
+    bucket, so the table bounds memory, not the total rate of a sender with more sources than
+    that. A source's bucket starts full.
+    """
+
+    __slots__ = ("_buckets", "burst", "max_sources", "rate")
+
+    def __init__(self, rate: float, burst: int, max_sources: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_sources = max_sources
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, source: Hashable, now: float) -> bool:
+        """Spend one token of ``source``'s bucket; False (nothing spent) when it is empty."""
+        entry = self._buckets.get(source)
+        if entry is None:
+            tokens, stamp = float(self.burst), now
+            if len(self._buckets) >= self.max_sources:
+                self._buckets.popitem(last=False)
+        else:
+            held, last = entry
+            # A clock that steps back refills nothing (and keeps the later stamp).
+            stamp = max(now, last)
+            tokens = min(float(self.burst), held + (stamp - last) * self.rate)
+            self._buckets.move_to_end(source)
+        allowed = tokens >= 1.0
+        self._buckets[source] = (tokens - 1.0 if allowed else tokens, stamp)
+        return allowed
 
 
 @dataclass(slots=True)
@@ -137,6 +177,11 @@ class Endpoint:
         self._half_open_by_mac1: dict[bytes, bytes] = {}
         self._tombstones: OrderedDict[bytes, float] = OrderedDict()
         self._peer_timestamps: OrderedDict[bytes, int] = OrderedDict()
+        self._handshake_buckets = TokenBuckets(
+            config.handshake_rate_per_source_per_s,
+            config.handshake_burst_per_source,
+            HANDSHAKE_RATE_SOURCES_MAX,
+        )
         self._cookie_secret = rng(32)
         self._cookie_secret_expires_at: float | None = None
         self._out: list[tuple[bytes, Hashable]] = []
@@ -291,10 +336,12 @@ class Endpoint:
         session.send_datagram(data, now)
         self._dirty[session_id] = session
 
-    def ping(self, session_id: bytes, now: float) -> None:
+    def ping(self, session_id: bytes, now: float) -> int:
+        """Send a PING; returns the token a :class:`PongReceived` event will carry."""
         session = self.session(session_id)
-        session.ping(now)
+        token = session.ping(now)
         self._dirty[session_id] = session
+        return token
 
     def request_rotation(self, session_id: bytes, now: float) -> int:
         """Ask for a key rotation; returns the key version a KeyRotated event will confirm."""
@@ -335,12 +382,21 @@ class Endpoint:
 
     # -- network -> core ----------------------------------------------------------------------
     def receive_datagram(
-        self, data: bytes, addr: Hashable, now: float, max_record_size: int, probe_max: int = 0
+        self,
+        data: bytes,
+        addr: Hashable,
+        now: float,
+        max_record_size: int,
+        probe_max: int = 0,
+        *,
+        source: Hashable | None = None,
     ) -> None:
         """Process one packet from ``addr``. Never raises for anything the packet contains.
 
         ``max_record_size`` and ``probe_max`` describe the transport it came by, as in
-        :meth:`connect` (used if the packet starts a session)."""
+        :meth:`connect` (used if the packet starts a session). ``source`` is the key of the
+        per-source handshake rate limit (§10): the adapter passes the sender's host, so that
+        one host's many ports share one bucket; None uses ``addr``."""
         self.packets_received += 1
         self.bytes_received += len(data)
         if len(data) < 2:
@@ -353,7 +409,9 @@ class Endpoint:
         if ptype == PACKET_DATA:
             self._receive_record(data, addr, now)
         elif ptype == PACKET_HANDSHAKE_INIT:
-            self._receive_init(data, addr, now, max_record_size, probe_max)
+            self._receive_init(
+                data, addr, now, max_record_size, probe_max, addr if source is None else source
+            )
         elif ptype == PACKET_HANDSHAKE_RESPONSE:
             self._receive_response(data, addr, now)
         elif ptype == PACKET_HANDSHAKE_FINAL:
@@ -396,7 +454,13 @@ class Endpoint:
         return crypto.mac(self._cookie_secret, repr(addr).encode())
 
     def _receive_init(
-        self, data: bytes, addr: Hashable, now: float, max_record_size: int, probe_max: int
+        self,
+        data: bytes,
+        addr: Hashable,
+        now: float,
+        max_record_size: int,
+        probe_max: int,
+        source: Hashable,
     ) -> None:
         parsed = self._check_handshake(data)
         if parsed is None:
@@ -422,6 +486,9 @@ class Endpoint:
         ):
             self._drop("cookie_required")
             self._send_cookie_reply(data, parsed[1], addr, now)
+            return
+        if not self._handshake_buckets.take(source, now):
+            self._drop("rate_limited")
             return
         if len(self.sessions) + self.live_handshakes() >= self.config.max_sessions:
             self._drop("session_limit")

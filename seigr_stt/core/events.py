@@ -12,6 +12,7 @@ __all__ = [
     "KeyRotated",
     "MessageReceived",
     "PeerAddressChanged",
+    "PongReceived",
     "SessionClosed",
     "SessionEstablished",
     "StreamDataReceived",
@@ -52,6 +53,14 @@ class MessageReceived:
     channel: int
     data: bytes
     credit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    """The peer answered the PING that :meth:`Endpoint.ping` returned ``token`` for."""
+
+    session_id: bytes
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +138,7 @@ Event = (
     | KeyRotated
     | PeerAddressChanged
     | SessionClosed
+    | PongReceived
     | StreamOpened
     | StreamDataReceived
     | StreamReset

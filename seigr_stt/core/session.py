@@ -61,6 +61,7 @@ from seigr_stt.core.events import (
     KeyRotated,
     MessageReceived,
     PeerAddressChanged,
+    PongReceived,
     SessionClosed,
     SessionEstablished,
     StreamDataReceived,
@@ -414,7 +415,8 @@ class Session:
             if frame.token:
                 self._pending.append(Pong(frame.token))
         elif isinstance(frame, Pong):
-            pass  # RTT comes from acknowledgements; PONG only proves liveness
+            if 0 < frame.token <= self._ping_token:
+                self.events.append(PongReceived(self.session_id, frame.token))
         else:
             self._handle_close(frame, now)
 
@@ -507,13 +509,44 @@ class Session:
             parser.precredited -= early
             self.counters.messages_received += 1
             self.events.append(MessageReceived(self.session_id, channel, message, used - early))
-        # Bytes of a message still incomplete cannot be consumed by the application until the
-        # message is whole: return their credit now, or a message larger than the window
-        # would stall (§16.3). The application's consumption returns the rest.
-        partial = len(parser.buffer) - parser.precredited
-        if partial > 0:
-            parser.precredited += partial
-            self._consume(stream_id, stream, partial)
+        self._credit_partial(stream_id, stream, parser)
+        if self._recv_data >= self._local_max_data:
+            # The session window is used up while messages are incomplete: they fit their
+            # streams' credit but can only complete with more session credit, which only their
+            # own bytes can free. Return it for every channel's head message (§16.3).
+            for other_id, other in self._parsers.items():
+                other_stream = self._recv.get(other_id)
+                if other_stream is not None:
+                    self._credit_partial(other_id, other_stream, other, session_blocked=True)
+
+    def _credit_partial(
+        self,
+        stream_id: int,
+        stream: ReceiveStream,
+        parser: _MessageParser,
+        session_blocked: bool = False,
+    ) -> None:
+        """Return now the credit of a message still incomplete when it could not complete
+        otherwise (§16.3): its bytes cannot be consumed until it is whole, so a message beyond
+        the credit would stall. Only the message at the head qualifies (the application took
+        every message before it): a receiver that stops taking messages holds at most a window
+        of them plus one message, and the sender stops. Consumption returns the rest."""
+        buf = parser.buffer
+        partial = len(buf) - parser.precredited
+        if partial <= 0:
+            return
+        start = stream.delivered - len(buf)  # the stream offset of the incomplete message
+        if stream.consumed - parser.precredited < start:
+            return  # earlier messages still hold credit: their consumption comes first
+        if not parser.precredited:
+            size = 1 << (buf[0] >> 6)
+            if len(buf) < size:
+                return
+            length = int.from_bytes(buf[:size], "big") & ((1 << (8 * size - 2)) - 1)
+            if start + size + length <= stream.credit and not session_blocked:
+                return  # it completes within the credit granted
+        parser.precredited += partial
+        self._consume(stream_id, stream, partial)
 
     def consume_message(self, channel: int, credit: int) -> None:
         """The application took a message of channel ``channel`` whose event carried
@@ -522,6 +555,9 @@ class Session:
         stream = self._recv.get(stream_id)
         if stream is not None and credit > 0:
             self._consume(stream_id, stream, credit)
+            parser = self._parsers.get(stream_id)
+            if parser is not None:
+                self._credit_partial(stream_id, stream, parser)  # now at the head, maybe
 
     def consume_stream(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of byte stream ``stream_id``."""
@@ -541,6 +577,11 @@ class Session:
                 self._control.append(MaxData(target))
 
     def _handle_reset(self, frame: ResetStream, now: float) -> None:
+        if frame.stream_id & 2:
+            # Message channels are never reset (§16.1): a message is sent whole or the session
+            # closes. Honouring one would also let a peer open channels past max_channels.
+            self._protocol_violation(now, "reset of a message channel")
+            return
         stream = self._receive_stream_for(frame.stream_id, now)
         if stream is None or stream.reset_code is not None:
             return
@@ -566,16 +607,20 @@ class Session:
         self._maybe_forget_stream(frame.stream_id)
 
     def _handle_stop_sending(self, frame: StopSending, now: float) -> None:
+        if frame.stream_id & 2:
+            self._protocol_violation(now, "stop-sending on a message channel")
+            return
         stream = self._send.get(frame.stream_id)
         if stream is None:
-            if (frame.stream_id & 1) == self._side and (frame.stream_id >> 2) >= (
-                self._next_stream_index if not frame.stream_id & 2 else MAX_CHANNEL + 1
-            ):
+            if (frame.stream_id & 1) == self._side and (
+                frame.stream_id >> 2
+            ) >= self._next_stream_index:
                 self._protocol_violation(now, "stop-sending for a stream we never opened")
             return
         if stream.reset_code is None and not stream.done:
             self._reset_send(frame.stream_id, stream, frame.code)
             self.events.append(StreamReset(self.session_id, frame.stream_id, frame.code, True))
+            self._maybe_forget_stream(frame.stream_id)  # its receiving half may be done already
 
     def _handle_max_stream_data(self, frame: MaxStreamData, now: float) -> None:
         stream = self._send.get(frame.stream_id)
@@ -753,7 +798,9 @@ class Session:
         self._maybe_forget_stream(stream_id)
 
     def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
-        final = stream.written
+        # The final size is what the peer may have received: the highest offset sent, not what
+        # the application wrote (unsent bytes never count against the peer's credit).
+        final = self._sent_high.get(stream_id, 0)
         self._send_bytes -= stream.buffered
         stream.reset(code)
         self._control.append(ResetStream(stream_id, code, final))
@@ -799,11 +846,13 @@ class Session:
         if self.state == STT_SESSION_STATE_ACTIVE:
             self._want_record = True
 
-    def ping(self, now: float) -> None:
-        """Send a PING now: the peer acknowledges it (an RTT sample) and answers with a PONG."""
+    def ping(self, now: float) -> int:
+        """Send a PING now; returns its token. The peer acknowledges it (an RTT sample) and
+        answers with a PONG, reported as :class:`PongReceived` with the same token."""
         self._require_active()
         self._ping_token += 1
         self._pending.append(Ping(self._ping_token))
+        return self._ping_token
 
     def request_rotation(self, now: float) -> int:
         """Ask for one key rotation; returns the ``key_version`` that will satisfy it.
@@ -861,6 +910,11 @@ class Session:
 
     def _handle_close(self, frame: Close, now: float) -> None:
         if self.state == STT_SESSION_STATE_CLOSING and self._drain_deadline is None:
+            if any(isinstance(f, Close) for f in self._pending):
+                # Our CLOSE was queued in this very record's processing (the drain just ended)
+                # and has not left: send it, it answers the peer's, or the peer would retransmit
+                # its CLOSE until its attempts run out.
+                self._out.extend(self._build_records(now))
             self._finish_close()
             return
         self.close_code = frame.code
@@ -1107,6 +1161,9 @@ class Session:
             deadlines.append(self._last_eliciting_received_at + self.config.keepalive_s)
         if self.config.session_idle_timeout_s is not None:
             deadlines.append(self.last_data_at + self.config.session_idle_timeout_s)
+        persistent = self.config.persistent_keepalive_s
+        if persistent is not None:
+            deadlines.append((self.last_sent_at or self.created_at) + persistent)
         if self._rotation_requested:
             # While the peer has not confirmed the last rotation, its record (not a timer)
             # unblocks the next one: a deadline here would be in the past and spin the caller.
@@ -1182,6 +1239,9 @@ class Session:
             and now >= self._last_eliciting_received_at + self.config.keepalive_s
         ):
             self._want_record = True
+        persistent = self.config.persistent_keepalive_s
+        if persistent is not None and now >= (self.last_sent_at or self.created_at) + persistent:
+            self._want_record = True  # persistent keepalive: keep NAT mappings open (§8)
         self._maybe_rotate(now)
 
     def _finish_close_timeout(self) -> None:
