@@ -1,0 +1,94 @@
+"""The benchmark suite: seigr_stt over UDP and WebSocket next to its baselines, in one run.
+
+``python -m seigr_stt.bench`` (also ``make bench`` and ``stt bench``) runs every workload of
+docs/performance.md's targets, seigr_stt and its peers interleaved round by round, each peer in a
+fresh subprocess on a fresh event loop (uvloop when installed), and prints a Markdown table of
+medians, min–max and ratios with each target's verdict. ``--smoke`` runs every workload once with
+tiny sizes in this process (a few seconds; the test suite runs it). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from seigr_stt.bench.runner import METRIC_KEYS
+
+    parser = argparse.ArgumentParser(
+        prog="stt bench",
+        description="Benchmark seigr_stt against raw UDP + AEAD, websockets and aioquic.",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every workload once, tiny, in this process: checks the suite runs (no timings)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds per case (default 5)"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="METRIC,...",
+        help="run only these metrics: " + ",".join(METRIC_KEYS),
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
+    parser.add_argument("--plots", metavar="DIR", help="write the curves as PNG files here")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop of the workloads (auto: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="run both peers in this process on one loop (the default with --smoke)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite; print the table. Returns 0, or 1 when a case failed, 2 on bad usage."""
+    from seigr_stt.bench.common import loop_name
+    from seigr_stt.bench.plots import write_plots
+    from seigr_stt.bench.runner import build_suite, failed_cases, render, run_suite, to_json
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    only = [m.strip() for m in args.only.split(",") if m.strip()] or None
+    try:
+        metrics = build_suite(args.smoke, args.rounds, only)
+    except ValueError as exc:
+        parser.error(str(exc))
+    loop = loop_name(args.loop)
+    command = shlex.join(["python", "-m", "seigr_stt.bench", *args_list])
+    suite = run_suite(
+        metrics,
+        loop=loop,
+        inprocess=args.smoke or args.inprocess,
+        command=command,
+        log=sys.stderr,
+    )
+    sys.stdout.write(render(suite))
+    if args.json:
+        Path(args.json).write_text(json.dumps(to_json(suite), indent=1, default=str) + "\n")
+    if args.plots:
+        for message in write_plots(suite, Path(args.plots)):
+            sys.stderr.write(message + "\n")
+    failed = list(failed_cases(suite))
+    if failed:
+        sys.stderr.write("failed cases: " + ", ".join(failed) + "\n")
+        return 1
+    return 0

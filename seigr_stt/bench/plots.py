@@ -1,0 +1,86 @@
+"""Plots of the curves (throughput against loss rate and against message size), with matplotlib's
+Agg backend when matplotlib is installed; otherwise :func:`write_plots` says why it wrote none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seigr_stt.bench.common import median
+from seigr_stt.bench.runner import Metric, Suite
+
+__all__ = ["write_plots"]
+
+
+def _curve(
+    suite: Suite, metric: Metric, system: str
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    xs: list[float] = []
+    mids: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    for case in metric.cases:
+        if case.system != system:
+            continue
+        result = suite.result(metric.key, case.name)
+        if result is None:
+            continue
+        values = result.finite("mbps")
+        if not values:
+            continue
+        x = float(case.relay["loss"]) * 100 if case.relay else float(case.params["size"])
+        xs.append(x)
+        mid = median(values)
+        mids.append(mid)
+        lows.append(mid - min(values))
+        highs.append(max(values) - mid)
+    return xs, mids, lows, highs
+
+
+def write_plots(suite: Suite, directory: Path) -> list[str]:
+    """Write ``throughput_vs_loss.png`` and ``throughput_vs_size.png``; return messages saying
+    what was written or why not."""
+    try:
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        return [
+            f"plots skipped: matplotlib is not installed ({exc}); pip install 'seigr-stt[bench]'"
+        ]
+    directory.mkdir(parents=True, exist_ok=True)
+    messages: list[str] = []
+    env = suite.env
+    footer = f"{env['nproc']} CPUs, {env['cpu']}; Python {env['python']}, {env['loop']}"
+    for metric in suite.metrics:
+        if not metric.plot:
+            continue
+        systems = list(dict.fromkeys(c.system for c in metric.cases))
+        fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+        plotted = 0
+        for system in systems:
+            xs, mids, lows, highs = _curve(suite, metric, system)
+            if not xs:
+                continue
+            ax.errorbar(xs, mids, yerr=[lows, highs], marker="o", capsize=3, label=system)
+            plotted += 1
+        if metric.plot == "loss":
+            ax.set_xlabel("datagrams lost each way (%)")
+            name = "throughput_vs_loss.png"
+        else:
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("message size (bytes)")
+            name = "throughput_vs_size.png"
+        ax.set_yscale("log")  # the systems differ by orders of magnitude
+        ax.set_ylabel("MB/s (median, min–max; log scale)")
+        ax.set_title(metric.title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        if plotted:
+            ax.legend(fontsize=8)
+        fig.text(0.01, 0.01, footer, fontsize=6, color="gray")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        path = directory / name
+        fig.savefig(path)
+        plt.close(fig)
+        messages.append(f"wrote {path}")
+    return messages

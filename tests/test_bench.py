@@ -1,0 +1,53 @@
+"""The benchmark suite's smoke mode: every workload once, tiny, in process (no timings checked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seigr_stt.bench import main
+from seigr_stt.bench.runner import METRIC_KEYS, build_suite
+
+ROW_METRICS = [key for key in METRIC_KEYS if key not in ("loss", "size")]
+
+
+def test_smoke_runs_every_workload_and_prints_every_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "bench.json"
+    code = main(["--smoke", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    for metric in ROW_METRICS:
+        assert any(line.startswith(f"| {metric}: ") for line in table), metric
+    assert "## Targets" in out
+    for number in ("1a", "1b", "2", "3a", "3b", "4", "5", "6a", "6b", "7a", "7b", "8a", "8b"):
+        assert any(line.startswith(f"| {number} | ") for line in table), number
+    assert "loss 5%" in out  # the loss curve's table
+    assert "65536 B" in out  # the message-size curve's table
+    data = json.loads(report.read_text())
+    assert {m["key"] for m in data["metrics"]} == set(METRIC_KEYS)
+    for metric in data["metrics"]:
+        for case in metric["cases"]:
+            assert not case["errors"], (metric["key"], case["name"], case["errors"])
+
+
+def test_only_selects_metrics_and_unknown_names_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert [m.key for m in build_suite(True, 5, ["rtt", "scale"])] == ["rtt", "scale"]
+    with pytest.raises(SystemExit) as exc:
+        main(["--smoke", "--only", "nonsense"])
+    assert exc.value.code == 2
+    assert "unknown metric" in capsys.readouterr().err
+
+
+def test_full_suite_interleaves_five_rounds_of_every_case() -> None:
+    metrics = build_suite(False, 5)
+    assert [m.key for m in metrics] == list(METRIC_KEYS)
+    assert all(m.rounds == 5 for m in metrics if not m.plot and m.key != "scale")
+    names = {(m.key, c.name) for m in metrics for c in m.cases}
+    assert len(names) == sum(len(m.cases) for m in metrics)  # every case is told apart
