@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo clean
+.PHONY: test lint typecheck pytest demo fuzz clean docs bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,23 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-branch --cov-report=term
 
-test: lint typecheck pytest
+# The documentation site, strict: any warning (broken link, bad docstring) fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+test: lint typecheck pytest docs
 
 demo: $(STAMP)
 	$(BIN)/python -m seigr_stt demo
 
+# Mutation fuzzing of every parser, two endpoints and a live node (fuzz/README.md).
+PACKETS ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --packets $(PACKETS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m seigr_stt.bench
