@@ -120,11 +120,14 @@ class STTSession:
         self._manual_last_active = created_at
         self._closed: asyncio.Future[None] | None = None
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._datagrams: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # Created on first use: most sessions never carry datagrams or peer-opened streams, and
+        # an idle session should cost little memory (docs/performance.md, scale).
+        self._datagram_queue: asyncio.Queue[bytes | None] | None = None
+        self._incoming_queue: asyncio.Queue[STTStream | None] | None = None
+        self._ended = False
         self._datagrams_dropped = 0
         self._pings: dict[int, asyncio.Future[float]] = {}
         self._streams: dict[int, STTStream] = {}
-        self._incoming: asyncio.Queue[STTStream | None] = asyncio.Queue()
         self.close_code: int | None = None
         self.close_reason = ""
         self.log = _SessionLog(
@@ -320,13 +323,27 @@ class STTSession:
         node._endpoint.send_datagram(self._session_id, bytes(data), node._now())
         node._transmit_soon()
 
+    def _datagrams(self) -> asyncio.Queue[bytes | None]:
+        if self._datagram_queue is None:
+            self._datagram_queue = asyncio.Queue()
+            if self._ended:
+                self._datagram_queue.put_nowait(None)
+        return self._datagram_queue
+
+    def _incoming(self) -> asyncio.Queue[STTStream | None]:
+        if self._incoming_queue is None:
+            self._incoming_queue = asyncio.Queue()
+            if self._ended:
+                self._incoming_queue.put_nowait(None)
+        return self._incoming_queue
+
     def _on_datagram(self, data: bytes) -> None:
         # Datagrams are unreliable: when the application does not keep up, the newest ones are
         # dropped and counted rather than held without bound.
-        if self._datagrams.qsize() >= DATAGRAM_QUEUE_MAX:
+        if self._datagrams().qsize() >= DATAGRAM_QUEUE_MAX:
             self._datagrams_dropped += 1
             return
-        self._datagrams.put_nowait(data)
+        self._datagrams().put_nowait(data)
 
     async def datagrams(self) -> AsyncIterator[bytes]:
         """Datagrams from the peer, until the session closes.
@@ -335,9 +352,9 @@ class STTSession:
         counted in ``get_statistics()["datagrams_dropped"]``.
         """
         while True:
-            item = await self._datagrams.get()
+            item = await self._datagrams().get()
             if item is None:
-                self._datagrams.put_nowait(None)
+                self._datagrams().put_nowait(None)
                 return
             yield item
 
@@ -383,15 +400,15 @@ class STTSession:
     async def incoming_streams(self) -> AsyncIterator[STTStream]:
         """Streams the peer opens, until the session closes."""
         while True:
-            stream = await self._incoming.get()
+            stream = await self._incoming().get()
             if stream is None:
-                self._incoming.put_nowait(None)
+                self._incoming().put_nowait(None)
                 return
             yield stream
 
     def _on_stream_opened(self, stream_id: int) -> None:
         stream = self._streams[stream_id] = STTStream(self, stream_id)
-        self._incoming.put_nowait(stream)
+        self._incoming().put_nowait(stream)
 
     def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
         stream = self._streams.get(stream_id)
@@ -496,8 +513,11 @@ class STTSession:
                 waiter.set_exception(
                     SessionClosedError("session closed during key rotation", code, reason)
                 )
-        self._datagrams.put_nowait(None)
-        self._incoming.put_nowait(None)
+        self._ended = True
+        if self._datagram_queue is not None:
+            self._datagram_queue.put_nowait(None)
+        if self._incoming_queue is not None:
+            self._incoming_queue.put_nowait(None)
         for ping in self._pings.values():
             if not ping.done():
                 ping.set_exception(SessionClosedError("session closed", code, reason))

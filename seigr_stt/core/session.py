@@ -1013,7 +1013,16 @@ class Session:
                 # Rotation by count is due after *sending*; a node that only sends would
                 # otherwise wait for a received record or a timer to notice (§7).
                 self._maybe_rotate(now)
-            self._out.extend(self._build_records(now))
+            ack_due = self.acks.ack_due_at
+            if (
+                self._pending
+                or self._control
+                or self._order
+                or self._want_record
+                or self._probe
+                or (ack_due is not None and ack_due <= now)
+            ):
+                self._out.extend(self._build_records(now))
         out, self._out = self._out, []
         return out
 
