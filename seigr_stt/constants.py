@@ -102,6 +102,7 @@ HANDSHAKE_HALF_OPEN_MAX: Final = 1024
 HANDSHAKE_LOAD_THRESHOLD: Final = 64  # half-open handshakes above which mac2 is required
 HANDSHAKE_RATE_PER_SOURCE_PER_S: Final = 20.0
 HANDSHAKE_BURST_PER_SOURCE: Final = 40
+HANDSHAKE_RATE_SOURCES_MAX: Final = 4096  # token buckets kept (LRU), one per source host
 PEER_TIMESTAMP_TABLE_MAX: Final = 4096
 
 # -- Close codes carried by CLOSE (§9) -----------------------------------------------------------

@@ -96,4 +96,7 @@ class Pacer:
         """When a token will be available again, or None if one is available now."""
         if self._tokens > 0:
             return None
-        return now + (-self._tokens + 1) / self._rate(cwnd, srtt_s)
+        # The tokens are counted as of the last refill: a deadline from an earlier ``now`` (the
+        # time of the last send, say) would be due before the bucket refills, and spin the timer.
+        start = now if self._last is None else max(now, self._last)
+        return start + (-self._tokens + 1) / self._rate(cwnd, srtt_s)

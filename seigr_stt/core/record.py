@@ -90,14 +90,14 @@ def max_frames_size(record_size: int) -> int:
 def seal_record(key: bytes, header: bytes, counter: int, frames: bytes, pad_to: int = 0) -> bytes:
     """Pad ``frames``, encrypt with ``header`` as associated data, and return the record.
 
-    ``pad_to`` asks for a record of at least that many bytes (path-MTU probes, §12.1); the
-    extra padding is zero bytes like the rest.
+    ``pad_to`` asks for the largest record of at most that many bytes (path-MTU probes, §12.1:
+    a probe must not exceed the size it tests); the extra padding is zero bytes like the rest.
     """
     pad = -(len(frames) + 1) % RECORD_PAD_MULTIPLE_BYTES
     plaintext = frames + _INNER_TYPE + _PAD_BLOCKS[pad]
     extra = pad_to - (RECORD_HEADER_SIZE + len(plaintext) + AEAD_TAG_BYTES)
     if extra > 0:
-        plaintext += bytes(extra + (-extra % RECORD_PAD_MULTIPLE_BYTES))
+        plaintext += bytes(extra - extra % RECORD_PAD_MULTIPLE_BYTES)
     return header + crypto.aead_encrypt(key, counter, header, plaintext)
 
 

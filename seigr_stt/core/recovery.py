@@ -233,17 +233,18 @@ class LossRecovery:
             return [], False
         rtt = self.rtt
         delay = max(TIME_THRESHOLD * max(rtt.latest_s, rtt.smoothed_s), GRANULARITY_S)
-        lost_before = now - delay
         lost: list[SentRecord] = []
         for counter, record in self._sent.items():  # ascending; stop at the largest acked
             if counter > self.largest_acked:
                 break
-            if record.time_sent <= lost_before or self.largest_acked >= counter + PACKET_THRESHOLD:
+            # ``time_sent + delay <= now``, not ``time_sent <= now - delay``: the deadline armed
+            # below is ``time_sent + delay``, and the two roundings can differ, which would leave
+            # the timer due at ``now`` with nothing declared lost (a timer that never advances).
+            candidate = record.time_sent + delay
+            if candidate <= now or self.largest_acked >= counter + PACKET_THRESHOLD:
                 lost.append(record)
-            else:
-                candidate = record.time_sent + delay
-                if self.loss_time is None or candidate < self.loss_time:
-                    self.loss_time = candidate
+            elif self.loss_time is None or candidate < self.loss_time:
+                self.loss_time = candidate
         for record in lost:
             del self._sent[record.counter]
             self._forget(record)

@@ -1,4 +1,5 @@
-"""Fixtures of the core tests; the in-memory network itself lives in :mod:`tests.core.net`."""
+"""Fixtures of the core tests: the in-memory network of :mod:`seigr_stt.testing`, through the
+test helpers of :mod:`tests.core.net`."""
 
 from __future__ import annotations
 

@@ -1,24 +1,17 @@
-"""An in-memory network that drives sans-I/O endpoints with hand-set time.
+"""Test-only helpers around the public in-memory network of :mod:`seigr_stt.testing`.
 
-Nothing here reads a clock or draws unseeded randomness: :class:`Net` owns ``now`` and a seeded
-``random.Random``. Each :class:`Node` wraps one :class:`~seigr_stt.core.endpoint.Endpoint` and
-follows the adapter contract of ``endpoint.py``: after every entry (packet, timer, app call) the
-net drains ``datagrams_to_send`` and ``events_received``.
-
-Packets are :class:`Packet` objects whose ``fate`` tells what the network did with them (lost,
-dropped by a test's filter, unroutable, delivered), so a test can reason about exactly what reached
-the other side. Loss, delay (reordering) and duplication are per-net settings that a test may
-change at any time; ``filters`` drop chosen packets deterministically.
+The simulator itself (:class:`~seigr_stt.testing.Net`, :class:`~seigr_stt.testing.Node`,
+:class:`~seigr_stt.testing.Packet`) is public; this module adds what only the core tests need:
+packet-type constants, an established :class:`Pair`, forged INITs and records sealed with a
+session's real keys, and snapshots of every piece of state an unauthenticated packet must not
+change.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import random
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 
@@ -38,12 +31,12 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core import crypto
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.events import Event, SessionEstablished
 from seigr_stt.core.frames import Datagram, serialize_frames
-from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.identity import SharedSecrets
 from seigr_stt.core.noise import SymmetricState
 from seigr_stt.core.record import pack_header, seal_record
 from seigr_stt.core.session import Session
+from seigr_stt.testing import SHARED_SEED, START, Net, Node, Packet, make_seed, seeded_rng
 
 __all__ = [
     "COOKIE",
@@ -69,30 +62,11 @@ __all__ = [
     "session_snapshot",
 ]
 
-Addr = Hashable
-E = TypeVar("E")
-
-START = 1000.0
-"""Simulated time at which every net starts (any epoch works; not zero, to catch ``if now:``)."""
-
 INIT = PACKET_HANDSHAKE_INIT
 RESPONSE = PACKET_HANDSHAKE_RESPONSE
 FINAL = PACKET_HANDSHAKE_FINAL
 COOKIE = PACKET_COOKIE_REPLY
 DATA = PACKET_DATA
-
-
-def seeded_rng(seed: int | str) -> Callable[[int], bytes]:
-    """A deterministic ``rng(n) -> bytes`` for an endpoint."""
-    return random.Random(seed).randbytes
-
-
-def make_seed(name: int | str) -> bytes:
-    """A deterministic 32-byte seed with plenty of distinct byte values."""
-    return random.Random(f"seed:{name}").randbytes(32)
-
-
-SHARED_SEED = make_seed("shared")
 
 
 def init_payload(index: bytes, timestamp_ns: int = 1, capabilities: int = 0, **extra: Any) -> bytes:
@@ -128,291 +102,6 @@ def craft_init(
 def packet_type(data: bytes) -> int:
     """Byte 1 of a packet (its type), or -1 for a packet too short to have one."""
     return data[1] if len(data) > 1 else -1
-
-
-@dataclass(eq=False)
-class Packet:
-    """One datagram on the simulated network."""
-
-    data: bytes
-    src: Addr
-    dst: Addr
-    sent_at: float
-    sender: str = ""
-    tag: object = None
-    fate: str = "in_flight"  # lost | filtered | unroutable | delivered
-    delivered_at: float | None = None
-
-    @property
-    def type(self) -> int:
-        return packet_type(self.data)
-
-
-@dataclass(eq=False)
-class Node:
-    """One endpoint on the net, with every event it produced and when."""
-
-    name: str
-    endpoint: Endpoint
-    addr: Addr
-    max_record_size: int = UDP_MAX_RECORD_SIZE
-    events: list[tuple[float, Event]] = field(default_factory=list)
-    net: Net | None = field(default=None, repr=False)
-
-    @property
-    def now(self) -> float:
-        """The simulated time of the net this node is on."""
-        assert self.net is not None
-        return self.net.now
-
-    def events_of(self, kind: type[E]) -> list[E]:
-        """Every event of one type, in order."""
-        return [event for _, event in self.events if isinstance(event, kind)]
-
-    def timed_events_of(self, kind: type[E]) -> list[tuple[float, E]]:
-        """Every event of one type with the simulated time it came out."""
-        return [(t, event) for t, event in self.events if isinstance(event, kind)]
-
-    def session(self, session_id: bytes) -> Session:
-        return self.endpoint.session(session_id)
-
-
-class Net:
-    """Endpoints connected by a lossy, reordering, duplicating in-memory network."""
-
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        loss: float = 0.0,
-        delay_s: tuple[float, float] = (0.0, 0.0),
-        duplicate: float = 0.0,
-        start: float = START,
-    ) -> None:
-        self.now = start
-        self.random = random.Random(seed)
-        self.loss = loss
-        self.delay_s = delay_s
-        self.duplicate = duplicate
-        self.nodes: list[Node] = []
-        self.log: list[Packet] = []
-        self.deliveries: list[Packet] = []  # in the order the receivers got them
-        self.filters: list[Callable[[Packet], bool]] = []
-        self._routes: dict[Addr, Node] = {}
-        self._flight: list[tuple[float, int, Packet]] = []
-        self._actions: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = 0
-        self._timestamp_ns = 0
-
-    # -- building -----------------------------------------------------------------------------
-    def add_node(
-        self,
-        name: str,
-        *,
-        node_seed: bytes | None = None,
-        shared_seed: bytes = SHARED_SEED,
-        config: NodeConfig | None = None,
-        accept_incoming: bool = True,
-        max_record_size: int = UDP_MAX_RECORD_SIZE,
-    ) -> Node:
-        endpoint = Endpoint(
-            NodeIdentity.from_seed(node_seed if node_seed is not None else make_seed(name)),
-            SharedSecrets.from_seed(shared_seed),
-            config if config is not None else NodeConfig(),
-            seeded_rng(f"rng:{name}:{self.random.random()}"),
-            accept_incoming=accept_incoming,
-        )
-        node = Node(name, endpoint, name, max_record_size, net=self)
-        self.nodes.append(node)
-        self._routes[node.addr] = node
-        return node
-
-    def move(self, node: Node, new_addr: Addr) -> None:
-        """The node's packets now come from ``new_addr`` (NAT rebinding); both addrs reach it."""
-        node.addr = new_addr
-        self._routes[new_addr] = node
-
-    def kill(self, node: Node) -> None:
-        """The node vanishes: it gets no more packets and its timers stop."""
-        self.nodes.remove(node)
-        for addr in [a for a, n in self._routes.items() if n is node]:
-            del self._routes[addr]
-
-    def drop(self, predicate: Callable[[Packet], bool], times: int = 1) -> None:
-        """Drop the next ``times`` packets matching ``predicate`` (fate ``filtered``)."""
-        remaining = [times]
-
-        def _filter(packet: Packet) -> bool:
-            if remaining[0] > 0 and predicate(packet):
-                remaining[0] -= 1
-                return True
-            return False
-
-        self.filters.append(_filter)
-
-    # -- app calls ----------------------------------------------------------------------------
-    def timestamp_ns(self) -> int:
-        """A strictly increasing handshake timestamp."""
-        self._timestamp_ns = max(self._timestamp_ns + 1, int(self.now * 1e9))
-        return self._timestamp_ns
-
-    def connect(self, a: Node, b: Node, *, timeout_s: float = 10.0) -> int:
-        handle = a.endpoint.connect(
-            b.addr,
-            self.now,
-            timestamp_ns=self.timestamp_ns(),
-            max_record_size=a.max_record_size,
-            timeout_s=timeout_s,
-        )
-        self.flush_node(a)
-        return handle
-
-    def establish(self, a: Node, b: Node, *, within_s: float = 30.0) -> bytes:
-        """Connect ``a`` to ``b`` and run until both hold the session; return its id."""
-        handle = self.connect(a, b)
-        deadline = self.now + within_s
-        sid: bytes | None = None
-        while self.now <= deadline:
-            if sid is None:
-                for event in a.events_of(SessionEstablished):
-                    if event.handle == handle:
-                        sid = event.session_id
-            if sid is not None and sid in b.endpoint.sessions and sid in a.endpoint.sessions:
-                return sid
-            t = self.next_deadline()
-            if t is None or t > deadline:
-                break
-            self.run_until(t)
-        raise AssertionError("the handshake did not complete")
-
-    # -- network ------------------------------------------------------------------------------
-    def flush(self) -> list[Packet]:
-        out: list[Packet] = []
-        for node in list(self.nodes):
-            out += self.flush_node(node)
-        return out
-
-    def flush_node(self, node: Node) -> list[Packet]:
-        """Drain one endpoint: launch its packets and collect its events."""
-        launched = []
-        for data, dst in node.endpoint.datagrams_to_send(self.now):
-            packet = Packet(data, node.addr, dst, self.now, node.name)
-            self._launch(packet)
-            launched.append(packet)
-        node.events.extend((self.now, event) for event in node.endpoint.events_received())
-        return launched
-
-    def _launch(self, packet: Packet) -> None:
-        self.log.append(packet)
-        if any(f(packet) for f in list(self.filters)):
-            packet.fate = "filtered"
-            return
-        if packet.dst not in self._routes:
-            packet.fate = "unroutable"
-            return
-        if self.loss and self.random.random() < self.loss:
-            packet.fate = "lost"
-            return
-        self._enqueue(packet)
-        if self.duplicate and self.random.random() < self.duplicate:
-            copy = dataclasses.replace(packet)
-            self.log.append(copy)
-            self._enqueue(copy)
-
-    def _enqueue(self, packet: Packet) -> None:
-        lo, hi = self.delay_s
-        delay = lo if hi <= lo else self.random.uniform(lo, hi)
-        self._seq += 1
-        heapq.heappush(self._flight, (self.now + delay, self._seq, packet))
-
-    def inject(self, node: Node, data: bytes, src: Addr) -> list[Packet]:
-        """Hand ``data`` to ``node`` at once, as if from ``src``; return what it sent back."""
-        node.endpoint.receive_datagram(data, src, self.now, node.max_record_size)
-        return self.flush_node(node)
-
-    def deliver_held(self, packet: Packet, node: Node | None = None) -> list[Packet]:
-        """Deliver a packet a filter held back (or any logged packet) now."""
-        target = node if node is not None else self._routes[packet.dst]
-        return self.inject(target, packet.data, packet.src)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._flight)
-
-    # -- time ---------------------------------------------------------------------------------
-    def schedule(self, at: float, action: Callable[[], None]) -> None:
-        """Run ``action`` at simulated time ``at`` (then drain every node)."""
-        self._seq += 1
-        heapq.heappush(self._actions, (at, self._seq, action))
-
-    def next_deadline(self) -> float | None:
-        candidates: list[float] = []
-        if self._flight:
-            candidates.append(self._flight[0][0])
-        if self._actions:
-            candidates.append(self._actions[0][0])
-        for node in self.nodes:
-            t = node.endpoint.get_timer()
-            if t is not None:
-                candidates.append(t)
-        return min(candidates, default=None)
-
-    def run_until(self, t_end: float) -> None:
-        """Process every delivery, action and timer due up to ``t_end``; then ``now = t_end``."""
-        steps_at_now = 0
-        while True:
-            t = self.next_deadline()
-            if t is None or t > t_end:
-                break
-            if t > self.now:
-                self.now = t
-                steps_at_now = 0
-            steps_at_now += 1
-            if steps_at_now > 100_000:
-                raise AssertionError(f"no progress at simulated time {self.now}")
-            self._step()
-        self.now = max(self.now, t_end)
-
-    def run(self, duration_s: float) -> None:
-        self.run_until(self.now + duration_s)
-
-    def _step(self) -> None:
-        while self._flight and self._flight[0][0] <= self.now:
-            _, _, packet = heapq.heappop(self._flight)
-            target = self._routes.get(packet.dst)
-            if target is None:
-                packet.fate = "unroutable"
-                continue
-            packet.fate = "delivered"
-            packet.delivered_at = self.now
-            self.deliveries.append(packet)
-            target.endpoint.receive_datagram(
-                packet.data, packet.src, self.now, target.max_record_size
-            )
-            self.flush_node(target)
-        while self._actions and self._actions[0][0] <= self.now:
-            _, _, action = heapq.heappop(self._actions)
-            action()
-            self.flush()
-        for node in list(self.nodes):
-            self._fire_timers(node)
-
-    def _fire_timers(self, node: Node) -> None:
-        deadline = None
-        for _ in range(4):
-            deadline = node.endpoint.get_timer()
-            if deadline is None or deadline > self.now:
-                return
-            node.endpoint.handle_timer(self.now)
-            self.flush_node(node)
-        raise AssertionError(
-            f"{node.name}: get_timer() stays at {deadline} <= now {self.now} after handle_timer"
-        )
-
-    # -- inspection ---------------------------------------------------------------------------
-    def sent_by(self, node: Node, ptype: int | None = None) -> list[Packet]:
-        """Every packet ``node`` sent (of one type if given), in order."""
-        return [p for p in self.log if p.sender == node.name and (ptype is None or p.type == ptype)]
 
 
 @dataclass(eq=False)

@@ -210,6 +210,23 @@ def test_pacer_refill_rate() -> None:
     assert pacer.next_send_at(1.0390625, CWND, SRTT) is None
 
 
+def test_pacer_deadline_counts_from_the_last_refill() -> None:
+    pacer = Pacer(MTU)
+    pacer.refill(1.0, CWND, SRTT)
+    pacer.on_sent(16 * 1200 + 600)  # 600 bytes in debt after the refill at 1.0
+    pacer.refill(1.0 + 300 / RATE, CWND, SRTT)  # 300 refilled: 300 in debt at that time
+    refilled_at = 1.0 + 300 / RATE
+    # Asked with an earlier time (the last send), the deadline still lies after the refill,
+    # where the bucket really is positive again; it never falls due before it.
+    expected = refilled_at + 301 / RATE
+    assert pacer.next_send_at(1.0, CWND, SRTT) == pytest.approx(expected)
+    assert pacer.next_send_at(refilled_at, CWND, SRTT) == pytest.approx(expected)
+    deadline = pacer.next_send_at(1.0, CWND, SRTT)
+    assert deadline is not None
+    pacer.refill(deadline, CWND, SRTT)
+    assert pacer.can_send()
+
+
 def test_pacer_rate_follows_cwnd_and_srtt() -> None:
     pacer = Pacer(MTU)
     pacer.on_sent(16 * 1200)

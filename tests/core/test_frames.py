@@ -15,7 +15,6 @@ from seigr_stt.constants import (
     FRAME_MAX_DATA,
     FRAME_MAX_STREAM_DATA,
     FRAME_MAX_STREAMS,
-    FRAME_MESSAGE,
     FRAME_PING,
     FRAME_PONG,
     FRAME_RESET_STREAM,
@@ -23,8 +22,6 @@ from seigr_stt.constants import (
     FRAME_STREAM,
 )
 from seigr_stt.core.frames import (
-    MESSAGE_FIRST,
-    MESSAGE_LAST,
     VARINT_MAX,
     Ack,
     Close,
@@ -34,7 +31,6 @@ from seigr_stt.core.frames import (
     MaxData,
     MaxStreamData,
     MaxStreams,
-    Message,
     Ping,
     Pong,
     ResetStream,
@@ -89,10 +85,6 @@ def test_varint_out_of_range(value: int) -> None:
 ONE_OF_EACH: list[Frame] = [
     Ping(0),
     Pong(VARINT_MAX),
-    Message(0, 0, MESSAGE_FIRST | MESSAGE_LAST, b""),
-    Message(VARINT_MAX, 70_000, MESSAGE_FIRST, b"x" * 300),
-    Message(5, 1, 0, b"\x00middle\x00"),
-    Message(5, 2, MESSAGE_LAST, b"end"),
     Datagram(b""),
     Datagram(bytes(range(256)) * 70),
     Close(0, ""),
@@ -105,6 +97,8 @@ ONE_OF_EACH: list[Frame] = [
     Stream(0, 0, False, b""),
     Stream(4, 1 << 40, True, b"tail"),
     Stream(VARINT_MAX, 0, False, bytes(2000)),
+    Stream(2, 70_000, False, b"\x00middle\x00"),  # a message channel: length-prefixed bytes
+    Stream(6, (1 << 62) - 4, True, b"end"),  # the last offsets a stream can reach
     ResetStream(3, 7, 1 << 30),
     StopSending(VARINT_MAX, 0),
     MaxData(1 << 50),
@@ -124,7 +118,6 @@ def test_frame_type_bytes() -> None:
     expected: dict[type, int] = {
         Ping: FRAME_PING,
         Pong: FRAME_PONG,
-        Message: FRAME_MESSAGE,
         Datagram: FRAME_DATAGRAM,
         Close: FRAME_CLOSE,
         Ack: FRAME_ACK,
@@ -142,7 +135,6 @@ def test_frame_type_bytes() -> None:
 
 def test_exact_encodings() -> None:
     assert serialize_frames([Ping(1)]) == b"\x01\x01"
-    assert serialize_frames([Message(2, 3, 3, b"ab")]) == b"\x03\x02\x03\x03\x02ab"
     assert serialize_frames([Datagram(b"z")]) == b"\x04\x01z"
     assert serialize_frames([Close(4, "ok")]) == b"\x05\x04\x02ok"
     # ACK: largest, delay, extra range count, first range length, then (gap, length) pairs.
@@ -172,8 +164,6 @@ def test_non_minimal_varints_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("frame", "match"),
     [
-        (Message(0, 0, 4, b""), "flags"),
-        (Message(0, 0, 0xFF, b""), "flags"),
         (Close(0, "r" * (CLOSE_REASON_MAX_BYTES + 1)), "reason"),
         (Close(0, "é" * 62), "reason"),  # 124 bytes of UTF-8
         (Ack(0, ()), "ranges"),
@@ -199,11 +189,8 @@ def test_unencodable_frames(frame: Frame, match: str) -> None:
         (b"\x01", "truncated varint"),
         (b"\x01\x40", "truncated varint"),
         (b"\x02\xc0\x00\x00", "truncated varint"),
-        (b"\x03\x00\x00", "truncated message"),
-        (b"\x03\x00\x00\x04\x00", "flags"),
-        (b"\x03\x00\x00\x80\x00", "flags"),
-        (b"\x03\x00\x00\x03", "truncated varint"),
-        (b"\x03\x00\x00\x03\x05abcd", "exceeds"),
+        (b"\x03\x00\x00\x03\x01a", "unknown frame type 0x03"),  # the retired MESSAGE frame
+        (b"\x0d", "unknown frame type"),  # one past the last frame type
         (b"\x04\x02a", "exceeds"),
         (b"\x04", "truncated varint"),
         (b"\x05\x00", "truncated varint"),
@@ -260,7 +247,6 @@ def acks(draw: st.DrawFn) -> Ack:
 frames_strategy: st.SearchStrategy[Frame] = st.one_of(
     st.builds(Ping, varints),
     st.builds(Pong, varints),
-    st.builds(Message, varints, varints, st.integers(min_value=0, max_value=3), small_bytes),
     st.builds(Datagram, small_bytes),
     st.builds(Close, varints, reasons),
     acks(),

@@ -45,7 +45,6 @@ from seigr_stt.core.frames import (
     MaxData,
     MaxStreamData,
     MaxStreams,
-    Message,
     Ping,
     Pong,
     ResetStream,
@@ -543,7 +542,9 @@ def test_our_own_handshake_replies_sent_back(scene: Scene) -> None:
 EVERY_FRAME: list[Frame] = [
     Ping(1),
     Pong(99),
-    Message(0, 0, 3, b"m"),
+    Stream(3, 0, False, b"\x01m"),  # message channel 0 of the responder: one message
+    Stream(3, 0, True, b"\x05m"),  # a message announced longer than the stream's end
+    Stream(2, 0, False, b"\x01m"),  # the initiator's own message channel
     Datagram(b"d"),
     Ack(0, ((0, 3),)),
     Stream(0, 0, True, b"s"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import pytest
@@ -13,6 +14,7 @@ from seigr_stt.constants import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_REASON_MAX_BYTES,
     CLOSE_RETRANSMIT_S,
+    INITIAL_WINDOW_PACKETS,
     STT_SESSION_STATE_CLOSED,
     STT_SESSION_STATE_CLOSING,
 )
@@ -25,19 +27,25 @@ from seigr_stt.core.events import (
     SessionClosed,
 )
 from seigr_stt.core.frames import (
-    MESSAGE_FIRST,
-    MESSAGE_LAST,
     Close,
     Datagram,
-    Message,
+    Stream,
+    encode_varint,
     serialize_frames,
+    varint_size,
 )
 from seigr_stt.core.record import max_frames_size, parse_header
-from seigr_stt.core.session import _FRAGMENT_OVERHEAD
+from seigr_stt.core.session import _STREAM_OVERHEAD, MAX_CHANNEL, channel_stream_id
 from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, SessionNotFound
 from tests.core.net import DATA, Net, Pair, authentic_record, make_pair
 
-ROOM = max_frames_size(1232) - _FRAGMENT_OVERHEAD  # payload bytes of one message fragment
+ROOM = max_frames_size(1232) - _STREAM_OVERHEAD  # stream bytes of a record that carries only them
+B_CHANNEL_0 = channel_stream_id(0, 1)  # the responder's message channel 0
+
+
+def wire(message: bytes) -> bytes:
+    """A message as its channel's stream carries it: QUIC-varint length, then the bytes."""
+    return encode_varint(len(message)) + message
 
 
 def messages(pair: Pair, node_name: str) -> list[tuple[int, bytes]]:
@@ -45,22 +53,38 @@ def messages(pair: Pair, node_name: str) -> list[tuple[int, bytes]]:
     return [(e.channel, e.data) for e in node.events_of(MessageReceived)]
 
 
+def stream_records(size: int) -> int:
+    """Records a message of ``size`` bytes fills when nothing else shares them."""
+    return max(1, -(-(varint_size(size) + size) // ROOM))
+
+
 @pytest.mark.parametrize(
-    ("size", "records"),
-    # ROOM + 1 takes two fragments, which still share one record (fragments reserve room for
-    # 8-byte varints they rarely need).
-    [(0, 1), (1, 1), (ROOM, 1), (ROOM + 1, 1), (3 * ROOM, 3), (100 * 1024, 89)],
+    "size",
+    # ROOM - 2 fills one record exactly (a 2-byte length prefix), ROOM - 1 spills one byte.
+    [0, 1, 63, 64, ROOM - 2, ROOM - 1, 3 * ROOM - 2, 3 * ROOM, 100 * 1024],
 )
-def test_message_sizes(size: int, records: int) -> None:
+def test_message_sizes(size: int) -> None:
     pair = make_pair()
     payload = bytes((i * 31 + 7) % 251 for i in range(size))
     sent = pair.send(pair.a, payload, channel=3)
-    assert [p.type for p in sent] == [DATA] * records
-    assert all(len(p.data) <= 1232 for p in sent)
-    pair.net.run(0.1)
+    records = stream_records(size)
+    assert stream_records(ROOM - 2) == 1
+    assert stream_records(ROOM - 1) == 2
+    assert {p.type for p in sent} == {DATA}
+    if records <= INITIAL_WINDOW_PACKETS:  # within the initial congestion window: all at once
+        assert len(sent) == records
+    else:  # the sender stops once the window is full, until acknowledgements come
+        window = INITIAL_WINDOW_PACKETS * 1232
+        assert sum(len(p.data) for p in sent[:-1]) < window <= sum(len(p.data) for p in sent)
+        assert len(sent) < records
+    pair.net.run(1.0)
+    assert all(len(p.data) <= 1232 for p in pair.net.log)
+    assert len(pair.net.sent_by(pair.a, DATA)) >= records
     assert messages(pair, "B") == [(3, payload)]
     assert pair.sb.counters.messages_received == 1
     assert pair.sa.counters.messages_sent == 1
+    assert pair.sa.all_acknowledged
+    assert pair.sa.send_buffered == 0
 
 
 def test_many_messages_in_order_per_channel() -> None:
@@ -87,7 +111,10 @@ def test_small_messages_coalesce_into_one_record(pair: Pair) -> None:
     sent = pair.net.flush_node(pair.a)
     assert [p.type for p in sent] == [DATA]
     pair.net.run(0.0)
-    assert [d for _, d in messages(pair, "B")] == [b"m%d" % i for i in range(20)]
+    got = messages(pair, "B")
+    assert len(got) == 20
+    for channel in (0, 1):  # order holds per channel (each is its own stream)
+        assert [d for c, d in got if c == channel] == [b"m%d" % i for i in range(channel, 20, 2)]
     assert pair.sb.counters.packets_received == 1
     assert pair.sa.counters.packets_sent == 1
 
@@ -127,12 +154,15 @@ def test_max_message_size_on_receive_closes_with_protocol_error() -> None:
 
 
 def test_invalid_channel(pair: Pair) -> None:
-    for channel in (-1, 1 << 62):
+    # A channel is a stream id shifted by two bits: the largest is 2**60 - 1.
+    assert MAX_CHANNEL == (1 << 60) - 1
+    for channel in (-1, MAX_CHANNEL + 1, (1 << 62) - 1, 1 << 62):
         with pytest.raises(ValueError, match="stream_id"):
             pair.a.endpoint.send_message(pair.sid, channel, b"x", pair.net.now)
-    pair.send(pair.a, b"ok", channel=(1 << 62) - 1)
+    assert pair.sa.counters.messages_sent == 0
+    pair.send(pair.a, b"ok", channel=MAX_CHANNEL)
     pair.net.run(0.0)
-    assert messages(pair, "B") == [((1 << 62) - 1, b"ok")]
+    assert messages(pair, "B") == [(MAX_CHANNEL, b"ok")]
 
 
 def test_too_many_channels_is_a_protocol_violation() -> None:
@@ -323,7 +353,8 @@ def test_unauthenticated_or_replayed_records_never_move_the_session(pair: Pair) 
     ("frames", "plaintext", "reason"),
     [
         (b"\xff", None, "unknown frame type"),
-        (b"\x03\x00\x00\x03\x09ab", None, "exceeds"),
+        (b"\x03\x00\x00\x03\x01a", None, "unknown frame type"),  # the retired MESSAGE
+        (b"\x07\x03\x00\x00\x09ab", None, "exceeds"),  # a stream frame cut short
         (b"", bytes(16), "inner type"),
     ],
 )
@@ -372,48 +403,86 @@ def test_a_second_request_while_pending_returns_the_same_target(pair: Pair) -> N
     assert pair.sa.key_version == 1  # the second waits for the peer's echo
 
 
-def test_lost_fragment_loses_the_whole_message_and_is_counted(pair: Pair) -> None:
+def test_a_lost_record_of_a_long_message_is_retransmitted(pair: Pair) -> None:
     net = pair.net
     b_records = itertools.count()
-    net.drop(lambda p: p.sender == "B" and next(b_records) == 1)  # the middle fragment
-    sent = pair.send(pair.b, bytes(3 * ROOM))
+    net.drop(lambda p: p.sender == "B" and next(b_records) == 1)  # the middle record
+    payload = bytes(range(256)) * (3 * ROOM // 256 + 1)
+    payload = payload[: 3 * ROOM - 2]
+    sent = pair.send(pair.b, payload)
     assert [p.fate for p in sent] == ["in_flight", "filtered", "in_flight"]
     pair.send(pair.b, b"next")
-    net.run(0.1)
-    assert messages(pair, "A") == [(0, b"next")]
-    assert pair.sa.counters.messages_lost == 1
+    net.run(1.0)
+    assert messages(pair, "A") == [(0, payload), (0, b"next")]
+    counters = pair.sb.counters
+    assert counters.packets_lost == 1
+    assert counters.retransmitted_bytes == ROOM  # exactly the lost record's stream bytes
+    assert pair.sb.all_acknowledged
+    assert pair.sa.counters.messages_received == 2
 
 
-def test_lost_single_record_message_is_counted(pair: Pair) -> None:
+def test_a_lost_single_record_message_arrives_in_order(pair: Pair) -> None:
     net = pair.net
+    net.delay_s = (0.01, 0.01)
     pair.send(pair.b, b"m0")
     net.drop(lambda p: p.sender == "B")
-    pair.send(pair.b, b"m1")
+    [dropped] = pair.send(pair.b, b"m1")
+    assert dropped.fate == "filtered"
     pair.send(pair.b, b"m2")
-    net.run(0.1)
-    assert [d for _, d in messages(pair, "A")] == [b"m0", b"m2"]
-    assert pair.sa.counters.messages_lost == 1
+    net.run(0.025)  # m0 and m2 arrived; the ACK of m2 is on its way back
+    assert [d for _, d in messages(pair, "A")] == [b"m0"]  # m2 waits for m1
+    net.run(1.0)
+    assert [d for _, d in messages(pair, "A")] == [b"m0", b"m1", b"m2"]
+    assert pair.sb.counters.packets_lost == 1
+    assert pair.sb.counters.retransmitted_bytes == len(wire(b"m1"))
 
 
-def test_lost_first_fragment(pair: Pair) -> None:
+def test_a_lost_first_record_delays_everything_after_it(pair: Pair) -> None:
     net = pair.net
+    net.delay_s = (0.01, 0.01)
     net.drop(lambda p: p.sender == "B")
-    pair.send(pair.b, bytes(3 * ROOM))
+    payload = hashlib.sha256(b"seed").digest() * (3 * ROOM // 32)
+    pair.send(pair.b, payload)
     pair.send(pair.b, b"next")
-    net.run(0.1)
-    assert messages(pair, "A") == [(0, b"next")]
-    assert pair.sa.counters.messages_lost == 1
+    net.run(0.025)  # everything but the first record arrived, and was acknowledged
+    assert messages(pair, "A") == []
+    assert pair.sb.counters.packets_lost == 1  # three later records acknowledged: lost
+    net.run(1.0)
+    assert messages(pair, "A") == [(0, payload), (0, b"next")]
+    assert pair.sb.counters.packets_lost == 1
 
 
-def test_late_fragment_after_resynchronisation_is_ignored(pair: Pair) -> None:
+def test_a_late_copy_after_the_retransmission_is_not_delivered_twice(pair: Pair) -> None:
     net = pair.net
     net.drop(lambda p: p.sender == "B")
     [late] = pair.send(pair.b, b"m0")
     pair.send(pair.b, b"m1")
-    net.run(0.1)
-    net.deliver_held(late)
-    assert [d for _, d in messages(pair, "A")] == [b"m1"]
-    assert pair.sa.counters.messages_lost == 1
+    net.run(1.0)
+    assert [d for _, d in messages(pair, "A")] == [b"m0", b"m1"]
+    # Its counter was never seen: authenticated, and acknowledged at once (out of order).
+    assert [p.type for p in net.deliver_held(late)] == [DATA]
+    assert pair.a.endpoint.drops == {}
+    net.run(1.0)
+    assert [d for _, d in messages(pair, "A")] == [b"m0", b"m1"]
+
+
+def test_stream_frames_out_of_order_deliver_each_message_once_in_order(pair: Pair) -> None:
+    data = wire(b"first") + wire(b"") + wire(b"third message")
+    cut1, cut2 = 4, 9
+    pieces = [
+        Stream(B_CHANNEL_0, cut2, False, data[cut2:]),
+        Stream(B_CHANNEL_0, cut1, False, data[cut1:cut2]),
+        Stream(B_CHANNEL_0, 0, False, data[: cut2 - 1]),  # overlaps the piece before
+        Stream(B_CHANNEL_0, 0, False, data),  # a full duplicate
+    ]
+    delivered: list[list[bytes]] = []
+    for piece in pieces:
+        pair.net.inject(pair.a, authentic_record(pair.sb, serialize_frames([piece])), "B")
+        delivered.append([d for _, d in messages(pair, "A")])
+    whole = [b"first", b"", b"third message"]
+    assert delivered == [[], [], whole, whole]
+    assert pair.sa.counters.messages_received == 3
+    assert pair.sa.is_active
 
 
 def test_repr_hides_keys(pair: Pair) -> None:
@@ -432,9 +501,7 @@ def test_frames_after_a_close_in_the_same_record_are_ignored(pair: Pair) -> None
 
 def test_data_arriving_while_closing_is_not_delivered(pair: Pair) -> None:
     pair.a.endpoint.close(pair.sid, 0, "", pair.net.now)
-    frames = serialize_frames(
-        [Datagram(b"dgram"), Message(0, 0, MESSAGE_FIRST | MESSAGE_LAST, b"m")]
-    )
+    frames = serialize_frames([Datagram(b"dgram"), Stream(B_CHANNEL_0, 0, False, wire(b"m"))])
     pair.net.inject(pair.a, authentic_record(pair.sb, frames), "B")
     assert pair.a.events_of(DatagramReceived) == []
     assert pair.a.events_of(MessageReceived) == []
@@ -446,18 +513,6 @@ def test_protocol_violation_while_closing_does_not_close_twice(pair: Pair) -> No
     pair.net.inject(pair.a, authentic_record(pair.sb, b"\xff"), "B")
     assert pair.sa.close_code == 8
     assert pair.sa.counters.receive_errors == 0
-
-
-def test_a_new_first_fragment_abandons_the_partial_message(pair: Pair) -> None:
-    frames = serialize_frames(
-        [
-            Message(2, 0, MESSAGE_FIRST, b"never finished"),
-            Message(2, 1, MESSAGE_FIRST | MESSAGE_LAST, b"complete"),
-        ]
-    )
-    pair.net.inject(pair.a, authentic_record(pair.sb, frames), "B")
-    assert messages(pair, "A") == [(2, b"complete")]
-    assert pair.sa.counters.messages_lost == 1
 
 
 def test_a_closed_session_has_no_timer_and_ignores_timers(pair: Pair) -> None:

@@ -19,6 +19,7 @@ from seigr_stt.constants import (
     HANDSHAKE_RETRY_JITTER_S,
     HANDSHAKE_RETRY_MAX_S,
     KEY_GRACE_MIN_S,
+    MAX_ACK_DELAY_S,
     REJECT_AFTER_TIME_S,
     RESPONDER_HALF_OPEN_TIMEOUT_S,
 )
@@ -30,6 +31,7 @@ from seigr_stt.core.events import (
     SessionEstablished,
 )
 from seigr_stt.core.record import parse_header
+from seigr_stt.exceptions import ConfigError
 from tests.core.net import (
     DATA,
     FINAL,
@@ -95,20 +97,34 @@ def test_final_retry_backoff_and_give_up(net: Net) -> None:
     assert b.endpoint.drops["duplicate_final"] == len(finals) - 1
 
 
-def test_keepalive_when_only_receiving() -> None:
+def test_an_only_receiving_side_answers_with_one_delayed_ack() -> None:
     pair = make_pair(config=NodeConfig(keepalive_s=3.0))
     net = pair.net
-    pair.send(pair.a, b"first")  # carries a PING: b answers at once
+    pair.send(pair.a, b"first")
     net.run(0.5)
     t_last = net.now
-    pair.send(pair.a, b"second")  # no PING within a second: b owes an answer
+    pair.send(pair.a, b"second")  # one ack-eliciting record: b owes an ACK within the delay
     net.run(60.0)
     b_records = [p for p in net.sent_by(pair.b, DATA)]
-    after = [p.sent_at for p in b_records if p.sent_at > t_last]
-    assert after == [pytest.approx(t_last + 3.0)]
+    after = [p.sent_at for p in b_records if p.sent_at >= t_last]
+    # The ACK is the answer (it resets a's dead-peer timer): no keepalive follows it.
+    assert after == [pytest.approx(t_last + MAX_ACK_DELAY_S)]
     assert [e.data for e in pair.b.events_of(MessageReceived)] == [b"first", b"second"]
+    assert pair.sa.all_acknowledged
     assert pair.sa.is_active
     assert pair.sb.is_active
+
+
+def test_keepalive_shorter_than_the_ack_delay_answers_first() -> None:
+    pair = make_pair(config_b=NodeConfig(keepalive_s=0.01))
+    net = pair.net
+    net.run(1.0)
+    t_last = net.now
+    pair.send(pair.a, b"only")
+    net.run(60.0)
+    after = [p.sent_at for p in net.sent_by(pair.b, DATA) if p.sent_at >= t_last]
+    assert after == [pytest.approx(t_last + 0.01)]  # the keepalive, carrying the ACK
+    assert pair.sa.all_acknowledged
 
 
 def test_no_keepalive_for_a_keepalive(pair: Pair) -> None:
@@ -231,14 +247,25 @@ def test_keys_expire_when_rotation_cannot_complete() -> None:
     assert closed.code == CLOSE_KEY_EXPIRED
 
 
-def test_keys_expire_without_rotation() -> None:
-    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, rekey_after_s=None))
+def test_rotation_cannot_be_disabled_or_set_beyond_key_expiry() -> None:
+    limit = REJECT_AFTER_TIME_S - 10
+    for bad in (None, limit + 0.001, REJECT_AFTER_TIME_S, 1e9):
+        with pytest.raises(ConfigError, match="rekey_after_s"):
+            NodeConfig(rekey_after_s=bad)  # type: ignore[arg-type]
+    assert NodeConfig(rekey_after_s=limit).rekey_after_s == limit
+
+
+def test_the_latest_rotation_allowed_completes_before_the_keys_expire() -> None:
+    limit = REJECT_AFTER_TIME_S - 10
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, rekey_after_s=limit))
     start = pair.sa.created_at
-    pair.net.run(REJECT_AFTER_TIME_S + 10)
-    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
-    assert t == pytest.approx(start + REJECT_AFTER_TIME_S)
-    assert closed.code == CLOSE_KEY_EXPIRED
-    assert pair.b.events_of(SessionClosed)[0].code == CLOSE_KEY_EXPIRED
+    pair.net.run(2 * REJECT_AFTER_TIME_S + 10 - (pair.net.now - start))
+    assert pair.a.events_of(SessionClosed) == []
+    assert pair.sa.is_active
+    assert pair.sb.is_active
+    rotated = [t - start for t, _ in pair.a.timed_events_of(KeyRotated)]
+    assert rotated[:2] == [pytest.approx(limit, abs=0.5), pytest.approx(2 * limit, abs=1.0)]
+    assert pair.sa.key_version == pair.sb.key_version == 2
 
 
 def test_previous_key_erased_after_grace(pair: Pair) -> None:
