@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ class STTStream:
         self._stream_id = stream_id
         self._buffer = bytearray()
         self._eof = False
+        self._fin_received = False  # the peer finished its side: every byte has arrived
         self._write_closed = False
         self._reset_code: int | None = None  # the peer reset its side: nothing more arrives
         self._stopped_code: int | None = None  # the peer asked us to stop writing
@@ -51,6 +53,7 @@ class STTStream:
         self._buffer += data
         if fin:
             self._eof = True
+            self._fin_received = True
         self._readable.set()
 
     def _on_reset(self, code: int, sending: bool) -> None:
@@ -75,7 +78,9 @@ class STTStream:
             raise self._closed_error
 
     def _eof_by_fin(self) -> bool:
-        return self._eof and self._reset_code is None and self._closed_error is None
+        # A stream the peer finished before the session closed ended cleanly: what arrived is
+        # still read, then b"" (not SessionClosedError).
+        return self._fin_received and self._reset_code is None
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._buffer[:n])
@@ -206,7 +211,10 @@ class STTStream:
         self._readable.set()
         core = node._endpoint.sessions.get(self._session.session_id)
         if core is not None:
-            node._endpoint.reset_stream(
-                self._session.session_id, self._stream_id, code, node._now()
-            )
+            # A stream finished in both directions is already forgotten by the core: there is
+            # nothing left to abort or tell the peer, and reset() stays a quiet no-op.
+            with contextlib.suppress(StreamError):
+                node._endpoint.reset_stream(
+                    self._session.session_id, self._stream_id, code, node._now()
+                )
             node._transmit()

@@ -54,9 +54,12 @@ class WSLink:
         self._idle.set()
         self.closed = False
         self.text_frames_refused = 0
+        self.oversized_refused = 0
         self.send_dropped = 0
         remote = connection.remote_address
         self.remote = f"{remote[0]}:{remote[1]}" if remote else "?"
+        #: The peer's host: the key of the per-source handshake rate limit (§10).
+        self.remote_host = str(remote[0]) if remote else "?"
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def __repr__(self) -> str:
@@ -102,8 +105,9 @@ class WSLink:
                     await self.connection.close(CloseCode.UNSUPPORTED_DATA, "binary messages only")
                     break
                 self._on_packet(message, self)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self.oversized_refused += 1  # the library refused a message above max_size
         finally:
             await self.aclose()
 
