@@ -142,7 +142,7 @@ def test_without_a_source_the_address_is_the_key() -> None:
     assert ep.drops == Counter({"rate_limited": 1})
 
 
-def test_bad_mac1_and_retransmitted_inits_spend_no_token() -> None:
+def test_bad_mac1_spends_no_token_and_retransmitted_inits_are_budgeted() -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=1))
     garbage = bytearray(init_packet())
     garbage[-20] ^= 1  # mac1 broken
@@ -150,10 +150,13 @@ def test_bad_mac1_and_retransmitted_inits_spend_no_token() -> None:
         assert feed(ep, bytes(garbage), "A", START) == []
     init = init_packet()
     assert feed(ep, init, "A", START) == [PACKET_HANDSHAKE_RESPONSE]
-    # The same INIT again: the stored RESPONSE, from an empty bucket.
-    assert feed(ep, init, "A", START) == [PACKET_HANDSHAKE_RESPONSE]
-    assert ep.drops == Counter({"mac1": 5})
-    assert feed(ep, init_packet(), "A", START) == []
+    # The same INIT again (a lost RESPONSE, or a replay of a captured INIT): answered with the
+    # stored RESPONSE, but only within the source's budget, and the bucket is empty now.
+    assert feed(ep, init, "A", START) == []
+    assert ep.drops == Counter({"mac1": 5, "rate_limited": 1})
+    later = START + 2.0 / ep.config.handshake_rate_per_source_per_s  # a token again
+    assert feed(ep, init, "A", later) == [PACKET_HANDSHAKE_RESPONSE]
+    assert ep.init_retransmits_answered == 1
     assert ep.drops["rate_limited"] == 1
 
 

@@ -195,6 +195,7 @@ class Endpoint:
         self.sessions_created = 0
         self.sessions_closed = 0
         self.handshakes_started = 0
+        self.init_retransmits_answered = 0
         self.handshakes_failed = 0
         self.packets_received = 0
         self.packets_sent = 0
@@ -471,9 +472,15 @@ class Endpoint:
         mac1 = mac1_of(data)
         known = self._half_open_by_mac1.get(mac1)
         if known is not None and known in self._half_open:
-            # A retransmitted INIT: our RESPONSE was lost. Answer with the same bytes.
+            # A retransmitted INIT: our RESPONSE was lost. Answer with the same bytes, within
+            # the source's handshake budget: a captured INIT replayed from spoofed sources must
+            # not draw unlimited replies (§10).
+            if not self._handshake_buckets.take(source, now):
+                self._drop("rate_limited")
+                return
             half = self._half_open[known]
             self._send(half.handshake.response_packet, addr)
+            self.init_retransmits_answered += 1
             return
         if any(p.handshake.ephemeral_public == data[8:40] for p in self._initiating.values()):
             self._drop("reflection")

@@ -241,6 +241,7 @@ class Session:
         self._peer_max_data = SESSION_INITIAL_WINDOW_BYTES
         self._sent_data = 0
         self._send_bytes = 0  # sum of the send streams' buffered bytes, kept up to date
+        self._precredited = 0  # credit returned early for incomplete messages, all channels
         self._local_max_data = SESSION_INITIAL_WINDOW_BYTES
         self._recv_data = 0
         self._consumed = 0
@@ -507,6 +508,7 @@ class Session:
             message, used = popped
             early = min(parser.precredited, used)
             parser.precredited -= early
+            self._precredited -= early
             self.counters.messages_received += 1
             self.events.append(MessageReceived(self.session_id, channel, message, used - early))
         self._credit_partial(stream_id, stream, parser)
@@ -545,7 +547,12 @@ class Session:
             length = int.from_bytes(buf[:size], "big") & ((1 << (8 * size - 2)) - 1)
             if start + size + length <= stream.credit and not session_blocked:
                 return  # it completes within the credit granted
+        if self._precredited + partial > self.config.max_message_size:
+            # Early credit across all channels is capped at one maximum message: a peer cannot
+            # make an idle application hold more than the windows plus that (§16.3).
+            return
         parser.precredited += partial
+        self._precredited += partial
         self._consume(stream_id, stream, partial)
 
     def consume_message(self, channel: int, credit: int) -> None:
