@@ -80,3 +80,22 @@ def test_without_persistent_keepalive_an_idle_session_stays_silent() -> None:
     before = len(pair.net.sent_by(pair.a))
     pair.net.run(26.0)
     assert len(pair.net.sent_by(pair.a)) == before
+
+
+def test_early_credit_for_incomplete_messages_is_capped_per_session() -> None:
+    # Messages larger than a stream window get their credit back before they complete (or they
+    # could never complete). Across many channels of an application that reads nothing, that
+    # early credit stops at one maximum message, so the memory a peer can pin stays bounded.
+    config = NodeConfig(max_message_size=2 * 1024 * 1024)
+    pair = make_pair(config=config)
+    pair.b.auto_consume = False
+    for ch in range(8):
+        pair.a.endpoint.send_message(pair.sid, ch, bytes(1536 * 1024), pair.net.now)
+    pair.net.flush_node(pair.a)
+    pair.net.run(30.0)
+    held = sum(len(parser.buffer) for parser in pair.sb._parsers.values())
+    delivered = sum(len(e.data) for e in pair.b.events_of(MessageReceived))
+    # At most the 4 MiB session window plus one maximum message, never the 12 MiB sent.
+    assert held + delivered <= 4 * 1024 * 1024 + config.max_message_size + 64 * 1024
+    assert pair.sb._precredited <= config.max_message_size
+    assert pair.sb.state == STT_SESSION_STATE_ACTIVE
