@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from seigr_stt import NodeConfig, ReceivedPacket, STTNode, STTSession
+from seigr_stt.aio.streams import STTStream
 
 __all__ = [
+    "KIB",
     "LOOPBACK",
+    "MIB",
     "SENTINEL",
     "TRANSPORTS",
     "WAIT_S",
@@ -26,11 +29,15 @@ __all__ = [
     "collect_until_sentinels",
     "connect",
     "loopback_udp_socket",
+    "next_incoming_stream",
     "receive_n",
     "wait_until",
+    "write_chunks",
 ]
 
 LOOPBACK = "127.0.0.1"
+KIB = 1024
+MIB = 1024 * 1024
 WAIT_S = 10.0
 """Upper bound for anything that should happen promptly (a hung test fails instead)."""
 
@@ -213,3 +220,23 @@ class UDPRelay:
         for sock in (self.front, *self.backs):
             self._loop.remove_reader(sock.fileno())
             sock.close()
+
+
+async def next_incoming_stream(session: STTSession, timeout: float = WAIT_S) -> STTStream:
+    """The next byte stream the peer of ``session`` opens."""
+    async with asyncio.timeout(timeout):
+        async for stream in session.incoming_streams():
+            return stream
+    raise AssertionError("the session closed before the peer opened a stream")
+
+
+async def write_chunks(
+    stream: STTStream, data: bytes, chunk: int = 64 * KIB, *, close: bool = True
+) -> None:
+    """Write ``data`` in ``chunk``-byte writes, each followed by ``drain()`` (backpressure), then
+    finish our side when ``close``."""
+    for offset in range(0, len(data), chunk):
+        await stream.write(data[offset : offset + chunk])
+        await stream.drain()
+    if close:
+        await stream.close()

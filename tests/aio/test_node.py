@@ -27,7 +27,7 @@ from seigr_stt import (
     WeakSeedError,
     generate_seed,
 )
-from seigr_stt.constants import CLOSE_GOING_AWAY
+from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT
 from tests.aio.helpers import (
     LOOPBACK,
     SENTINEL,
@@ -125,14 +125,41 @@ def test_bad_config_values_are_refused(fields: dict[str, Any]) -> None:
         NodeConfig(**fields)
 
 
-def test_config_none_disables_timers() -> None:
-    config = NodeConfig(session_idle_timeout_s=None, rekey_after_s=None, capabilities=0)
+def test_config_none_disables_idle_expiry_only() -> None:
+    config = NodeConfig(session_idle_timeout_s=None, capabilities=0)
     node = STTNode(generate_seed(), generate_seed(), config=config)
     assert node.config is config
+    assert node.config.session_idle_timeout_s is None
     assert node.udp_address is None
     assert node.ws_url is None
     assert not node.is_running
     assert "started=False" in repr(node)
+    # Automatic rotation cannot be turned off: keys must change before they expire (170 s).
+    with pytest.raises(ConfigError, match="rekey_after_s"):
+        NodeConfig(rekey_after_s=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="rekey_after_s"):
+        NodeConfig(rekey_after_s=170.5)
+    assert NodeConfig(rekey_after_s=170).rekey_after_s == 170
+
+
+async def test_sessions_without_an_idle_timeout_outlive_idle_ones(
+    make_node: NodeFactory, transport: Transport
+) -> None:
+    never = NodeConfig(session_idle_timeout_s=None)
+    short = NodeConfig(session_idle_timeout_s=0.2)
+    lasting, lasting_peer = await connect(
+        await make_node(server_mode=False, config=never), await make_node(config=never), transport
+    )
+    expiring, expiring_peer = await connect(
+        await make_node(server_mode=False, config=short), await make_node(config=short), transport
+    )
+    async with asyncio.timeout(10):
+        await expiring.wait_closed()
+        await expiring_peer.wait_closed()
+    assert expiring.close_code == CLOSE_IDLE_TIMEOUT
+    await asyncio.sleep(0.6)  # three more idle timeouts of the other pair
+    assert lasting.is_active()
+    assert lasting_peer.is_active()
 
 
 # -- lifecycle ------------------------------------------------------------------------------------
