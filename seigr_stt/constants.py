@@ -142,6 +142,8 @@ ACK_ELICITING_THRESHOLD: Final = 2  # acknowledge at once every 2nd ack-elicitin
 ACK_RANGES_MAX: Final = 32
 GRANULARITY_S: Final = 0.001
 PACKET_THRESHOLD: Final = 3
+PACKET_THRESHOLD_MAX: Final = 64  # the reordering threshold adapts up to this (spurious losses)
+LOST_REMEMBERED: Final = 64  # records declared lost kept to recognise a spurious loss
 TIME_THRESHOLD: Final = 9 / 8
 PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 

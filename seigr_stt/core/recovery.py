@@ -19,8 +19,10 @@ from seigr_stt.constants import (
     ACK_RANGES_MAX,
     GRANULARITY_S,
     INITIAL_RTT_S,
+    LOST_REMEMBERED,
     MAX_ACK_DELAY_S,
     PACKET_THRESHOLD,
+    PACKET_THRESHOLD_MAX,
     PERSISTENT_CONGESTION_THRESHOLD,
     TIME_THRESHOLD,
 )
@@ -150,12 +152,15 @@ class LossRecovery:
 
     __slots__ = (
         "_eliciting_in_flight",
+        "_lost_recently",
         "_sent",
         "bytes_in_flight",
         "largest_acked",
         "loss_time",
+        "packet_threshold",
         "pto_count",
         "rtt",
+        "spurious_losses",
         "time_of_last_eliciting",
     )
 
@@ -163,6 +168,9 @@ class LossRecovery:
         self._sent: OrderedDict[int, SentRecord] = OrderedDict()
         self.bytes_in_flight = 0
         self._eliciting_in_flight = 0
+        self._lost_recently: OrderedDict[int, int] = OrderedDict()  # counter -> largest acked
+        self.packet_threshold = PACKET_THRESHOLD
+        self.spurious_losses = 0
         self.largest_acked: int | None = None
         self.loss_time: float | None = None
         self.pto_count = 0
@@ -212,6 +220,8 @@ class LossRecovery:
             if ordered[index][0] <= counter:
                 hits.append(counter)
         acked = [self._sent.pop(counter) for counter in hits]
+        if self._lost_recently:
+            self._detect_spurious(ordered)
         if not acked:
             return [], [], False
         for record in acked:
@@ -241,19 +251,37 @@ class LossRecovery:
             # below is ``time_sent + delay``, and the two roundings can differ, which would leave
             # the timer due at ``now`` with nothing declared lost (a timer that never advances).
             candidate = record.time_sent + delay
-            if candidate <= now or self.largest_acked >= counter + PACKET_THRESHOLD:
+            if candidate <= now or self.largest_acked >= counter + self.packet_threshold:
                 lost.append(record)
             elif self.loss_time is None or candidate < self.loss_time:
                 self.loss_time = candidate
         for record in lost:
             del self._sent[record.counter]
             self._forget(record)
+            self._lost_recently[record.counter] = self.largest_acked
+        while len(self._lost_recently) > LOST_REMEMBERED:
+            self._lost_recently.popitem(last=False)
         persistent = False
         eliciting = [r for r in lost if r.ack_eliciting]
         if len(eliciting) >= 2 and self.rtt.has_sample:
             span = eliciting[-1].time_sent - eliciting[0].time_sent
             persistent = span > self.rtt.pto_s() * PERSISTENT_CONGESTION_THRESHOLD
         return lost, persistent
+
+    def _detect_spurious(self, ordered: list[tuple[int, int]]) -> None:
+        """A record declared lost was acknowledged after all: the path reorders. Raise the packet
+        threshold to the reordering distance seen, as RFC 9002 §6.1.1 allows, so reordering
+        alone stops triggering retransmissions and window reductions."""
+        for counter in list(self._lost_recently):
+            for low, high in ordered:
+                if low <= counter <= high:
+                    largest_then = self._lost_recently.pop(counter)
+                    self.spurious_losses += 1
+                    distance = largest_then - counter + 1
+                    self.packet_threshold = min(
+                        max(self.packet_threshold, distance), PACKET_THRESHOLD_MAX
+                    )
+                    break
 
     def get_timer(self) -> float | None:
         """The loss-detection deadline: time-threshold loss, else the probe timeout."""
