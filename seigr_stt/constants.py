@@ -65,8 +65,10 @@ WEBSOCKET_MAX_RECORD_SIZE: Final = 65536
 # order, while each probe is acknowledged. 65000 stays below the IPv4 UDP payload limit (65507).
 PMTU_PROBE_SIZES: Final = (1452, 4096, 8192, 16384, 32768, 65000)
 PMTU_DEFAULT_PROBE_MAX: Final = 65000
+PMTU_MAX_PROBES: Final = 3  # lost probes at one size before probing stops (RFC 8899 MAX_PROBES)
 PMTU_PROBE_AFTER_RECORDS: Final = 4  # probe once this many full records wait to be sent
 PMTU_BLACK_HOLE_PTOS: Final = 3  # consecutive probe timeouts that send records back to base size
+PMTU_REPROBE_AFTER_S: Final = 1.0  # after a black-hole fallback, probe again this much later
 RECORD_MIN_SIZE: Final = RECORD_HEADER_SIZE + RECORD_PAD_MULTIPLE_BYTES + AEAD_TAG_BYTES
 REPLAY_WINDOW_BLOCK_BITS: Final = 64
 REPLAY_WINDOW_BLOCKS: Final = 128

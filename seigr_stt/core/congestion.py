@@ -23,12 +23,20 @@ __all__ = ["NewReno", "Pacer"]
 class NewReno:
     """The congestion window of one session, in bytes."""
 
-    __slots__ = ("_acked_in_avoidance", "cwnd", "max_datagram", "recovery_start", "ssthresh")
+    __slots__ = (
+        "_acked_in_avoidance",
+        "_before_loss",
+        "cwnd",
+        "max_datagram",
+        "recovery_start",
+        "ssthresh",
+    )
 
     def __init__(self, max_datagram: int) -> None:
         self.max_datagram = max_datagram
         self.cwnd = INITIAL_WINDOW_PACKETS * max_datagram
         self.ssthresh: float = float("inf")
+        self._before_loss: tuple[int, float] | None = None
         self.recovery_start: float | None = None
         self._acked_in_avoidance = 0
 
@@ -56,6 +64,7 @@ class NewReno:
     def on_lost(self, largest_lost_sent: float, now: float, persistent: bool) -> None:
         """Records were declared lost; the newest of them was sent at ``largest_lost_sent``."""
         if self.recovery_start is None or largest_lost_sent > self.recovery_start:
+            self._before_loss = (self.cwnd, self.ssthresh)
             self.recovery_start = now
             self.cwnd = max(int(self.cwnd * LOSS_REDUCTION_FACTOR), self.minimum)
             self.ssthresh = self.cwnd
@@ -65,6 +74,17 @@ class NewReno:
             # recovery, so the window slow-starts back up to the halved ssthresh.
             self.cwnd = self.minimum
             self.recovery_start = None
+            self._before_loss = None
+
+    def undo(self) -> None:
+        """The last reduction came from a loss that was not one (reordering, RFC 9002 §6.1.1
+        and RFC 8985's spirit): restore the window it cut. No-op after persistent congestion
+        or when no reduction is on record."""
+        if self._before_loss is not None:
+            cwnd, ssthresh = self._before_loss
+            self.cwnd = max(self.cwnd, cwnd)
+            self.ssthresh = ssthresh
+            self._before_loss = None
 
 
 class Pacer:

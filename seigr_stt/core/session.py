@@ -41,8 +41,10 @@ from seigr_stt.constants import (
     MAX_STREAMS_DEFAULT,
     PACING_BURST_PACKETS,
     PMTU_BLACK_HOLE_PTOS,
+    PMTU_MAX_PROBES,
     PMTU_PROBE_AFTER_RECORDS,
     PMTU_PROBE_SIZES,
+    PMTU_REPROBE_AFTER_S,
     REJECT_AFTER_TIME_S,
     RTT_INITIAL_S,
     SESSION_INITIAL_WINDOW_BYTES,
@@ -209,6 +211,9 @@ class Session:
         self.base_record_size = max_record_size  # what every path carries; probes go above
         self._probe_ladder = [s for s in PMTU_PROBE_SIZES if max_record_size < s <= probe_max]
         self._probe_counter: int | None = None
+        self._probe_failures = 0  # consecutive lost probes at the current size
+        self._probe_sizes = tuple(self._probe_ladder)
+        self._probe_resume_at = 0.0
         self.keys = KeySchedule(result.send_key, result.recv_key, result.exporter, now)
         self.counters = SessionCounters()
         self.events: deque[Event] = deque()
@@ -644,7 +649,10 @@ class Session:
             self._protocol_violation(now, "acknowledgement of a record never sent")
             return
         delay_s = (frame.delay << ACK_DELAY_EXPONENT) / 1_000_000
+        spurious = self.recovery.spurious_losses
         acked, lost, persistent = self.recovery.on_ack(largest, delay_s, list(frame.ranges), now)
+        if self.recovery.spurious_losses > spurious and not lost:
+            self.cc.undo()  # the window was cut for reordering, not loss
         for record in acked:
             if record.counter == self._probe_counter:
                 self._probe_succeeded(record.size)
@@ -665,6 +673,7 @@ class Session:
     def _probe_succeeded(self, size: int) -> None:
         """The path carried a probe of ``size`` bytes: use that size, then try the next."""
         self._probe_counter = None
+        self._probe_failures = 0
         if self._probe_ladder:
             self._probe_ladder.pop(0)
         if size > self.max_record_size:
@@ -677,11 +686,13 @@ class Session:
 
     def _on_lost(self, lost: list[SentRecord], now: float, persistent: bool) -> None:
         if self._probe_counter is not None and any(r.counter == self._probe_counter for r in lost):
-            # A lost probe says the path's MTU is below its size: stop probing. It is not a
-            # congestion signal (RFC 8899 §3).
+            # A lost probe suggests the path's MTU is below its size; after PMTU_MAX_PROBES
+            # losses at one size, stop probing. It is not a congestion signal (RFC 8899 §3).
             probe = self._probe_counter
             self._probe_counter = None
-            self._probe_ladder.clear()
+            self._probe_failures += 1
+            if self._probe_failures >= PMTU_MAX_PROBES:
+                self._probe_ladder.clear()
             lost = [r for r in lost if r.counter != probe]
             if not lost:
                 return
@@ -1048,6 +1059,7 @@ class Session:
             and self._probe_counter is None
             and self.state == STT_SESSION_STATE_ACTIVE
             and self.send_buffered > PMTU_PROBE_AFTER_RECORDS * self.max_record_size
+            and now >= self._probe_resume_at
         ):
             # Probe only when bulk data waits: larger records pay off there, and idle or
             # chatty sessions send no padding at all.
@@ -1217,11 +1229,14 @@ class Session:
                 self.recovery.pto_count >= PMTU_BLACK_HOLE_PTOS
                 and self.max_record_size > self.base_record_size
             ):
-                # Records of the probed size stopped arriving (a route change, a black hole):
-                # fall back to the size every path carries and stop probing.
+                # Records of the probed size stopped arriving (a route change, a black hole, or
+                # heavy loss): fall back to the size every path carries, and probe again after
+                # a pause; a real black hole then fails its probes and probing stops.
                 self._set_record_size(self.base_record_size)
-                self._probe_ladder.clear()
+                self._probe_ladder = [s for s in PMTU_PROBE_SIZES if s in self._probe_sizes]
                 self._probe_counter = None
+                self._probe_failures = 0
+                self._probe_resume_at = now + PMTU_REPROBE_AFTER_S
             self._pending.append(Ping(0))  # ack-eliciting, no PONG wanted (§14.3)
         if self.state == STT_SESSION_STATE_CLOSING:
             if self._drain_deadline is not None:
