@@ -20,7 +20,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict
 
 pytest: $(STAMP)
-	$(BIN)/pytest --cov --cov-branch --cov-report=term
+	$(BIN)/pytest -n 2 --cov --cov-branch --cov-report=term
 
 # The documentation site, strict: any warning (broken link, bad docstring) fails the build.
 docs: $(STAMP)

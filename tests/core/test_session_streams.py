@@ -158,7 +158,7 @@ def violation(pair: Pair) -> SessionClosed:
 
 
 # -- messages of every size at 10% loss ------------------------------------------------------
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_messages_of_every_size_arrive_intact_at_ten_percent_loss(seed: int) -> None:
     pair = lossy_pair(seed)
     sizes = [0, 1, 2, 63, 64, 1189, 1190, 16 * 1024, STREAM_INITIAL_WINDOW_BYTES + 1, 3 * MiB]
