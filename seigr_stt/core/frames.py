@@ -224,7 +224,16 @@ def frame_size(frame: Frame) -> int:
         n = len(frame.data)
         return 1 + varint_size(frame.stream_id) + varint_size(frame.offset) + 1 + varint_size(n) + n
     if isinstance(frame, Ack):
-        return len(_serialize_ack(frame))
+        # Arithmetic, not a trial encoding: the ACK is measured on every record built.
+        ranges = frame.ranges
+        high = ranges[0][1]
+        size = 1 + varint_size(high) + varint_size(frame.delay) + varint_size(len(ranges) - 1)
+        size += varint_size(high - ranges[0][0])
+        previous_low = ranges[0][0]
+        for low, high in ranges[1:]:
+            size += varint_size(previous_low - high - 2) + varint_size(high - low)
+            previous_low = low
+        return size
     if isinstance(frame, ResetStream):
         return (
             1

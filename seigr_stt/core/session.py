@@ -1075,10 +1075,12 @@ class Session:
                 frames.append(ack)
                 size += frame_size(ack)
             for queue in (self._pending, self._control):
-                while queue and size + frame_size(queue[0]) <= limit:
-                    frame = queue.pop(0)
-                    frames.append(frame)
-                    size += frame_size(frame)
+                while queue:
+                    fsize = frame_size(queue[0])
+                    if size + fsize > limit:
+                        break
+                    frames.append(queue.pop(0))
+                    size += fsize
             may_send = self._probe or (
                 cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
             )
