@@ -26,6 +26,7 @@ from seigr_stt.constants import (
     PERSISTENT_CONGESTION_THRESHOLD,
     TIME_THRESHOLD,
 )
+from seigr_stt.core.rangeset import RangeSet
 
 __all__ = ["AckTracker", "LossRecovery", "RttEstimator", "SentRecord"]
 
@@ -68,31 +69,33 @@ class RttEstimator:
 class AckTracker:
     """Which counters we received, and when an ACK is owed (receiver side).
 
-    Ranges are kept newest first as ``[low, high]`` inclusive pairs; at most
-    :data:`ACK_RANGES_MAX` are kept (older ones were acknowledged many times already).
+    The counters are a :class:`RangeSet`; at most :data:`ACK_RANGES_MAX` ranges are kept (the
+    oldest go first: they were acknowledged many times already).
     """
 
     __slots__ = ("_eliciting_unacked", "_largest_time", "ack_due_at", "ranges")
 
     def __init__(self) -> None:
-        self.ranges: list[list[int]] = []
+        self.ranges = RangeSet()
         self._largest_time = 0.0
         self._eliciting_unacked = 0
         self.ack_due_at: float | None = None
 
+    @property
+    def largest(self) -> int | None:
+        """The largest counter received, or None."""
+        return self.ranges.bounds()[1] - 1 if self.ranges else None
+
     def on_received(self, counter: int, ack_eliciting: bool, now: float) -> None:
         """Record an authenticated record's counter."""
         ranges = self.ranges
-        out_of_order = bool(ranges) and counter != ranges[0][1] + 1
-        if not ranges or counter > ranges[0][1] + 1:
-            ranges.insert(0, [counter, counter])
+        largest = self.largest
+        out_of_order = largest is not None and counter != largest + 1
+        if largest is None or counter > largest:
             self._largest_time = now
-        elif counter == ranges[0][1] + 1:
-            ranges[0][1] = counter
-            self._largest_time = now
-        else:
-            self._insert_old(counter)
-        del ranges[ACK_RANGES_MAX:]
+        ranges.add(counter, counter + 1)
+        while len(ranges) > ACK_RANGES_MAX:
+            ranges.shift()
         if ack_eliciting:
             self._eliciting_unacked += 1
             if out_of_order or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD:
@@ -100,39 +103,25 @@ class AckTracker:
             elif self.ack_due_at is None:
                 self.ack_due_at = now + MAX_ACK_DELAY_S
 
-    def _insert_old(self, counter: int) -> None:
-        ranges = self.ranges
-        for i, (low, high) in enumerate(ranges):
-            if low <= counter <= high:
-                return
-            if counter == low - 1:
-                ranges[i][0] = counter
-                if i + 1 < len(ranges) and ranges[i + 1][1] == counter - 1:
-                    ranges[i][0] = ranges[i + 1][0]
-                    del ranges[i + 1]
-                return
-            if counter > high:
-                if counter == high + 1:  # pragma: no cover - handled by the caller's fast path
-                    ranges[i][1] = counter
-                else:
-                    ranges.insert(i, [counter, counter])
-                return
-        ranges.append([counter, counter])
-
     @property
     def ack_needed(self) -> bool:
         return self.ack_due_at is not None
 
+    def inclusive_ranges(self) -> list[tuple[int, int]]:
+        """The counters received as ``(low, high)`` inclusive pairs, newest first (the ACK
+        frame's order, §14.1)."""
+        return [(start, stop - 1) for start, stop in reversed(self.ranges)]
+
     def build(self, now: float) -> tuple[int, int, list[tuple[int, int]]]:
-        """Return ``(largest, ack_delay_encoded, ranges)`` for an ACK frame and reset the timer."""
+        """Return ``(largest, ack_delay_encoded, ranges)`` for an ACK frame and reset the timer.
+
+        ``ranges`` are ``(low, high)`` inclusive, newest first, as the ACK frame carries them.
+        """
         self.ack_due_at = None
         self._eliciting_unacked = 0
         delay_us = max(int((now - self._largest_time) * 1_000_000), 0)
-        return (
-            self.ranges[0][1],
-            delay_us >> ACK_DELAY_EXPONENT,
-            [(low, high) for low, high in self.ranges],
-        )
+        ranges = self.inclusive_ranges()
+        return ranges[0][1], delay_us >> ACK_DELAY_EXPONENT, ranges
 
 
 @dataclass(slots=True)
@@ -272,16 +261,12 @@ class LossRecovery:
         """A record declared lost was acknowledged after all: the path reorders. Raise the packet
         threshold to the reordering distance seen, as RFC 9002 §6.1.1 allows, so reordering
         alone stops triggering retransmissions and window reductions."""
-        for counter in list(self._lost_recently):
-            for low, high in ordered:
-                if low <= counter <= high:
-                    largest_then = self._lost_recently.pop(counter)
-                    self.spurious_losses += 1
-                    distance = largest_then - counter + 1
-                    self.packet_threshold = min(
-                        max(self.packet_threshold, distance), PACKET_THRESHOLD_MAX
-                    )
-                    break
+        acked = RangeSet((low, high + 1) for low, high in ordered)
+        for counter in [c for c in self._lost_recently if c in acked]:
+            largest_then = self._lost_recently.pop(counter)
+            self.spurious_losses += 1
+            distance = largest_then - counter + 1
+            self.packet_threshold = min(max(self.packet_threshold, distance), PACKET_THRESHOLD_MAX)
 
     def get_timer(self) -> float | None:
         """The loss-detection deadline: time-threshold loss, else the probe timeout."""

@@ -1,48 +1,24 @@
 """Stream send and receive buffers with offsets and flow control (§16).
 
 A :class:`SendStream` keeps the bytes the application wrote from the lowest unacknowledged offset
-on, the ranges still to be (re)sent, and the peer's credit. A :class:`ReceiveStream` reassembles
-chunks at offsets into an ordered byte sequence, refuses data beyond the credit it granted, and
-grants more as the application consumes. Both are pure data structures: the session decides when
-frames go out.
+on, the ranges still to be (re)sent and those acknowledged (two :class:`RangeSet`), and the peer's
+credit. A :class:`ReceiveStream` reassembles chunks at offsets into an ordered byte sequence: data
+that arrives ahead of the next expected offset is written once into a buffer indexed by offset
+(each byte of the window is stored once, however the chunks overlap) and its ranges are kept in a
+:class:`RangeSet`, so a chunk costs O(log n) in the ranges held plus its own bytes, never a
+rescan. It refuses data beyond the credit it granted and grants more as the application consumes.
+Both are pure data structures: the session decides when frames go out.
 """
 
 from __future__ import annotations
 
-from bisect import insort
+from seigr_stt.core.rangeset import RangeSet
 
 __all__ = ["FlowControlError", "ReceiveStream", "SendStream"]
 
 
 class FlowControlError(Exception):
     """The peer sent beyond the credit we granted, or changed a stream's final size."""
-
-
-def _add_range(ranges: list[list[int]], start: int, end: int) -> None:
-    """Insert [start, end) into sorted, disjoint ``ranges``, merging neighbours."""
-    if start >= end:
-        return
-    insort(ranges, [start, end])
-    merged: list[list[int]] = []
-    for low, high in ranges:
-        if merged and low <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], high)
-        else:
-            merged.append([low, high])
-    ranges[:] = merged
-
-
-def _remove_range(ranges: list[list[int]], start: int, end: int) -> None:
-    out: list[list[int]] = []
-    for low, high in ranges:
-        if high <= start or low >= end:
-            out.append([low, high])
-            continue
-        if low < start:
-            out.append([low, start])
-        if high > end:
-            out.append([end, high])
-    ranges[:] = out
 
 
 class SendStream:
@@ -64,8 +40,8 @@ class SendStream:
     def __init__(self, credit: int) -> None:
         self._buffer = bytearray()  # bytes from offset _base on
         self._base = 0
-        self._pending: list[list[int]] = []  # ranges to send, sorted
-        self._acked: list[list[int]] = []  # acknowledged ranges above _base
+        self._pending = RangeSet()  # offsets to send (first time or again)
+        self._acked = RangeSet()  # acknowledged offsets above _base
         self.written = 0  # total bytes written = next write offset
         self.credit = credit  # highest offset the peer allows
         self.fin = False
@@ -84,16 +60,13 @@ class SendStream:
         return self.reset_code is not None or (self.fin_acked and not self._buffer)
 
     def write(self, data: bytes) -> None:
+        """Append ``data`` at offset :attr:`written`. Raises ``ValueError`` once finished."""
         if self.fin or self.reset_code is not None:
             raise ValueError("stream already finished")
         if data:
             start = self.written
             end = start + len(data)
-            pending = self._pending
-            if pending and pending[-1][1] == start:
-                pending[-1][1] = end  # the common case: appending to the unsent tail
-            else:
-                _add_range(pending, start, end)
+            self._pending.add(start, end)
             self._buffer += data
             self.written = end
 
@@ -102,6 +75,7 @@ class SendStream:
         self.fin = True
 
     def has_pending(self) -> bool:
+        """Whether :meth:`next_chunk` has something to send within the stream credit."""
         if self.reset_code is not None:
             return False
         if self._pending and self._pending[0][0] < self.credit:
@@ -109,6 +83,7 @@ class SendStream:
         return self.fin and not self.fin_sent and not self._pending
 
     def blocked_by_credit(self) -> bool:
+        """Data waits, but only beyond the peer's credit for this stream."""
         return bool(self._pending) and self._pending[0][0] >= self.credit
 
     def next_chunk(
@@ -127,7 +102,7 @@ class SendStream:
             end = min(end, start + max_bytes, credit)
             if end <= start:
                 return None
-            _remove_range(self._pending, start, end)
+            self._pending.subtract(start, end)
             data = bytes(self._buffer[start - self._base : end - self._base])
             fin = self.fin and end == self.written and not self._pending
             if fin:
@@ -139,33 +114,35 @@ class SendStream:
         return None
 
     def on_acked(self, offset: int, length: int, fin: bool) -> None:
+        """The frame carrying ``[offset, offset+length)`` (and FIN when ``fin``) arrived."""
         if fin:
             self.fin_acked = True
         if length:
-            _add_range(self._acked, max(offset, self._base), offset + length)
+            end = offset + length
+            self._acked.add(max(offset, self._base), end)
             # A copy of a range re-queued as lost arrived: do not resend it, and never keep a
             # pending range below the new base (its bytes are gone from the buffer).
-            _remove_range(self._pending, offset, offset + length)
+            self._pending.subtract(offset, end)
         if self._acked and self._acked[0][0] <= self._base:
-            new_base = self._acked[0][1]
-            del self._acked[0]
+            _, new_base = self._acked.shift()
             del self._buffer[: new_base - self._base]
             self._base = new_base
 
     def on_lost(self, offset: int, length: int, fin: bool) -> None:
-        """A frame carrying [offset, offset+length) was lost: resend what is not yet acked."""
+        """A frame carrying [offset, offset+length) was lost: resend what is not yet acked.
+
+        Costs O(log n) plus the acknowledged ranges inside the lost one (one add per gap)."""
         if self.reset_code is not None:
             return
         start = max(offset, self._base)
         end = offset + length
-        if start < end:
-            _add_range(self._pending, start, end)
-            for low, high in self._acked:
-                _remove_range(self._pending, low, high)
+        for low, high in self._acked.gaps(start, end):
+            self._pending.add(low, high)
         if fin and not self.fin_acked:
             self.fin_sent = False
 
     def reset(self, code: int) -> None:
+        """Abandon the stream with ``code``: nothing more is sent or kept."""
         self.reset_code = code
         self._buffer.clear()
         self._pending.clear()
@@ -176,7 +153,9 @@ class ReceiveStream:
     """The receiving half of a stream."""
 
     __slots__ = (
-        "_chunks",
+        "_ahead",
+        "_base",
+        "_buffer",
         "consumed",
         "credit",
         "delivered",
@@ -187,7 +166,12 @@ class ReceiveStream:
     )
 
     def __init__(self, window: int) -> None:
-        self._chunks: dict[int, bytes] = {}  # out-of-order data by offset
+        # Data received ahead of ``delivered``: byte ``o`` is at ``_buffer[o - _base]``; only the
+        # offsets in ``_ahead`` hold received bytes, the rest are zero placeholders. The buffer
+        # never reaches past the credit, so it holds at most a window.
+        self._buffer = bytearray()
+        self._base = 0
+        self._ahead = RangeSet()
         self.delivered = 0  # bytes handed to the application, in order
         self.consumed = 0  # bytes the application said it is done with
         self.window = window
@@ -201,10 +185,26 @@ class ReceiveStream:
         """Every byte up to the FIN has been delivered."""
         return self.final_size is not None and self.delivered >= self.final_size
 
+    @property
+    def buffered_ahead(self) -> int:
+        """Bytes received out of order and held until the gap before them fills."""
+        return self._ahead.total()
+
+    @property
+    def held_bytes(self) -> int:
+        """Memory held for out-of-order data (the buffer, gaps included): at most a window."""
+        return len(self._buffer)
+
+    @property
+    def fragments(self) -> int:
+        """Separate ranges of out-of-order data held."""
+        return len(self._ahead)
+
     def receive(self, offset: int, data: bytes, fin: bool) -> tuple[bytes, int]:
         """Accept a chunk; returns ``(newly contiguous bytes, new highest offset growth)``.
 
         Raises :class:`FlowControlError` for data beyond the credit or a changed final size.
+        Costs O(log n) in the out-of-order ranges held plus the chunk's bytes.
         """
         end = offset + len(data)
         if end > self.credit:
@@ -224,31 +224,40 @@ class ReceiveStream:
         if offset < self.delivered:
             data = data[self.delivered - offset :]
             offset = self.delivered
-        if offset > self.delivered:
-            known = self._chunks.get(offset)
-            if known is None or len(known) < len(data):
-                self._chunks[offset] = data
-            return b"", growth
-        parts = [data]
-        self.delivered += len(data)
-        while self._chunks:
-            nxt = self._chunks.pop(self.delivered, None)
-            if nxt is None:
-                # Drop chunks now fully below the delivered offset; trim overlapping ones.
-                stale = [o for o in self._chunks if o < self.delivered]
-                if not stale:
-                    break
-                for o in stale:
-                    chunk = self._chunks.pop(o)
-                    if o + len(chunk) > self.delivered:
-                        trimmed = chunk[self.delivered - o :]
-                        known = self._chunks.get(self.delivered)
-                        if known is None or len(known) < len(trimmed):
-                            self._chunks[self.delivered] = trimmed
-                continue
-            parts.append(nxt)
-            self.delivered += len(nxt)
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), growth
+        if offset == self.delivered and not self._ahead:
+            self.delivered = end  # in order with nothing held: no copy
+            return data, growth
+        self._store(offset, data)
+        return self._pop_contiguous(), growth
+
+    def _store(self, offset: int, data: bytes) -> None:
+        buffer = self._buffer
+        if not self._ahead:
+            self._base = self.delivered  # the buffer is empty: start it at the next offset
+        position = offset - self._base
+        stop = position + len(data)
+        if stop > len(buffer):
+            buffer.extend(bytes(stop - len(buffer)))
+        buffer[position:stop] = data
+        self._ahead.add(offset, offset + len(data))
+
+    def _pop_contiguous(self) -> bytes:
+        ahead = self._ahead
+        if not ahead or ahead[0][0] != self.delivered:
+            return b""
+        start, stop = ahead.shift()
+        buffer = self._buffer
+        data = bytes(buffer[start - self._base : stop - self._base])
+        self.delivered = stop
+        if not ahead:
+            buffer.clear()
+            self._base = stop
+        elif stop - self._base >= len(buffer) // 2:
+            # Compact only once the delivered prefix is at least half the buffer: each byte is
+            # moved at most once per halving, so delivery stays linear in the bytes delivered.
+            del buffer[: stop - self._base]
+            self._base = stop
+        return data
 
     def consume(self, n: int) -> int | None:
         """The application is done with ``n`` more bytes; returns a new credit to announce

@@ -137,54 +137,55 @@ def _tracker(*counters: int) -> AckTracker:
 
 
 def test_ack_in_order_is_one_range() -> None:
-    assert _tracker(0, 1, 2, 3, 4).ranges == [[0, 4]]
-    assert _tracker(7).ranges == [[7, 7]]
+    assert _tracker(0, 1, 2, 3, 4).inclusive_ranges() == [(0, 4)]
+    assert _tracker(7).inclusive_ranges() == [(7, 7)]
 
 
 def test_ack_gaps_give_ranges_newest_first() -> None:
-    assert _tracker(0, 1, 2, 5, 6, 9).ranges == [[9, 9], [5, 6], [0, 2]]
+    assert _tracker(0, 1, 2, 5, 6, 9).inclusive_ranges() == [(9, 9), (5, 6), (0, 2)]
 
 
 def test_ack_filling_gaps_merges() -> None:
     tracker = _tracker(0, 1, 2, 5, 6, 9)
     tracker.on_received(4, False, 0.0)  # extends [5, 6] down
-    assert tracker.ranges == [[9, 9], [4, 6], [0, 2]]
+    assert tracker.inclusive_ranges() == [(9, 9), (4, 6), (0, 2)]
     tracker.on_received(3, False, 0.0)  # joins [0, 2] and [3, 6]
-    assert tracker.ranges == [[9, 9], [0, 6]]
+    assert tracker.inclusive_ranges() == [(9, 9), (0, 6)]
     tracker.on_received(8, False, 0.0)  # extends the newest range down
-    assert tracker.ranges == [[8, 9], [0, 6]]
+    assert tracker.inclusive_ranges() == [(8, 9), (0, 6)]
     tracker.on_received(7, False, 0.0)
-    assert tracker.ranges == [[0, 9]]
+    assert tracker.inclusive_ranges() == [(0, 9)]
 
 
 def test_ack_old_counters_inserted_in_place() -> None:
     tracker = _tracker(10, 5)
-    assert tracker.ranges == [[10, 10], [5, 5]]
+    assert tracker.inclusive_ranges() == [(10, 10), (5, 5)]
     tracker.on_received(6, False, 0.0)  # extends an older range up
-    assert tracker.ranges == [[10, 10], [5, 6]]
+    assert tracker.inclusive_ranges() == [(10, 10), (5, 6)]
     tracker.on_received(2, False, 0.0)  # older than everything
-    assert tracker.ranges == [[10, 10], [5, 6], [2, 2]]
+    assert tracker.inclusive_ranges() == [(10, 10), (5, 6), (2, 2)]
     tracker.on_received(8, False, 0.0)  # between two ranges
-    assert tracker.ranges == [[10, 10], [8, 8], [5, 6], [2, 2]]
+    assert tracker.inclusive_ranges() == [(10, 10), (8, 8), (5, 6), (2, 2)]
 
 
 def test_ack_duplicates_change_nothing() -> None:
     tracker = _tracker(0, 1, 2, 5, 6, 9)
-    before = [list(r) for r in tracker.ranges]
+    before = tracker.inclusive_ranges()
     for c in (0, 1, 2, 5, 6, 9, 9, 0):
         tracker.on_received(c, False, 0.0)
-    assert tracker.ranges == before
+    assert tracker.inclusive_ranges() == before
 
 
 def test_ack_ranges_capped_newest_kept() -> None:
     n = ACK_RANGES_MAX + 5
     tracker = _tracker(*range(0, 2 * n, 2))
     assert len(tracker.ranges) == ACK_RANGES_MAX
-    assert tracker.ranges[0] == [2 * (n - 1), 2 * (n - 1)]
-    assert tracker.ranges[-1] == [2 * (n - ACK_RANGES_MAX), 2 * (n - ACK_RANGES_MAX)]
+    kept = tracker.inclusive_ranges()
+    assert kept[0] == (2 * (n - 1), 2 * (n - 1))
+    assert kept[-1] == (2 * (n - ACK_RANGES_MAX), 2 * (n - ACK_RANGES_MAX))
     tracker.on_received(1, False, 0.0)  # older than any kept range: dropped again
     assert len(tracker.ranges) == ACK_RANGES_MAX
-    assert [1, 1] not in tracker.ranges
+    assert 1 not in tracker.ranges
 
 
 def test_ack_single_eliciting_record_delayed() -> None:
@@ -253,7 +254,7 @@ def test_ack_delay_measured_from_largest_arrival() -> None:
     assert delay == 0
 
 
-def _check_ranges(ranges: list[list[int]]) -> None:
+def _check_ranges(ranges: list[tuple[int, int]]) -> None:
     for low, high in ranges:
         assert low <= high
     for (low, _), (_, high) in itertools.pairwise(ranges):
@@ -267,9 +268,9 @@ def test_ack_ranges_property(counters: list[int]) -> None:
     tracker = AckTracker()
     for c in counters:
         tracker.on_received(c, False, 0.0)
-        _check_ranges(tracker.ranges)
+        _check_ranges(tracker.inclusive_ranges())
     assert len(tracker.ranges) < ACK_RANGES_MAX
-    covered = {c for low, high in tracker.ranges for c in range(low, high + 1)}
+    covered = {c for low, high in tracker.inclusive_ranges() for c in range(low, high + 1)}
     assert covered == set(counters)
 
 
@@ -282,12 +283,12 @@ def test_ack_ranges_property_with_cap(
     received = [c for c in order if c not in dropped] + duplicates
     for c in received:
         tracker.on_received(c, False, 0.0)
-        _check_ranges(tracker.ranges)
+        _check_ranges(tracker.inclusive_ranges())
         assert len(tracker.ranges) <= ACK_RANGES_MAX
-    covered = {c for low, high in tracker.ranges for c in range(low, high + 1)}
+    covered = {c for low, high in tracker.inclusive_ranges() for c in range(low, high + 1)}
     assert covered <= set(received)
     if received:
-        assert tracker.ranges[0][1] == max(received)
+        assert tracker.largest == max(received)
 
 
 # -- LossRecovery ------------------------------------------------------------------------------

@@ -333,6 +333,38 @@ def test_receive_held_chunk_fully_below_delivered_dropped() -> None:
     assert r.receive(10, DATA[10:20], False) == (DATA[10:22], 0)
 
 
+def test_receive_overlapping_chunks_are_stored_once_within_the_window() -> None:
+    # 3-byte chunks at every odd offset overlap their neighbours by one byte: the held bytes are
+    # the union (each offset once), the buffer never exceeds the window, and the 1-byte chunk
+    # that fills the gap at 0 delivers everything in one piece.
+    window = 4096
+    data = bytes(range(256)) * (window // 256)
+    r = ReceiveStream(window)
+    end = 0  # the highest offset received
+    for offset in range(1, window - 2, 2):
+        assert r.receive(offset, data[offset : offset + 3], False) == (b"", offset + 3 - end)
+        end = offset + 3
+        assert r.held_bytes <= window
+    assert end == window - 1
+    assert r.buffered_ahead == end - 1
+    assert r.fragments == 1
+    got, _ = r.receive(0, data[:1], False)
+    assert got == data[:end]
+    assert r.buffered_ahead == 0
+    assert r.held_bytes == 0
+
+
+def test_receive_disjoint_fragments_are_counted() -> None:
+    r = ReceiveStream(100)
+    for offset in (10, 20, 30):
+        r.receive(offset, DATA[offset : offset + 2], False)
+    assert r.fragments == 3
+    assert r.buffered_ahead == 6
+    r.receive(0, DATA[:10], False)
+    assert r.fragments == 2
+    assert r.delivered == 12
+
+
 def test_receive_empty_chunks() -> None:
     r = ReceiveStream(1000)
     assert r.receive(5, b"", False) == (b"", 5)
@@ -454,6 +486,8 @@ def test_receive_reassembles_exactly_once(
     assert r.delivered == len(data)
     assert r.highest == len(data)
     assert r.finished is with_fin
+    assert r.buffered_ahead == 0
+    assert r.fragments == 0
 
 
 @settings(max_examples=300, deadline=None)
