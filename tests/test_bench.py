@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from seigr_stt.bench import main
-from seigr_stt.bench.runner import METRIC_KEYS, build_suite
+from seigr_stt.bench.cases import METRIC_KEYS, build_suite
 
 ROW_METRICS = [key for key in METRIC_KEYS if key not in ("loss", "size")]
 
