@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from seigr_stt.bench.runner import METRIC_KEYS
+    from seigr_stt.bench.cases import METRIC_KEYS
 
     parser = argparse.ArgumentParser(
         prog="stt bench",
@@ -58,9 +58,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; print the table. Returns 0, or 1 when a case failed, 2 on bad usage."""
+    from seigr_stt.bench.cases import build_suite
     from seigr_stt.bench.common import loop_name
+    from seigr_stt.bench.orchestrate import run_suite
     from seigr_stt.bench.plots import write_plots
-    from seigr_stt.bench.runner import build_suite, failed_cases, render, run_suite, to_json
+    from seigr_stt.bench.report import failed_cases, render, to_json
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()

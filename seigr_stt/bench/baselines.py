@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, percentile, poll_until
+from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, measure_rtt, poll_until
 
 __all__ = [
     "AEAD_BINDING",
@@ -185,31 +185,19 @@ async def raw_client_rtt(params: JSON, info: JSON) -> JSON:
     transport, protocol = await _raw_endpoint(info)
     sealer = _Sealer(_UP_KEY)
     payload = bytes(int(params["size"]))
-    warmup, count, duration = int(params["warmup"]), int(params["count"]), params["duration_s"]
-    samples: list[float] = []
-    lost = 0
+
+    async def round_trip() -> bool:
+        transport.sendto(sealer.seal(payload))
+        try:
+            await asyncio.wait_for(protocol.replies.get(), 1.0)
+        except TimeoutError:
+            return False
+        return True
+
     try:
-        start = time.perf_counter()
-        for i in range(warmup + count):
-            t0 = time.perf_counter_ns()
-            transport.sendto(sealer.seal(payload))
-            try:
-                await asyncio.wait_for(protocol.replies.get(), 1.0)
-            except TimeoutError:
-                lost += 1
-                continue
-            if i >= warmup:
-                samples.append((time.perf_counter_ns() - t0) / 1000)
-            if time.perf_counter() - start > duration:
-                break
+        return await measure_rtt(params, round_trip)
     finally:
         transport.close()
-    return {
-        "samples": len(samples),
-        "lost": lost,
-        "p50_us": percentile(samples, 50),
-        "p99_us": percentile(samples, 99),
-    }
 
 
 # -- websockets ------------------------------------------------------------------------------
@@ -290,23 +278,14 @@ async def ws_client_messages(params: JSON, info: JSON) -> JSON:
 async def ws_client_rtt(params: JSON, info: JSON) -> JSON:
     """Sequential echoes; percentiles of the round trip in µs."""
     payload = bytes(int(params["size"]))
-    warmup, count, duration = int(params["warmup"]), int(params["count"]), params["duration_s"]
-    samples: list[float] = []
     ws = await _ws_connect(info)
+
+    async def round_trip() -> bool:
+        await ws.send(payload)
+        await ws.recv()
+        return True
+
     try:
-        start = time.perf_counter()
-        for i in range(warmup + count):
-            t0 = time.perf_counter_ns()
-            await ws.send(payload)
-            await ws.recv()
-            if i >= warmup:
-                samples.append((time.perf_counter_ns() - t0) / 1000)
-            if time.perf_counter() - start > duration:
-                break
+        return await measure_rtt(params, round_trip)
     finally:
         await ws.close()
-    return {
-        "samples": len(samples),
-        "p50_us": percentile(samples, 50),
-        "p99_us": percentile(samples, 99),
-    }

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark workloads: types, markers, clocks, memory, statistics."""
+"""Shared pieces of the benchmark workloads: types, markers, clocks, memory, statistics and the
+round-trip measuring loop of every RTT client."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import resource
 import statistics
 import time
 import zlib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,10 +23,14 @@ __all__ = [
     "Ready",
     "Receiver",
     "RelayFn",
+    "RoundTrip",
     "ServerFn",
+    "cancel_all",
     "chunk_for",
     "loop_name",
-    "percentile",
+    "measure_rtt",
+    "median",
+    "p50_p99",
     "poll_until",
     "rss_bytes",
     "run_loop",
@@ -95,21 +100,43 @@ class Receiver:
         }
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) by linear interpolation; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def p50_p99(samples: Sequence[float]) -> tuple[float, float]:
+    """The 50th and 99th percentiles, interpolated linearly between the closest ranks
+    (``statistics.quantiles(method="inclusive")``); NaN for no samples."""
+    if len(samples) < 2:  # statistics.quantiles() needs two
+        only = samples[0] if samples else float("nan")
+        return only, only
+    return statistics.median(samples), statistics.quantiles(samples, n=100, method="inclusive")[98]
+
+
+RoundTrip = Callable[[], Awaitable[bool]]
+"""Sends one message and waits for its echo; False when the echo was lost."""
+
+
+async def measure_rtt(params: JSON, round_trip: RoundTrip) -> JSON:
+    """``warmup + count`` sequential round trips, the first ``warmup`` untimed, stopping early
+    once ``duration_s`` has passed (checked after each echo that came back); ``p50_us`` and
+    ``p99_us`` of the timed ones in µs. An echo that did not come back (``round_trip()`` returned
+    False) counts in ``lost`` and is not timed."""
+    warmup, count, duration = int(params["warmup"]), int(params["count"]), params["duration_s"]
+    samples: list[float] = []
+    lost = 0
+    start = time.perf_counter()
+    for i in range(warmup + count):
+        t0 = time.perf_counter_ns()
+        if not await round_trip():
+            lost += 1
+            continue
+        if i >= warmup:
+            samples.append((time.perf_counter_ns() - t0) / 1000)
+        if time.perf_counter() - start > duration:
+            break
+    p50, p99 = p50_p99(samples)
+    return {"samples": len(samples), "lost": lost, "p50_us": p50, "p99_us": p99}
 
 
 def rss_bytes() -> int:

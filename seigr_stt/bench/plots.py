@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seigr_stt.bench.common import median
-from seigr_stt.bench.runner import Metric, Suite
+from seigr_stt.bench.model import Metric, Suite
 
 __all__ = ["write_plots"]
 

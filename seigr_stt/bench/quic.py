@@ -1,7 +1,8 @@
 """aioquic workloads (QUIC v1, TLS 1.3 with a self-signed P-256 certificate made at start).
 
 aioquic is optional (``pip install 'seigr-stt[bench]'``): when it cannot be imported,
-:data:`AVAILABLE` is False and :data:`REASON` says why; the runner then skips these cases.
+:data:`AVAILABLE` is False and :data:`REASON` says why; the suite then reports these cases as
+skipped (``Case.skip_reason``).
 aioquic runs with its defaults (1200-byte packets, NewReno), as in docs/performance.md's peers.
 """
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, percentile, poll_until
+from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, measure_rtt, poll_until
 
 try:
     # (the ignores are for type checks run where the optional extra is not installed)
@@ -285,26 +286,17 @@ async def client_rtt(params: JSON, info: JSON) -> JSON:
     """Sequential echoes on one bidirectional stream; percentiles of the round trip in µs."""
     client = await _Client.open(info)
     payload = bytes(int(params["size"]))
-    warmup, count, duration = int(params["warmup"]), int(params["count"]), params["duration_s"]
-    samples: list[float] = []
     try:
         stream_id = client.quic.get_next_available_stream_id()
-        start = time.perf_counter()
-        for i in range(warmup + count):
-            t0 = time.perf_counter_ns()
+
+        async def round_trip() -> bool:
             client.quic.send_stream_data(stream_id, payload)
             client.protocol.transmit()
             got = 0
             while got < len(payload):
                 got += len(await client.reply(5.0))
-            if i >= warmup:
-                samples.append((time.perf_counter_ns() - t0) / 1000)
-            if time.perf_counter() - start > duration:
-                break
+            return True
+
+        return await measure_rtt(params, round_trip)
     finally:
         await client.close()
-    return {
-        "samples": len(samples),
-        "p50_us": percentile(samples, 50),
-        "p99_us": percentile(samples, 99),
-    }

@@ -24,7 +24,7 @@ from seigr_stt.bench.common import (
     Receiver,
     cancel_all,
     chunk_for,
-    percentile,
+    measure_rtt,
     poll_until,
     rss_bytes,
     settled_rss,
@@ -332,25 +332,17 @@ async def client_rtt(params: JSON, info: JSON) -> JSON:
         session = await _connect(node, params, info)
         replies = _replies(node)
         payload = bytes(int(params["size"]))
-        warmup, count, duration = int(params["warmup"]), int(params["count"]), params["duration_s"]
-        samples: list[float] = []
-        start = time.perf_counter()
-        for i in range(warmup + count):
-            t0 = time.perf_counter_ns()
+
+        async def round_trip() -> bool:
             await session.send(payload)
             await anext(replies)
-            if i >= warmup:
-                samples.append((time.perf_counter_ns() - t0) / 1000)
-            if time.perf_counter() - start > duration:
-                break
+            return True
+
+        result = await measure_rtt(params, round_trip)
         await replies.aclose()
     finally:
         await node.stop()
-    return {
-        "samples": len(samples),
-        "p50_us": percentile(samples, 50),
-        "p99_us": percentile(samples, 99),
-    }
+    return result
 
 
 async def client_scale(params: JSON, info: JSON) -> JSON:

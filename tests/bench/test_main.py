@@ -1,4 +1,5 @@
-"""The benchmark suite's smoke mode: every workload once, tiny, in process (no timings checked)."""
+"""``python -m seigr_stt.bench`` (seigr_stt.bench.main): the smoke mode runs every workload once,
+tiny, in process (no timings checked); bad options are refused."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seigr_stt.bench import main
-from seigr_stt.bench.runner import METRIC_KEYS, build_suite
+from seigr_stt.bench.cases import METRIC_KEYS, build_suite
 
 ROW_METRICS = [key for key in METRIC_KEYS if key not in ("loss", "size")]
 
@@ -43,11 +44,3 @@ def test_only_selects_metrics_and_unknown_names_are_refused(
         main(["--smoke", "--only", "nonsense"])
     assert exc.value.code == 2
     assert "unknown metric" in capsys.readouterr().err
-
-
-def test_full_suite_interleaves_five_rounds_of_every_case() -> None:
-    metrics = build_suite(False, 5)
-    assert [m.key for m in metrics] == list(METRIC_KEYS)
-    assert all(m.rounds == 5 for m in metrics if not m.plot and m.key != "scale")
-    names = {(m.key, c.name) for m in metrics for c in m.cases}
-    assert len(names) == sum(len(m.cases) for m in metrics)  # every case is told apart

@@ -1,0 +1,383 @@
+"""The case catalogue: every metric with its cases, the metric keys, the targets of
+docs/performance.md and the extra ratios shown in the table.
+
+Nothing here runs anything: :func:`build_suite` describes the work (which server, client, relay
+and parameters, how many rounds) and :mod:`seigr_stt.bench.orchestrate` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from seigr_stt import generate_seed
+from seigr_stt.bench.common import JSON
+from seigr_stt.bench.model import Case, Metric, Quantity, Target
+
+__all__ = [
+    "AIOQUIC",
+    "EXTRA_RATIOS",
+    "LIBP2P_BULK_MBPS",
+    "METRIC_KEYS",
+    "RAW",
+    "SEIGR_UDP",
+    "SEIGR_WS",
+    "TARGETS",
+    "WEBSOCKETS",
+    "build_suite",
+]
+
+SEIGR_UDP = "seigr_stt UDP"
+SEIGR_WS = "seigr_stt WebSocket"
+RAW = "raw UDP + ChaCha20-Poly1305"
+WEBSOCKETS = "websockets"
+AIOQUIC = "aioquic"
+
+#: py-libp2p 0.8 (TCP, Noise, yamux) bulk MB/s from docs/performance.md: not run here (its
+#: stack is not a dependency), so targets against it compare with this recorded figure.
+LIBP2P_BULK_MBPS = 100.0
+
+
+# -- the cases ----------------------------------------------------------------------------------
+def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> list[Metric]:
+    """Every metric with its cases; ``smoke`` makes every case tiny and one round."""
+    shared = generate_seed().hex()
+
+    def p(**kw: Any) -> JSON:
+        return {"shared": shared, **kw}
+
+    s = smoke
+    dur = 0.05 if s else 2.0
+    bulk_dur = 0.1 if s else 3.0
+    hs = {"count": 2 if s else 300, "duration_s": 1.0 if s else 3.0}
+    rtt: JSON = {"size": 64, "warmup": 1 if s else 200, "count": 5 if s else 3000}
+    rtt["duration_s"] = 1.0 if s else 4.0
+    big = 1 << 40
+    plot_rounds = 1 if s else min(rounds, 3)
+    rounds = 1 if s else rounds
+
+    def seigr(metric: str, transport: str, client: str, **kw: Any) -> Case:
+        system = SEIGR_UDP if transport == "udp" else SEIGR_WS
+        timeout = kw.pop("timeout_s", 60.0)
+        variant = kw.pop("variant", "")
+        pin = kw.pop("pin", None)
+        relay = kw.pop("relay", None)
+        mode = kw.pop("mode", "sink")
+        params = p(transport=transport, mode=mode, **kw)
+        return Case(
+            metric, system, "seigr", f"seigr:{client}", params, variant, pin, relay, timeout
+        )
+
+    def other(metric: str, system: str, server: str, client: str, **kw: Any) -> Case:
+        timeout = kw.pop("timeout_s", 60.0)
+        variant = kw.pop("variant", "")
+        pin = kw.pop("pin", None)
+        relay = kw.pop("relay", None)
+        mode = kw.pop("mode", "sink")
+        params = p(mode=mode, **kw)
+        return Case(
+            metric, system, server, f"{server}:{client}", params, variant, pin, relay, timeout
+        )
+
+    mbps = Quantity("mbps", "throughput", "MB/s", digits=1)
+    p50 = Quantity("p50_us", "RTT p50", "µs", higher_is_better=False)
+    p99 = Quantity("p99_us", "RTT p99", "µs", higher_is_better=False)
+    delivered = Quantity("delivered_pct", "delivered", "%", digits=1)
+    msg = {"count": big, "duration_s": dur}
+
+    metrics: list[Metric] = []
+    metrics.append(
+        Metric(
+            "handshakes",
+            "Handshakes / connection setups per second (sequential connects)",
+            (Quantity("rate", "handshakes", "/s"),),
+            (
+                seigr("handshakes", "udp", "handshakes", **hs),
+                seigr("handshakes", "ws", "handshakes", **hs),
+                other("handshakes", AIOQUIC, "aioquic", "handshakes", **hs),
+                other("handshakes", WEBSOCKETS, "websockets", "handshakes", **hs),
+            ),
+            rounds,
+        )
+    )
+    metrics.append(
+        Metric(
+            "msg64",
+            "64 B one-way messages per second (reliable; raw UDP: datagrams the receiver got)",
+            (Quantity("rate", "64 B messages", "/s"),),
+            (
+                seigr("msg64", "udp", "messages", size=64, **msg),
+                seigr("msg64", "ws", "messages", size=64, **msg),
+                other("msg64", WEBSOCKETS, "websockets", "messages", size=64, **msg),
+                other("msg64", RAW, "raw", "blast", size=64, **msg),
+            ),
+            rounds,
+        )
+    )
+    metrics.append(
+        Metric(
+            "dgram1000",
+            "1000 B unreliable datagrams per second delivered",
+            (Quantity("rate", "1000 B datagrams", "/s"), delivered),
+            (
+                seigr("dgram1000", "udp", "datagrams", size=1000, **msg),
+                other("dgram1000", AIOQUIC, "aioquic", "datagrams", size=1000, **msg),
+                other("dgram1000", RAW, "raw", "blast", size=1000, **msg),
+            ),
+            rounds,
+        )
+    )
+    bulk = {"chunk": 65536, "bytes": big, "duration_s": bulk_dur}
+    metrics.append(
+        Metric(
+            "bulk_udp",
+            "Bulk stream over UDP (64 KiB writes; raw UDP: 1200 B datagrams delivered)",
+            (mbps,),
+            (
+                seigr("bulk_udp", "udp", "bulk", **bulk),
+                other("bulk_udp", AIOQUIC, "aioquic", "bulk", **bulk),
+                other("bulk_udp", RAW, "raw", "blast", size=1200, count=big, duration_s=bulk_dur),
+            ),
+            rounds,
+        )
+    )
+    metrics.append(
+        Metric(
+            "bulk_ws",
+            "Bulk stream over WebSocket (websockets: 16 KiB messages, no encryption)",
+            (mbps,),
+            (
+                seigr("bulk_ws", "ws", "bulk", **bulk),
+                other(
+                    "bulk_ws",
+                    WEBSOCKETS,
+                    "websockets",
+                    "messages",
+                    size=16384,
+                    count=big,
+                    duration_s=bulk_dur,
+                ),
+            ),
+            rounds,
+        )
+    )
+    for key, pin, title in (
+        ("rtt", None, "Round-trip time of 64 B echoes (each peer free on 2 CPUs)"),
+        ("rtt_pinned", (0,), "Round-trip time of 64 B echoes, both peers pinned to one CPU"),
+    ):
+        metrics.append(
+            Metric(
+                key,
+                title,
+                (p50, p99),
+                (
+                    seigr(key, "udp", "rtt", mode="echo", pin=pin, **rtt),
+                    seigr(key, "ws", "rtt", mode="echo", pin=pin, **rtt),
+                    other(key, RAW, "raw", "rtt", mode="echo", pin=pin, **rtt),
+                    other(key, AIOQUIC, "aioquic", "rtt", mode="echo", pin=pin, **rtt),
+                    other(key, WEBSOCKETS, "websockets", "rtt", mode="echo", pin=pin, **rtt),
+                ),
+                rounds,
+            )
+        )
+    sessions = 20 if s else 10_000
+    metrics.append(
+        Metric(
+            "scale",
+            f"{sessions:,} concurrent sessions on one server node (8 client nodes connecting)",
+            (
+                Quantity("kib_per_session", "memory per idle session", "KiB", False, 2),
+                Quantity("last_vs_first", "last/first 1,000 handshake speed", "x", digits=2),
+                Quantity("sessions", "sessions established", ""),
+                Quantity("rate", "handshakes while filling", "/s"),
+            ),
+            (
+                seigr(
+                    "scale",
+                    "udp",
+                    "scale",
+                    sessions=sessions,
+                    nodes=2 if s else 8,
+                    hold_s=0.2 if s else 1.5,
+                    window=5 if s else 1000,
+                    passive=True,
+                    timeout_s=600.0,
+                ),
+            ),
+            1 if s else min(rounds, 3),
+        )
+    )
+    rot = {**bulk, "duration_s": 0.5 if s else 5.0, "check": True}
+    rotate_s = 0.15 if s else 1.0
+    metrics.append(
+        Metric(
+            "rotation",
+            f"Bulk stream over UDP with rotate_key() every {rotate_s:g} s vs without",
+            (
+                mbps,
+                Quantity("lost_bytes", "bytes lost or corrupted", "B", False),
+                Quantity("rotations", "rotations done", ""),
+            ),
+            (
+                seigr("rotation", "udp", "bulk", variant="no rotation", **rot),
+                seigr("rotation", "udp", "bulk", variant="rotating", rotate_s=rotate_s, **rot),
+            ),
+            rounds,
+        )
+    )
+    losses = (0.05,) if s else (0.0, 0.01, 0.02, 0.05, 0.10)
+    loss_cases: list[Case] = []
+    for loss in losses:
+        relay = {"loss": loss, "seed": 7}
+        variant = f"loss {loss:.0%}"
+        loss_bulk = {**bulk, "finish_s": 60.0, "timeout_s": 120.0}
+        loss_cases.append(seigr("loss", "udp", "bulk", variant=variant, relay=relay, **loss_bulk))
+        loss_cases.append(
+            other("loss", AIOQUIC, "aioquic", "bulk", variant=variant, relay=relay, **loss_bulk)
+        )
+    metrics.append(
+        Metric(
+            "loss",
+            "Bulk stream over UDP through seigr_stt.testing.UDPRelay losing datagrams both ways",
+            (mbps,),
+            tuple(loss_cases),
+            plot_rounds,
+            plot="loss",
+        )
+    )
+    sizes = (64, 65536) if s else (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
+    size_cases: list[Case] = []
+    for size in sizes:
+        variant = f"{size} B"
+        size_msg = {"size": size, "count": big, "duration_s": 0.05 if s else 1.5}
+        size_cases.append(seigr("size", "udp", "messages", variant=variant, **size_msg))
+        size_cases.append(seigr("size", "ws", "messages", variant=variant, **size_msg))
+        size_cases.append(
+            other("size", WEBSOCKETS, "websockets", "messages", variant=variant, **size_msg)
+        )
+    metrics.append(
+        Metric(
+            "size",
+            "One-way reliable message throughput against message size",
+            (mbps, Quantity("rate", "messages", "/s")),
+            tuple(size_cases),
+            plot_rounds,
+            plot="size",
+        )
+    )
+    if only:
+        unknown = set(only) - {m.key for m in metrics}
+        if unknown:
+            raise ValueError(f"unknown metric(s): {', '.join(sorted(unknown))}")
+        metrics = [m for m in metrics if m.key in only]
+    return metrics
+
+
+METRIC_KEYS = (
+    "handshakes",
+    "msg64",
+    "dgram1000",
+    "bulk_udp",
+    "bulk_ws",
+    "rtt",
+    "rtt_pinned",
+    "scale",
+    "rotation",
+    "loss",
+    "size",
+)
+
+TARGETS = (
+    Target("1a", "handshakes >= 8x aioquic", "handshakes", "rate", SEIGR_UDP, ">=", 8, AIOQUIC),
+    Target(
+        "1b",
+        "handshakes >= 1.5x websockets",
+        "handshakes",
+        "rate",
+        SEIGR_UDP,
+        ">=",
+        1.5,
+        WEBSOCKETS,
+    ),
+    Target("2", "64 B msgs >= 1.2x websockets", "msg64", "rate", SEIGR_UDP, ">=", 1.2, WEBSOCKETS),
+    Target("3a", "bulk UDP >= 4x aioquic", "bulk_udp", "mbps", SEIGR_UDP, ">=", 4, AIOQUIC),
+    Target(
+        "3b",
+        "bulk UDP >= py-libp2p TCP (moonshot)",
+        "bulk_udp",
+        "mbps",
+        SEIGR_UDP,
+        ">=",
+        1,
+        reference=LIBP2P_BULK_MBPS,
+        reference_name="py-libp2p (recorded)",
+    ),
+    Target(
+        "4",
+        "bulk WebSocket >= 2x py-libp2p",
+        "bulk_ws",
+        "mbps",
+        SEIGR_WS,
+        ">=",
+        2,
+        reference=LIBP2P_BULK_MBPS,
+        reference_name="py-libp2p (recorded)",
+    ),
+    Target("5", "1000 B datagrams >= 4x aioquic", "dgram1000", "rate", SEIGR_UDP, ">=", 4, AIOQUIC),
+    Target(
+        "6a", "RTT p50 (1 CPU) <= 1.5x raw UDP", "rtt_pinned", "p50_us", SEIGR_UDP, "<=", 1.5, RAW
+    ),
+    Target(
+        "6b",
+        "RTT p50 (1 CPU) <= 0.5x aioquic",
+        "rtt_pinned",
+        "p50_us",
+        SEIGR_UDP,
+        "<=",
+        0.5,
+        AIOQUIC,
+    ),
+    Target(
+        "7a", "memory per idle session <= 8 KiB", "scale", "kib_per_session", SEIGR_UDP, "<=", 8
+    ),
+    Target(
+        "7b",
+        "last 1,000 handshakes as fast as the first (>= 0.9x)",
+        "scale",
+        "last_vs_first",
+        SEIGR_UDP,
+        ">=",
+        0.9,
+    ),
+    Target(
+        "8a",
+        "rotation every 1 s costs <= 5% throughput",
+        "rotation",
+        "mbps",
+        SEIGR_UDP + " [rotating]",
+        ">=",
+        0.95,
+        system_b=SEIGR_UDP + " [no rotation]",
+    ),
+    Target(
+        "8b",
+        "rotation loses nothing (worst round)",
+        "rotation",
+        "lost_bytes",
+        SEIGR_UDP + " [rotating]",
+        "<=",
+        0,
+        worst=True,
+    ),
+)
+
+#: Ratios shown next to peers in the results table (besides those of the targets).
+EXTRA_RATIOS = {
+    "msg64": (RAW,),
+    "dgram1000": (RAW,),
+    "bulk_udp": (RAW,),
+    "bulk_ws": (WEBSOCKETS,),
+    "handshakes": (),
+    "rtt": (RAW, AIOQUIC),
+    "rtt_pinned": (),
+}

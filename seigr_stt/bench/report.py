@@ -1,0 +1,301 @@
+"""The report of a run: per-round ratios, the verdict of each target, the Markdown table and the
+JSON dump.
+
+Ratios are taken per round (seigr_stt's value over the peer's value of the same round) and reported
+as their median and min–max.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from seigr_stt.bench.cases import EXTRA_RATIOS, SEIGR_UDP, SEIGR_WS, TARGETS
+from seigr_stt.bench.common import JSON, median
+from seigr_stt.bench.model import Case, CaseResult, Metric, Quantity, Suite, Target
+
+__all__ = [
+    "TargetOutcome",
+    "evaluate",
+    "failed_cases",
+    "format_value",
+    "ratios",
+    "render",
+    "to_json",
+]
+
+
+# -- statistics and the table ---------------------------------------------------------------------
+def format_value(value: float, digits: int = 0) -> str:
+    """A value as the table shows it: ``—`` when missing or not finite, else ``digits`` decimals
+    (``digits=0``: a whole number with thousands separators, three significant figures below 10)."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if digits == 0 and abs(value) >= 100:
+        return f"{value:,.0f}"
+    if digits == 0:
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio_fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def ratios(a: Sequence[float | None], b: Sequence[float | None]) -> list[float]:
+    """Per-round ratios a[r] / b[r] over the rounds where both ran."""
+    return [x / y for x, y in zip(a, b, strict=False) if x is not None and y]
+
+
+@dataclass
+class TargetOutcome:
+    target: Target
+    value: float
+    ratio: float
+    low: float
+    high: float
+    peer_value: float
+    verdict: str
+    note: str = ""
+
+
+def evaluate(suite: Suite, target: Target) -> TargetOutcome | None:
+    subject = suite.result(target.metric, target.system)
+    if subject is None:
+        return None
+    series = subject.series(target.quantity)
+    values = [v for v in series if v is not None]
+    value = median(values)
+    if target.peer or target.system_b:
+        peer = suite.result(target.metric, target.peer or target.system_b)
+        if peer is None or peer.case.skip_reason:
+            reason = peer.case.skip_reason if peer is not None else "peer not run"
+            return TargetOutcome(
+                target, value, math.nan, math.nan, math.nan, math.nan, "n/a", reason
+            )
+        rs = ratios(series, peer.series(target.quantity))
+        peer_value = median(peer.finite(target.quantity))
+    elif target.reference:
+        rs = [v / target.reference for v in values]
+        peer_value = target.reference
+    else:
+        rs = values
+        peer_value = math.nan
+    if not rs:
+        return TargetOutcome(target, value, math.nan, math.nan, math.nan, peer_value, "failed")
+    ratio = median(rs)
+    if target.worst:
+        ratio = max(rs) if target.op == "<=" else min(rs)
+    met = ratio >= target.threshold if target.op == ">=" else ratio <= target.threshold
+    return TargetOutcome(
+        target, value, ratio, min(rs), max(rs), peer_value, "met" if met else "NOT met"
+    )
+
+
+def _peer_label(target: Target) -> str:
+    if target.peer:
+        return target.peer
+    if target.system_b:
+        return target.system_b.split("[", 1)[-1].rstrip("]")
+    return target.reference_name
+
+
+def _row_ratios(suite: Suite, metric: Metric, quantity: Quantity, case: Case) -> str:
+    parts: list[str] = []
+    result = suite.result(metric.key, case.name)
+    if result is None:
+        return ""
+    peers: list[str] = []
+    for target in TARGETS:
+        if (
+            target.metric == metric.key
+            and target.quantity == quantity.key
+            and target.system == case.name
+            and (target.peer or target.system_b)
+        ):
+            peers.append(target.peer or target.system_b)
+    if case.system in (SEIGR_UDP, SEIGR_WS) and not case.variant:
+        peers += [x for x in EXTRA_RATIOS.get(metric.key, ()) if x not in peers]
+    for peer_name in peers:
+        peer = suite.result(metric.key, peer_name)
+        if peer is None or peer_name == case.name:
+            continue
+        rs = ratios(result.series(quantity.key), peer.series(quantity.key))
+        if rs:
+            label = peer_name if "[" not in peer_name else peer_name.split("[", 1)[1].rstrip("]")
+            parts.append(
+                f"{_ratio_fmt(median(rs))}x {label} ({_ratio_fmt(min(rs))}–{_ratio_fmt(max(rs))})"
+            )
+    return "; ".join(parts)
+
+
+def _cell(result: CaseResult, quantity: Quantity) -> tuple[str, str]:
+    if result.case.skip_reason:
+        return "skipped", ""
+    values = result.finite(quantity.key)
+    if not values:
+        return "failed", ""
+    spread = (
+        f"{format_value(min(values), quantity.digits)}–{format_value(max(values), quantity.digits)}"
+    )
+    return format_value(median(values), quantity.digits), spread
+
+
+def render(suite: Suite) -> str:
+    """The Markdown report: environment, results, targets, curves, failures."""
+    env = suite.env
+    lines = [
+        "# seigr_stt benchmark",
+        "",
+        f"Command: `{suite.command}`  ",
+        f"Machine: {env['nproc']} CPUs, {env['cpu']}; Python {env['python']} "
+        f"({env['implementation']}), loop {env['loop']}, AEAD {env['aead']}; {env['mode']}  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + "  ",
+        f"Duration: {suite.elapsed_s:.0f} s; load average (1, 5, 15 min) before "
+        f"{env['load_before']}, after {env.get('load_after', '?')}",
+        "",
+        "## Results",
+        "",
+        "Medians of interleaved rounds, with min–max over the rounds; ratios are medians (min–max) "
+        "of per-round ratios.",
+        "",
+        "| metric | system | median | min–max | unit | rounds | vs peer |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
+    for metric in suite.metrics:
+        if metric.plot:
+            continue
+        for quantity in metric.quantities:
+            for case in metric.cases:
+                result = suite.result(metric.key, case.name)
+                if result is None:
+                    continue
+                mid, spread = _cell(result, quantity)
+                n = len(result.finite(quantity.key))
+                lines.append(
+                    f"| {metric.key}: {quantity.label} | {case.name} | {mid} | {spread} | "
+                    f"{quantity.unit} | {n} | {_row_ratios(suite, metric, quantity, case)} |"
+                )
+    lines += [
+        "",
+        "## Targets (docs/performance.md)",
+        "",
+        "| # | target | seigr_stt | peer | peer value | ratio (min–max) | verdict |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    wanted = {m.key for m in suite.metrics}
+    for target in TARGETS:
+        if target.metric not in wanted:
+            continue
+        outcome = evaluate(suite, target)
+        if outcome is None:
+            continue
+        quantity = next(
+            q
+            for m in suite.metrics
+            if m.key == target.metric
+            for q in m.quantities
+            if q.key == target.quantity
+        )
+        relative = bool(target.peer or target.system_b or target.reference)
+        ratio = (
+            f"{_ratio_fmt(outcome.ratio)} ({_ratio_fmt(outcome.low)}–{_ratio_fmt(outcome.high)}) "
+            f"{target.op} {target.threshold:g}"
+            if relative
+            else f"{target.op} {target.threshold:g} {quantity.unit}"
+        )
+        verdict = outcome.verdict + (f" ({outcome.note})" if outcome.note else "")
+        lines.append(
+            f"| {target.number} | {target.text} | {format_value(outcome.value, quantity.digits)} "
+            f"{quantity.unit} | {_peer_label(target) or '—'} | "
+            f"{format_value(outcome.peer_value, quantity.digits)} | {ratio} | {verdict} |"
+        )
+    for metric in suite.metrics:
+        if not metric.plot:
+            continue
+        variants = list(dict.fromkeys(c.variant for c in metric.cases))
+        systems = list(dict.fromkeys(c.system for c in metric.cases))
+        quantity = metric.quantities[0]
+        lines += [
+            "",
+            f"## {metric.title} ({quantity.unit}, median of {metric.rounds} rounds)",
+            "",
+            "| "
+            + ("loss" if metric.plot == "loss" else "size")
+            + " | "
+            + " | ".join(systems)
+            + " |",
+            "|---|" + "---:|" * len(systems),
+        ]
+        for variant in variants:
+            cells = []
+            for system in systems:
+                result = suite.result(metric.key, f"{system} [{variant}]")
+                cells.append(_cell(result, quantity)[0] if result is not None else "")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    failures = [(key, e) for key, result in suite.results.items() for e in result.errors]
+    skipped = sorted(
+        {
+            f"{r.case.system}: {r.case.skip_reason}"
+            for r in suite.results.values()
+            if r.case.skip_reason
+        }
+    )
+    if failures or skipped:
+        lines += ["", "## Failures and skips", ""]
+        lines += [f"- {metric} / {name}: {error}" for (metric, name), error in failures]
+        lines += [f"- skipped {s}" for s in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(suite: Suite) -> JSON:
+    return {
+        "command": suite.command,
+        "environment": suite.env,
+        "elapsed_s": suite.elapsed_s,
+        "metrics": [
+            {
+                "key": m.key,
+                "title": m.title,
+                "rounds": m.rounds,
+                "cases": [
+                    {
+                        "name": c.name,
+                        "system": c.system,
+                        "variant": c.variant,
+                        "params": {k: v for k, v in c.params.items() if k != "shared"},
+                        "pin": c.pin,
+                        "relay": c.relay,
+                        "skipped": c.skip_reason,
+                        "values": suite.results[(m.key, c.name)].values,
+                        "errors": suite.results[(m.key, c.name)].errors,
+                        "raw": suite.results[(m.key, c.name)].raw,
+                    }
+                    for c in m.cases
+                ],
+            }
+            for m in suite.metrics
+        ],
+        "targets": [
+            {
+                "number": o.target.number,
+                "text": o.target.text,
+                "value": o.value,
+                "ratio": o.ratio,
+                "min": o.low,
+                "max": o.high,
+                "verdict": o.verdict,
+            }
+            for t in TARGETS
+            if any(m.key == t.metric for m in suite.metrics)
+            for o in [evaluate(suite, t)]
+            if o is not None
+        ],
+    }
+
+
+def failed_cases(suite: Suite) -> Iterable[str]:
+    return (f"{k[0]}/{k[1]}" for k, r in suite.results.items() if r.errors)

@@ -1,0 +1,42 @@
+"""Running the suite (seigr_stt.bench.orchestrate): the quantities measured from what a case's
+server and client reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from seigr_stt.bench.cases import RAW, SEIGR_UDP
+from seigr_stt.bench.common import JSON
+from seigr_stt.bench.model import Case
+from seigr_stt.bench.orchestrate import measure
+
+
+def _case(server: str, client: str, **params: object) -> Case:
+    return Case("metric", SEIGR_UDP, server, client, dict(params))
+
+
+def test_rtt_is_the_client_percentiles() -> None:
+    raw: JSON = {"server": {}, "client": {"samples": 3, "p50_us": 120, "p99_us": 480}}
+    assert measure(_case("seigr", "seigr:rtt"), raw) == {"p50_us": 120.0, "p99_us": 480.0}
+
+
+def test_bulk_counts_bytes_lost_and_a_crc_mismatch_as_a_loss() -> None:
+    stream: JSON = {"mbps": 12.5, "bytes": 1000, "crc": 1}
+    client: JSON = {"bytes": 1000, "crc": 2, "rotations": 3, "finished": True}
+    raw: JSON = {"server": {"stream": stream}, "client": client}
+    values = measure(_case("seigr", "seigr:bulk", check=True), raw)
+    assert values == {"mbps": 12.5, "lost_bytes": 1.0, "rotations": 3.0}
+    raw["client"] = {**client, "bytes": 1500, "crc": 1}
+    assert measure(_case("seigr", "seigr:bulk", check=True), raw)["lost_bytes"] == 500.0
+    raw["client"] = {**client, "finished": False}
+    with pytest.raises(RuntimeError, match="never confirmed"):
+        measure(_case("seigr", "seigr:bulk"), raw)
+
+
+def test_one_way_rates_are_the_receivers_and_raw_udp_needs_no_confirmation() -> None:
+    got: JSON = {"rate": 900.0, "mbps": 0.5, "count": 450}
+    raw: JSON = {"server": {"messages": got}, "client": {"sent": 500}}
+    blast = Case("msg64", RAW, "raw", "raw:blast", {})
+    assert measure(blast, raw) == {"rate": 900.0, "mbps": 0.5, "delivered_pct": 90.0}
+    with pytest.raises(RuntimeError, match="never confirmed"):
+        measure(_case("seigr", "seigr:messages"), raw)
