@@ -9,7 +9,8 @@ specification (§7.4, §7.5, §7.7) and ``pskN`` modifiers (§9) are applied to 
 the one token interpreter in :class:`HandshakeState` runs every supported pattern.
 
 Objects of this module never show key material in their ``repr``. Errors are subclasses of
-:class:`NoiseError`; their messages never contain key material either.
+:class:`NoiseError` (defined in :mod:`seigr_stt.exceptions`); their messages never contain key
+material either.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from seigr_stt.core.crypto import (
     hkdf,
     public_key,
 )
-from seigr_stt.exceptions import STTError
+from seigr_stt.exceptions import (
+    NoiseConfigError,
+    NoiseDecryptError,
+    NoiseError,
+    NoiseInvalidKey,
+    NoiseMessageError,
+    NoiseNonceExhausted,
+    NoiseStateError,
+)
 
 __all__ = [
     "KEY_LEN",
@@ -64,38 +73,6 @@ MAX_MESSAGE_LEN: Final = 65535
 """The largest Noise message (§3); handshake messages above it are refused."""
 
 _ZEROS32: Final = bytes(KEY_LEN)
-
-
-# -- Errors --------------------------------------------------------------------------------------
-
-
-class NoiseError(STTError):
-    """Base class of every error this module raises on purpose."""
-
-
-class NoiseConfigError(NoiseError, ValueError):
-    """A constructor argument is invalid: protocol name, key or PSK length, a key the pattern
-    needs is missing, or a key the pattern transmits was supplied."""
-
-
-class NoiseStateError(NoiseError):
-    """The call does not fit the object's state (out of turn, before or after completion)."""
-
-
-class NoiseNonceExhausted(NoiseStateError):
-    """The CipherState's nonce reached 2**64-1: no further message may use this key."""
-
-
-class NoiseMessageError(NoiseError):
-    """A handshake message has the wrong length (too short for its tokens, or above 65535)."""
-
-
-class NoiseDecryptError(NoiseError):
-    """An AEAD tag did not verify: the message is forged, corrupted, or from another session."""
-
-
-class NoiseInvalidKey(NoiseError):
-    """A remote Diffie-Hellman public key is of low order (or otherwise unusable)."""
 
 
 # -- CipherState (§5.1) --------------------------------------------------------------------------
