@@ -26,6 +26,7 @@ from seigr_stt.core.noise import (
     NoiseNonceExhausted,
     NoiseStateError,
     SymmetricState,
+    patterns,
     rekey,
 )
 
@@ -393,8 +394,8 @@ def test_low_order_pre_shared_static_is_rejected_on_write() -> None:
 @pytest.mark.parametrize("modifier", ["", "psk1"])
 def test_pre_message_ephemeral(monkeypatch: pytest.MonkeyPatch, modifier: str) -> None:
     # A fallback-shaped pattern: the initiator's ephemeral is known to the responder in advance.
-    pattern = noise._parse_pattern("-> e | ... | <- e, ee, s, es | -> s, se", one_way=False)
-    monkeypatch.setitem(noise._PATTERNS, "FB", pattern)
+    pattern = patterns.parse_pattern("-> e | ... | <- e, ee, s, es | -> s, se", one_way=False)
+    monkeypatch.setitem(patterns.PATTERNS, "FB", pattern)
     name = f"Noise_FB{modifier}" + SUITE
     psks = [KEY] if modifier else []
     with pytest.raises(NoiseStateError):

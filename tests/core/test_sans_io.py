@@ -45,6 +45,7 @@ def _module_name(path: Path) -> str:
 def test_the_core_package_has_modules() -> None:
     names = {_module_name(path) for path in CORE_MODULES}
     assert {"endpoint", "session", "keys", "handshake", "record", "frames"} <= names
+    assert {"noise/cipher", "noise/patterns", "noise/handshake_state"} <= names
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: p.relative_to(CORE_DIR).as_posix())
