@@ -16,7 +16,7 @@ that session with a code. What reaches the caller::
     ├── StreamError                          a stream was reset or misused
     ├── MessageTooLarge (also ValueError)    a message exceeds what the session can carry
     ├── ProtocolError                        the core refused an outbound operation
-    └── NoiseError                           the Noise engine (``seigr_stt.core.noise``) refused
+    └── NoiseError                           seigr_stt.core.noise refused a call or a message
         ├── NoiseConfigError (also ValueError)  a bad protocol name, key, PSK or key set
         ├── NoiseStateError                  a call out of turn, before or after completion
         │   └── NoiseNonceExhausted          a CipherState's nonce reached 2**64-1
@@ -24,7 +24,9 @@ that session with a code. What reaches the caller::
         ├── NoiseDecryptError                an AEAD tag did not verify
         └── NoiseInvalidKey                  a remote public key of low order
 
-Exception text never contains key material or seeds.
+A Noise error reaches only a direct user of ``seigr_stt.core.noise``: the node drops the
+handshake packet that caused it and counts it (``handshake_auth``). Exception text never
+contains key material or seeds.
 """
 
 from __future__ import annotations
