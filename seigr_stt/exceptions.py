@@ -15,9 +15,18 @@ that session with a code. What reaches the caller::
     │   └── KeyRotationError                 a rotation could not complete
     ├── StreamError                          a stream was reset or misused
     ├── MessageTooLarge (also ValueError)    a message exceeds what the session can carry
-    └── ProtocolError                        the core refused an outbound operation
+    ├── ProtocolError                        the core refused an outbound operation
+    └── NoiseError                           seigr_stt.core.noise refused a call or a message
+        ├── NoiseConfigError (also ValueError)  a bad protocol name, key, PSK or key set
+        ├── NoiseStateError                  a call out of turn, before or after completion
+        │   └── NoiseNonceExhausted          a CipherState's nonce reached 2**64-1
+        ├── NoiseMessageError                a handshake message of the wrong length
+        ├── NoiseDecryptError                an AEAD tag did not verify
+        └── NoiseInvalidKey                  a remote public key of low order
 
-Exception text never contains key material or seeds.
+A Noise error reaches only a direct user of ``seigr_stt.core.noise``: the node drops the
+handshake packet that caused it and counts it (``handshake_auth``). Exception text never
+contains key material or seeds.
 """
 
 from __future__ import annotations
@@ -28,6 +37,13 @@ __all__ = [
     "HandshakeTimeout",
     "KeyRotationError",
     "MessageTooLarge",
+    "NoiseConfigError",
+    "NoiseDecryptError",
+    "NoiseError",
+    "NoiseInvalidKey",
+    "NoiseMessageError",
+    "NoiseNonceExhausted",
+    "NoiseStateError",
     "ProtocolError",
     "STTError",
     "SessionClosedError",
@@ -104,3 +120,38 @@ class MessageTooLarge(STTError, ValueError):
 
 class ProtocolError(STTError):
     """The core refused an operation because of the session's protocol state."""
+
+
+# -- Noise errors (seigr_stt.core.noise) -----------------------------------------------------------
+
+
+class NoiseError(STTError):
+    """Base class of every error the Noise engine (``seigr_stt.core.noise``) raises on purpose."""
+
+
+class NoiseConfigError(NoiseError, ValueError):
+    """A constructor argument is invalid: protocol name, key or PSK length, a key the pattern
+    needs is missing, or a key the pattern transmits was supplied."""
+
+
+class NoiseStateError(NoiseError):
+    """The call does not fit the object's state (out of turn, before or after completion)."""
+
+
+class NoiseNonceExhausted(NoiseStateError):
+    """The CipherState's nonce reached 2**64-1: no further message may use this key."""
+
+
+class NoiseMessageError(NoiseError):
+    """A handshake message has the wrong length (too short for its tokens, or above 65535)."""
+
+
+class NoiseDecryptError(NoiseError):
+    """An AEAD tag did not verify: the message is forged, corrupted, or from another session."""
+
+
+class NoiseInvalidKey(NoiseError):
+    """A remote Diffie-Hellman public key is of low order (or otherwise unusable)."""
+
+
+# -- end of Noise errors ---------------------------------------------------------------------------

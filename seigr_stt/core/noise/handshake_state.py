@@ -1,422 +1,41 @@
-"""The Noise Protocol Framework (revision 34) for the suite ``25519_ChaChaPoly_BLAKE2b``.
+"""The Noise handshake: the token interpreter :class:`HandshakeState` (Noise rev. 34 §5.3).
 
-A sans-I/O handshake engine: bytes in, bytes out, no clock and no entropy source of its own. The
-ephemeral private key is either passed in (test vectors) or drawn from an injected
-``rng(n) -> bytes`` callable. Every primitive comes from :mod:`seigr_stt.core.crypto`.
-
-The handshake patterns are data: :data:`_PATTERN_TEXT` transcribes the pattern table of the
-specification (§7.4, §7.5, §7.7) and ``pskN`` modifiers (§9) are applied to the parsed table, so
-the one token interpreter in :class:`HandshakeState` runs every supported pattern.
+One job: run one party's handshake of any supported pattern, message by message, then hand out
+the transport keys. A sans-I/O engine: bytes in, bytes out, no clock and no entropy source of its
+own. The ephemeral private key is either passed in (test vectors) or drawn from an injected
+``rng(n) -> bytes`` callable. The pattern comes as data from
+:mod:`seigr_stt.core.noise.patterns` (§7, §9); hashing and encryption go through the
+:class:`~seigr_stt.core.noise.cipher.SymmetricState` of :mod:`seigr_stt.core.noise.cipher`.
 
 Objects of this module never show key material in their ``repr``. Errors are subclasses of
-:class:`NoiseError`; their messages never contain key material either.
+:class:`~seigr_stt.exceptions.NoiseError`; their messages never contain key material either.
 """
 
 from __future__ import annotations
 
 import copy
-import re as _re
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
-from seigr_stt.core.crypto import (
-    DH_LEN,
-    HASH_LEN,
-    TAG_LEN,
-    DecryptError,
-    InvalidPublicKey,
-    aead_decrypt,
-    aead_encrypt,
-    dh,
-    hash_,
-    hkdf,
-    public_key,
+from seigr_stt.core.crypto import DH_LEN, TAG_LEN, InvalidPublicKey, dh, public_key
+from seigr_stt.core.noise.cipher import CipherState, SymmetricState
+from seigr_stt.core.noise.patterns import DH_TOKENS, Pattern, parse_protocol_name
+from seigr_stt.exceptions import (
+    NoiseConfigError,
+    NoiseInvalidKey,
+    NoiseMessageError,
+    NoiseStateError,
 )
-from seigr_stt.exceptions import STTError
 
 __all__ = [
-    "KEY_LEN",
     "MAX_MESSAGE_LEN",
-    "MAX_NONCE",
     "PSK_LEN",
-    "SUITE",
-    "SUPPORTED_PATTERNS",
-    "CipherState",
     "HandshakeState",
-    "NoiseConfigError",
-    "NoiseDecryptError",
-    "NoiseError",
-    "NoiseInvalidKey",
-    "NoiseMessageError",
-    "NoiseNonceExhausted",
-    "NoiseStateError",
-    "SymmetricState",
-    "rekey",
 ]
 
-SUITE: Final = "25519_ChaChaPoly_BLAKE2b"
-KEY_LEN: Final = 32
-"""Length of a CipherState key and of the exporter secret."""
 PSK_LEN: Final = 32
-MAX_NONCE: Final = 2**64 - 1
-"""The reserved nonce: a CipherState whose ``n`` reaches it refuses to encrypt or decrypt."""
 MAX_MESSAGE_LEN: Final = 65535
 """The largest Noise message (§3); handshake messages above it are refused."""
-
-_ZEROS32: Final = bytes(KEY_LEN)
-
-
-# -- Errors --------------------------------------------------------------------------------------
-
-
-class NoiseError(STTError):
-    """Base class of every error this module raises on purpose."""
-
-
-class NoiseConfigError(NoiseError, ValueError):
-    """A constructor argument is invalid: protocol name, key or PSK length, a key the pattern
-    needs is missing, or a key the pattern transmits was supplied."""
-
-
-class NoiseStateError(NoiseError):
-    """The call does not fit the object's state (out of turn, before or after completion)."""
-
-
-class NoiseNonceExhausted(NoiseStateError):
-    """The CipherState's nonce reached 2**64-1: no further message may use this key."""
-
-
-class NoiseMessageError(NoiseError):
-    """A handshake message has the wrong length (too short for its tokens, or above 65535)."""
-
-
-class NoiseDecryptError(NoiseError):
-    """An AEAD tag did not verify: the message is forged, corrupted, or from another session."""
-
-
-class NoiseInvalidKey(NoiseError):
-    """A remote Diffie-Hellman public key is of low order (or otherwise unusable)."""
-
-
-# -- CipherState (§5.1) --------------------------------------------------------------------------
-
-
-def rekey(key: bytes) -> bytes:
-    """REKEY(k): the first 32 bytes of ENCRYPT(k, 2**64-1, b"", 32 zero bytes) (§4.2).
-
-    A pure function of a 32-byte key; the record layer uses it for its own key updates.
-    """
-    if len(key) != KEY_LEN:
-        raise NoiseConfigError("a ChaChaPoly key is 32 bytes")
-    return aead_encrypt(key, MAX_NONCE, b"", _ZEROS32)[:KEY_LEN]
-
-
-class CipherState:
-    """A key ``k`` (or ``None``) and a 64-bit nonce ``n`` (§5.1).
-
-    Contract: without a key, encryption and decryption are the identity (the spec's behaviour for
-    the start of a handshake). With a key, each successful call uses the nonce ``n`` and then
-    increments it; a failed decryption leaves ``n`` unchanged. Nonce ``2**64-1`` is reserved: once
-    ``n`` reaches it every call raises :class:`NoiseNonceExhausted`. The caller must never let two
-    messages share a (key, nonce) pair, so a CipherState must not be copied and used twice.
-    """
-
-    __slots__ = ("k", "n")
-
-    def __init__(self, k: bytes | None = None, n: int = 0) -> None:
-        self.k: bytes | None = None
-        self.n: int = 0
-        self.initialize_key(k)
-        self.set_nonce(n)
-
-    def __repr__(self) -> str:
-        return f"CipherState(has_key={self.has_key()}, n={self.n})"
-
-    def initialize_key(self, key: bytes | None) -> None:
-        """InitializeKey(key): set ``k`` (32 bytes or ``None``) and reset ``n`` to 0."""
-        if key is not None and len(key) != KEY_LEN:
-            raise NoiseConfigError("a ChaChaPoly key is 32 bytes")
-        self.k = None if key is None else bytes(key)
-        self.n = 0
-
-    def has_key(self) -> bool:
-        """HasKey(): whether ``k`` is set."""
-        return self.k is not None
-
-    def set_nonce(self, n: int) -> None:
-        """SetNonce(n): ``0 <= n <= 2**64-1``. Reusing a nonce under the same key is fatal."""
-        if not 0 <= n <= MAX_NONCE:
-            raise NoiseConfigError("nonce must be in [0, 2**64-1]")
-        self.n = n
-
-    def _check_nonce(self) -> None:
-        if self.n >= MAX_NONCE:
-            raise NoiseNonceExhausted("nonce exhausted; rekey is not enough, start a new session")
-
-    def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
-        """EncryptWithAd: ENCRYPT(k, n++, ad, plaintext), or ``plaintext`` when there is no key."""
-        key = self.k
-        if key is None:
-            return bytes(plaintext)
-        self._check_nonce()
-        ciphertext = aead_encrypt(key, self.n, ad, plaintext)
-        self.n += 1
-        return ciphertext
-
-    def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
-        """DecryptWithAd: DECRYPT(k, n++, ad, ciphertext), or ``ciphertext`` with no key.
-
-        Raises :class:`NoiseDecryptError` (``n`` unchanged) when authentication fails or the
-        ciphertext is shorter than its 16-byte tag.
-        """
-        key = self.k
-        if key is None:
-            return bytes(ciphertext)
-        self._check_nonce()
-        # crypto.aead_decrypt lets pynacl's ValueError escape for a too-short input.
-        if len(ciphertext) < TAG_LEN:
-            raise NoiseDecryptError("ciphertext shorter than its tag")
-        try:
-            plaintext = aead_decrypt(key, self.n, ad, ciphertext)
-        except DecryptError as exc:
-            raise NoiseDecryptError("authentication failed") from exc
-        self.n += 1
-        return plaintext
-
-    def rekey(self) -> None:
-        """Rekey(): ``k = REKEY(k)``; ``n`` is left as it is (§5.1, §11.3)."""
-        if self.k is None:
-            raise NoiseStateError("cannot rekey a CipherState without a key")
-        self.k = rekey(self.k)
-
-    def copy(self) -> CipherState:
-        """An independent copy (a failed handshake step works on copies, leaving no trace)."""
-        return CipherState(self.k, self.n)
-
-
-# -- SymmetricState (§5.2) -----------------------------------------------------------------------
-
-
-class SymmetricState:
-    """The chaining key ``ck``, the handshake hash ``h`` and a CipherState (§5.2).
-
-    Contract: built from the full protocol name (``InitializeSymmetric``); the caller feeds it the
-    handshake in order and must not split it before the handshake pattern is finished.
-    """
-
-    __slots__ = ("_ck", "_h", "cipher_state")
-
-    def __init__(self, protocol_name: bytes) -> None:
-        """InitializeSymmetric(protocol_name)."""
-        name = bytes(protocol_name)
-        self._h = name.ljust(HASH_LEN, b"\x00") if len(name) <= HASH_LEN else hash_(name)
-        self._ck = self._h
-        self.cipher_state = CipherState()
-
-    def __repr__(self) -> str:
-        return f"SymmetricState(cipher_state={self.cipher_state!r})"
-
-    def mix_key(self, input_key_material: bytes) -> None:
-        """MixKey: ``ck, temp_k = HKDF(ck, ikm, 2)``; InitializeKey(temp_k[:32])."""
-        self._ck, temp_k = hkdf(self._ck, input_key_material, 2)
-        self.cipher_state.initialize_key(temp_k[:KEY_LEN])
-
-    def mix_hash(self, data: bytes) -> None:
-        """MixHash: ``h = HASH(h || data)``."""
-        self._h = hash_(self._h + data)
-
-    def mix_key_and_hash(self, input_key_material: bytes) -> None:
-        """MixKeyAndHash: ``ck, temp_h, temp_k = HKDF(ck, ikm, 3)``; MixHash(temp_h); set key."""
-        self._ck, temp_h, temp_k = hkdf(self._ck, input_key_material, 3)
-        self.mix_hash(temp_h)
-        self.cipher_state.initialize_key(temp_k[:KEY_LEN])
-
-    def get_handshake_hash(self) -> bytes:
-        """GetHandshakeHash: ``h`` (meaningful as a channel binding only after the handshake)."""
-        return self._h
-
-    def encrypt_and_hash(self, plaintext: bytes) -> bytes:
-        """EncryptAndHash: encrypt with ``h`` as associated data, then MixHash(ciphertext)."""
-        ciphertext = self.cipher_state.encrypt_with_ad(self._h, plaintext)
-        self.mix_hash(ciphertext)
-        return ciphertext
-
-    def decrypt_and_hash(self, ciphertext: bytes) -> bytes:
-        """DecryptAndHash: decrypt with ``h`` as associated data, then MixHash(ciphertext).
-
-        Raises :class:`NoiseDecryptError` without touching ``h`` when authentication fails.
-        """
-        plaintext = self.cipher_state.decrypt_with_ad(self._h, ciphertext)
-        self.mix_hash(ciphertext)
-        return plaintext
-
-    def split(self) -> tuple[CipherState, CipherState]:
-        """Split: ``(c1, c2)`` keyed with the two outputs of ``HKDF(ck, b"", 2)``.
-
-        ``c1`` carries initiator-to-responder traffic, ``c2`` the other direction.
-        """
-        temp_k1, temp_k2 = hkdf(self._ck, b"", 2)
-        return CipherState(temp_k1[:KEY_LEN]), CipherState(temp_k2[:KEY_LEN])
-
-    def split3(self) -> tuple[CipherState, CipherState, bytes]:
-        """Split plus an exporter: ``(c1, c2, exporter)`` from ``HKDF(ck, b"", 3)``.
-
-        The first two outputs of a 3-output HKDF equal those of a 2-output one, so ``c1`` and
-        ``c2`` are exactly :meth:`split`'s and transport keys stay interoperable. ``exporter`` is
-        the third output truncated to 32 bytes: a secret both parties share, independent of the
-        transport keys, for deriving application keys.
-        """
-        k1, k2, exporter = self.split3_keys()
-        return CipherState(k1), CipherState(k2), exporter
-
-    def split3_keys(self) -> tuple[bytes, bytes, bytes]:
-        """:meth:`split3` as raw 32-byte values: ``(k1, k2, exporter)``."""
-        temp_k1, temp_k2, temp_k3 = hkdf(self._ck, b"", 3)
-        return temp_k1[:KEY_LEN], temp_k2[:KEY_LEN], temp_k3[:KEY_LEN]
-
-    def copy(self) -> SymmetricState:
-        """An independent copy (a failed handshake step works on copies, leaving no trace)."""
-        clone = SymmetricState.__new__(SymmetricState)
-        clone._ck = self._ck
-        clone._h = self._h
-        clone.cipher_state = self.cipher_state.copy()
-        return clone
-
-
-# -- Handshake patterns (§7) ---------------------------------------------------------------------
-
-# Transcribed from the specification. A line is a message; "->" is sent by the initiator, "<-" by
-# the responder; lines above "..." are pre-messages. DH tokens name the initiator's key first.
-_PATTERN_TEXT: Final[dict[str, str]] = {
-    # One-way patterns (§7.4).
-    "N": "<- s | ... | -> e, es",
-    "K": "-> s | <- s | ... | -> e, es, ss",
-    "X": "<- s | ... | -> e, es, s, ss",
-    # Fundamental interactive patterns (§7.5).
-    "NN": "-> e | <- e, ee",
-    "NK": "<- s | ... | -> e, es | <- e, ee",
-    "NX": "-> e | <- e, ee, s, es",
-    "KN": "-> s | ... | -> e | <- e, ee, se",
-    "KK": "-> s | <- s | ... | -> e, es, ss | <- e, ee, se",
-    "KX": "-> s | ... | -> e | <- e, ee, se, s, es",
-    "XN": "-> e | <- e, ee | -> s, se",
-    "XK": "<- s | ... | -> e, es | <- e, ee | -> s, se",
-    "XX": "-> e | <- e, ee, s, es | -> s, se",
-    "IN": "-> e, s | <- e, ee, se",
-    "IK": "<- s | ... | -> e, es, s, ss | <- e, ee, se",
-    "IX": "-> e, s | <- e, ee, se, s, es",
-    # Deferred patterns (§7.7).
-    "NK1": "<- s | ... | -> e | <- e, ee, es",
-    "NX1": "-> e | <- e, ee, s | -> es",
-    "X1N": "-> e | <- e, ee | -> s | <- se",
-    "X1K": "<- s | ... | -> e, es | <- e, ee | -> s | <- se",
-    "XK1": "<- s | ... | -> e | <- e, ee, es | -> s, se",
-    "X1K1": "<- s | ... | -> e | <- e, ee, es | -> s | <- se",
-    "X1X": "-> e | <- e, ee, s, es | -> s | <- se",
-    "XX1": "-> e | <- e, ee, s | -> es, s, se",
-    "X1X1": "-> e | <- e, ee, s | -> es, s | <- se",
-    "K1N": "-> s | ... | -> e | <- e, ee | -> se",
-    "K1K": "-> s | <- s | ... | -> e, es | <- e, ee | -> se",
-    "KK1": "-> s | <- s | ... | -> e | <- e, ee, se, es",
-    "K1K1": "-> s | <- s | ... | -> e | <- e, ee, es | -> se",
-    "K1X": "-> s | ... | -> e | <- e, ee, s, es | -> se",
-    "KX1": "-> s | ... | -> e | <- e, ee, se, s | -> es",
-    "K1X1": "-> s | ... | -> e | <- e, ee, s | -> se, es",
-    "I1N": "-> e, s | <- e, ee | -> se",
-    "I1K": "<- s | ... | -> e, es, s | <- e, ee | -> se",
-    "IK1": "<- s | ... | -> e, s | <- e, ee, se, es",
-    "I1K1": "<- s | ... | -> e, s | <- e, ee, es | -> se",
-    "I1X": "-> e, s | <- e, ee, s, es | -> se",
-    "IX1": "-> e, s | <- e, ee, se, s | -> es",
-    "I1X1": "-> e, s | <- e, ee, s | -> se, es",
-}
-
-_DH_TOKENS: Final = frozenset({"ee", "es", "se", "ss"})
-
-
-class _Message(NamedTuple):
-    from_initiator: bool
-    tokens: tuple[str, ...]
-
-
-class _Pattern(NamedTuple):
-    initiator_pre: tuple[str, ...]
-    responder_pre: tuple[str, ...]
-    messages: tuple[_Message, ...]
-    one_way: bool
-
-
-def _parse_line(line: str) -> _Message:
-    arrow, _, rest = line.strip().partition(" ")
-    tokens = tuple(t.strip() for t in rest.split(","))
-    return _Message(arrow == "->", tokens)
-
-
-def _parse_pattern(text: str, one_way: bool) -> _Pattern:
-    lines = [line.strip() for line in text.split("|")]
-    pre: list[_Message] = []
-    if "..." in lines:
-        cut = lines.index("...")
-        pre = [_parse_line(line) for line in lines[:cut]]
-        lines = lines[cut + 1 :]
-    messages = tuple(_parse_line(line) for line in lines)
-    initiator_pre = tuple(t for m in pre if m.from_initiator for t in m.tokens)
-    responder_pre = tuple(t for m in pre if not m.from_initiator for t in m.tokens)
-    return _Pattern(initiator_pre, responder_pre, messages, one_way)
-
-
-_PATTERNS: Final[dict[str, _Pattern]] = {
-    name: _parse_pattern(text, one_way=name in ("N", "K", "X"))
-    for name, text in _PATTERN_TEXT.items()
-}
-SUPPORTED_PATTERNS: Final = frozenset(_PATTERNS)
-"""The base pattern names accepted in a protocol name (each may carry ``pskN`` modifiers)."""
-
-_NAME_RE: Final = _re.compile(
-    r"Noise_(?P<base>[A-Z0-9]+)(?P<mods>psk[0-9]+(?:\+psk[0-9]+)*)?_" + SUITE,
-)
-
-
-def _apply_psk(pattern: _Pattern, modifiers: str) -> _Pattern:
-    """Place the ``psk`` tokens (§9.2): psk0 starts message 1, pskN ends message N."""
-    messages = [list(m.tokens) for m in pattern.messages]
-    seen: set[int] = set()
-    for modifier in modifiers.split("+"):
-        index = int(modifier.removeprefix("psk"))
-        if index in seen or index > len(messages):
-            raise NoiseConfigError(f"invalid psk modifier {modifier!r} for this pattern")
-        seen.add(index)
-        if index == 0:
-            messages[0].insert(0, "psk")
-        else:
-            messages[index - 1].append("psk")
-    return pattern._replace(
-        messages=tuple(
-            _Message(m.from_initiator, tuple(tokens))
-            for m, tokens in zip(pattern.messages, messages, strict=True)
-        )
-    )
-
-
-def _parse_protocol_name(protocol_name: str | bytes) -> tuple[bytes, _Pattern]:
-    if isinstance(protocol_name, str):
-        text = protocol_name
-    else:
-        try:
-            text = bytes(protocol_name).decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise NoiseConfigError("protocol name must be ASCII") from exc
-    match = _NAME_RE.fullmatch(text)
-    if match is None:
-        raise NoiseConfigError(
-            f"unsupported protocol name {text!r}; expected Noise_<PATTERN>_{SUITE}"
-        )
-    pattern = _PATTERNS.get(match["base"])
-    if pattern is None:
-        raise NoiseConfigError(f"unsupported handshake pattern {match['base']!r}")
-    if match["mods"]:
-        pattern = _apply_psk(pattern, match["mods"])
-    return text.encode("ascii"), pattern
 
 
 # -- HandshakeState (§5.3) -----------------------------------------------------------------------
@@ -430,13 +49,13 @@ def _checked_key(name: str, key: bytes | None) -> bytes | None:
     return bytes(key)
 
 
-def _uses_local_static(pattern: _Pattern, initiator: bool) -> bool:
+def _uses_local_static(pattern: Pattern, initiator: bool) -> bool:
     """Whether our static key is pre-shared, sent, or part of a DH in ``pattern``."""
     local_pre = pattern.initiator_pre if initiator else pattern.responder_pre
     mine = 0 if initiator else 1
     return "s" in local_pre or any(
         (token == "s" and message.from_initiator == initiator)
-        or (token in _DH_TOKENS and token[mine] == "s")
+        or (token in DH_TOKENS and token[mine] == "s")
         for message in pattern.messages
         for token in message.tokens
     )
@@ -523,7 +142,7 @@ class HandshakeState:
         psks: Sequence[bytes] = (),
         rng: Callable[[int], bytes] | None = None,
     ) -> None:
-        name, pattern = _parse_protocol_name(protocol_name)
+        name, pattern = parse_protocol_name(protocol_name)
         self._protocol_name = name
         self._pattern = pattern
         self._initiator = bool(initiator)
