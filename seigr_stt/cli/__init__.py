@@ -15,7 +15,6 @@ import base64
 import contextlib
 import hashlib
 import importlib
-import ipaddress
 import logging
 import os
 import signal
@@ -23,21 +22,27 @@ import statistics
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from seigr_stt import __version__, generate_seed
 from seigr_stt.aio.node import STTNode
-from seigr_stt.core.identity import parse_seed
+from seigr_stt.cli.client import client_command, client_session, target_text
+from seigr_stt.cli.console import run, say
+from seigr_stt.cli.errors import (
+    EXIT_CODES,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+)
+from seigr_stt.cli.seeds import Seeds, read_seeds
 from seigr_stt.exceptions import (
-    HandshakeError,
-    HandshakeTimeout,
     MessageTooLarge,
     STTError,
-    WeakSeedError,
 )
 
 if TYPE_CHECKING:
@@ -47,21 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_HANDSHAKE_TIMEOUT = 3
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES = """\
-exit codes:
-  0    success
-  1    failure (network error, refused transfer, no reply, missing optional package)
-  2    usage error (bad arguments, missing or weak seed)
-  3    handshake timeout: the peer is unreachable, not in server mode, or does not share
-       our shared seed
-  130  interrupted (Ctrl-C)
-"""
 
 SEED_HELP = """\
 seeds:
@@ -105,78 +95,6 @@ def encode_file_header(name: str, size: int) -> bytes:
     return _FILE_HEAD.pack(FILE_MAGIC, FILE_VERSION, len(raw)) + raw + _FILE_SIZE.pack(size)
 
 
-class CLIError(Exception):
-    """Ends a command with ``code`` after printing ``message`` on standard error."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- seeds ---------------------------------------------------------------------------------------
-def _read_seed(path: str | None, env: str, what: str, flag: str) -> bytes | None:
-    if path is not None:
-        file = Path(path)
-        try:
-            text = file.read_text()
-            mode = file.stat().st_mode
-        except (OSError, UnicodeDecodeError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) else "not a text file"
-            raise CLIError(f"{flag} {path}: {detail}", EXIT_USAGE) from None
-        if os.name == "posix" and mode & 0o077:
-            sys.stderr.write(f"stt: warning: {path} is readable by others; run chmod 600 {path}\n")
-        source = f"{flag} {path}"
-    else:
-        env_text = os.environ.get(env)
-        if not env_text:
-            return None
-        text = env_text
-        source = env
-    try:
-        return parse_seed(text.strip(), what)
-    except WeakSeedError as exc:  # its text never contains the seed
-        raise CLIError(f"{source}: {exc}", EXIT_USAGE) from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Seeds:
-    node: bytes | None
-    shared: bytes
-
-    def __repr__(self) -> str:
-        return "_Seeds(...)"
-
-
-def _seeds(args: argparse.Namespace) -> _Seeds:
-    shared = _read_seed(args.shared_seed, "STT_SHARED_SEED", "shared_seed", "--shared-seed")
-    if shared is None:
-        raise CLIError(
-            "no shared seed: pass --shared-seed FILE (written by `stt keygen`) or set "
-            "STT_SHARED_SEED",
-            EXIT_USAGE,
-        )
-    node = _read_seed(args.node_seed, "STT_NODE_SEED", "node_seed", "--node-seed")
-    return _Seeds(node, shared)
-
-
-# -- running -------------------------------------------------------------------------------------
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (``STT_NO_UVLOOP=1`` turns it off), else asyncio's."""
-    if os.environ.get("STT_NO_UVLOOP"):
-        return None
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(coro)
-
-
 def _configure_logging(level_name: str) -> None:
     level = getattr(logging, level_name.upper())
     logging.basicConfig(
@@ -185,33 +103,6 @@ def _configure_logging(level_name: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("seigr_stt").setLevel(level)
-
-
-def _say(text: str, file: IO[str] | None = None) -> None:
-    stream = file or sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _bind_host(args: argparse.Namespace) -> str:
-    """Where a client node binds its UDP socket: loopback for a loopback target."""
-    if args.bind:
-        bind: str = args.bind
-        return bind
-    target = (urlsplit(args.ws).hostname or "") if args.ws else args.host
-    v6 = ":" in target
-    if _is_loopback(target):
-        return "::1" if v6 else "127.0.0.1"
-    return "::" if v6 else "0.0.0.0"
 
 
 def _fmt_addr(addr: tuple[str, int]) -> str:
@@ -223,75 +114,12 @@ def _ms(seconds: float | None) -> str:
     return "not measured" if seconds is None else f"{seconds * 1000:.3f} ms"
 
 
-def _target_text(args: argparse.Namespace) -> str:
-    return str(args.ws) if args.ws else f"{args.host}:{args.port}"
-
-
-@contextlib.asynccontextmanager
-async def _client_session(
-    args: argparse.Namespace, seeds: _Seeds
-) -> AsyncIterator[tuple[STTNode, STTSession, float]]:
-    """A started client node and a session to the target; yields (node, session, handshake s).
-
-    On exit the session is closed (its data delivered first) and the node stopped.
-    """
-    node = STTNode(seeds.node or generate_seed(), seeds.shared, _bind_host(args), 0)
-    await node.start()
-    try:
-        started = time.perf_counter()
-        if args.ws:
-            session = await node.connect_websocket(args.ws, timeout=args.timeout)
-        else:
-            session = await node.connect_udp(args.host, args.port, timeout=args.timeout)
-        elapsed = time.perf_counter() - started
-        try:
-            yield node, session, elapsed
-        finally:
-            with contextlib.suppress(STTError, TimeoutError):
-                async with asyncio.timeout(args.timeout):
-                    await session.close()
-    finally:
-        await node.stop()
-
-
 async def _measure_rtt(node: STTNode, session: STTSession, wait: float) -> float | None:
     """The session's smoothed RTT, sending a PING first when none was sampled yet."""
     if session.rtt is None and session.is_active():
         with contextlib.suppress(STTError, TimeoutError):
             await session.ping(timeout=wait)
     return session.rtt
-
-
-def _client_command(
-    body: Callable[[argparse.Namespace, _Seeds], Coroutine[Any, Any, int]],
-) -> Callable[[argparse.Namespace], int]:
-    """Validate the target, read the seeds, run ``body`` and map errors to exit codes."""
-
-    def command(args: argparse.Namespace) -> int:
-        if args.ws:
-            if args.host is not None:
-                raise CLIError("give HOST PORT or --ws URL, not both", EXIT_USAGE)
-            if not args.ws.startswith(("ws://", "wss://")):
-                raise CLIError("--ws URL must start with ws:// or wss://", EXIT_USAGE)
-        elif args.host is None or args.port is None:
-            raise CLIError("give the node's HOST and PORT, or --ws URL", EXIT_USAGE)
-        if args.timeout <= 0:
-            raise CLIError("--timeout must be positive", EXIT_USAGE)
-        seeds = _seeds(args)
-        try:
-            return _run(body(args, seeds))
-        except HandshakeTimeout:
-            raise CLIError(
-                f"handshake with {_target_text(args)} timed out after {args.timeout:g} s: the "
-                "node is unreachable, not in server mode, or does not share our shared seed",
-                EXIT_HANDSHAKE_TIMEOUT,
-            ) from None
-        except HandshakeError as exc:
-            raise CLIError(str(exc)) from None
-        except (STTError, OSError) as exc:
-            raise CLIError(f"{type(exc).__name__}: {exc}") from None
-
-    return command
 
 
 # -- keygen, demo, bench -------------------------------------------------------------------------
@@ -302,7 +130,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         await run_demo()
         return EXIT_OK
 
-    return _run(demo())
+    return run(demo())
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -397,7 +225,7 @@ class _NodeRunner:
             else:
                 preview = packet.data[:64]
                 more = "…" if len(packet.data) > 64 else ""
-                _say(
+                say(
                     f"message from {packet.session_id.hex()[:8]} on channel {packet.stream_id} "
                     f"({len(packet.data)} bytes): {preview!r}{more}"
                 )
@@ -468,7 +296,7 @@ class _NodeRunner:
             log.warning("file %r: announced %d bytes, received %d", name, size, got)
             await self._reply(stream, FILE_SIZE_MISMATCH, digest.digest())
             return
-        _say(
+        say(
             f"received file {name} ({size} bytes) from {session.session_id.hex()[:8]} "
             f"sha256 {digest.hexdigest()} -> {path}"
         )
@@ -480,7 +308,7 @@ def _discard(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-async def _node_main(args: argparse.Namespace, seeds: _Seeds) -> int:
+async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
     if seeds.node is None:
         _log.warning("no node seed: using a random identity (its node id changes at each start)")
     node = STTNode(
@@ -517,8 +345,8 @@ async def _node_main(args: argparse.Namespace, seeds: _Seeds) -> int:
             line += f" ws {node.ws_url}"
         if metrics is not None:
             line += f" metrics {metrics.url}"
-        _say(f"node {node.node_id.hex()}")
-        _say(line)
+        say(f"node {node.node_id.hex()}")
+        say(line)
         runner.spawn(runner.pump())
         await stop.wait()
         _log.info("stopping")
@@ -529,7 +357,7 @@ async def _node_main(args: argparse.Namespace, seeds: _Seeds) -> int:
         for task in list(runner.tasks):
             task.cancel()
         await asyncio.gather(*runner.tasks, return_exceptions=True)
-    _say("stopped")
+    say("stopped")
     return EXIT_OK
 
 
@@ -545,27 +373,27 @@ def _cmd_node(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"--receive-dir {args.receive_dir}: {exc.strerror}", EXIT_USAGE
             ) from None
-    seeds = _seeds(args)
+    seeds = read_seeds(args)
     try:
-        return _run(_node_main(args, seeds))
+        return run(_node_main(args, seeds))
     except OSError as exc:
         raise CLIError(f"cannot start the node: {exc.strerror or exc}") from None
 
 
 # -- connect, send, send-file, ping --------------------------------------------------------------
-async def _connect_main(args: argparse.Namespace, seeds: _Seeds) -> int:
-    async with _client_session(args, seeds) as (node, session, elapsed):
+async def _connect_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    async with client_session(args, seeds) as (node, session, elapsed):
         rtt = await _measure_rtt(node, session, min(args.timeout, 2.0))
-        _say(f"session    {session.session_id.hex()} over {session.transport_type}")
-        _say(f"peer       {session.peer_node_id.hex()}")
-        _say(f"key        version {session.key_version}")
+        say(f"session    {session.session_id.hex()} over {session.transport_type}")
+        say(f"peer       {session.peer_node_id.hex()}")
+        say(f"key        version {session.key_version}")
         if args.rotate:
             before = session.key_version
             await session.rotate_key(timeout=args.timeout)
-            _say(f"rotated    key version {before} -> {session.key_version}")
-        _say(f"handshake  {_ms(elapsed)}")
-        _say(f"rtt        {_ms(rtt)}")
-    _say("closed")
+            say(f"rotated    key version {before} -> {session.key_version}")
+        say(f"handshake  {_ms(elapsed)}")
+        say(f"rtt        {_ms(rtt)}")
+    say("closed")
     return EXIT_OK
 
 
@@ -607,14 +435,14 @@ def _show(data: bytes) -> str:
     return text if text.isprintable() else repr(text)
 
 
-async def _send_main(args: argparse.Namespace, seeds: _Seeds) -> int:
+async def _send_main(args: argparse.Namespace, seeds: Seeds) -> int:
     data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
-    async with _client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
+    async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
         try:
             await session.send(data, args.stream)
         except MessageTooLarge as exc:
             raise CLIError(f"{exc}; use `stt send-file` for large data", EXIT_USAGE) from None
-        _say(
+        say(
             f"sent {len(data)} bytes on channel {args.stream} "
             f"(session {session.session_id.hex()[:8]} over {session.transport_type})"
         )
@@ -624,16 +452,16 @@ async def _send_main(args: argparse.Namespace, seeds: _Seeds) -> int:
                 raise CLIError(
                     f"no reply within {args.timeout:g} s (does the node run with --echo?)"
                 )
-            _say(
+            say(
                 f"reply on channel {reply.stream_id} ({len(reply.data)} bytes): {_show(reply.data)}"
             )
     return EXIT_OK
 
 
-async def _ping_main(args: argparse.Namespace, seeds: _Seeds) -> int:
-    async with _client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
+async def _ping_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
         sid = session.session_id
-        _say(f"PING {_target_text(args)}: session {sid.hex()[:8]} over {session.transport_type}")
+        say(f"PING {target_text(args)}: session {sid.hex()[:8]} over {session.transport_type}")
         times: list[float] = []
         for seq in range(args.count):
             if seq:
@@ -649,24 +477,24 @@ async def _ping_main(args: argparse.Namespace, seeds: _Seeds) -> int:
                 if reply is None:
                     break
             if reply is None:
-                _say(f"seq={seq} no reply within {args.timeout:g} s")
+                say(f"seq={seq} no reply within {args.timeout:g} s")
                 continue
             elapsed = time.perf_counter() - started
             times.append(elapsed)
-            _say(f"reply seq={seq} time={elapsed * 1000:.3f} ms")
+            say(f"reply seq={seq} time={elapsed * 1000:.3f} ms")
         rtt = await _measure_rtt(node, session, 0.5)
     sent = args.count
     loss = 100.0 * (sent - len(times)) / sent
-    _say(f"--- {_target_text(args)} ping statistics ---")
-    _say(f"{sent} sent, {len(times)} received, {loss:.0f}% loss")
+    say(f"--- {target_text(args)} ping statistics ---")
+    say(f"{sent} sent, {len(times)} received, {loss:.0f}% loss")
     if not times:
         raise CLIError("no replies (does the node run with --echo?)")
     ms = [t * 1000 for t in times]
-    _say(
+    say(
         f"rtt min/avg/p50/max = {min(ms):.3f}/{statistics.fmean(ms):.3f}/"
         f"{statistics.median(ms):.3f}/{max(ms):.3f} ms"
     )
-    _say(f"session smoothed rtt {_ms(rtt)}")
+    say(f"session smoothed rtt {_ms(rtt)}")
     return EXIT_OK
 
 
@@ -721,7 +549,7 @@ class _Progress:
         elif self._enabled and self._total:
             percent = 100 * self._done // self._total
             if percent >= self._next_mark:
-                _say(f"{self._name}: {self._done}/{self._total} bytes ({percent}%)", sys.stderr)
+                say(f"{self._name}: {self._done}/{self._total} bytes ({percent}%)", sys.stderr)
                 self._next_mark = (percent // 25 + 1) * 25
 
 
@@ -730,7 +558,7 @@ def _open_file(path: Path) -> tuple[IO[bytes], int]:
     return handle, os.fstat(handle.fileno()).st_size
 
 
-async def _send_file_main(args: argparse.Namespace, seeds: _Seeds) -> int:
+async def _send_file_main(args: argparse.Namespace, seeds: Seeds) -> int:
     path: Path = args.path
     try:
         handle, size = await asyncio.to_thread(_open_file, path)
@@ -744,9 +572,9 @@ async def _send_file_main(args: argparse.Namespace, seeds: _Seeds) -> int:
         raise CLIError(str(exc), EXIT_USAGE) from None
     digest = hashlib.sha256()
     with handle:
-        async with _client_session(args, seeds) as (_, session, _):
+        async with client_session(args, seeds) as (_, session, _):
             stream = await session.open_stream()
-            _say(
+            say(
                 f"sending {name} ({size} bytes) on stream {stream.stream_id} "
                 f"(session {session.session_id.hex()[:8]} over {session.transport_type})"
             )
@@ -784,10 +612,10 @@ async def _send_file_main(args: argparse.Namespace, seeds: _Seeds) -> int:
     status, remote = _FILE_REPLY.unpack(reply)
     if status != FILE_STORED:
         raise CLIError(f"the node {_FILE_STATUS.get(status, f'answered status {status}')}")
-    _say(f"sha256 {digest.hexdigest()}")
+    say(f"sha256 {digest.hexdigest()}")
     if remote != digest.digest():
         raise CLIError(f"the node stored a file with another sha256: {remote.hex()}")
-    _say(f"stored by the node (sha256 matches, {size} bytes)")
+    say(f"stored by the node (sha256 matches, {size} bytes)")
     return EXIT_OK
 
 
@@ -916,7 +744,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if "stt_node_info" not in samples:
         raise CLIError(f"{url} is not an stt node's exporter (no stt_node_info)")
     for line in _summary(samples):
-        _say(line)
+        say(line)
     return EXIT_OK
 
 
@@ -1081,7 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument(
         "--rotate", action="store_true", help="also rotate the session's keys once"
     )
-    connect.set_defaults(func=_client_command(_connect_main))
+    connect.set_defaults(func=client_command(_connect_main))
 
     send = add(
         "send",
@@ -1097,7 +925,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--wait-reply", action="store_true", help="wait for one message back and print it"
     )
-    send.set_defaults(func=_client_command(_send_main))
+    send.set_defaults(func=client_command(_send_main))
 
     send_file = add(
         "send-file",
@@ -1114,7 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send_file.add_argument("--name", help="name to store the file under (default: its name)")
     send_file.add_argument("--no-progress", action="store_true", help="no progress bar")
-    send_file.set_defaults(func=_client_command(_send_file_main))
+    send_file.set_defaults(func=client_command(_send_file_main))
 
     ping = add(
         "ping",
@@ -1130,7 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between pings (default 0.2)",
     )
     ping.add_argument("--stream", type=_non_negative_int, default=0, help="message channel")
-    ping.set_defaults(func=_client_command(_ping_main))
+    ping.set_defaults(func=client_command(_ping_main))
 
     stats = add(
         "stats",
