@@ -411,11 +411,11 @@ def test_node_logs_sessions_refuses_files_and_stops_on_sigterm(
 def test_progress_without_rich_prints_plain_lines(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from seigr_stt.cli import _Progress
+    from seigr_stt.cli.filetransfer import Progress
 
     monkeypatch.setitem(sys.modules, "rich.console", None)  # import fails as if not installed
     monkeypatch.setitem(sys.modules, "rich.progress", None)
-    with _Progress("data.bin", 1000, enabled=True) as progress:
+    with Progress("data.bin", 1000, enabled=True) as progress:
         for _ in range(10):
             progress.advance(100)
     err = capsys.readouterr().err.splitlines()
@@ -423,7 +423,7 @@ def test_progress_without_rich_prints_plain_lines(
 
 
 def test_send_file_header_layout() -> None:
-    from seigr_stt.cli import encode_file_header
+    from seigr_stt.cli.filetransfer import encode_file_header
 
     assert encode_file_header("a.txt", 5) == b"STTF\x01\x00\x05a.txt" + (5).to_bytes(8, "big")
     with pytest.raises(ValueError, match="file name"):
