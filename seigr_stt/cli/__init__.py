@@ -58,7 +58,14 @@ def _configure_logging(level_name: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 3 handshake timeout)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 3 handshake timeout).
+
+    ``argv`` defaults to ``sys.argv[1:]``. A command's :class:`~seigr_stt.cli.errors.CLIError`
+    is printed as ``stt COMMAND: MESSAGE`` on standard error and its code returned; Ctrl-C
+    returns 130. As argparse does, ``--help`` and ``--version`` (exit 0) and bad arguments
+    (exit 2) raise :class:`SystemExit` instead of returning. Configures logging (not for
+    ``keygen``).
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
         return cmd_bench(arguments[1:])

@@ -38,6 +38,7 @@ __all__ = ["cmd_bench", "cmd_demo", "cmd_keygen", "connect_main", "ping_main", "
 
 # -- keygen, demo, bench -------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``stt demo``: run :func:`seigr_stt.demo.run_demo` (two nodes in this process); exit 0."""
     from seigr_stt.demo import run_demo
 
     async def demo() -> int:
@@ -48,6 +49,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    """``stt keygen``: write a new random seed to ``args.output`` (``-``: standard output).
+
+    The file is created with mode 0600; an existing file is kept (exit 1) unless ``args.force``.
+    The seed is written only to the file (or to standard output when asked), never elsewhere.
+    """
     seed = generate_seed()
     text = seed.hex() if args.format == "hex" else base64.b64encode(seed).decode()
     if args.output == "-":
@@ -74,6 +80,11 @@ so `stt bench --help` shows their options.
 
 
 def cmd_bench(argv: list[str]) -> int:
+    """``stt bench``: run ``seigr_stt.bench.main(argv)`` and return its exit code.
+
+    ``argv`` is every argument after ``bench``, unparsed. The benchmarks are imported only here;
+    without them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
+    """
     try:
         bench = importlib.import_module("seigr_stt.bench")
     except ImportError as exc:
@@ -107,6 +118,10 @@ async def _measure_rtt(node: STTNode, session: STTSession, wait: float) -> float
 
 
 async def connect_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt connect``: handshake, print the session (``--rotate``: rotate its keys once), close.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`, which maps errors to exit codes.
+    """
     async with client_session(args, seeds) as (node, session, elapsed):
         rtt = await _measure_rtt(node, session, min(args.timeout, 2.0))
         say(f"session    {session.session_id.hex()} over {session.transport_type}")
@@ -161,6 +176,11 @@ def _show(data: bytes) -> str:
 
 
 async def send_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt send``: send one message (``-``: stdin); ``--wait-reply`` prints one back.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`. Raises :class:`CLIError`: exit 2
+    for a message above the node's maximum, exit 1 when no reply comes within ``--timeout``.
+    """
     data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
     async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
         try:
@@ -184,6 +204,11 @@ async def send_main(args: argparse.Namespace, seeds: Seeds) -> int:
 
 
 async def ping_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt ping``: ``--count`` messages echoed by a node with ``--echo``; print RTT statistics.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`. Raises :class:`CLIError` (exit 1)
+    when no reply came at all; some lost replies only show in the loss figure.
+    """
     async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
         sid = session.session_id
         say(f"PING {target_text(args)}: session {sid.hex()[:8]} over {session.transport_type}")

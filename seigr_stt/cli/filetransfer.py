@@ -118,6 +118,7 @@ class Progress:
             self._bar.stop()
 
     def advance(self, n: int) -> None:
+        """Count ``n`` more bytes sent; without rich, print a line at each quarter reached."""
         self._done += n
         if self._bar is not None:
             self._bar.update(self._task, advance=n)
@@ -134,6 +135,13 @@ def _open_file(path: Path) -> tuple[IO[bytes], int]:
 
 
 async def send_file_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt send-file``: send ``args.path`` over one byte stream and check the node's answer.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`. Exits 0 only when the node answers
+    "stored" with the sha256 of what was sent; raises :class:`CLIError` with exit 2 for a file that
+    cannot be opened or a name that does not fit the header, exit 1 for a refusal, a mismatch or
+    no answer within ``--timeout``.
+    """
     path: Path = args.path
     try:
         handle, size = await asyncio.to_thread(_open_file, path)
@@ -196,6 +204,7 @@ async def send_file_main(args: argparse.Namespace, seeds: Seeds) -> int:
 
 # -- receiver ----------------------------------------------------------------------------------
 def _unique_path(directory: Path, name: str) -> Path:
+    """A free path in ``directory`` for the base name of ``name`` (suffixed ``.1``, ``.2``, …)."""
     base = Path(name.replace("\x00", "_").replace("\\", "_")).name.strip()
     if base in ("", ".", ".."):
         base = "received"

@@ -126,6 +126,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``stt`` parser: each command's namespace has ``func(args) -> exit code`` and ``command``.
+
+    ``bench`` has no ``func``: :func:`seigr_stt.cli.main` runs it before parsing. A fresh parser
+    each call; parsing exits with code 2 on bad arguments, as argparse does.
+    """
     parser = argparse.ArgumentParser(
         prog="stt",
         description="seigr_stt: encrypted P2P nodes over UDP and WebSocket",

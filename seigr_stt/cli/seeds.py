@@ -21,6 +21,7 @@ __all__ = ["Seeds", "read_seeds"]
 
 
 def _read_seed(path: str | None, env: str, what: str, flag: str) -> bytes | None:
+    """The seed in file ``path``, else in variable ``env``; None when neither is given."""
     if path is not None:
         file = Path(path)
         try:

@@ -93,6 +93,7 @@ class _NodeRunner:
 
 
 async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """Start the node (and the metrics exporter), print its addresses, serve until signalled."""
     if seeds.node is None:
         _log.warning("no node seed: using a random identity (its node id changes at each start)")
     node = STTNode(
@@ -146,6 +147,12 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    """``stt node``: run a node until SIGINT or SIGTERM, then stop it and exit 0.
+
+    Raises :class:`CLIError`: exit 2 for a port out of range, a ``--receive-dir`` that cannot be
+    created or a missing seed; exit 1 when the node cannot start (e.g. its port is taken) or
+    ``--metrics-port`` is given without prometheus-client.
+    """
     for name in ("port", "ws_port", "metrics_port"):
         value = getattr(args, name)
         if value is not None and not 0 <= value <= 65535:

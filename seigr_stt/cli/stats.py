@@ -17,6 +17,10 @@ __all__ = ["cmd_stats", "parse_metrics"]
 
 
 def _fetch(url: str, timeout: float) -> str:
+    """The text at ``url``, read without any proxy.
+
+    Raises :class:`CLIError`: exit 2 unless ``url`` is http(s), exit 1 when it cannot be read.
+    """
     import urllib.error
     import urllib.request
 
@@ -47,6 +51,8 @@ def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str]:
+    """The lines ``stt stats`` prints for an stt node's samples (with ``stt_node_info``)."""
+
     def one(name: str) -> int:
         values = samples.get(name)
         return int(values[0][1]) if values else 0
@@ -113,6 +119,12 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """``stt stats``: fetch a node's metrics endpoint and print its summary (``--raw``: the text).
+
+    Raises :class:`CLIError`: exit 2 without a target, with two, or with a ``--url`` that is not
+    http(s); exit 1 when nothing answers there, the answer is not an stt node's exporter, or
+    prometheus-client is missing.
+    """
     if args.url:
         if args.host is not None:
             raise CLIError("give HOST PORT or --url URL, not both", EXIT_USAGE)
