@@ -28,6 +28,7 @@ seeds:
   text) are used. The shared seed is required; without a node seed a random identity is
   used. Seeds are never printed or logged.
 """
+
 DEFAULT_UDP_PORT = 9000
 DEFAULT_WS_PORT = 9001
 
