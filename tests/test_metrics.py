@@ -15,7 +15,7 @@ pytest.importorskip("prometheus_client", reason="the metrics extra (prometheus-c
 from prometheus_client import generate_latest
 
 from seigr_stt import SessionState, STTNode, generate_seed
-from seigr_stt.cli import parse_metrics
+from seigr_stt.cli.stats import parse_metrics
 from seigr_stt.metrics import MetricsServer, NodeCollector, serve_metrics
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]

@@ -1,0 +1,83 @@
+"""The ``stt`` command line (also ``python -m seigr_stt``); see ``docs/cli.md``.
+
+Commands: ``keygen``, ``node``, ``connect``, ``send``, ``send-file``, ``ping``, ``stats``,
+``bench`` and ``demo``. Logging is configured here only (``--log-level``); the library installs
+no handlers. Seeds come from files written by ``stt keygen`` (``--node-seed`` /
+``--shared-seed``) or from the ``STT_NODE_SEED`` / ``STT_SHARED_SEED`` environment variables
+and are never printed or logged.
+
+This module runs the command line (:func:`main`) and names its exit codes. One job per module
+of the package:
+
+- ``errors``: the exit codes and ``CLIError``;
+- ``parser``: the argparse tree and its argument types;
+- ``seeds``: seed files and environment variables;
+- ``console``: the event loop and the output lines every command uses;
+- ``client``: a client session to a node, for the client commands;
+- ``commands``: ``keygen``, ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
+- ``serve``: ``stt node``;
+- ``filetransfer``: the ``send-file`` protocol, sender and receiver;
+- ``stats``: ``stt stats``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from seigr_stt.cli.commands import cmd_bench
+from seigr_stt.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_HANDSHAKE_TIMEOUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+)
+from seigr_stt.cli.parser import build_parser
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_HANDSHAKE_TIMEOUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "main",
+]
+
+
+def _configure_logging(level_name: str) -> None:
+    level = getattr(logging, level_name.upper())
+    logging.basicConfig(
+        level=min(level, logging.WARNING),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("seigr_stt").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 3 handshake timeout).
+
+    ``argv`` defaults to ``sys.argv[1:]``. A command's :class:`~seigr_stt.cli.errors.CLIError`
+    is printed as ``stt COMMAND: MESSAGE`` on standard error and its code returned; Ctrl-C
+    returns 130. As argparse does, ``--help`` and ``--version`` (exit 0) and bad arguments
+    (exit 2) raise :class:`SystemExit` instead of returning. Configures logging (not for
+    ``keygen``).
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        return cmd_bench(arguments[1:])
+    args = build_parser().parse_args(arguments)
+    try:
+        if args.command != "keygen":  # keygen logs nothing: leave the process's logging be
+            _configure_logging(args.log_level)
+        code: int = args.func(args)
+        return code
+    except CLIError as exc:
+        sys.stderr.write(f"stt {args.command}: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write("stt: interrupted\n")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,248 @@
+"""The commands that are neither a node nor a file transfer: keygen, demo, bench, connect, send
+and ping.
+
+``keygen``, ``demo`` and ``bench`` run without a network peer; ``connect``, ``send`` and ``ping``
+are async bodies for :func:`~seigr_stt.cli.client.client_command`. The demo and the benchmarks
+(``seigr_stt.bench``) are imported only when their command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import importlib
+import os
+import statistics
+import struct
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from seigr_stt import generate_seed
+from seigr_stt.aio.node import STTNode
+from seigr_stt.cli.client import client_session, target_text
+from seigr_stt.cli.console import run, say
+from seigr_stt.cli.errors import EXIT_CODES, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError
+from seigr_stt.cli.seeds import Seeds
+from seigr_stt.exceptions import MessageTooLarge, STTError
+
+if TYPE_CHECKING:
+    from seigr_stt.aio.session import ReceivedPacket, STTSession
+
+__all__ = ["cmd_bench", "cmd_demo", "cmd_keygen", "connect_main", "ping_main", "send_main"]
+
+
+# -- keygen, demo, bench -------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``stt demo``: run :func:`seigr_stt.demo.run_demo` (two nodes in this process); exit 0."""
+    from seigr_stt.demo import run_demo
+
+    async def demo() -> int:
+        await run_demo()
+        return EXIT_OK
+
+    return run(demo())
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """``stt keygen``: write a new random seed to ``args.output`` (``-``: standard output).
+
+    The file is created with mode 0600; an existing file is kept (exit 1) unless ``args.force``.
+    The seed is written only to the file (or to standard output when asked), never elsewhere.
+    """
+    seed = generate_seed()
+    text = seed.hex() if args.format == "hex" else base64.b64encode(seed).decode()
+    if args.output == "-":
+        sys.stdout.write(text + "\n")
+        return EXIT_OK
+    path = Path(args.output)
+    if path.exists() and not args.force:
+        sys.stderr.write(f"stt keygen: {path} exists (use --force to overwrite)\n")
+        return EXIT_FAILURE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    os.chmod(path, 0o600)
+    sys.stderr.write(f"wrote a new seed to {path} (mode 0600)\n")
+    return EXIT_OK
+
+
+BENCH_HELP = """\
+usage: stt bench [ARGS ...]
+
+Run the benchmarks (seigr_stt.bench); every argument is passed on to them,
+so `stt bench --help` shows their options.
+"""
+
+
+def cmd_bench(argv: list[str]) -> int:
+    """``stt bench``: run ``seigr_stt.bench.main(argv)`` and return its exit code.
+
+    ``argv`` is every argument after ``bench``, unparsed. The benchmarks are imported only here;
+    without them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
+    """
+    try:
+        bench = importlib.import_module("seigr_stt.bench")
+    except ImportError as exc:
+        if exc.name not in ("seigr_stt.bench", "seigr_stt"):
+            raise
+        bench = None
+    run = getattr(bench, "main", None)
+    if run is None:
+        if any(arg in ("-h", "--help") for arg in argv):
+            sys.stdout.write(BENCH_HELP + "\n" + EXIT_CODES)
+            return EXIT_OK
+        sys.stderr.write(
+            "stt bench: the benchmarks (seigr_stt.bench) are not part of this installation\n"
+        )
+        return EXIT_FAILURE
+    code = run(argv)
+    return int(code or 0)
+
+
+# -- connect, send, ping -------------------------------------------------------------------------
+def _ms(seconds: float | None) -> str:
+    return "not measured" if seconds is None else f"{seconds * 1000:.3f} ms"
+
+
+async def _measure_rtt(node: STTNode, session: STTSession, wait: float) -> float | None:
+    """The session's smoothed RTT, sending a PING first when none was sampled yet."""
+    if session.rtt is None and session.is_active():
+        with contextlib.suppress(STTError, TimeoutError):
+            await session.ping(timeout=wait)
+    return session.rtt
+
+
+async def connect_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt connect``: handshake, print the session (``--rotate``: rotate its keys once), close.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`, which maps errors to exit codes.
+    """
+    async with client_session(args, seeds) as (node, session, elapsed):
+        rtt = await _measure_rtt(node, session, min(args.timeout, 2.0))
+        say(f"session    {session.session_id.hex()} over {session.transport_type}")
+        say(f"peer       {session.peer_node_id.hex()}")
+        say(f"key        version {session.key_version}")
+        if args.rotate:
+            before = session.key_version
+            await session.rotate_key(timeout=args.timeout)
+            say(f"rotated    key version {before} -> {session.key_version}")
+        say(f"handshake  {_ms(elapsed)}")
+        say(f"rtt        {_ms(rtt)}")
+    say("closed")
+    return EXIT_OK
+
+
+async def _next_from(
+    queue: asyncio.Queue[ReceivedPacket], session_id: bytes, timeout: float
+) -> ReceivedPacket | None:
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                packet = await queue.get()
+                if packet.session_id == session_id:
+                    return packet
+    except TimeoutError:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def _inbox(node: STTNode) -> AsyncIterator[asyncio.Queue[ReceivedPacket]]:
+    queue: asyncio.Queue[ReceivedPacket] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for packet in node.receive():
+            queue.put_nowait(packet)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield queue
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _show(data: bytes) -> str:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return repr(data)
+    return text if text.isprintable() else repr(text)
+
+
+async def send_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt send``: send one message (``-``: stdin); ``--wait-reply`` prints one back.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`. Raises :class:`CLIError`: exit 2
+    for a message above the node's maximum, exit 1 when no reply comes within ``--timeout``.
+    """
+    data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
+    async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
+        try:
+            await session.send(data, args.stream)
+        except MessageTooLarge as exc:
+            raise CLIError(f"{exc}; use `stt send-file` for large data", EXIT_USAGE) from None
+        say(
+            f"sent {len(data)} bytes on channel {args.stream} "
+            f"(session {session.session_id.hex()[:8]} over {session.transport_type})"
+        )
+        if args.wait_reply:
+            reply = await _next_from(inbox, session.session_id, args.timeout)
+            if reply is None:
+                raise CLIError(
+                    f"no reply within {args.timeout:g} s (does the node run with --echo?)"
+                )
+            say(
+                f"reply on channel {reply.stream_id} ({len(reply.data)} bytes): {_show(reply.data)}"
+            )
+    return EXIT_OK
+
+
+async def ping_main(args: argparse.Namespace, seeds: Seeds) -> int:
+    """``stt ping``: ``--count`` messages echoed by a node with ``--echo``; print RTT statistics.
+
+    A body for :func:`~seigr_stt.cli.client.client_command`. Raises :class:`CLIError` (exit 1)
+    when no reply came at all; some lost replies only show in the loss figure.
+    """
+    async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
+        sid = session.session_id
+        say(f"PING {target_text(args)}: session {sid.hex()[:8]} over {session.transport_type}")
+        times: list[float] = []
+        for seq in range(args.count):
+            if seq:
+                await asyncio.sleep(args.interval)
+            payload = b"stt-ping " + struct.pack("!Id", seq, time.time())
+            started = time.perf_counter()
+            await session.send(payload, args.stream)
+            deadline = started + args.timeout
+            reply = None
+            while reply is None or reply.data != payload:
+                remaining = deadline - time.perf_counter()
+                reply = await _next_from(inbox, sid, remaining) if remaining > 0 else None
+                if reply is None:
+                    break
+            if reply is None:
+                say(f"seq={seq} no reply within {args.timeout:g} s")
+                continue
+            elapsed = time.perf_counter() - started
+            times.append(elapsed)
+            say(f"reply seq={seq} time={elapsed * 1000:.3f} ms")
+        rtt = await _measure_rtt(node, session, 0.5)
+    sent = args.count
+    loss = 100.0 * (sent - len(times)) / sent
+    say(f"--- {target_text(args)} ping statistics ---")
+    say(f"{sent} sent, {len(times)} received, {loss:.0f}% loss")
+    if not times:
+        raise CLIError("no replies (does the node run with --echo?)")
+    ms = [t * 1000 for t in times]
+    say(
+        f"rtt min/avg/p50/max = {min(ms):.3f}/{statistics.fmean(ms):.3f}/"
+        f"{statistics.median(ms):.3f}/{max(ms):.3f} ms"
+    )
+    say(f"session smoothed rtt {_ms(rtt)}")
+    return EXIT_OK

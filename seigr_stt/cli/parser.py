@@ -1,0 +1,290 @@
+"""The ``stt`` argument parser: every command's options, help text and argument types.
+
+:func:`build_parser` wires each command to the function that runs it (``args.func``); ``stt
+bench`` is only listed here, since :func:`seigr_stt.cli.main` passes its arguments on unparsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from seigr_stt import __version__
+from seigr_stt.cli.client import client_command
+from seigr_stt.cli.commands import cmd_demo, cmd_keygen, connect_main, ping_main, send_main
+from seigr_stt.cli.errors import EXIT_CODES
+from seigr_stt.cli.filetransfer import send_file_main
+from seigr_stt.cli.serve import cmd_node
+from seigr_stt.cli.stats import cmd_stats
+
+__all__ = ["DEFAULT_UDP_PORT", "DEFAULT_WS_PORT", "build_parser", "number"]
+
+SEED_HELP = """\
+seeds:
+  --node-seed FILE / --shared-seed FILE read files written by `stt keygen` (hex or base64);
+  without them the STT_NODE_SEED / STT_SHARED_SEED environment variables (hex or base64
+  text) are used. The shared seed is required; without a node seed a random identity is
+  used. Seeds are never printed or logged.
+"""
+
+DEFAULT_UDP_PORT = 9000
+DEFAULT_WS_PORT = 9001
+
+N = TypeVar("N", int, float)
+
+
+def number(
+    kind: Callable[[str], N],
+    *,
+    name: str = "number",
+    minimum: N | None = None,
+    maximum: N | None = None,
+    positive: bool = False,
+) -> Callable[[str], N]:
+    """An argparse ``type=``: ``kind(text)`` checked against inclusive bounds.
+
+    ``minimum`` and ``maximum`` are inclusive; ``positive`` requires a value above 0 (for
+    floats, where no inclusive minimum says that). NaN fails every bound. A value that is out of
+    bounds or cannot be parsed raises :class:`argparse.ArgumentTypeError`, which argparse prints
+    after ``argument OPTION:`` with exit code 2. The messages (a float is shown with ``:g``):
+
+    - ``invalid NAME 'TEXT'`` when ``kind`` cannot parse the text;
+    - ``VALUE is not positive`` when ``positive`` and the value is not above 0;
+    - ``NAME VALUE is not within MINIMUM..MAXIMUM`` outside both bounds;
+    - ``VALUE is negative`` (``VALUE is less than MINIMUM`` unless the minimum is 0) below a
+      minimum alone;
+    - ``VALUE is greater than MAXIMUM`` above a maximum alone.
+    """
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}") from None
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        if positive and not value > 0:
+            raise argparse.ArgumentTypeError(f"{shown} is not positive")
+        if minimum is not None and maximum is not None:
+            if not minimum <= value <= maximum:
+                raise argparse.ArgumentTypeError(
+                    f"{name} {shown} is not within {minimum}..{maximum}"
+                )
+        elif minimum is not None and not value >= minimum:
+            below = "is negative" if minimum == 0 else f"is less than {minimum}"
+            raise argparse.ArgumentTypeError(f"{shown} {below}")
+        elif maximum is not None and not value <= maximum:
+            raise argparse.ArgumentTypeError(f"{shown} is greater than {maximum}")
+        return value
+
+    return parse
+
+
+_port = number(int, name="port", minimum=0, maximum=65535)
+_positive_int = number(int, positive=True)
+_non_negative_int = number(int, minimum=0)
+_positive_float = number(float, positive=True)
+
+
+def _common(default_level: str) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=default_level,
+        help=f"log level of the seigr_stt loggers, on standard error (default {default_level})",
+    )
+    return common
+
+
+def _seed_options() -> argparse.ArgumentParser:
+    seeds = argparse.ArgumentParser(add_help=False)
+    seeds.add_argument("--node-seed", metavar="FILE", help="this node's seed file (identity)")
+    seeds.add_argument(
+        "--shared-seed", metavar="FILE", help="the group's shared seed file (required)"
+    )
+    return seeds
+
+
+def _target_options() -> argparse.ArgumentParser:
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("host", nargs="?", metavar="HOST", help="the node's UDP host")
+    target.add_argument("port", nargs="?", type=_port, metavar="PORT", help="the node's UDP port")
+    target.add_argument("--ws", metavar="URL", help="connect over WebSocket (ws://host:port/stt)")
+    target.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        help="seconds to wait for the handshake and for answers (default 5)",
+    )
+    target.add_argument("--bind", metavar="HOST", help="local address of this client's socket")
+    return target
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stt`` parser: each command's namespace has ``func(args) -> exit code`` and ``command``.
+
+    ``bench`` has no ``func``: :func:`seigr_stt.cli.main` runs it before parsing. A fresh parser
+    each call; parsing exits with code 2 on bad arguments, as argparse does.
+    """
+    parser = argparse.ArgumentParser(
+        prog="stt",
+        description="seigr_stt: encrypted P2P nodes over UDP and WebSocket",
+        epilog="Run `stt COMMAND --help` for a command's options.\n\n" + EXIT_CODES,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"seigr_stt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    quiet = _common("warning")
+    client = [quiet, _seed_options(), _target_options()]
+
+    def add(
+        name: str, help_text: str, parents: list[argparse.ArgumentParser], epilog: str = ""
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=parents,
+            epilog=(epilog + "\n" if epilog else "") + EXIT_CODES,
+            formatter_class=_Formatter,
+        )
+
+    keygen = add("keygen", "write a new random seed file (mode 0600)", [quiet])
+    keygen.add_argument("output", help="file to write, or - for standard output")
+    keygen.add_argument("--format", choices=("hex", "base64"), default="hex")
+    keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
+    keygen.set_defaults(func=cmd_keygen)
+
+    node = add(
+        "node",
+        "run a node over UDP and WebSocket until SIGINT/SIGTERM",
+        [_common("info"), _seed_options()],
+        "On start it prints `node NODE_ID` and\n"
+        "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output.\n\n" + SEED_HELP,
+    )
+    node.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    node.add_argument(
+        "--port", type=_port, default=DEFAULT_UDP_PORT, help="UDP port (default 9000; 0: any)"
+    )
+    node.add_argument(
+        "--ws-port",
+        type=_port,
+        default=DEFAULT_WS_PORT,
+        help="WebSocket port (default 9001; 0: any)",
+    )
+    node.add_argument("--no-ws", action="store_true", help="serve UDP only")
+    node.add_argument(
+        "--server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="accept peers' handshakes (default: yes)",
+    )
+    node.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (needs the metrics "
+        "extra)",
+    )
+    node.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics server (default 127.0.0.1)",
+    )
+    node.add_argument("--echo", action="store_true", help="send every message back to its sender")
+    node.add_argument(
+        "--receive-dir", type=Path, metavar="DIR", help="store files sent with `stt send-file` here"
+    )
+    node.set_defaults(func=cmd_node)
+
+    connect = add(
+        "connect",
+        "handshake with a node, print the session, then close",
+        client,
+        "examples:\n  stt connect 127.0.0.1 9000 --shared-seed shared.seed\n"
+        "  stt connect --ws ws://127.0.0.1:9001/stt --shared-seed shared.seed\n\n" + SEED_HELP,
+    )
+    connect.add_argument(
+        "--rotate", action="store_true", help="also rotate the session's keys once"
+    )
+    connect.set_defaults(func=client_command(connect_main))
+
+    send = add(
+        "send",
+        "send one message to a node",
+        client,
+        "example:\n  stt send 127.0.0.1 9000 hello --shared-seed shared.seed --wait-reply\n\n"
+        + SEED_HELP,
+    )
+    send.add_argument("message", metavar="MESSAGE", help="the message text, or - for stdin")
+    send.add_argument(
+        "--stream", type=_non_negative_int, default=0, help="message channel (default 0)"
+    )
+    send.add_argument(
+        "--wait-reply", action="store_true", help="wait for one message back and print it"
+    )
+    send.set_defaults(func=client_command(send_main))
+
+    send_file = add(
+        "send-file",
+        "send a file over a byte stream, with a progress bar",
+        client,
+        "The node must run with --receive-dir. Both sides print the file's sha256.\n\n" + SEED_HELP,
+    )
+    send_file.add_argument("path", type=Path, metavar="PATH", help="the file to send")
+    send_file.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=64 * 1024,
+        help="bytes per write (default 65536)",
+    )
+    send_file.add_argument("--name", help="name to store the file under (default: its name)")
+    send_file.add_argument("--no-progress", action="store_true", help="no progress bar")
+    send_file.set_defaults(func=client_command(send_file_main))
+
+    ping = add(
+        "ping",
+        "measure round-trip times to a node running with --echo",
+        client,
+        "Each ping is a message the node echoes back; prints min/avg/p50/max.\n\n" + SEED_HELP,
+    )
+    ping.add_argument("--count", "-c", type=_positive_int, default=5, help="pings (default 5)")
+    ping.add_argument(
+        "--interval",
+        type=float,
+        default=0.2,
+        help="seconds between pings (default 0.2)",
+    )
+    ping.add_argument("--stream", type=_non_negative_int, default=0, help="message channel")
+    ping.set_defaults(func=client_command(ping_main))
+
+    stats = add(
+        "stats",
+        "print a running node's statistics from its metrics endpoint",
+        [quiet],
+        "HOST PORT are those of `stt node --metrics-port PORT` (http://HOST:PORT/metrics).",
+    )
+    stats.add_argument("host", nargs="?", metavar="HOST", help="the metrics server's host")
+    stats.add_argument("port", nargs="?", type=_port, metavar="PORT", help="the metrics port")
+    stats.add_argument("--url", help="the full metrics URL instead of HOST PORT")
+    stats.add_argument("--raw", action="store_true", help="print the Prometheus text as is")
+    stats.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="seconds to wait (default 5)"
+    )
+    stats.set_defaults(func=cmd_stats)
+
+    # Parsed by main() itself so that every argument reaches the benchmarks.
+    sub.add_parser("bench", help="run the benchmarks (arguments are passed on)", add_help=False)
+
+    demo = add(
+        "demo",
+        "two nodes in one process: the whole lifecycle over UDP and WebSocket",
+        [quiet],
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser

@@ -1,0 +1,29 @@
+"""The client side (:mod:`seigr_stt.cli.client`): handshake failures become exit codes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tests.cli.helpers import NodeProcess, run
+
+
+def test_wrong_shared_seed_times_out_with_exit_3(
+    echo_node: NodeProcess, seeds: dict[str, Path]
+) -> None:
+    result = run(
+        "connect", *echo_node.target, "--shared-seed", str(seeds["other"]), "--timeout", "1"
+    )
+    assert result.returncode == 3
+    assert "does not share our shared seed" in result.stderr
+
+
+def test_unreachable_websocket_exits_1(seeds: dict[str, Path]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    result = run(
+        "connect", "--ws", f"ws://127.0.0.1:{port}/stt", "--shared-seed", str(seeds["shared"])
+    )
+    assert result.returncode == 1
+    assert "cannot open a WebSocket" in result.stderr
