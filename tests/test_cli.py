@@ -23,6 +23,7 @@ import pytest
 
 from seigr_stt.cli import main
 from seigr_stt.core.identity import parse_seed
+from tests.timing import SECOND
 
 COMMANDS = ("keygen", "node", "connect", "send", "send-file", "ping", "stats", "bench", "demo")
 LISTENING = re.compile(r"^listening udp (\S+):(\d+)(?: ws (\S+))?(?: metrics (\S+))?$")
@@ -34,7 +35,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 30 * SECOND, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "seigr_stt", *args],
         capture_output=True,
@@ -87,7 +88,7 @@ class NodeProcess:
         for line in stream:
             self.err.append(line.rstrip("\n"))
 
-    def expect(self, prefix: str, timeout: float = 15) -> str:
+    def expect(self, prefix: str, timeout: float = 15 * SECOND) -> str:
         """The next stdout line starting with ``prefix`` (earlier lines are kept in .lines)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -110,7 +111,7 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=15)
+            return self.proc.wait(timeout=15 * SECOND)
         finally:
             if self.proc.poll() is None:  # pragma: no cover - only when the test failed
                 self.proc.kill()
@@ -221,7 +222,7 @@ def test_every_command_has_help() -> None:
         )
         for command in commands
     ]
-    results = [(*proc.communicate(timeout=60), proc.returncode) for proc in procs]
+    results = [(*proc.communicate(timeout=60 * SECOND), proc.returncode) for proc in procs]
     top_out = results[0][0]
     for command, (out, err, code) in zip(COMMANDS, results[1:], strict=True):
         assert command in top_out

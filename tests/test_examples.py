@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import SECOND
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 EXPECTED = {
@@ -33,7 +35,7 @@ def test_example_runs(name: str) -> None:
     args = [sys.executable, str(EXAMPLES / name)]
     if name == "key_rotation.py":
         args += ["--interval", "0.1", "--rotations", "3"]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60 * SECOND, check=False)
     assert result.returncode == 0, result.stderr
     for line in EXPECTED[name]:
         assert line in result.stdout, (line, result.stdout)

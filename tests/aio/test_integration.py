@@ -41,6 +41,7 @@ from tests.aio.helpers import (
     connect,
     wait_until,
 )
+from tests.timing import SECOND
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -153,7 +154,7 @@ async def test_messages_of_every_size_arrive_once_in_order(
 async def test_both_directions_at_once(pair: Pair) -> None:
     up = burst(seed=1)
     down = burst(seed=2)
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(20 * SECOND):
         await asyncio.gather(
             send_burst(pair.client, pair.session, up, "send_to_sessions"),
             send_burst(pair.server, pair.peer, down, "send"),
@@ -234,7 +235,7 @@ async def test_full_mesh_of_eight_nodes_over_udp_and_websocket(make_node: NodeFa
         channels = [
             (session.session_id, j) for (src, _, _), session in sessions.items() if src == j
         ]
-        packets = await collect_until_sentinels(nodes[j], channels, timeout=20)
+        packets = await collect_until_sentinels(nodes[j], channels, timeout=20 * SECOND)
         got: list[tuple[int, Transport, bytes]] = []
         for packet in packets:
             assert packet.stream_id == j
@@ -243,7 +244,7 @@ async def test_full_mesh_of_eight_nodes_over_udp_and_websocket(make_node: NodeFa
             got.append((index_of[packet.peer_node_id], transport, packet.data))
         return got
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         results = await asyncio.gather(
             *(receive_all(j) for j in range(MESH_SIZE)),
             *(send_all(i) for i in range(MESH_SIZE)),
@@ -280,7 +281,7 @@ async def test_simultaneous_connects_from_both_sides(
 ) -> None:
     a = await make_node()
     b = await make_node()
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(20 * SECOND):
         (a_side, b_peer), (b_side, a_peer) = await asyncio.gather(
             connect(a, b, transport), connect(b, a, transport)
         )
@@ -312,7 +313,7 @@ async def test_restarted_server_with_same_seeds_gets_a_new_session(
     first, _ = await connect(client, server, transport)
 
     await server.stop()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await first.wait_closed()
     assert first.state == SessionState.CLOSED
     assert first.close_code == CLOSE_GOING_AWAY
@@ -341,7 +342,7 @@ async def test_restarted_client_with_same_seeds_gets_a_new_session(
     client = await make_node(server_mode=False, node_seed=node_seed)
     first, first_peer = await connect(client, server, transport)
     await client.stop()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await first_peer.wait_closed()
     assert first_peer.close_code == CLOSE_GOING_AWAY
     assert server.session_manager.get_session(first.session_id) is None
@@ -434,7 +435,7 @@ async def chapter_session_lifecycle(shared_seed: bytes) -> STTNode:
 def test_chapter_17_session_lifecycle_example(shared_seed: bytes) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        server = asyncio.run(asyncio.wait_for(chapter_session_lifecycle(shared_seed), 30))
+        server = asyncio.run(asyncio.wait_for(chapter_session_lifecycle(shared_seed), 30 * SECOND))
     text = out.getvalue()
     assert re.search(r"^   Session ID: [0-9a-f]{16}$", text, re.M), text
     assert f"   State: {STT_SESSION_STATE_ACTIVE} (ACTIVE)\n" in text
