@@ -1,7 +1,8 @@
 """End-to-end behaviour of nodes over real loopback sockets (issue 3).
 
 Messages of every size both ways, a full mesh of eight nodes over UDP and WebSocket, restarts
-with the same seeds, and the user's chapter 17 example run as written (valid seeds, port 0).
+with the same seeds, and the user's chapter 17 example (``examples/session_lifecycle.py``) imported
+and run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 
 import pytest
 
+from examples.session_lifecycle import session_lifecycle
 from seigr_stt import (
     NodeConfig,
     SessionState,
@@ -379,63 +381,13 @@ async def test_second_instance_with_same_seed_gets_its_own_session(
 
 
 # -- the user's chapter 17 ------------------------------------------------------------------------
-async def chapter_session_lifecycle(shared_seed: bytes) -> STTNode:
-    """ "Complete Example: Session Lifecycle" from chapter 17, adapted only where it must be:
-    the package name, seeds from generate_seed() (``b"server" * 8`` is refused as weak) and
-    port 0 for the server (connecting to the port it bound). Returns the server so the test
-    can look at it afterwards."""
-    server = STTNode(node_seed=generate_seed(), shared_seed=shared_seed, port=0)
-    await server.start(server_mode=True)
-    assert server.udp_address is not None
-    server_port = server.udp_address[1]
-
-    client = STTNode(node_seed=generate_seed(), shared_seed=shared_seed, port=0)
-    await client.start()
-
-    # Connect - creates session
-    print("1. Creating session...")
-    session = await client.connect_udp("localhost", server_port)
-    print(f"   Session ID: {session.session_id.hex()}")
-    print(f"   State: {session.state} (ACTIVE)")
-
-    # Use session
-    print("\n2. Using session...")
-    await client.send_to_sessions([session.session_id], b"Test data")
-
-    # Check statistics
-    print("\n3. Session stats:")
-    stats = session.get_statistics()
-    print(f"   Bytes sent: {stats['bytes_sent']}")
-    print(f"   Uptime: {stats['uptime']:.2f}s")
-
-    # Rotate key
-    print("\n4. Rotating key...")
-    old_version = session.key_version
-    await session.rotate_key()
-    print(f"   Key version: {old_version} → {session.key_version}")
-    print(f"   Last rotation: {session.last_key_rotation}")
-
-    # Check manager
-    print("\n5. Manager stats:")
-    mgr_stats = client.session_manager.get_stats()
-    print(f"   Total sessions: {mgr_stats['total']}")
-    print(f"   Active: {mgr_stats['active']}")
-
-    # Close session
-    print("\n6. Closing session...")
-    await client.session_manager.close_session(session.session_id)
-    print(f"   State: {session.state} (CLOSED)")
-
-    # Cleanup
-    await client.stop()
-    await server.stop()
-    return server
-
-
-def test_chapter_17_session_lifecycle_example(shared_seed: bytes) -> None:
+def test_chapter_17_session_lifecycle_example() -> None:
+    """ "Complete Example: Session Lifecycle" from chapter 17: ``examples/session_lifecycle.py``
+    (adapted only where it must be: the package name, seeds from generate_seed(), port 0),
+    imported and run here, then the server it returns is looked at."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        server = asyncio.run(asyncio.wait_for(chapter_session_lifecycle(shared_seed), 30 * SECOND))
+        server = asyncio.run(asyncio.wait_for(session_lifecycle(), 30 * SECOND))
     text = out.getvalue()
     assert re.search(r"^   Session ID: [0-9a-f]{16}$", text, re.M), text
     assert f"   State: {STT_SESSION_STATE_ACTIVE} (ACTIVE)\n" in text
