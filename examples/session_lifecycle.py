@@ -3,6 +3,7 @@
 Adapted only where the original could not work: seeds are real random seeds (the chapter's
 ``b"server" * 8`` has 6 distinct bytes and is refused as too weak), the package is ``seigr_stt``,
 and the server binds a free port (``port=0``) instead of 8080 so the example never collides.
+The test suite imports :func:`session_lifecycle` and runs it (``tests/aio/test_integration.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import asyncio
 from seigr_stt import STTNode, generate_seed
 
 
-async def session_lifecycle() -> None:
+async def session_lifecycle() -> STTNode:
+    """Run the chapter's six steps; return the server node, stopped, for a caller to inspect."""
     # Create nodes
     shared_seed = generate_seed()  # share this among authorized peers
 
@@ -45,6 +47,7 @@ async def session_lifecycle() -> None:
     old_version = session.key_version
     await session.rotate_key()
     print(f"   Key version: {old_version} → {session.key_version}")
+    print(f"   Last rotation: {session.last_key_rotation}")
 
     # Check manager
     print("\n5. Manager stats:")
@@ -60,6 +63,7 @@ async def session_lifecycle() -> None:
     # Cleanup
     await client.stop()
     await server.stop()
+    return server
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from seigr_stt import (
     WeakSeedError,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from tests.timing import MS, SECOND
 
 SERVER_SEED = hashlib.sha256(b"server node seed (test)").digest()
 CLIENT_SEED = hashlib.sha256(b"client node seed (test)").digest()
@@ -126,7 +127,7 @@ async def test_a_whole_lifecycle_logs_no_secret(caplog: pytest.LogCaptureFixture
             await stream.close()
             reprs.append(repr(stream))
         received = 0
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             async for _ in server.receive():
                 received += 1
                 if received == 2:
@@ -140,7 +141,7 @@ async def test_a_whole_lifecycle_logs_no_secret(caplog: pytest.LogCaptureFixture
             reprs += [repr(session), repr(peer), repr(core), repr(core.keys)]
 
         with pytest.raises(HandshakeTimeout) as timeout:
-            await stranger.connect_udp(*server.udp_address, timeout=0.5)
+            await stranger.connect_udp(*server.udp_address, timeout=500 * MS)
         errors.append(str(timeout.value))
         with pytest.raises(WeakSeedError) as weak:
             STTNode(SERVER_SEED[:20], SHARED_SEED)

@@ -17,6 +17,7 @@ from prometheus_client import generate_latest
 from seigr_stt import SessionState, STTNode, generate_seed
 from seigr_stt.cli.stats import parse_metrics
 from seigr_stt.metrics import MetricsServer, NodeCollector, serve_metrics
+from tests.timing import SECOND
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -24,7 +25,7 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _get(url: str) -> str:
-    with _DIRECT.open(url, timeout=10) as response:
+    with _DIRECT.open(url, timeout=10 * SECOND) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         body: bytes = response.read()
@@ -79,7 +80,7 @@ async def test_scrape_shows_node_and_session_figures(nodes: tuple[STTNode, STTNo
         await udp.send(b"x" * 5000)
         await ws.send(b"y" * 300, stream_id=2)
         received = 0
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             async for _ in server.receive():
                 received += 1
                 if received == 2:
@@ -88,14 +89,14 @@ async def test_scrape_shows_node_and_session_figures(nodes: tuple[STTNode, STTNo
         server_udp = server.session_manager.get_session(udp.session_id)
         assert server_udp is not None
         await server_udp.send(b"reply")  # acknowledged by the client: an RTT sample
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             async for _ in client.receive():
                 break
             while server_udp.rtt is None:  # noqa: ASYNC110 (a property, no event)
                 await asyncio.sleep(0.01)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
             stray.sendto(b"?", server.udp_address)  # too short to be a packet: dropped
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             while server.get_stats()["drops"].get("short", 0) == 0:  # noqa: ASYNC110 (a counter)
                 await asyncio.sleep(0.01)
 

@@ -86,7 +86,7 @@ def test_the_table_keeps_the_most_recent_sources() -> None:
     assert not buckets.take("a", 0.0)  # "a" was kept, still empty
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(
     rate=st.floats(min_value=0.1, max_value=100.0),
     burst=st.integers(min_value=1, max_value=50),

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.timing import SECOND
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAX_LINES = 20
 
@@ -30,7 +32,7 @@ def test_quick_start_echoes(tmp_path: Path) -> None:
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=60 * SECOND,
         check=False,
         cwd=tmp_path,
     )

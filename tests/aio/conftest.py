@@ -9,6 +9,7 @@ import pytest
 
 from seigr_stt import NodeConfig, STTNode, generate_seed
 from tests.aio.helpers import LOOPBACK, TRANSPORTS, NodeFactory, Pair, Transport, connect
+from tests.timing import SECOND
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def make_node(shared_seed: bytes) -> AsyncIterator[NodeFactory]:
 
     default_shared = shared_seed
     yield factory
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         await asyncio.gather(*(node.stop() for node in nodes))
 
 

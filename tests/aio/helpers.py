@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from seigr_stt import NodeConfig, ReceivedPacket, STTNode, STTSession
 from seigr_stt.aio.streams import STTStream
+from tests.timing import SECOND
 
 __all__ = [
     "KIB",
@@ -38,8 +39,9 @@ __all__ = [
 LOOPBACK = "127.0.0.1"
 KIB = 1024
 MIB = 1024 * 1024
-WAIT_S = 10.0
-"""Upper bound for anything that should happen promptly (a hung test fails instead)."""
+WAIT_S = 10 * SECOND
+"""Upper bound for anything that should happen promptly (a hung test fails instead); scaled by
+``STT_TESTS_TIMEOUT_FACTOR`` (:mod:`tests.timing`)."""
 
 SENTINEL = b"\xff-sentinel-\xff"
 """Payload that marks the end of a burst on one (session, stream)."""

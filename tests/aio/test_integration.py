@@ -1,7 +1,8 @@
 """End-to-end behaviour of nodes over real loopback sockets (issue 3).
 
 Messages of every size both ways, a full mesh of eight nodes over UDP and WebSocket, restarts
-with the same seeds, and the user's chapter 17 example run as written (valid seeds, port 0).
+with the same seeds, and the user's chapter 17 example (``examples/session_lifecycle.py``) imported
+and run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 
 import pytest
 
+from examples.session_lifecycle import session_lifecycle
 from seigr_stt import (
     NodeConfig,
     SessionState,
@@ -41,6 +43,7 @@ from tests.aio.helpers import (
     connect,
     wait_until,
 )
+from tests.timing import SECOND
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -153,7 +156,7 @@ async def test_messages_of_every_size_arrive_once_in_order(
 async def test_both_directions_at_once(pair: Pair) -> None:
     up = burst(seed=1)
     down = burst(seed=2)
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(20 * SECOND):
         await asyncio.gather(
             send_burst(pair.client, pair.session, up, "send_to_sessions"),
             send_burst(pair.server, pair.peer, down, "send"),
@@ -234,7 +237,7 @@ async def test_full_mesh_of_eight_nodes_over_udp_and_websocket(make_node: NodeFa
         channels = [
             (session.session_id, j) for (src, _, _), session in sessions.items() if src == j
         ]
-        packets = await collect_until_sentinels(nodes[j], channels, timeout=20)
+        packets = await collect_until_sentinels(nodes[j], channels, timeout=20 * SECOND)
         got: list[tuple[int, Transport, bytes]] = []
         for packet in packets:
             assert packet.stream_id == j
@@ -243,7 +246,7 @@ async def test_full_mesh_of_eight_nodes_over_udp_and_websocket(make_node: NodeFa
             got.append((index_of[packet.peer_node_id], transport, packet.data))
         return got
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         results = await asyncio.gather(
             *(receive_all(j) for j in range(MESH_SIZE)),
             *(send_all(i) for i in range(MESH_SIZE)),
@@ -280,7 +283,7 @@ async def test_simultaneous_connects_from_both_sides(
 ) -> None:
     a = await make_node()
     b = await make_node()
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(20 * SECOND):
         (a_side, b_peer), (b_side, a_peer) = await asyncio.gather(
             connect(a, b, transport), connect(b, a, transport)
         )
@@ -312,7 +315,7 @@ async def test_restarted_server_with_same_seeds_gets_a_new_session(
     first, _ = await connect(client, server, transport)
 
     await server.stop()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await first.wait_closed()
     assert first.state == SessionState.CLOSED
     assert first.close_code == CLOSE_GOING_AWAY
@@ -341,7 +344,7 @@ async def test_restarted_client_with_same_seeds_gets_a_new_session(
     client = await make_node(server_mode=False, node_seed=node_seed)
     first, first_peer = await connect(client, server, transport)
     await client.stop()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await first_peer.wait_closed()
     assert first_peer.close_code == CLOSE_GOING_AWAY
     assert server.session_manager.get_session(first.session_id) is None
@@ -378,63 +381,13 @@ async def test_second_instance_with_same_seed_gets_its_own_session(
 
 
 # -- the user's chapter 17 ------------------------------------------------------------------------
-async def chapter_session_lifecycle(shared_seed: bytes) -> STTNode:
-    """ "Complete Example: Session Lifecycle" from chapter 17, adapted only where it must be:
-    the package name, seeds from generate_seed() (``b"server" * 8`` is refused as weak) and
-    port 0 for the server (connecting to the port it bound). Returns the server so the test
-    can look at it afterwards."""
-    server = STTNode(node_seed=generate_seed(), shared_seed=shared_seed, port=0)
-    await server.start(server_mode=True)
-    assert server.udp_address is not None
-    server_port = server.udp_address[1]
-
-    client = STTNode(node_seed=generate_seed(), shared_seed=shared_seed, port=0)
-    await client.start()
-
-    # Connect - creates session
-    print("1. Creating session...")
-    session = await client.connect_udp("localhost", server_port)
-    print(f"   Session ID: {session.session_id.hex()}")
-    print(f"   State: {session.state} (ACTIVE)")
-
-    # Use session
-    print("\n2. Using session...")
-    await client.send_to_sessions([session.session_id], b"Test data")
-
-    # Check statistics
-    print("\n3. Session stats:")
-    stats = session.get_statistics()
-    print(f"   Bytes sent: {stats['bytes_sent']}")
-    print(f"   Uptime: {stats['uptime']:.2f}s")
-
-    # Rotate key
-    print("\n4. Rotating key...")
-    old_version = session.key_version
-    await session.rotate_key()
-    print(f"   Key version: {old_version} → {session.key_version}")
-    print(f"   Last rotation: {session.last_key_rotation}")
-
-    # Check manager
-    print("\n5. Manager stats:")
-    mgr_stats = client.session_manager.get_stats()
-    print(f"   Total sessions: {mgr_stats['total']}")
-    print(f"   Active: {mgr_stats['active']}")
-
-    # Close session
-    print("\n6. Closing session...")
-    await client.session_manager.close_session(session.session_id)
-    print(f"   State: {session.state} (CLOSED)")
-
-    # Cleanup
-    await client.stop()
-    await server.stop()
-    return server
-
-
-def test_chapter_17_session_lifecycle_example(shared_seed: bytes) -> None:
+def test_chapter_17_session_lifecycle_example() -> None:
+    """ "Complete Example: Session Lifecycle" from chapter 17: ``examples/session_lifecycle.py``
+    (adapted only where it must be: the package name, seeds from generate_seed(), port 0),
+    imported and run here, then the server it returns is looked at."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        server = asyncio.run(asyncio.wait_for(chapter_session_lifecycle(shared_seed), 30))
+        server = asyncio.run(asyncio.wait_for(session_lifecycle(), 30 * SECOND))
     text = out.getvalue()
     assert re.search(r"^   Session ID: [0-9a-f]{16}$", text, re.M), text
     assert f"   State: {STT_SESSION_STATE_ACTIVE} (ACTIVE)\n" in text

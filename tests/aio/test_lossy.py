@@ -38,6 +38,7 @@ from tests.aio.helpers import (
     next_incoming_stream,
     write_chunks,
 )
+from tests.timing import SECOND
 
 LOSSY = Impairment(loss=0.10, duplicate=0.02, jitter_s=0.001, seed=2024)
 LOSSLESS = Impairment(seed=2024)
@@ -50,7 +51,7 @@ LOSSLESS = Impairment(seed=2024)
 RECORD_SIZE = int(os.environ.get("STT_LOSSY_RECORD_SIZE", "8192"))
 CONFIG = NodeConfig(udp_max_record_size=RECORD_SIZE, udp_pmtu_probe_max=RECORD_SIZE)
 #: Bounds that only keep a broken run from hanging (a healthy one takes a fraction of them).
-LOSSY_WAIT_S = 120.0
+LOSSY_WAIT_S = 120 * SECOND
 
 STREAM_BYTES = 8 * MIB
 MESSAGE_COUNT = 1000

@@ -22,6 +22,7 @@ from seigr_stt import (
 )
 from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, STT_SESSION_STATE_ACTIVE
 from tests.aio.helpers import NodeFactory, Transport, connect, wait_until
+from tests.timing import MS, SECOND
 
 STATS_KEYS = {"total", "handshake", "active", "closing", "closed"}
 
@@ -125,7 +126,7 @@ async def test_close_session_closes_a_manual_session(make_node: NodeFactory) -> 
     other = await manager.create_session(b"87654321", bytes(32))
     await manager.close_session(b"12345678")
     assert session.state == SessionState.CLOSED
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await session.wait_closed()
     assert manager.get_session(b"12345678") is None
     assert not manager.has_session(b"12345678")
@@ -212,7 +213,7 @@ async def test_max_sessions_limits_handshakes(make_node: NodeFactory, transport:
     client = await make_node(server_mode=False, config=NodeConfig(max_sessions=2))
     first, _ = await connect(client, server, transport)
     with pytest.raises(HandshakeTimeout):
-        await connect(client, server, transport, timeout=1.5)
+        await connect(client, server, transport, timeout=1500 * MS)
     assert server.get_stats()["drops"]["session_limit"] >= 1
     assert server.session_manager.get_session_count() == 1
     await first.close()
@@ -244,7 +245,7 @@ async def test_manager_tracks_real_sessions(make_node: NodeFactory) -> None:
     assert manager.get_session(udp.session_id) is udp_peer
     assert manager.get_session(ws.session_id) is ws_peer
     await manager.close_session(udp.session_id, 11, "closed by the manager")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await udp.wait_closed()
     assert udp.close_code == 11
     assert udp.close_reason == "closed by the manager"
@@ -263,7 +264,7 @@ async def test_close_all_sessions(make_node: NodeFactory) -> None:
     await server.session_manager.close_all_sessions(CLOSE_GOING_AWAY, "maintenance")
     assert manual.state == SessionState.CLOSED
     assert server.session_manager.get_active_sessions() == []
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         for session in sessions:
             await session.wait_closed()
     assert sorted(e.session.session_id for e in events) == sorted(s.session_id for s in sessions)
@@ -276,7 +277,7 @@ async def test_handshakes_in_flight_count_as_handshake(make_node: NodeFactory) -
     silent = await make_node(server_mode=False)  # drops every INIT: not in server mode
     client = await make_node(server_mode=False)
     assert silent.udp_address is not None
-    connecting = asyncio.create_task(client.connect_udp(*silent.udp_address, timeout=1.5))
+    connecting = asyncio.create_task(client.connect_udp(*silent.udp_address, timeout=1500 * MS))
     await wait_until(lambda: client.session_manager.get_stats()["handshake"] == 1, "a handshake")
     assert client.session_manager.get_stats()["handshakes_in_flight"] == 1
     with pytest.raises(HandshakeTimeout):
@@ -293,7 +294,7 @@ async def test_idle_sessions_expire_by_themselves(
     events: list[NodeEvent] = []
     server.on("session_closed", events.append)
     session, peer = await connect(client, server, transport)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await peer.wait_closed()
         await session.wait_closed()
     assert session.state == SessionState.CLOSED

@@ -40,6 +40,7 @@ from tests.aio.helpers import (
     receive_n,
     wait_until,
 )
+from tests.timing import MS, SECOND
 
 
 # -- construction ---------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ async def test_sessions_without_an_idle_timeout_outlive_idle_ones(
     expiring, expiring_peer = await connect(
         await make_node(server_mode=False, config=short), await make_node(config=short), transport
     )
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await expiring.wait_closed()
         await expiring_peer.wait_closed()
     assert expiring.close_code == CLOSE_IDLE_TIMEOUT
@@ -325,7 +326,7 @@ async def test_connect_websocket_to_a_closed_port_fails(make_node: NodeFactory) 
     port = int(probe.getsockname()[1])
     probe.close()  # nothing listens there now
     with pytest.raises(HandshakeError) as info:
-        await node.connect_websocket(f"ws://127.0.0.1:{port}/stt", timeout=5)
+        await node.connect_websocket(f"ws://127.0.0.1:{port}/stt", timeout=5 * SECOND)
     assert not isinstance(info.value, HandshakeTimeout)
 
 
@@ -344,7 +345,7 @@ async def test_connect_to_silence_times_out(make_node: NodeFactory) -> None:
     try:
         host, port = silent.getsockname()[:2]
         with pytest.raises(HandshakeTimeout) as info:
-            await client.connect_udp(host, port, timeout=1.5)
+            await client.connect_udp(host, port, timeout=1500 * MS)
         assert isinstance(info.value, TimeoutError)
         assert isinstance(info.value, HandshakeError)
         init = silent.recv(65535)  # what it sent there was a handshake INIT
@@ -363,7 +364,7 @@ async def test_a_node_not_in_server_mode_refuses_handshakes(
     closed_node = await make_node(server_mode=False)
     client = await make_node(server_mode=False)
     with pytest.raises(HandshakeTimeout):
-        await connect(client, closed_node, transport, timeout=1.5)
+        await connect(client, closed_node, transport, timeout=1500 * MS)
     assert closed_node.get_stats()["drops"]["handshake_state"] >= 1
     assert closed_node.session_manager.get_session_count() == 0
     assert client.session_manager.get_session_count() == 0
@@ -391,7 +392,7 @@ async def test_wrong_shared_seed_times_out_and_creates_nothing(
     server = await make_node()
     intruder = await make_node(server_mode=False, shared_seed=generate_seed())
     with pytest.raises(HandshakeTimeout):
-        await connect(intruder, server, transport, timeout=1.5)
+        await connect(intruder, server, transport, timeout=1500 * MS)
     assert server.get_stats()["drops"]["mac1"] >= 1
     for node in (server, intruder):
         assert node.session_manager.get_session_count() == 0
@@ -448,7 +449,7 @@ async def test_async_listeners_run_as_tasks(pair: Pair) -> None:
 
     pair.client.on("key_rotated", listener)
     await pair.session.rotate_key()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await done.wait()
     assert seen == [1]
 
@@ -477,7 +478,7 @@ async def test_raising_listeners_do_not_break_the_node(
         await again.send(b"still working")
         (packet,) = await receive_n(pair.server, 1)
         await again.close()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             await again_peer.wait_closed()
         await wait_until(lambda: calls.count("async session_closed") == 1, "the async listener")
         await asyncio.sleep(0)
@@ -581,10 +582,10 @@ async def test_receive_ends_when_the_node_stops(pair: Pair) -> None:
     await pair.session.send(b"last words")
     await wait_until(lambda: len(got[0]) + len(got[1]) == 1, "the message")
     await pair.server.stop()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await asyncio.gather(*consumers)
     assert [p.data for p in got[0] + got[1]] == [b"last words"]
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         async for _ in pair.server.receive():
             raise AssertionError("a stopped node yields nothing")
 
@@ -641,14 +642,14 @@ async def test_stop_while_sending_in_a_loop(pair: Pair, stopper: str) -> None:
 
     draining = asyncio.create_task(drain())
     await wait_until(lambda: received >= 50, "the flood to arrive")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await sender_node.stop()
     assert not sender_node.is_running
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         with pytest.raises(STTError) as info:
             await flooding
     assert isinstance(info.value, SessionClosedError | ProtocolError)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await other.wait_closed()
     assert [(e.session, e.code, e.by_peer) for e in closed] == [(other, CLOSE_GOING_AWAY, True)]
     assert sender.state == other.state == SessionState.CLOSED
@@ -665,7 +666,7 @@ async def test_stop_with_an_unreachable_peer_returns(make_node: NodeFactory) -> 
     # The peer vanishes without a word: its socket stops reading.
     assert server._udp is not None
     server._udp.close()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await client.stop()
     assert session.state == SessionState.CLOSED
     assert session.close_code == CLOSE_GOING_AWAY

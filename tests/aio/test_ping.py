@@ -6,6 +6,7 @@ import pytest
 
 from seigr_stt import STTNode, generate_seed
 from seigr_stt.exceptions import SessionClosedError
+from tests.timing import SECOND
 
 
 @pytest.mark.parametrize("transport", ["udp", "websocket"])
@@ -21,8 +22,8 @@ async def test_ping_returns_a_round_trip_time(transport: str) -> None:
             else:
                 assert server.ws_url is not None
                 session = await client.connect_websocket(server.ws_url)
-            rtts = [await session.ping(timeout=5.0) for _ in range(3)]
-            assert all(0.0 < rtt < 5.0 for rtt in rtts)
+            rtts = [await session.ping(timeout=5 * SECOND) for _ in range(3)]
+            assert all(0.0 < rtt < 5 * SECOND for rtt in rtts)
             assert session.rtt is not None  # the PINGs were acknowledged too
             await session.close()
             with pytest.raises(SessionClosedError):

@@ -36,6 +36,7 @@ from tests.aio.helpers import (
     receive_n,
     wait_until,
 )
+from tests.timing import MS, SECOND
 
 CHAPTER_STAT_KEYS = {
     "session_id",
@@ -209,7 +210,7 @@ async def test_crossed_rotations_converge(pair: Pair) -> None:
     previous = pair.session.key_version
     for _ in range(4):
         key_before = pair.session.session_key
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             mine, theirs = await asyncio.gather(pair.session.rotate_key(), pair.peer.rotate_key())
         assert pair.session.key_version == pair.peer.key_version > previous
         assert pair.session.session_key == pair.peer.session_key
@@ -230,13 +231,13 @@ async def test_rotate_key_always_moves_to_a_new_key(
     waiting = asyncio.create_task(peer.rotate_key())  # deferred by the server's interval...
     await asyncio.sleep(0)
     await session.rotate_key()  # ...and satisfied by the client's rotation to version 2
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         assert await waiting == peer.session_key
     assert session.key_version == peer.key_version == 2
     for side in (peer, session, peer):
         before = side.session_key
         version = side.key_version
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             new_key = await side.rotate_key()
         assert new_key != before
         assert side.key_version > version
@@ -256,7 +257,7 @@ async def test_messages_before_during_and_after_rotations_all_arrive(pair: Pair)
             await session.rotate_key()
 
     await pump(before)  # sent, not necessarily received, when the rotations start
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         await asyncio.gather(pump(during), rotate(pair.session, 3), rotate(pair.peer, 2))
     await pump(after)
     await pair.session.send(SENTINEL, stream_id=3)
@@ -282,7 +283,7 @@ async def test_rotation_concurrent_with_sending_both_ways(pair: Pair) -> None:
             await session.send(message, stream_id=5)
         await session.send(SENTINEL, stream_id=5)
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         got_server, got_client, *_ = await asyncio.gather(
             collect_until_sentinels(pair.server, [(pair.peer.session_id, 5)]),
             collect_until_sentinels(pair.client, [(pair.session.session_id, 5)]),
@@ -319,7 +320,7 @@ async def test_close_is_seen_by_the_peer(pair: Pair, closer: str) -> None:
     closing, other = (pair.session, pair.peer) if closer == "client" else (pair.peer, pair.session)
     other_name = "server" if closer == "client" else "client"
     await closing.close(42, "bye now")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await other.wait_closed()
         await closing.wait_closed()
     assert closing.state == other.state == SessionState.CLOSED
@@ -362,7 +363,7 @@ async def test_close_reason_is_cut_to_its_limit(pair: Pair) -> None:
 
 async def test_close_twice_and_after_the_peer_closed(pair: Pair) -> None:
     await pair.peer.close()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await pair.session.wait_closed()
     await pair.session.close(5, "too late")  # already closed: nothing happens
     await pair.peer.close()
@@ -389,7 +390,7 @@ async def test_async_with_session_closes_when_the_body_raises(pair: Pair) -> Non
         async with pair.session:
             raise RuntimeError("boom")
     assert pair.session.state == SessionState.CLOSED
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await pair.peer.wait_closed()
 
 
@@ -404,7 +405,7 @@ async def test_a_closed_session_refuses_use(pair: Pair) -> None:
         await pair.session.rotate_key()
     with pytest.raises(SessionClosedError):
         _ = pair.session.session_key
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await pair.peer.wait_closed()
     with pytest.raises(SessionClosedError):
         await pair.peer.send(b"late")
@@ -421,7 +422,7 @@ async def test_sending_while_closing_raises(pair: Pair) -> None:
     assert pair.client.session_manager.get_sessions_by_state(SessionState.CLOSING) == [pair.session]
     with pytest.raises(SessionClosedError):
         await pair.session.send(b"while closing")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await closing
     assert pair.session.state == SessionState.CLOSED
 
@@ -483,7 +484,7 @@ async def test_datagrams_arrive_and_end_at_close(pair: Pair) -> None:
 
     reader = asyncio.create_task(read())
     # Datagrams are unreliable: send until one arrives (loopback practically never loses one).
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         while not received:
             await pair.session.send_datagram(b"datagram")
             await asyncio.sleep(0.01)
@@ -491,7 +492,7 @@ async def test_datagrams_arrive_and_end_at_close(pair: Pair) -> None:
     assert pair.session.get_statistics()["datagrams_sent"] >= 1
     assert pair.peer.get_statistics()["datagrams_received"] == len(received)
     await pair.session.close()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await reader  # the iteration ends when the session closes
 
 
@@ -526,10 +527,10 @@ async def test_rotation_unconfirmed_by_a_silent_peer(make_node: NodeFactory) -> 
     finally:
         relay.close()  # from now on nothing gets through either way
     with pytest.raises(KeyRotationError, match="did not confirm"):
-        await session.rotate_key(timeout=0.3)
-    rotating = asyncio.create_task(session.rotate_key(timeout=30))
+        await session.rotate_key(timeout=300 * MS)
+    rotating = asyncio.create_task(session.rotate_key(timeout=30 * SECOND))
     await asyncio.sleep(0)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await session.close(3, "giving up")  # CLOSE is never answered: closes after retries
     with pytest.raises(SessionClosedError, match="during key rotation") as info:
         await rotating

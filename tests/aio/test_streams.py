@@ -29,6 +29,7 @@ from tests.aio.helpers import (
     wait_until,
     write_chunks,
 )
+from tests.timing import SECOND
 
 
 def payload(seed: int, size: int) -> bytes:
@@ -298,7 +299,7 @@ async def test_200_concurrent_streams_each_carry_their_own_payload(pair: Pair) -
         assert await stream.read() == b""
         return stream.stream_id, echoed
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         serving = asyncio.create_task(serve())
         answers = await asyncio.gather(*(request(data) for data in payloads))
         seen_by_server = await serving
@@ -356,7 +357,7 @@ async def test_a_slow_reader_keeps_the_writers_buffer_bounded(pair: Pair) -> Non
         assert unread_peak <= STREAM_INITIAL_WINDOW_BYTES  # flow control bounds the reader too
         return digest.digest()
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         writing = asyncio.create_task(writer())
         reading = asyncio.create_task(slow_reader(await next_incoming_stream(pair.peer)))
         await writing
@@ -400,7 +401,7 @@ async def test_a_slow_message_consumer_keeps_the_sender_bounded(pair: Pair) -> N
             await asyncio.sleep(0.01)
         return queue_peak
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30 * SECOND):
         sending = asyncio.create_task(sender())
         queue_peak = await slow_consumer()
         await sending

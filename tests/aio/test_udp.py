@@ -25,6 +25,7 @@ from tests.aio.helpers import (
     receive_n,
     wait_until,
 )
+from tests.timing import MS, SECOND
 
 Received = list[tuple[bytes, tuple[str, int]]]
 
@@ -145,7 +146,7 @@ async def test_replayed_records_are_dropped_and_not_delivered_twice(
 
         # After the close, the session's records are dropped as a tombstone's.
         await session.close()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             await peer.wait_closed()
         relay.inject(records[-1])
         await wait_until(
@@ -212,9 +213,9 @@ async def test_reflected_handshake_is_dropped(make_node: NodeFactory) -> None:
     catcher = loopback_udp_socket()
     try:
         host, port = catcher.getsockname()[:2]
-        connecting = asyncio.create_task(node.connect_udp(host, port, timeout=1.5))
+        connecting = asyncio.create_task(node.connect_udp(host, port, timeout=1500 * MS))
         await wait_until(lambda: node.get_stats()["handshakes"]["in_flight"] == 1, "INIT")
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             while True:
                 try:
                     init = catcher.recv(65535)
@@ -281,7 +282,7 @@ async def test_transport_sends_and_receives() -> None:
         assert (a.datagrams_sent, a.datagrams_received) == (2, 1)
         assert (b.datagrams_sent, b.datagrams_received) == (1, 2)
         assert a.queued == 0
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             await a.wait_writable()
     finally:
         a.close()
@@ -361,7 +362,7 @@ async def test_transport_queues_when_the_kernel_buffer_is_full(
             sender.sendto(b"%d" % i, receiver.address)
         assert sender.queued == 6
         assert sender.datagrams_sent == 0
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10 * SECOND):
             await sender.wait_writable()
         await wait_until(lambda: len(got) == 6, "the queued datagrams")
         assert [d for d, _ in got] == [b"%d" % i for i in range(6)]

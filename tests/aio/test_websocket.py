@@ -28,18 +28,19 @@ from tests.aio.helpers import (
     wait_until,
 )
 from tests.aio.test_udp import garbage
+from tests.timing import SECOND
 
 SMALL_RECORDS = NodeConfig(websocket_max_record_size=1024)
 
 
 def raw_client(url: str) -> ws_connect:
     """A plain ``websockets`` client with no STT behind it."""
-    return ws_connect(url, compression=None, proxy=None, open_timeout=10)
+    return ws_connect(url, compression=None, proxy=None, open_timeout=10 * SECOND)
 
 
 async def closed_with(ws: ClientConnection) -> int | None:
     """Wait until the server closes ``ws``; return the close code it sent."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         try:
             while True:
                 await ws.recv()
@@ -137,7 +138,7 @@ async def test_a_lost_connection_closes_its_sessions_on_both_sides(
     links = [link for link in client._ws_links if isinstance(link, WSLink)]
     assert len(links) == 1
     await links[0].connection.close()  # the TCP connection goes away without a CLOSE record
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10 * SECOND):
         await session.wait_closed()
         await peer.wait_closed()
     assert sorted((who, e.code, e.by_peer) for who, e in events) == [
@@ -209,7 +210,7 @@ async def test_a_connection_closed_during_the_handshake_fails_it(make_node: Node
     silent = await make_node(server_mode=False)  # never answers an INIT
     client = await make_node(server_mode=False)
     assert silent.ws_url is not None
-    connecting = asyncio.create_task(client.connect_websocket(silent.ws_url, timeout=10))
+    connecting = asyncio.create_task(client.connect_websocket(silent.ws_url, timeout=10 * SECOND))
     await wait_until(
         lambda: silent.get_stats()["drops"].get("handshake_state", 0) == 1, "the INIT to arrive"
     )
@@ -266,7 +267,7 @@ def tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         ],
         check=True,
         capture_output=True,
-        timeout=30,
+        timeout=30 * SECOND,
     )
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
@@ -286,9 +287,11 @@ async def test_wss(
         client = await make_node(server_mode=False)
         # The default context does not trust a self-signed certificate.
         with pytest.raises(HandshakeError):
-            await client.connect_websocket(server.ws_url, timeout=5)
+            await client.connect_websocket(server.ws_url, timeout=5 * SECOND)
         with pytest.raises(HandshakeError):
-            await client.connect_websocket(server.ws_url.replace("wss://", "ws://"), timeout=5)
+            await client.connect_websocket(
+                server.ws_url.replace("wss://", "ws://"), timeout=5 * SECOND
+            )
         session = await client.connect_websocket(server.ws_url, ssl=client_context)
         assert session.transport_type == "websocket"
         await session.send(b"over TLS")

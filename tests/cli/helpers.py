@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+from tests.timing import SECOND
+
 __all__ = ["LISTENING", "NodeProcess", "clean_env", "run"]
 
 LISTENING = re.compile(r"^listening udp (\S+):(\d+)(?: ws (\S+))?(?: metrics (\S+))?$")
@@ -24,7 +26,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 30 * SECOND, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "seigr_stt", *args],
         capture_output=True,
@@ -77,7 +79,7 @@ class NodeProcess:
         for line in stream:
             self.err.append(line.rstrip("\n"))
 
-    def expect(self, prefix: str, timeout: float = 15) -> str:
+    def expect(self, prefix: str, timeout: float = 15 * SECOND) -> str:
         """The next stdout line starting with ``prefix`` (earlier lines are kept in .lines)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -100,7 +102,7 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=15)
+            return self.proc.wait(timeout=15 * SECOND)
         finally:
             if self.proc.poll() is None:  # pragma: no cover - only when the test failed
                 self.proc.kill()

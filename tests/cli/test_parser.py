@@ -12,6 +12,7 @@ import pytest
 
 from seigr_stt.cli.parser import build_parser, number
 from tests.cli.helpers import clean_env, run
+from tests.timing import SECOND
 
 COMMANDS = ("keygen", "node", "connect", "send", "send-file", "ping", "stats", "bench", "demo")
 
@@ -36,7 +37,7 @@ def test_every_command_has_help() -> None:
         )
         for command in commands
     ]
-    results = [(*proc.communicate(timeout=60), proc.returncode) for proc in procs]
+    results = [(*proc.communicate(timeout=60 * SECOND), proc.returncode) for proc in procs]
     top_out = results[0][0]
     for command, (out, err, code) in zip(COMMANDS, results[1:], strict=True):
         assert command in top_out

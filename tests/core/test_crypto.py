@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seigr_stt.core import crypto
+from tests.profiles import scaled
 
 BACKENDS = [
     pytest.param((crypto._nacl_encrypt, crypto._nacl_decrypt), id="pynacl"),
@@ -23,7 +24,7 @@ def test_the_fast_backend_is_in_use_when_installed() -> None:
     assert crypto.AEAD_BACKEND == "cryptography"  # the dev extras install it (speed extra)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=scaled(0.3), deadline=None)
 @given(st.binary(max_size=1500), st.binary(max_size=40), st.integers(0, 2**64 - 1))
 def test_backends_produce_identical_records(plaintext: bytes, ad: bytes, counter: int) -> None:
     nonce = bytes(4) + counter.to_bytes(8, "little")

@@ -265,7 +265,7 @@ frames_strategy: st.SearchStrategy[Frame] = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.lists(frames_strategy, max_size=12))
 def test_round_trip_of_any_frame_list(frames: list[Frame]) -> None:
     encoded = serialize_frames(frames)
@@ -273,7 +273,7 @@ def test_round_trip_of_any_frame_list(frames: list[Frame]) -> None:
     assert parse_frames(encoded) == frames
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_raise_only_frame_error(data: bytes) -> None:
     try:
@@ -284,7 +284,7 @@ def test_arbitrary_bytes_raise_only_frame_error(data: bytes) -> None:
     assert parse_frames(serialize_frames(frames)) == frames
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.lists(frames_strategy, min_size=1, max_size=6), st.data())
 def test_truncated_frame_lists_raise_frame_error(frames: list[Frame], data: st.DataObject) -> None:
     encoded = serialize_frames(frames)

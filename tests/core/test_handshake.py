@@ -36,6 +36,7 @@ from seigr_stt.core.handshake import (
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from tests.core.net import SHARED_SEED, craft_init, init_payload, make_seed, seeded_rng
+from tests.profiles import scaled
 
 ALICE = NodeIdentity.from_seed(make_seed("alice"))
 BOB = NodeIdentity.from_seed(make_seed("bob"))
@@ -196,7 +197,7 @@ def test_parse_handshake_header_limits() -> None:
     assert parse_handshake_header(bytes([1, 3, 0, 0]) + bytes(HANDSHAKE_MESSAGE_MAX_SIZE - 4))[0]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=scaled(2), deadline=None)
 @given(st.binary(max_size=1100))
 def test_arbitrary_bytes_raise_only_handshake_failed(data: bytes) -> None:
     try:
@@ -213,7 +214,7 @@ def test_arbitrary_bytes_raise_only_handshake_failed(data: bytes) -> None:
     assert receiver == (b"" if ptype == 1 else data[8:12])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=3), st.binary(min_size=300, max_size=1000))
 def test_well_framed_garbage_raises_only_handshake_failed(ptype: int, tail: bytes) -> None:
     packet = bytes([1, ptype, 0, 0]) + tail

@@ -71,6 +71,7 @@ from tests.core.net import (
     make_pair,
 )
 from tests.core.test_handshake import LOW_ORDER_POINTS
+from tests.profiles import scaled
 
 Reasons = str | set[str]
 
@@ -572,7 +573,7 @@ def test_authenticated_frames_of_every_type_never_raise(pair: Pair, frame: Frame
 
 # -- 15. random bytes and mutated valid packets at volume ------------------------------------
 PROPERTY = settings(
-    max_examples=700,
+    max_examples=scaled(3.5),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -27,6 +27,7 @@ from seigr_stt.core.record import (
     parse_header,
     seal_record,
 )
+from tests.profiles import scaled
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -145,7 +146,7 @@ def test_record_error_is_a_value_error() -> None:
     assert issubclass(RecordError, ValueError)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=scaled(2), deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_raise_only_record_error(data: bytes) -> None:
     try:
@@ -156,7 +157,7 @@ def test_arbitrary_bytes_raise_only_record_error(data: bytes) -> None:
     assert pack_header(*header) == data[:RECORD_HEADER_SIZE]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(
     st.binary(max_size=1500),
     st.integers(min_value=0, max_value=255),

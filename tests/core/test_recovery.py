@@ -20,6 +20,7 @@ from seigr_stt.constants import (
     MAX_ACK_DELAY_S,
 )
 from seigr_stt.core.recovery import AckTracker, LossRecovery, RttEstimator, SentRecord
+from tests.profiles import scaled
 
 # -- RttEstimator ------------------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ def _check_ranges(ranges: list[tuple[int, int]]) -> None:
         assert high + 1 < low  # newest first, disjoint, never adjacent
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.lists(st.integers(0, 60), max_size=120))
 def test_ack_ranges_property(counters: list[int]) -> None:
     # At most 31 runs exist in 0..60, so the cap is never reached.
@@ -274,7 +275,7 @@ def test_ack_ranges_property(counters: list[int]) -> None:
     assert covered == set(counters)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(0.5), deadline=None)
 @given(st.permutations(range(120)), st.sets(st.integers(0, 119)), st.lists(st.integers(0, 119)))
 def test_ack_ranges_property_with_cap(
     order: list[int], dropped: set[int], duplicates: list[int]

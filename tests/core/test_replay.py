@@ -19,6 +19,7 @@ from seigr_stt.constants import (
     REPLAY_WINDOW_PACKETS,
 )
 from seigr_stt.core.replay import ReplayWindow
+from tests.profiles import scaled
 
 W = REPLAY_WINDOW_PACKETS  # 8128
 L = REJECT_AFTER_MESSAGES
@@ -294,7 +295,7 @@ def _pick(kind: str, value: int, base: int, history: list[int]) -> int:
     return value
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=scaled(2), deadline=None)
 @given(st.lists(_op, max_size=300))
 def test_matches_reference_model(ops: list[tuple[tuple[str, int], bool]]) -> None:
     window = ReplayWindow()

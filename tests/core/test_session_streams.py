@@ -55,6 +55,7 @@ from seigr_stt.core.session import KIND_MESSAGES, Session, channel_stream_id
 from seigr_stt.exceptions import SessionClosedError, StreamError
 from seigr_stt.testing import Net, Node, Packet
 from tests.core.net import DATA, Pair, authentic_record
+from tests.profiles import scaled
 
 MiB = 1024 * 1024
 
@@ -831,7 +832,7 @@ def test_the_rate_limit_of_the_path_is_found_and_used() -> None:
 
 # -- property: any seeded impairment, exactly once and in order ------------------------------
 @settings(
-    max_examples=30,
+    max_examples=scaled(0.15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

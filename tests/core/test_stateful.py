@@ -28,6 +28,7 @@ from hypothesis.stateful import (
 from seigr_stt.constants import STT_SESSION_STATE_ACTIVE
 from seigr_stt.core.events import MessageReceived, SessionClosed, StreamDataReceived
 from seigr_stt.testing import Net, Node, Packet
+from tests.profiles import scaled
 
 CHANNELS = 3
 #: Each step moves time by at most this; with the step bound (50) the adversarial phase lasts
@@ -221,7 +222,7 @@ class TwoEndpoints(RuleBasedStateMachine):
 
 
 TwoEndpoints.TestCase.settings = settings(
-    max_examples=300,
+    max_examples=scaled(1.5),
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

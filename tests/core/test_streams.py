@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seigr_stt.core.streams import FlowControlError, ReceiveStream, SendStream
+from tests.profiles import scaled
 
 DATA = bytes(range(256)) * 4
 
@@ -469,7 +470,7 @@ def _chunked(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
     return data, order
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=scaled(2), deadline=None)
 @given(_chunked(), st.booleans())
 def test_receive_reassembles_exactly_once(
     case: tuple[bytes, list[tuple[int, int]]], with_fin: bool
@@ -490,7 +491,7 @@ def test_receive_reassembles_exactly_once(
     assert r.fragments == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(
     st.lists(st.binary(min_size=1, max_size=120), min_size=0, max_size=6),
     st.integers(8, 200),

@@ -252,7 +252,7 @@ def test_pre_message_ephemeral(monkeypatch: pytest.MonkeyPatch, modifier: str) -
 # -- Property: garbage never escapes as anything but NoiseError ---------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.binary(min_size=48, max_size=48)))
 def test_random_bytes_to_fresh_responder_raise_only_noise_errors(data: bytes) -> None:
     responder = HandshakeState(
@@ -263,7 +263,7 @@ def test_random_bytes_to_fresh_responder_raise_only_noise_errors(data: bytes) ->
     assert not responder.is_my_turn  # the failed read changed nothing
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.binary(min_size=0, max_size=160))
 def test_random_reply_to_initiator_raises_only_noise_errors(data: bytes) -> None:
     initiator, responder = _pair()

@@ -33,6 +33,15 @@ def test_the_simulator_is_public_and_the_relay_still_there() -> None:
         assert getattr(testing, name) is not None
 
 
+def test_the_package_exports_every_public_name_of_its_modules() -> None:
+    """``seigr_stt.testing`` is the public face of ``sim`` and ``relay``: the same objects."""
+    modules = (testing.sim, testing.relay)
+    assert sorted(testing.__all__) == sorted(name for m in modules for name in m.__all__)
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(testing, name) is getattr(module, name)
+
+
 def run_transfer(seed: int) -> list[tuple[float, str, str]]:
     net = Net(seed=seed, loss=0.1, delay_s=(0.0, 0.02), duplicate=0.1)
     a, _, sid = pair(net)
