@@ -67,7 +67,7 @@ from seigr_stt.core import handshake as handshake_module
 from seigr_stt.core.events import (
     DatagramReceived,
     Event,
-    HandshakeFailedEvent,
+    HandshakeAborted,
     MessageReceived,
     SessionClosed,
     SessionEstablished,
@@ -439,11 +439,11 @@ class EndpointFuzz:
         assert any(p.type == PACKET_COOKIE_REPLY for p in net.sent_by(c))
         net.kill(c)
         net.kill(d)
-        self.stream_id = self.a.endpoint.open_stream(self.sid, net.now)
+        self.stream_id = self.a.endpoint.session(self.sid).open_stream(net.now)
         net.flush()
         self.ledgers = {"A": Ledger(), "B": Ledger()}  # by sender
         self.seen = {n.name: len(n.events) for n in (self.a, self.b)}
-        self.created = {n.name: n.endpoint.sessions_created for n in (self.a, self.b)}
+        self.created = {n.name: n.endpoint.counters.sessions_created for n in (self.a, self.b)}
         self.drops_before = {n.name: Counter(n.endpoint.drops) for n in (self.a, self.b)}
         self.seq = 0
 
@@ -467,20 +467,20 @@ class EndpointFuzz:
                 channel = rng.randrange(4)
                 data = b"%s:%d:%d:" % (sender.name.encode(), channel, self.seq)
                 data += rng.randbytes(rng.choice((0, 10, 100, 1500)))
-                sender.endpoint.send_message(self.sid, channel, data, net.now)
+                sender.endpoint.session(self.sid).send_message(channel, data, net.now)
                 ledger.sent_message(channel, data)
             elif kind < 0.75 and sender is self.a:
                 data = rng.randbytes(rng.randint(1, 3000))
-                sender.endpoint.write_stream(self.sid, self.stream_id, data, False, net.now)
+                sender.endpoint.session(self.sid).write_stream(self.stream_id, data, False, net.now)
                 ledger.stream += data
             elif kind < 0.9:
                 data = b"dg:%d:" % self.seq + rng.randbytes(rng.randint(0, 60))
-                sender.endpoint.send_datagram(self.sid, data, net.now)
+                sender.endpoint.session(self.sid).send_datagram(data, net.now)
                 ledger.datagrams.add(data)
             elif kind < 0.97:
-                sender.endpoint.ping(self.sid, net.now)
+                sender.endpoint.session(self.sid).ping(net.now)
             else:
-                sender.endpoint.request_rotation(self.sid, net.now)
+                sender.endpoint.session(self.sid).request_rotation(net.now)
         net.flush()
         net.run(0.002)
 
@@ -506,7 +506,7 @@ class EndpointFuzz:
         elif isinstance(event, DatagramReceived):
             ledger.got_datagram(event.data)
         elif isinstance(event, SessionEstablished | SessionClosed) or (
-            isinstance(event, HandshakeFailedEvent) and not event.timeout
+            isinstance(event, HandshakeAborted) and not event.timeout
         ):
             raise FuzzFailure(f"{node.name}: unexpected {event!r}")
 
@@ -541,7 +541,7 @@ class EndpointFuzz:
         for sender in (self.a, self.b):
             self.seq += 1
             data = b"final from %s" % sender.name.encode()
-            sender.endpoint.send_message(self.sid, 0, data, net.now)
+            sender.endpoint.session(self.sid).send_message(0, data, net.now)
             self.ledgers[sender.name].sent_message(0, data)
         net.flush()
         for _ in range(60):
@@ -553,7 +553,7 @@ class EndpointFuzz:
             if not ledger.complete():
                 raise FuzzFailure(f"after healing, {name}'s data is missing: {ledger.missing()}")
         for node in (self.a, self.b):
-            if node.endpoint.sessions_created != self.created[node.name]:
+            if node.endpoint.counters.sessions_created != self.created[node.name]:
                 raise FuzzFailure(f"{node.name}: a session was created by the fuzz")
             if self.sid not in node.endpoint.sessions:
                 raise FuzzFailure(f"{node.name}: the session is gone")

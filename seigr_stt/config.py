@@ -1,9 +1,28 @@
-"""Node configuration: one frozen dataclass, validated at construction (``ConfigError``)."""
+"""Configuration: frozen dataclasses validated at construction by their field types and bounds.
+
+Three parts, each read by one layer of the package, and the public facade that joins them:
+
+* :class:`SessionConfig`: what one session needs (message limits, windows, timers, rotation);
+  the sans-I/O :class:`~seigr_stt.core.session.Session` reads nothing else;
+* :class:`EndpointConfig`: the node-wide protocol limits (sessions, handshake admission);
+* :class:`TransportConfig`: record sizes per transport;
+* :class:`NodeConfig`: all of the above as one flat set of keyword arguments, what
+  :class:`~seigr_stt.STTNode` takes (``NodeConfig(max_sessions=100, keepalive_s=5)``). A
+  ``NodeConfig`` *is* each of the three parts, so it can be passed wherever one is expected.
+
+Every field is checked against its type annotation (an ``int`` field refuses ``1.5`` and
+``True``; a ``float`` field takes ints and refuses NaN and infinities; ``None`` only where the
+annotation allows it) and against the bounds in its metadata; a bad value raises
+:class:`~seigr_stt.exceptions.ConfigError` naming the class and the field.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from seigr_stt.constants import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -19,111 +38,188 @@ from seigr_stt.constants import (
     REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME_S,
+    SESSION_INITIAL_WINDOW_BYTES,
+    STREAM_INITIAL_WINDOW_BYTES,
     TOMBSTONE_S,
     UDP_MAX_RECORD_SIZE,
     WEBSOCKET_MAX_RECORD_SIZE,
 )
 from seigr_stt.exceptions import ConfigError
 
-__all__ = ["NodeConfig"]
+__all__ = ["EndpointConfig", "NodeConfig", "SessionConfig", "TransportConfig"]
+
+def _bounds(
+    minimum: float = 0, maximum: float | None = None, *, exclusive: bool = True
+) -> dict[str, Any]:
+    """Field metadata: ``minimum < value`` (``<=`` when not ``exclusive``), ``value <= maximum``."""
+    return {"min": minimum, "max": maximum, "exclusive": exclusive}
 
 
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """Settings of one node. Every field has a safe default; invalid values raise ConfigError."""
+def _allowed_types(hint: Any) -> tuple[set[type], bool]:
+    """The plain types an annotation admits, and whether it admits None."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = set(typing.get_args(hint))
+    else:
+        args = {hint}
+    allows_none = type(None) in args
+    return {a for a in args if a is not type(None)}, allows_none
 
-    max_sessions: int = DEFAULT_MAX_SESSIONS
-    """Live sessions (handshaking, active or closing) the node holds at once; more are refused."""
 
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+def _check_field(owner: str, name: str, hint: Any, metadata: Any, value: Any) -> None:
+    where = f"{owner}.{name}"
+    allowed, allows_none = _allowed_types(hint)
+    if value is None:
+        if allows_none:
+            return
+        raise ConfigError(f"{where} must be a number, not None")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number, not {value!r}")
+    if isinstance(value, float):
+        if float not in allowed:
+            raise ConfigError(f"{where} must be an int, not {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, not {value!r}")
+    minimum = metadata.get("min", 0)
+    maximum = metadata.get("max")
+    exclusive = metadata.get("exclusive", True)
+    if value < minimum or (exclusive and value == minimum):
+        relation = "greater than" if exclusive else "at least"
+        raise ConfigError(f"{where} must be {relation} {minimum:g}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{where} must be at most {maximum:g}, not {value!r}")
+
+
+class _Validated:
+    """Validates every field of a config dataclass after construction."""
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            _check_field(owner, f.name, hints[f.name], f.metadata, getattr(self, f.name))
+        self._check()
+
+    def _check(self) -> None:
+        """Checks across fields (subclasses extend it; call ``super()._check()``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionConfig(_Validated):
+    """What one session needs; every field has a safe default."""
+
+    max_message_size: int = field(default=DEFAULT_MAX_MESSAGE_SIZE, metadata=_bounds())
     """Largest message ``send_to_sessions``/``session.send`` accept, in bytes (MessageTooLarge)."""
 
-    max_channels: int = 1024
+    max_channels: int = field(default=1024, metadata=_bounds())
     """Message channels (``stream_id`` values) one peer may use in a session."""
 
-    session_idle_timeout_s: float | None = DEFAULT_SESSION_IDLE_TIMEOUT_S
+    session_idle_timeout_s: float | None = field(
+        default=DEFAULT_SESSION_IDLE_TIMEOUT_S, metadata=_bounds()
+    )
     """A session with no application data either way for this long is closed; None disables."""
 
-    keepalive_s: float = KEEPALIVE_TIMEOUT_S
+    keepalive_s: float = field(default=KEEPALIVE_TIMEOUT_S, metadata=_bounds())
     """Send an empty record when we received data but sent nothing for this long."""
 
-    persistent_keepalive_s: float | None = None
+    persistent_keepalive_s: float | None = field(default=None, metadata=_bounds())
     """Send an empty record whenever nothing was sent for this long, even when idle (like
     WireGuard's PersistentKeepalive), so a NAT or firewall mapping stays open. None: only the
     usual keepalive that answers received data. Application data resets the idle timeout, an
     empty record does not: pair this with ``session_idle_timeout_s=None`` to keep an idle session
     alive."""
 
-    rekey_after_s: float = REKEY_AFTER_TIME_S
-    """Rotate the traffic keys automatically after this long on one epoch. Must be below
-    ``REJECT_AFTER_TIME_S`` (180 s): keys older than that are refused and the session closes."""
+    rekey_after_s: float = field(
+        default=REKEY_AFTER_TIME_S, metadata=_bounds(0, REJECT_AFTER_TIME_S - 10)
+    )
+    """Rotate the traffic keys automatically after this long on one epoch. At most 170 s, so a
+    rotation completes before keys expire at ``REJECT_AFTER_TIME_S`` (180 s)."""
 
-    rekey_after_messages: int = REKEY_AFTER_MESSAGES
+    rekey_after_messages: int = field(default=REKEY_AFTER_MESSAGES, metadata=_bounds())
     """Rotate the traffic keys automatically after sending this many records on one epoch."""
 
-    key_rotation_min_interval_s: float = KEY_ROTATION_MIN_INTERVAL_S
+    key_rotation_min_interval_s: float = field(
+        default=KEY_ROTATION_MIN_INTERVAL_S, metadata=_bounds()
+    )
     """Least time between two rotations of one session (the peer must also have confirmed)."""
 
-    udp_max_record_size: int = UDP_MAX_RECORD_SIZE
-    """Largest UDP datagram the node sends (bytes). 1232 fits every IPv6 path."""
+    stream_window: int = field(
+        default=STREAM_INITIAL_WINDOW_BYTES, metadata=_bounds(1024, 1 << 40, exclusive=False)
+    )
+    """Bytes a peer may send on one stream beyond what the application has read (per-stream
+    flow-control window, §16.3). Both peers must use the same value: it is the initial credit
+    each side assumes the other grants."""
 
-    udp_pmtu_probe_max: int = PMTU_DEFAULT_PROBE_MAX
-    """Largest UDP record a session may use after probing that the path carries it (bytes;
-    ``udp_max_record_size`` or less turns probing off). Loopback and LANs with jumbo frames gain
-    the most; probes are sent with Don't Fragment set, so a path that cannot carry one loses only
-    the probe."""
+    session_window: int = field(
+        default=SESSION_INITIAL_WINDOW_BYTES, metadata=_bounds(1024, 1 << 40, exclusive=False)
+    )
+    """Bytes a peer may send on all streams of a session beyond what the application has read
+    (session flow-control window, §16.3). Both peers must use the same value."""
 
-    websocket_max_record_size: int = WEBSOCKET_MAX_RECORD_SIZE
-    """Largest WebSocket binary message the node sends or accepts (bytes)."""
 
-    handshake_half_open_max: int = HANDSHAKE_HALF_OPEN_MAX
+@dataclass(frozen=True, kw_only=True)
+class EndpointConfig(_Validated):
+    """Node-wide protocol limits: sessions and handshake admission (§10)."""
+
+    max_sessions: int = field(default=DEFAULT_MAX_SESSIONS, metadata=_bounds())
+    """Live sessions (handshaking, active or closing) the node holds at once; more are refused."""
+
+    handshake_half_open_max: int = field(default=HANDSHAKE_HALF_OPEN_MAX, metadata=_bounds())
     """Responder handshakes in flight at once; INIT packets beyond it are dropped and counted."""
 
-    handshake_load_threshold: int = HANDSHAKE_LOAD_THRESHOLD
+    handshake_load_threshold: int = field(default=HANDSHAKE_LOAD_THRESHOLD, metadata=_bounds())
     """Half-open handshakes above which INIT packets must carry a valid cookie (mac2)."""
 
-    handshake_rate_per_source_per_s: float = HANDSHAKE_RATE_PER_SOURCE_PER_S
+    handshake_rate_per_source_per_s: float = field(
+        default=HANDSHAKE_RATE_PER_SOURCE_PER_S, metadata=_bounds()
+    )
     """Handshakes (Diffie-Hellman operations) one source host may cost this node per second,
     on average: a per-source token bucket checked after mac1 and the cookie, before any DH.
     INIT packets beyond it are dropped and counted as ``rate_limited`` (docs/protocol.md §10).
     A source is the sender's IP address (all its ports share one bucket) or, on WebSocket,
     the remote host of the connection."""
 
-    handshake_burst_per_source: int = HANDSHAKE_BURST_PER_SOURCE
+    handshake_burst_per_source: int = field(default=HANDSHAKE_BURST_PER_SOURCE, metadata=_bounds())
     """Handshakes one source host may start at once before ``handshake_rate_per_source_per_s``
     applies (the bucket's capacity; a new source starts with a full bucket)."""
 
-    tombstone_s: float = TOMBSTONE_S
+    tombstone_s: float = field(default=TOMBSTONE_S, metadata=_bounds())
     """How long a closed session's id is remembered so stragglers are dropped quietly."""
 
-    capabilities: int = 0
+    capabilities: int = field(default=0, metadata=_bounds(0, (1 << 64) - 1, exclusive=False))
     """Capability bits this node advertises in its handshakes (``session.capabilities``)."""
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in ("session_idle_timeout_s", "persistent_keepalive_s"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"NodeConfig.{f.name} must be a number, not {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"NodeConfig.{f.name} must be finite")
-            if value < 0 or (value == 0 and f.name != "capabilities"):
-                raise ConfigError(f"NodeConfig.{f.name} must be positive, not {value!r}")
-        if not 256 <= self.udp_max_record_size <= 65507:
-            raise ConfigError("NodeConfig.udp_max_record_size must be within 256..65507 bytes")
-        if self.udp_pmtu_probe_max > 65000:
-            raise ConfigError("NodeConfig.udp_pmtu_probe_max must be at most 65000 bytes")
-        if not 256 <= self.websocket_max_record_size <= 16 * 1024 * 1024:
-            raise ConfigError("NodeConfig.websocket_max_record_size must be within 256 B..16 MiB")
-        if self.rekey_after_s > REJECT_AFTER_TIME_S - 10:
-            raise ConfigError(
-                f"NodeConfig.rekey_after_s must be at most {REJECT_AFTER_TIME_S - 10:g} s, so a "
-                f"rotation completes before keys expire at {REJECT_AFTER_TIME_S:g} s"
-            )
-        if self.capabilities >= 1 << 64:
-            raise ConfigError("NodeConfig.capabilities must fit in 64 bits")
-        if not isinstance(self.handshake_burst_per_source, int):
-            raise ConfigError("NodeConfig.handshake_burst_per_source must be an int")
+    def _check(self) -> None:
+        super()._check()
         if self.handshake_load_threshold > self.handshake_half_open_max:
-            raise ConfigError("handshake_load_threshold cannot exceed handshake_half_open_max")
+            raise ConfigError(
+                f"{type(self).__name__}.handshake_load_threshold cannot exceed "
+                "handshake_half_open_max"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportConfig(_Validated):
+    """Record sizes per transport (§5, §12)."""
+
+    udp_max_record_size: int = field(
+        default=UDP_MAX_RECORD_SIZE, metadata=_bounds(256, 65507, exclusive=False)
+    )
+    """Largest UDP datagram the node sends (bytes). 1232 fits every IPv6 path."""
+
+    udp_pmtu_probe_max: int = field(default=PMTU_DEFAULT_PROBE_MAX, metadata=_bounds(0, 65000))
+    """Largest UDP record a session may use after probing that the path carries it (bytes;
+    ``udp_max_record_size`` or less turns probing off). Loopback and LANs with jumbo frames gain
+    the most; probes are sent with Don't Fragment set, so a path that cannot carry one loses only
+    the probe."""
+
+    websocket_max_record_size: int = field(
+        default=WEBSOCKET_MAX_RECORD_SIZE, metadata=_bounds(256, 16 * 1024 * 1024, exclusive=False)
+    )
+    """Largest WebSocket binary message the node sends or accepts (bytes)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig(SessionConfig, EndpointConfig, TransportConfig):
+    """Settings of one node: every field of :class:`SessionConfig`, :class:`EndpointConfig` and
+    :class:`TransportConfig`, as keyword arguments. Every field has a safe default; invalid
+    values raise :class:`~seigr_stt.exceptions.ConfigError` naming the field."""

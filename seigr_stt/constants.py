@@ -2,18 +2,72 @@
 
 ``docs/protocol.md`` is the normative text; each block below names the section it comes from.
 Durations end in ``_S`` (seconds), sizes in ``_BYTES``/``_SIZE`` (bytes), counts in ``_PACKETS`` or
-``_MESSAGES``.
+``_MESSAGES``. The four numbered families of the wire and the API are ``IntEnum`` classes
+(:class:`PacketType`, :class:`FrameType`, :class:`CloseCode`, :class:`SessionState`); each member
+is equal to its int, and the flat names (``PACKET_DATA``, ``FRAME_ACK``, ``CLOSE_NORMAL``,
+``STT_SESSION_STATE_ACTIVE``, ...) stay as aliases of the members.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Final
 
+
+class SessionState(IntEnum):
+    """Session states (user API, chapter 17; docs/protocol.md §9); equal to the
+    ``STT_SESSION_STATE_*`` ints."""
+
+    HANDSHAKE = 0x00
+    ACTIVE = 0x01
+    CLOSING = 0x02
+    CLOSED = 0x03
+
+
+class PacketType(IntEnum):
+    """Byte 1 of every packet (§3)."""
+
+    HANDSHAKE_INIT = 1
+    HANDSHAKE_RESPONSE = 2
+    HANDSHAKE_FINAL = 3
+    COOKIE_REPLY = 4
+    DATA = 5
+
+
+class FrameType(IntEnum):
+    """The first byte of every frame inside a record (§6). Any other value is a protocol
+    violation."""
+
+    PING = 0x01
+    PONG = 0x02
+    DATAGRAM = 0x04
+    CLOSE = 0x05
+    ACK = 0x06
+    STREAM = 0x07
+    RESET_STREAM = 0x08
+    STOP_SENDING = 0x09
+    MAX_DATA = 0x0A
+    MAX_STREAM_DATA = 0x0B
+    MAX_STREAMS = 0x0C
+
+
+class CloseCode(IntEnum):
+    """The codes this implementation sends in CLOSE (§9). A peer may send any other value up to
+    2**62 - 1 (an application's own code): received codes are plain ints."""
+
+    NORMAL = 0
+    GOING_AWAY = 1
+    PROTOCOL_ERROR = 2
+    IDLE_TIMEOUT = 3
+    DEAD_PEER = 4
+    KEY_EXPIRED = 5
+
+
 # -- Session states (user API, chapter 17; docs/protocol.md §9) --------------------------------
-STT_SESSION_STATE_HANDSHAKE: Final = 0x00
-STT_SESSION_STATE_ACTIVE: Final = 0x01
-STT_SESSION_STATE_CLOSING: Final = 0x02
-STT_SESSION_STATE_CLOSED: Final = 0x03
+STT_SESSION_STATE_HANDSHAKE: Final = SessionState.HANDSHAKE
+STT_SESSION_STATE_ACTIVE: Final = SessionState.ACTIVE
+STT_SESSION_STATE_CLOSING: Final = SessionState.CLOSING
+STT_SESSION_STATE_CLOSED: Final = SessionState.CLOSED
 
 # -- Identity and seeds (§2) ---------------------------------------------------------------------
 SEED_MIN_BYTES: Final = 32
@@ -45,11 +99,11 @@ HANDSHAKE_PAYLOAD_MAX_BYTES: Final = 512
 HANDSHAKE_MESSAGE_MAX_SIZE: Final = 1024
 
 # -- Packet types: byte 1 of every packet (§3) ---------------------------------------------------
-PACKET_HANDSHAKE_INIT: Final = 1
-PACKET_HANDSHAKE_RESPONSE: Final = 2
-PACKET_HANDSHAKE_FINAL: Final = 3
-PACKET_COOKIE_REPLY: Final = 4
-PACKET_DATA: Final = 5
+PACKET_HANDSHAKE_INIT: Final = PacketType.HANDSHAKE_INIT
+PACKET_HANDSHAKE_RESPONSE: Final = PacketType.HANDSHAKE_RESPONSE
+PACKET_HANDSHAKE_FINAL: Final = PacketType.HANDSHAKE_FINAL
+PACKET_COOKIE_REPLY: Final = PacketType.COOKIE_REPLY
+PACKET_DATA: Final = PacketType.DATA
 
 HANDSHAKE_INIT_HEADER_SIZE: Final = 8  # version, type, 2 reserved, sender index
 HANDSHAKE_REPLY_HEADER_SIZE: Final = 12  # version, type, 2 reserved, sender index, receiver index
@@ -96,7 +150,6 @@ KEY_ERASE_AFTER_S: Final = 540.0  # REJECT_AFTER_TIME_S * 3
 CLOSE_RETRANSMIT_S: Final = 0.25
 CLOSE_ATTEMPTS: Final = 4
 TOMBSTONE_S: Final = 60.0
-RTT_INITIAL_S: Final = 0.1
 
 # -- Denial of service (§10) ---------------------------------------------------------------------
 COOKIE_SECRET_LIFETIME_S: Final = 120.0
@@ -108,26 +161,26 @@ HANDSHAKE_RATE_SOURCES_MAX: Final = 4096  # token buckets kept (LRU), one per so
 PEER_TIMESTAMP_TABLE_MAX: Final = 4096
 
 # -- Close codes carried by CLOSE (§9) -----------------------------------------------------------
-CLOSE_NORMAL: Final = 0
-CLOSE_GOING_AWAY: Final = 1
-CLOSE_PROTOCOL_ERROR: Final = 2
-CLOSE_IDLE_TIMEOUT: Final = 3
-CLOSE_DEAD_PEER: Final = 4
-CLOSE_KEY_EXPIRED: Final = 5
+CLOSE_NORMAL: Final = CloseCode.NORMAL
+CLOSE_GOING_AWAY: Final = CloseCode.GOING_AWAY
+CLOSE_PROTOCOL_ERROR: Final = CloseCode.PROTOCOL_ERROR
+CLOSE_IDLE_TIMEOUT: Final = CloseCode.IDLE_TIMEOUT
+CLOSE_DEAD_PEER: Final = CloseCode.DEAD_PEER
+CLOSE_KEY_EXPIRED: Final = CloseCode.KEY_EXPIRED
 CLOSE_REASON_MAX_BYTES: Final = 123
 
 # -- Frames (§6) ---------------------------------------------------------------------------------
-FRAME_PING: Final = 0x01
-FRAME_PONG: Final = 0x02
-FRAME_DATAGRAM: Final = 0x04
-FRAME_CLOSE: Final = 0x05
-FRAME_ACK: Final = 0x06
-FRAME_STREAM: Final = 0x07
-FRAME_RESET_STREAM: Final = 0x08
-FRAME_STOP_SENDING: Final = 0x09
-FRAME_MAX_DATA: Final = 0x0A
-FRAME_MAX_STREAM_DATA: Final = 0x0B
-FRAME_MAX_STREAMS: Final = 0x0C
+FRAME_PING: Final = FrameType.PING
+FRAME_PONG: Final = FrameType.PONG
+FRAME_DATAGRAM: Final = FrameType.DATAGRAM
+FRAME_CLOSE: Final = FrameType.CLOSE
+FRAME_ACK: Final = FrameType.ACK
+FRAME_STREAM: Final = FrameType.STREAM
+FRAME_RESET_STREAM: Final = FrameType.RESET_STREAM
+FRAME_STOP_SENDING: Final = FrameType.STOP_SENDING
+FRAME_MAX_DATA: Final = FrameType.MAX_DATA
+FRAME_MAX_STREAM_DATA: Final = FrameType.MAX_STREAM_DATA
+FRAME_MAX_STREAMS: Final = FrameType.MAX_STREAMS
 ACK_RANGES_MAX_ON_WIRE: Final = 256
 
 # -- Application-level defaults (config.py) ------------------------------------------------------
@@ -137,7 +190,7 @@ DEFAULT_SESSION_IDLE_TIMEOUT_S: Final = 300.0
 WEBSOCKET_PATH: Final = "/stt"
 
 # -- Acknowledgements and loss recovery (§14), RFC 9002's values ---------------------------------
-INITIAL_RTT_S: Final = RTT_INITIAL_S
+INITIAL_RTT_S: Final = 0.1  # smoothed RTT before the first sample (RFC 9002 §6.2.2 uses 333 ms)
 MAX_ACK_DELAY_S: Final = 0.025
 ACK_DELAY_EXPONENT: Final = 3
 ACK_ELICITING_THRESHOLD: Final = 2  # acknowledge at once every 2nd ack-eliciting record
@@ -157,7 +210,12 @@ PACING_GAIN: Final = 1.25
 PACING_BURST_PACKETS: Final = 16
 
 # -- Streams and flow control (§16) ------------------------------------------------------------
-STREAM_INITIAL_WINDOW_BYTES: Final = 1024 * 1024
-SESSION_INITIAL_WINDOW_BYTES: Final = 4 * 1024 * 1024
+STREAM_INITIAL_WINDOW_BYTES: Final = 1024 * 1024  # default of SessionConfig.stream_window
+SESSION_INITIAL_WINDOW_BYTES: Final = 4 * 1024 * 1024  # default of SessionConfig.session_window
 MAX_STREAMS_DEFAULT: Final = 256
+# Stream ids (§16.1): bit 0 is the opener's side (0 = the session's initiator), bit 1 the kind
+# (0 = bidirectional byte stream, 1 = unidirectional message channel), the rest the index.
+STREAM_SIDE_BIT: Final = 0x1
+STREAM_KIND_BIT: Final = 0x2
+STREAM_INDEX_SHIFT: Final = 2
 STREAM_SEND_HIGH_WATER_BYTES: Final = 1024 * 1024

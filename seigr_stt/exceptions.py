@@ -25,14 +25,36 @@ that session with a code. What reaches the caller::
         └── NoiseInvalidKey                  a remote public key of low order
 
 A Noise error reaches only a direct user of ``seigr_stt.core.noise``: the node drops the
-handshake packet that caused it and counts it (``handshake_auth``). Exception text never
-contains key material or seeds.
+handshake packet that caused it and counts it (``handshake_auth``).
+
+The sans-I/O core signals what it found in received packets with its own exceptions, outside the
+``STTError`` tree. They are caught inside the core and turned into a counted drop or a session
+closed with ``CLOSE_PROTOCOL_ERROR``; they are never raised to you::
+
+    CoreError (Sans-I/O, never raised to you)
+    ├── PeerViolation                        an authenticated peer broke the protocol: close
+    │   ├── FrameError (also ValueError)     a record's frames do not parse
+    │   └── FlowControlError                 data beyond the credit, a changed final size
+    ├── RecordError (also ValueError)        a malformed record (dropped) or bad padding (close)
+    ├── DecryptError                         an AEAD tag did not verify (dropped, counted)
+    ├── InvalidPublicKey                     a Diffie-Hellman public key of low order
+    └── HandshakeFailed                      a refused handshake packet (``reason``: its drop)
+
+Exception text never contains key material or seeds.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CoreError",
+    "DecryptError",
+    "FlowControlError",
+    "FrameError",
+    "HandshakeFailed",
+    "InvalidPublicKey",
+    "PeerViolation",
+    "RecordError",
     "HandshakeError",
     "HandshakeTimeout",
     "KeyRotationError",
@@ -155,3 +177,45 @@ class NoiseInvalidKey(NoiseError):
 
 
 # -- end of Noise errors ---------------------------------------------------------------------------
+
+
+# -- Sans-I/O core errors: caught inside the core, never raised to the caller --------------------
+
+
+class CoreError(Exception):
+    """(Sans-I/O, never raised to you) Base class of what the core finds in received packets."""
+
+
+class PeerViolation(CoreError):
+    """(Sans-I/O) An authenticated peer broke the protocol; the session closes with
+    ``CLOSE_PROTOCOL_ERROR`` and this message as the reason."""
+
+
+class FrameError(PeerViolation, ValueError):
+    """(Sans-I/O) The plaintext of an authenticated record does not parse."""
+
+
+class FlowControlError(PeerViolation):
+    """(Sans-I/O) The peer sent beyond the credit we granted, or changed a stream's final size."""
+
+
+class RecordError(CoreError, ValueError):
+    """(Sans-I/O) A record is malformed (before authentication) or its padding is invalid
+    (after)."""
+
+
+class DecryptError(CoreError):
+    """(Sans-I/O) An AEAD tag did not verify: the ciphertext, key, nonce or associated data is
+    wrong."""
+
+
+class InvalidPublicKey(CoreError):
+    """(Sans-I/O) A Diffie-Hellman public key is of low order or otherwise unusable."""
+
+
+class HandshakeFailed(CoreError):
+    """(Sans-I/O) A handshake packet was refused; ``reason`` is its drop counter (§11)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason

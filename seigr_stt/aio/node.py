@@ -27,11 +27,14 @@ from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WebSocketServer, WSLink, open_client_link
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import CLOSE_ATTEMPTS, CLOSE_GOING_AWAY, CLOSE_RETRANSMIT_S, WEBSOCKET_PATH
-from seigr_stt.core.endpoint import DROP_REASONS, Endpoint
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.stats import DropReason
+
+DROP_REASONS = tuple(DropReason)
 from seigr_stt.core.events import (
     DatagramReceived,
     Event,
-    HandshakeFailedEvent,
+    HandshakeAborted,
     KeyRotated,
     MessageReceived,
     PeerAddressChanged,
@@ -418,7 +421,7 @@ class STTNode:
                 wrapper._on_datagram(event.data)
         elif isinstance(event, SessionEstablished):
             self._on_established(event)
-        elif isinstance(event, HandshakeFailedEvent):
+        elif isinstance(event, HandshakeAborted):
             pending = self._connects.pop(event.handle, None)
             if pending is not None and not pending.future.done():
                 error: HandshakeError = (

@@ -1,10 +1,11 @@
 """The cryptographic primitives, and the one module that calls the AEAD.
 
 X25519 comes from pynacl; BLAKE2b, HMAC and HKDF from the standard library. See
-``docs/protocol.md`` §1. Every caller goes through these functions, so the AEAD backend is chosen
+``docs/protocol.md`` §1. Every caller goes through this module, so the AEAD backend is chosen
 here alone, by measurement: ChaCha20-Poly1305 (IETF) from pyca/cryptography when it is installed
 (the ``speed`` extra; about 2.5x faster per call for 64–1200-byte records on our machines, see
-docs/performance.md), else from pynacl. Both produce identical bytes (tested).
+docs/performance.md), else from pynacl. Both produce identical bytes (tested). The module holds
+no state: a traffic key's cipher object is made by :func:`make_aead` and held by its owner.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from typing import Protocol
 
 from nacl import bindings as _nacl
 from nacl.exceptions import CryptoError as _NaclCryptoError
 from nacl.exceptions import RuntimeError as _NaclRuntimeError
 
 from seigr_stt.constants import KDF_PERSON, KEY_BYTES, MAC_BYTES
+from seigr_stt.exceptions import DecryptError, InvalidPublicKey
 
 __all__ = [
     "AEAD_BACKEND",
@@ -25,17 +28,20 @@ __all__ = [
     "DH_LEN",
     "HASH_LEN",
     "TAG_LEN",
+    "Aead",
     "DecryptError",
     "InvalidPublicKey",
+    "NaclAead",
+    "PycaAead",
     "aead_decrypt",
     "aead_encrypt",
     "dh",
-    "forget_key",
     "hash_",
     "hkdf",
     "hmac_hash",
     "kdf",
     "mac",
+    "make_aead",
     "public_key",
     "xaead_decrypt",
     "xaead_encrypt",
@@ -47,14 +53,6 @@ BLOCK_LEN = 128
 TAG_LEN = 16
 _NONCE_PREFIX = b"\x00\x00\x00\x00"
 _LE64 = struct.Struct("<Q")
-
-
-class DecryptError(Exception):
-    """An AEAD tag did not verify: the ciphertext, key, nonce or associated data is wrong."""
-
-
-class InvalidPublicKey(Exception):
-    """A Diffie-Hellman public key is of low order or otherwise unusable."""
 
 
 def public_key(private: bytes) -> bytes:
@@ -72,15 +70,51 @@ def dh(private: bytes, public: bytes) -> bytes:
         raise InvalidPublicKey("low-order or invalid public key") from exc
 
 
-def _nacl_encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:
-    return bytes(_nacl.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, ad, nonce, key))
+class Aead(Protocol):
+    """ChaCha20-Poly1305 (IETF) bound to one key, with Noise's nonce (4 zero bytes, then the
+    64-bit little-endian counter). Made by :func:`make_aead`; the key schedule holds one per
+    traffic key, so a key's cipher object lives exactly as long as the key (no global cache)."""
+
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes: ...
+
+    def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+        """Raises :class:`DecryptError` on any mismatch."""
+        ...
 
 
-def _nacl_decrypt(key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bytes:
-    try:
-        return bytes(_nacl.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key))
-    except (_NaclCryptoError, _NaclRuntimeError) as exc:
-        raise DecryptError("authentication failed") from exc
+def _nonce(counter: int) -> bytes:
+    return _NONCE_PREFIX + _LE64.pack(counter)
+
+
+class NaclAead:
+    """The pynacl backend (libsodium)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "NaclAead()"
+
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+        return bytes(
+            _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(
+                plaintext, ad, _nonce(counter), self._key
+            )
+        )
+
+    def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+        if len(ciphertext) < TAG_LEN:
+            raise DecryptError("ciphertext shorter than its tag")
+        try:
+            return bytes(
+                _nacl.crypto_aead_chacha20poly1305_ietf_decrypt(
+                    ciphertext, ad, _nonce(counter), self._key
+                )
+            )
+        except (_NaclCryptoError, _NaclRuntimeError) as exc:
+            raise DecryptError("authentication failed") from exc
 
 
 try:  # pragma: no branch - which one depends on the installation
@@ -89,51 +123,51 @@ try:  # pragma: no branch - which one depends on the installation
 except ImportError:  # pragma: no cover - exercised by the backend tests with the module hidden
     _ChaCha = None  # type: ignore[assignment,misc]
 
-_CIPHERS: dict[bytes, _ChaCha] = {}
-_CIPHER_CACHE_MAX = 4096
 
+class PycaAead:
+    """The pyca/cryptography backend (OpenSSL): about 2.5x faster per call for 64–1200-byte
+    records on our machines (docs/performance.md)."""
 
-def _cipher(key: bytes) -> _ChaCha:
-    cipher = _CIPHERS.get(key)
-    if cipher is None:
-        if len(_CIPHERS) >= _CIPHER_CACHE_MAX:
-            _CIPHERS.clear()
-        cipher = _CIPHERS[key] = _ChaCha(key)
-    return cipher
+    __slots__ = ("_cipher",)
 
+    def __init__(self, key: bytes) -> None:
+        self._cipher = _ChaCha(key)
 
-def _pyca_encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:
-    return _cipher(key).encrypt(nonce, plaintext, ad)
+    def __repr__(self) -> str:
+        return "PycaAead()"
 
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+        return self._cipher.encrypt(_NONCE_PREFIX + _LE64.pack(counter), plaintext, ad)
 
-def _pyca_decrypt(key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bytes:
-    try:
-        return _cipher(key).decrypt(nonce, ciphertext, ad)
-    except _InvalidTag as exc:
-        raise DecryptError("authentication failed") from exc
+    def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+        if len(ciphertext) < TAG_LEN:
+            raise DecryptError("ciphertext shorter than its tag")
+        try:
+            return self._cipher.decrypt(_NONCE_PREFIX + _LE64.pack(counter), ciphertext, ad)
+        except _InvalidTag as exc:
+            raise DecryptError("authentication failed") from exc
 
 
 #: The AEAD in use: ``"cryptography"`` or ``"pynacl"``.
 AEAD_BACKEND = "cryptography" if _ChaCha is not None else "pynacl"
-_encrypt = _pyca_encrypt if _ChaCha is not None else _nacl_encrypt
-_decrypt = _pyca_decrypt if _ChaCha is not None else _nacl_decrypt
+_AEAD_CLASS: type[PycaAead] | type[NaclAead] = PycaAead if _ChaCha is not None else NaclAead
 
 
-def forget_key(key: bytes) -> None:
-    """Drop the cached cipher object of a key that is being erased."""
-    _CIPHERS.pop(key, None)
+def make_aead(key: bytes) -> Aead:
+    """An :class:`Aead` for one 32-byte key, from the faster backend installed."""
+    return _AEAD_CLASS(key)
 
 
 def aead_encrypt(key: bytes, counter: int, ad: bytes, plaintext: bytes) -> bytes:
-    """ChaCha20-Poly1305 (IETF) with Noise's nonce: 4 zero bytes then the 64-bit LE counter."""
-    return _encrypt(key, _NONCE_PREFIX + _LE64.pack(counter), ad, plaintext)
+    """One-shot :meth:`Aead.encrypt` (the handshake's few calls; records use :func:`make_aead`)."""
+    return _AEAD_CLASS(key).encrypt(counter, ad, plaintext)
 
 
 def aead_decrypt(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
     """Open what :func:`aead_encrypt` sealed; raises :class:`DecryptError` on any mismatch."""
     if len(ciphertext) < TAG_LEN:
         raise DecryptError("ciphertext shorter than its tag")
-    return _decrypt(key, _NONCE_PREFIX + _LE64.pack(counter), ad, ciphertext)
+    return _AEAD_CLASS(key).decrypt(counter, ad, ciphertext)
 
 
 def xaead_encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = [
     "DatagramReceived",
     "Event",
-    "HandshakeFailedEvent",
+    "HandshakeAborted",
     "KeyRotated",
     "MessageReceived",
     "PeerAddressChanged",
@@ -33,8 +33,9 @@ class SessionEstablished:
 
 
 @dataclass(frozen=True, slots=True)
-class HandshakeFailedEvent:
-    """An initiated handshake gave up; ``timeout`` tells a timeout from a refusal."""
+class HandshakeAborted:
+    """An initiated handshake gave up; ``timeout`` tells a timeout from a refusal (or the
+    transport closing). ``handle`` is what ``Endpoint.connect`` returned."""
 
     handle: int
     reason: str
@@ -46,7 +47,7 @@ class MessageReceived:
     """A complete application message arrived on message channel ``channel``.
 
     ``credit`` is the flow-control credit the adapter returns with
-    ``Endpoint.consume_message`` once the application has taken the message (§16.3).
+    ``Session.consume_message`` once the application has taken the message (§16.3).
     """
 
     session_id: bytes
@@ -57,7 +58,7 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class PongReceived:
-    """The peer answered the PING that :meth:`Endpoint.ping` returned ``token`` for."""
+    """The peer answered the PING that ``Session.ping`` returned ``token`` for."""
 
     session_id: bytes
     token: int
@@ -75,7 +76,7 @@ class StreamOpened:
 class StreamDataReceived:
     """Bytes of byte stream ``stream_id``, in order; ``fin`` when the peer finished it.
 
-    The adapter returns credit with ``Endpoint.consume_stream`` as the application reads.
+    The adapter returns credit with ``Session.consume_stream`` as the application reads.
     """
 
     session_id: bytes
@@ -132,7 +133,7 @@ class SessionClosed:
 
 Event = (
     SessionEstablished
-    | HandshakeFailedEvent
+    | HandshakeAborted
     | MessageReceived
     | DatagramReceived
     | KeyRotated

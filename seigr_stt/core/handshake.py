@@ -14,7 +14,6 @@ authenticated session id = initiator index || responder index.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,29 +37,20 @@ from seigr_stt.constants import (
     PROTOCOL_VERSION,
 )
 from seigr_stt.core import crypto
+from seigr_stt.core.cookie import finish_packet
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, node_id_from_static
 from seigr_stt.core.noise import HandshakeState, NoiseError
+from seigr_stt.exceptions import HandshakeFailed
 
 __all__ = [
     "HandshakeFailed",
     "HandshakeResult",
     "InitiatorHandshake",
     "ResponderHandshake",
-    "check_mac1",
-    "check_mac2",
     "parse_handshake_header",
 ]
 
-_ZERO_MAC = bytes(MAC_BYTES)
 _MACS = 2 * MAC_BYTES
-
-
-class HandshakeFailed(Exception):
-    """A handshake packet was refused; ``reason`` is the drop-counter name (§11)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,29 +92,6 @@ def parse_handshake_header(packet: bytes) -> tuple[int, bytes, bytes]:
             raise HandshakeFailed("size")
         return ptype, packet[4:8], packet[8:12]
     raise HandshakeFailed("type")
-
-
-def check_mac1(packet: bytes, mac1_key: bytes) -> bool:
-    """Constant-time check of a handshake packet's mac1 (§10): cheap, done before any DH."""
-    expected = crypto.mac(mac1_key, packet[:-_MACS])
-    return hmac.compare_digest(expected, packet[-_MACS:-MAC_BYTES])
-
-
-def check_mac2(packet: bytes, cookie: bytes) -> bool:
-    """Constant-time check of mac2 against the cookie this source should hold (§10)."""
-    expected = crypto.mac(cookie, packet[:-MAC_BYTES])
-    return hmac.compare_digest(expected, packet[-MAC_BYTES:])
-
-
-def mac1_of(packet: bytes) -> bytes:
-    """The mac1 field of a handshake packet (associated data of a cookie reply)."""
-    return packet[-_MACS:-MAC_BYTES]
-
-
-def _finish(body: bytes, mac1_key: bytes, cookie: bytes | None) -> bytes:
-    with_mac1 = body + crypto.mac(mac1_key, body)
-    mac2 = crypto.mac(cookie, with_mac1) if cookie is not None else _ZERO_MAC
-    return with_mac1 + mac2
 
 
 def _pack(payload: dict[str, Any]) -> bytes:
@@ -253,7 +220,7 @@ class InitiatorHandshake:
 
     def init_packet(self, cookie: bytes | None = None) -> bytes:
         """The INIT packet (same bytes on every retry; mac2 set when a cookie is held)."""
-        return _finish(self._body, self.secrets.mac1_key, cookie)
+        return finish_packet(self._body, self.secrets.mac1_key, cookie)
 
     def receive_response(self, packet: bytes) -> bytes:
         """Process a RESPONSE (mac1 already checked); return the FINAL packet to send.
@@ -280,7 +247,7 @@ class InitiatorHandshake:
         self._state = state
         header = bytes([PROTOCOL_VERSION, PACKET_HANDSHAKE_FINAL, 0, 0]) + self.local_index + sender
         message = self._state.write_message(_pack({"i": self.local_index, "r": sender}))
-        self.final_packet = _finish(header + message, self.secrets.mac1_key, None)
+        self.final_packet = finish_packet(header + message, self.secrets.mac1_key, None)
         self.result = _result(
             self._state,
             initiator=True,
@@ -335,7 +302,7 @@ class ResponderHandshake:
             )
         except NoiseError as exc:
             raise HandshakeFailed("handshake_auth", str(exc)) from exc
-        self.response_packet = _finish(header + message, secrets.mac1_key, None)
+        self.response_packet = finish_packet(header + message, secrets.mac1_key, None)
         self.result: HandshakeResult | None = None
         self.final_digest: bytes | None = None
 

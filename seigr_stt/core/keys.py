@@ -19,16 +19,34 @@ from seigr_stt.constants import (
     KEY_GRACE_RTT_FACTOR,
     LABEL_SESSION_KEY,
     REJECT_AFTER_MESSAGES,
+    REJECT_AFTER_TIME_S,
 )
 from seigr_stt.core import crypto
 from seigr_stt.core.noise import rekey
 from seigr_stt.core.replay import ReplayWindow
 
-__all__ = ["SLOT_CURRENT", "SLOT_NEXT", "SLOT_PREVIOUS", "KeySchedule"]
+__all__ = ["SLOT_CURRENT", "SLOT_NEXT", "SLOT_PREVIOUS", "KeySchedule", "RotationPolicy"]
 
 SLOT_PREVIOUS = -1
 SLOT_CURRENT = 0
 SLOT_NEXT = 1
+
+
+class _Key:
+    """One traffic key and its cipher object: both go when the key is erased."""
+
+    __slots__ = ("aead", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.aead = crypto.make_aead(key)
+
+    def __repr__(self) -> str:
+        return "_Key(<secret>)"
+
+    def next(self) -> _Key:
+        """The next epoch's key: ``REKEY(key)`` (one-way)."""
+        return _Key(rekey(self.key))
 
 
 class KeySchedule:
@@ -38,6 +56,7 @@ class KeySchedule:
     (the root of :attr:`session_key`). Contract for the receive path (§5.3): call
     :meth:`select_receive_key` with the header's epoch *before* decrypting, and
     :meth:`after_authenticated` only after the AEAD verified and the replay window accepted.
+    Each key is held with its cipher object (:func:`crypto.make_aead`); erasing a key drops both.
     """
 
     __slots__ = (
@@ -46,7 +65,7 @@ class KeySchedule:
         "_recv_current",
         "_recv_next",
         "_recv_prev",
-        "_send_key",
+        "_send",
         "epoch_started_at",
         "last_rotation_at",
         "peer_echo",
@@ -59,10 +78,10 @@ class KeySchedule:
     )
 
     def __init__(self, send_key: bytes, recv_key: bytes, exporter: bytes, now: float) -> None:
-        self._send_key: bytes | None = send_key
-        self._recv_current: bytes | None = recv_key
-        self._recv_next: bytes | None = rekey(recv_key)
-        self._recv_prev: bytes | None = None
+        self._send: _Key | None = _Key(send_key)
+        self._recv_current: _Key | None = _Key(recv_key)
+        self._recv_next: _Key | None = self._recv_current.next()
+        self._recv_prev: _Key | None = None
         self._prev_expires_at: float | None = None
         self._exporter: bytes | None = exporter
         self.send_epoch = 0
@@ -82,10 +101,21 @@ class KeySchedule:
         )
 
     # -- state ----------------------------------------------------------------------------------
+    def fingerprint(self) -> bytes:
+        """A digest of every key held and its epoch bookkeeping: equal fingerprints mean nothing
+        changed (for tests and debugging; it reveals none of the keys)."""
+        parts = [
+            slot.key if slot is not None else b"-"
+            for slot in (self._send, self._recv_prev, self._recv_current, self._recv_next)
+        ]
+        parts.append(self._exporter or b"-")
+        parts.append(repr((self._prev_expires_at, self.send_epoch, self.recv_epoch)).encode())
+        return crypto.hash_(b"|".join(parts))[:16]
+
     @property
     def erased(self) -> bool:
         """True once :meth:`erase` dropped every key."""
-        return self._send_key is None
+        return self._send is None
 
     @property
     def session_key(self) -> bytes:
@@ -104,6 +134,11 @@ class KeySchedule:
         return min(self.epoch_started_at, self.recv_epoch_started_at)
 
     @property
+    def reject_at(self) -> float:
+        """When the current keys expire (§8): ``REJECT_AFTER_TIME_S`` past ``keys_started_at``."""
+        return self.keys_started_at + REJECT_AFTER_TIME_S
+
+    @property
     def rotation_pending(self) -> bool:
         """True while the peer has not yet confirmed our latest send epoch."""
         return self.peer_echo != self.send_epoch or self.recv_epoch != self.send_epoch
@@ -113,38 +148,36 @@ class KeySchedule:
         return (
             not self.erased
             and not self.rotation_pending
-            # Same expression as the deadline Session.get_timer() returns: ``now - last >=
+            # Same expression as the deadline RotationPolicy.get_timer() returns: ``now - last >=
             # interval`` can be false at ``now == last + interval`` in floating point.
             and now >= self.last_rotation_at + min_interval_s
         )
 
     # -- send path ------------------------------------------------------------------------------
-    def next_send(self) -> tuple[bytes, int, int, int]:
-        """Reserve a counter; return ``(key, epoch, echo, counter)`` for one record.
+    def next_send(self) -> tuple[crypto.Aead, int, int, int]:
+        """Reserve a counter; return ``(aead, epoch, echo, counter)`` for one record.
 
         Raises ``ValueError`` when the keys were erased or the counter reached the reject limit
         (the session must then be closed).
         """
-        key = self._send_key
-        if key is None:
+        send = self._send
+        if send is None:
             raise ValueError("keys erased")
         counter = self.send_counter
         if counter >= REJECT_AFTER_MESSAGES:
             raise ValueError("send counter exhausted")
         self.send_counter = counter + 1
         self.sent_in_epoch += 1
-        return key, self.send_epoch, self.recv_epoch, counter
+        return send.aead, self.send_epoch, self.recv_epoch, counter
 
     def rotate(self, now: float) -> int:
         """Advance the sending direction to the next epoch; returns the new epoch.
 
         Call only when :meth:`can_rotate` is true (or when following the peer).
         """
-        if self._send_key is None or self._exporter is None:
+        if self._send is None or self._exporter is None:
             raise ValueError("keys erased")
-        old = self._send_key
-        self._send_key = rekey(old)
-        crypto.forget_key(old)
+        self._send = self._send.next()
         self._exporter = crypto.kdf(self._exporter, b"next-epoch")
         self.send_epoch += 1
         self.sent_in_epoch = 0
@@ -153,18 +186,18 @@ class KeySchedule:
         return self.send_epoch
 
     # -- receive path ---------------------------------------------------------------------------
-    def select_receive_key(self, wire_epoch: int, now: float) -> tuple[int, bytes] | None:
+    def select_receive_key(self, wire_epoch: int, now: float) -> tuple[int, crypto.Aead] | None:
         """Pick the key slot for a record's epoch byte; ``None`` means drop (reason "epoch")."""
         delta = (wire_epoch - self.recv_epoch) % EPOCH_MODULUS
         if delta == 0 and self._recv_current is not None:
-            return SLOT_CURRENT, self._recv_current
+            return SLOT_CURRENT, self._recv_current.aead
         if delta == 1 and self._recv_next is not None:
-            return SLOT_NEXT, self._recv_next
+            return SLOT_NEXT, self._recv_next.aead
         if delta == EPOCH_MODULUS - 1 and self._recv_prev is not None:
             if self._prev_expires_at is not None and now >= self._prev_expires_at:
                 self._drop_previous()
                 return None
-            return SLOT_PREVIOUS, self._recv_prev
+            return SLOT_PREVIOUS, self._recv_prev.aead
         return None
 
     def after_authenticated(self, slot: int, wire_echo: int, now: float, rtt_s: float) -> bool:
@@ -185,7 +218,7 @@ class KeySchedule:
         self._recv_prev = self._recv_current
         self._prev_expires_at = now + max(KEY_GRACE_MIN_S, KEY_GRACE_RTT_FACTOR * rtt_s)
         self._recv_current = self._recv_next
-        self._recv_next = rekey(self._recv_next)
+        self._recv_next = self._recv_next.next()
         self.recv_epoch += 1
         self.recv_epoch_started_at = now
         if self.send_epoch < self.recv_epoch:
@@ -203,18 +236,76 @@ class KeySchedule:
             self._drop_previous()
 
     def _drop_previous(self) -> None:
-        if self._recv_prev is not None:
-            crypto.forget_key(self._recv_prev)
         self._recv_prev = None
         self._prev_expires_at = None
 
     def erase(self) -> None:
-        """Drop every key (close, expiry). The schedule refuses all use afterwards."""
-        for key in (self._send_key, self._recv_current, self._recv_next):
-            if key is not None:
-                crypto.forget_key(key)
-        self._send_key = None
+        """Drop every key and cipher object (close, expiry). The schedule refuses all use
+        afterwards."""
+        self._send = None
         self._recv_current = None
         self._recv_next = None
         self._exporter = None
         self._drop_previous()
+
+
+class RotationPolicy:
+    """When a session rotates its keys (§7): on request, or when due by time or by count; never
+    before both sides are on one epoch and a minimum interval has passed. Reports each version
+    the peer confirmed once."""
+
+    __slots__ = (
+        "confirmed_version",
+        "rekey_after_messages",
+        "rekey_after_s",
+        "requested",
+        "target",
+    )
+
+    def __init__(self, rekey_after_s: float, rekey_after_messages: int) -> None:
+        self.rekey_after_s = rekey_after_s
+        self.rekey_after_messages = rekey_after_messages
+        self.requested = False
+        self.target = 0
+        self.confirmed_version = 0
+
+    def request(self, keys: KeySchedule) -> int:
+        """Ask for one rotation; returns the key version that will satisfy it."""
+        if self.requested and self.target > keys.send_epoch:
+            return self.target  # a rotation still to come serves this request too
+        # (A request whose target was reached by following the peer must not satisfy this one.)
+        self.requested = True
+        self.target = keys.send_epoch + 1
+        return self.target
+
+    def maybe_rotate(self, keys: KeySchedule, now: float, interval_s: float) -> bool:
+        """Rotate the sending keys if a rotation is requested or due and allowed now; returns
+        True when it rotated (the caller sends a record to carry the new epoch)."""
+        if not self.requested:
+            due_by_time = now >= keys.epoch_started_at + self.rekey_after_s
+            due_by_count = keys.sent_in_epoch >= self.rekey_after_messages
+            if due_by_time or due_by_count:
+                self.requested = True
+                self.target = keys.send_epoch + 1
+        if not (self.requested and keys.can_rotate(now, interval_s)):
+            return False
+        rotated = keys.send_epoch < self.target
+        if rotated:
+            keys.rotate(now)
+        self.requested = False
+        return rotated
+
+    def newly_confirmed(self, keys: KeySchedule) -> int | None:
+        """The send epoch, the first time the peer is seen to use it too; else None."""
+        version = keys.send_epoch
+        if version > self.confirmed_version and not keys.rotation_pending:
+            self.confirmed_version = version
+            return version
+        return None
+
+    def get_timer(self, keys: KeySchedule, interval_s: float) -> float | None:
+        """When :meth:`maybe_rotate` may next act. While the peer has not confirmed the last
+        rotation, its record (not a timer) unblocks the next one: None then."""
+        if self.requested:
+            return None if keys.rotation_pending else keys.last_rotation_at + interval_s
+        return keys.epoch_started_at + self.rekey_after_s

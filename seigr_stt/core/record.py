@@ -23,13 +23,14 @@ from typing import NamedTuple
 from seigr_stt.constants import (
     AEAD_TAG_BYTES,
     INNER_TYPE_FRAMES,
-    PACKET_DATA,
     PROTOCOL_VERSION,
     RECORD_HEADER_SIZE,
     RECORD_MIN_SIZE,
     RECORD_PAD_MULTIPLE_BYTES,
+    PacketType,
 )
 from seigr_stt.core import crypto
+from seigr_stt.exceptions import RecordError
 
 __all__ = [
     "RecordError",
@@ -46,10 +47,6 @@ _INNER_TYPE = bytes([INNER_TYPE_FRAMES])
 _PAD_BLOCKS = tuple(bytes(i) for i in range(RECORD_PAD_MULTIPLE_BYTES))
 
 
-class RecordError(ValueError):
-    """A record is malformed (before authentication) or its padding is invalid (after)."""
-
-
 class RecordHeader(NamedTuple):
     """The parsed clear header of a record; all of it is authenticated as associated data."""
 
@@ -62,7 +59,7 @@ class RecordHeader(NamedTuple):
 def pack_header(epoch: int, echo: int, session_id: bytes, counter: int) -> bytes:
     """Encode a record header (the associated data of the record's AEAD)."""
     return _HEADER.pack(
-        PROTOCOL_VERSION, PACKET_DATA, epoch & 0xFF, echo & 0xFF, session_id, counter
+        PROTOCOL_VERSION, PacketType.DATA, epoch & 0xFF, echo & 0xFF, session_id, counter
     )
 
 
@@ -76,7 +73,7 @@ def parse_header(packet: bytes) -> RecordHeader:
     version, ptype, epoch, echo, session_id, counter = _HEADER.unpack_from(packet)
     if version != PROTOCOL_VERSION:
         raise RecordError("unsupported protocol version")
-    if ptype != PACKET_DATA:
+    if ptype != PacketType.DATA:
         raise RecordError("not a data record")
     return RecordHeader(epoch, echo, session_id, counter)
 
@@ -87,7 +84,9 @@ def max_frames_size(record_size: int) -> int:
     return room - room % RECORD_PAD_MULTIPLE_BYTES - 1
 
 
-def seal_record(key: bytes, header: bytes, counter: int, frames: bytes, pad_to: int = 0) -> bytes:
+def seal_record(
+    aead: crypto.Aead, header: bytes, counter: int, frames: bytes, pad_to: int = 0
+) -> bytes:
     """Pad ``frames``, encrypt with ``header`` as associated data, and return the record.
 
     ``pad_to`` asks for the largest record of at most that many bytes (path-MTU probes, §12.1:
@@ -98,17 +97,17 @@ def seal_record(key: bytes, header: bytes, counter: int, frames: bytes, pad_to: 
     extra = pad_to - (RECORD_HEADER_SIZE + len(plaintext) + AEAD_TAG_BYTES)
     if extra > 0:
         plaintext += bytes(extra - extra % RECORD_PAD_MULTIPLE_BYTES)
-    return header + crypto.aead_encrypt(key, counter, header, plaintext)
+    return header + aead.encrypt(counter, header, plaintext)
 
 
-def open_record(key: bytes, packet: bytes, counter: int) -> bytes:
+def open_record(aead: crypto.Aead, packet: bytes, counter: int) -> bytes:
     """Authenticate and decrypt a record, then strip its padding; returns the frames bytes.
 
     Raises :class:`crypto.DecryptError` if authentication fails and :class:`RecordError` if the
     authenticated plaintext has no valid inner type (a protocol violation by the peer).
     """
     header = packet[:RECORD_HEADER_SIZE]
-    plaintext = crypto.aead_decrypt(key, counter, header, packet[RECORD_HEADER_SIZE:])
+    plaintext = aead.decrypt(counter, header, packet[RECORD_HEADER_SIZE:])
     stripped = plaintext.rstrip(b"\x00")
     if not stripped or stripped[-1] != INNER_TYPE_FRAMES:
         raise RecordError("invalid inner type")

@@ -10,6 +10,7 @@ the session for retransmission. Nothing here reads a clock.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core.rangeset import RangeSet
 
-__all__ = ["AckTracker", "LossRecovery", "RttEstimator", "SentRecord"]
+__all__ = ["AckTracker", "Delivery", "LossRecovery", "RttEstimator", "SentRecord"]
 
 
 class RttEstimator:
@@ -124,6 +125,11 @@ class AckTracker:
         return ranges[0][1], delay_us >> ACK_DELAY_EXPONENT, ranges
 
 
+#: A frame that must survive loss, with the handler told ``acked`` True (the record carrying it
+#: was acknowledged) or False (declared lost) exactly once.
+Delivery = tuple[Any, Callable[[Any, bool], None]]
+
+
 @dataclass(slots=True)
 class SentRecord:
     """What one sent record carried, kept until it is acknowledged or declared lost."""
@@ -133,7 +139,7 @@ class SentRecord:
     size: int
     ack_eliciting: bool
     in_flight: bool
-    frames: list[Any] = field(default_factory=list)
+    frames: list[Delivery] = field(default_factory=list)
 
 
 class LossRecovery:
@@ -286,13 +292,6 @@ class LossRecovery:
             return [], False
         self.pto_count += 1
         return [], True
-
-    def oldest_unacked_frames(self) -> list[Any]:
-        """Frames of the oldest ack-eliciting record in flight (what a probe resends)."""
-        for record in self._sent.values():
-            if record.ack_eliciting and record.frames:
-                return list(record.frames)
-        return []
 
     def forget_all(self) -> list[SentRecord]:
         """Drop every record in flight (session closing): returns them."""

@@ -127,6 +127,10 @@ class ReplayWindow:
         self._started = True
         return True
 
+    def snapshot(self) -> tuple[int | None, tuple[int, ...]]:
+        """``(highest, bitmap blocks)``: equal snapshots mean equal windows."""
+        return self.highest, tuple(self._ring)
+
     def __repr__(self) -> str:
         """Show the highest accepted counter only, never the bitmap."""
         return f"ReplayWindow(highest={self.highest!r})"

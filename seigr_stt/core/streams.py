@@ -13,12 +13,9 @@ Both are pure data structures: the session decides when frames go out.
 from __future__ import annotations
 
 from seigr_stt.core.rangeset import RangeSet
+from seigr_stt.exceptions import FlowControlError
 
 __all__ = ["FlowControlError", "ReceiveStream", "SendStream"]
-
-
-class FlowControlError(Exception):
-    """The peer sent beyond the credit we granted, or changed a stream's final size."""
 
 
 class SendStream:

@@ -10,7 +10,7 @@ Two simulators:
       net = Net(seed=7, loss=0.05, delay_s=(0.010, 0.030), duplicate=0.01)
       a, b = net.add_node("A"), net.add_node("B")
       sid = net.establish(a, b)
-      a.endpoint.send_message(sid, 0, b"hello", net.now)
+      a.session(sid).send_message(0, b"hello", net.now)
       net.flush()
       net.run(1.0)
       assert [e.data for e in b.events_of(MessageReceived)] == [b"hello"]

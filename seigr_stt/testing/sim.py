@@ -15,6 +15,7 @@ from typing import TypeVar
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import UDP_MAX_RECORD_SIZE
 from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.events import (
     Event,
     MessageReceived,
@@ -92,6 +93,11 @@ class Node:
     events: list[tuple[float, Event]] = field(default_factory=list)
     net: Net | None = field(default=None, repr=False)
     auto_consume: bool = True
+    link: Link = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        #: The node's one transport, as its endpoint sees it (a UDP-like datagram link).
+        self.link = Link(TransportKind.UDP, self.max_record_size)
 
     @property
     def now(self) -> float:
@@ -217,11 +223,7 @@ class Net:
     def connect(self, a: Node, b: Node, *, timeout_s: float = 10.0) -> int:
         """Start a handshake from ``a`` to ``b``; returns the handle its events will carry."""
         handle = a.endpoint.connect(
-            b.addr,
-            self.now,
-            timestamp_ns=self.timestamp_ns(),
-            max_record_size=a.max_record_size,
-            timeout_s=timeout_s,
+            b.addr, self.now, link=a.link, timestamp_ns=self.timestamp_ns(), timeout_s=timeout_s
         )
         self.flush_node(a)
         return handle
@@ -273,10 +275,14 @@ class Net:
     @staticmethod
     def _consume(node: Node, event: Event) -> bool:
         if isinstance(event, MessageReceived):
-            node.endpoint.consume_message(event.session_id, event.channel, event.credit)
+            session = node.endpoint.get_session(event.session_id)
+            if session is not None:
+                session.consume_message(event.channel, event.credit)
             return True
         if isinstance(event, StreamDataReceived) and event.data:
-            node.endpoint.consume_stream(event.session_id, event.stream_id, len(event.data))
+            session = node.endpoint.get_session(event.session_id)
+            if session is not None:
+                session.consume_stream(event.stream_id, len(event.data))
             return True
         return False
 
@@ -314,7 +320,7 @@ class Net:
 
     def inject(self, node: Node, data: bytes, src: Addr) -> list[Packet]:
         """Hand ``data`` to ``node`` at once, as if from ``src``; return what it sent back."""
-        node.endpoint.receive_datagram(data, src, self.now, node.max_record_size)
+        node.endpoint.receive_datagram(data, src, self.now, node.link)
         return self.flush_node(node)
 
     def deliver_held(self, packet: Packet, node: Node | None = None) -> list[Packet]:
@@ -379,9 +385,7 @@ class Net:
             packet.fate = "delivered"
             packet.delivered_at = self.now
             self.deliveries.append(packet)
-            target.endpoint.receive_datagram(
-                packet.data, packet.src, self.now, target.max_record_size
-            )
+            target.endpoint.receive_datagram(packet.data, packet.src, self.now, target.link)
             self.flush_node(target)
         while self._actions and self._actions[0][0] <= self.now:
             _, _, action = heapq.heappop(self._actions)

@@ -55,7 +55,8 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core import crypto
 from seigr_stt.core import endpoint as endpoint_module
-from seigr_stt.core.endpoint import DROP_REASONS, Endpoint
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.stats import DropReason
 from seigr_stt.core.frames import Datagram, Stream, serialize_frames
 from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake, mac1_of
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
@@ -165,7 +166,7 @@ async def settle(node: STTNode, sent: int, base: int, *, slack: int = 0) -> None
     """Wait until the node has read all but ``slack`` of ``sent`` datagrams sent since ``base``
     (keeps the flood inside the socket buffers: nothing is lost to the kernel)."""
     ep = endpoint_of(node)
-    await wait_until(lambda: ep.packets_received - base >= sent - slack, "the node to read")
+    await wait_until(lambda: ep.counters.packets_received - base >= sent - slack, "the node to read")
 
 
 @dataclass
@@ -184,9 +185,9 @@ class Quiet:
 
     def __post_init__(self) -> None:
         ep = endpoint_of(self.node)
-        self.sent = ep.packets_sent
-        self.created = ep.sessions_created
-        self.closed = ep.sessions_closed
+        self.sent = ep.counters.packets_sent
+        self.created = ep.counters.sessions_created
+        self.closed = ep.counters.sessions_closed
         session = ep.sessions[self.session_id]
         self.addr = session.addr
         self.key_version = session.keys.send_epoch
@@ -197,9 +198,9 @@ class Quiet:
 
     def check(self) -> None:
         ep = endpoint_of(self.node)
-        assert ep.packets_sent == self.sent, "the node answered hostile input"
-        assert ep.sessions_created == self.created
-        assert ep.sessions_closed == self.closed
+        assert ep.counters.packets_sent == self.sent, "the node answered hostile input"
+        assert ep.counters.sessions_created == self.created
+        assert ep.counters.sessions_closed == self.closed
         session = ep.sessions[self.session_id]
         assert session.addr == self.addr
         assert session.keys.send_epoch == self.key_version
@@ -384,12 +385,12 @@ async def test_a_record_older_than_the_window_is_dropped_before_decrypting(scene
     held = forge_record(client_core, b"")  # authentic, never delivered
     newer = [forge_record(client_core, b"") for _ in range(REPLAY_WINDOW_PACKETS + 64)]
     ep = endpoint_of(scene.server)
-    start = ep.packets_received
+    start = ep.counters.packets_received
     for i, data in enumerate(newer):
         scene.relay.inject(data)
         if i % 256 == 255:
-            await wait_until(lambda: ep.packets_received - start >= i - 256)  # noqa: B023
-    await wait_until(lambda: ep.packets_received - start >= len(newer), "the newer records")
+            await wait_until(lambda: ep.counters.packets_received - start >= i - 256)  # noqa: B023
+    await wait_until(lambda: ep.counters.packets_received - start >= len(newer), "the newer records")
     peer = scene.server.session_manager.get_session(scene.session.session_id)
     assert peer is not None
     auth_failures = peer.get_statistics()["auth_failures"]
@@ -609,7 +610,7 @@ async def test_handshake_flood_costs_bounded_cpu_and_memory(
         legit_result["steady"] = got
 
     count_dh.created = 0
-    base_received = ep.packets_received
+    base_received = ep.counters.packets_received
     before = drops(server)
     tracemalloc.start()
     mem_base, _ = tracemalloc.get_traced_memory()
@@ -846,7 +847,7 @@ def test_out_of_range_limits_are_refused(fields: dict[str, Any]) -> None:
 def test_every_drop_reason_is_in_the_node_stats() -> None:
     node = STTNode(generate_seed(), generate_seed())
     stats = node.get_stats()
-    assert set(DROP_REASONS) <= set(stats["drops"])
+    assert set(tuple(DropReason)) <= set(stats["drops"])
     assert stats["drops_total"] == 0
     assert stats["transports"]["websocket"]["text_frames_refused"] == 0
     assert stats["transports"]["websocket"]["oversized_refused"] == 0

@@ -123,7 +123,7 @@ class Pair:
 
     def send(self, frm: Node, data: bytes, channel: int = 0) -> list[Packet]:
         """Queue one message on ``frm``'s side and launch what it sends at once."""
-        frm.endpoint.send_message(self.sid, channel, data, self.net.now)
+        frm.endpoint.session(self.sid).send_message(channel, data, self.net.now)
         return self.net.flush_node(frm)
 
 
@@ -164,15 +164,15 @@ def authentic_record(
     Reserves a counter unless ``counter`` is given. ``plaintext`` replaces the padded frames
     (to forge bad padding); ``epoch``/``echo``/``key`` override the header and key (epoch abuse).
     """
-    real_key, real_epoch, real_echo, real_counter = session.keys.next_send()
-    key = real_key if key is None else key
+    real_aead, real_epoch, real_echo, real_counter = session.keys.next_send()
+    aead = real_aead if key is None else crypto.make_aead(key)
     epoch = real_epoch if epoch is None else epoch
     echo = real_echo if echo is None else echo
     counter = real_counter if counter is None else counter
     header = pack_header(epoch, echo, session.session_id, counter)
     if plaintext is not None:
-        return header + crypto.aead_encrypt(key, counter, header, plaintext)
-    return seal_record(key, header, counter, frames)
+        return header + aead.encrypt(counter, header, plaintext)
+    return seal_record(aead, header, counter, frames)
 
 
 def session_snapshot(session: Session) -> dict[str, Any]:
@@ -196,21 +196,13 @@ def session_snapshot(session: Session) -> dict[str, Any]:
         "sent_in_epoch": keys.sent_in_epoch,
         "epoch_started_at": keys.epoch_started_at,
         "last_rotation_at": keys.last_rotation_at,
-        "key_slots": (
-            keys._send_key,
-            keys._recv_prev,
-            keys._recv_current,
-            keys._recv_next,
-            keys._exporter,
-            keys._prev_expires_at,
-        ),
-        "replay_highest": keys.replay.highest,
-        "replay_ring": tuple(keys.replay._ring),
+        "key_slots": keys.fingerprint(),
+        "replay": keys.replay.snapshot(),
         "last_received_at": session.last_received_at,
         "last_sent_at": session.last_sent_at,
-        "last_data_at": session.last_data_at,
+        "timers": repr(session.timers),
         "rtt_s": session.rtt_s,
-        "has_output": session.has_output,
+        "has_output": session.packetizer.has_output(session.created_at),
         "pending_events": len(session.events),
         "close_code": session.close_code,
         "timer": session.get_timer(),
@@ -221,15 +213,9 @@ def endpoint_snapshot(endpoint: Endpoint) -> dict[str, Any]:
     """The endpoint's tables and every session's :func:`session_snapshot`."""
     return {
         "sessions": {sid: session_snapshot(s) for sid, s in endpoint.sessions.items()},
-        "by_local_index": sorted(endpoint._by_local_index),
-        "initiating": {
-            index: (p.cookie, p.retry_at, p.deadline) for index, p in endpoint._initiating.items()
-        },
-        "half_open": {index: h.expires_at for index, h in endpoint._half_open.items()},
-        "half_open_by_mac1": dict(endpoint._half_open_by_mac1),
-        "tombstones": dict(endpoint._tombstones),
-        "peer_timestamps": dict(endpoint._peer_timestamps),
-        "sessions_created": endpoint.sessions_created,
-        "sessions_closed": endpoint.sessions_closed,
+        "local_indexes": sorted(s.local_index for s in endpoint.sessions.values()),
+        "handshakes": endpoint.handshakes.snapshot(),
+        "sessions_created": endpoint.counters.sessions_created,
+        "sessions_closed": endpoint.counters.sessions_closed,
         "timer": endpoint.get_timer(),
     }

@@ -15,10 +15,11 @@ from seigr_stt.constants import (
     STT_SESSION_STATE_HANDSHAKE,
 )
 from seigr_stt.core import endpoint as endpoint_module
-from seigr_stt.core.endpoint import DROP_REASONS, Endpoint
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.stats import DropReason
 from seigr_stt.core.events import (
     DatagramReceived,
-    HandshakeFailedEvent,
+    HandshakeAborted,
     MessageReceived,
     SessionClosed,
     SessionEstablished,
@@ -70,16 +71,16 @@ def test_full_handshake(net: Net) -> None:
     assert sa.peer_index == sb.local_index
     assert sb.peer_index == sa.local_index
     assert a.endpoint.live_handshakes() == b.endpoint.live_handshakes() == 0
-    assert a.endpoint.sessions_created == b.endpoint.sessions_created == 1
-    assert a.endpoint.handshakes_started == 1
+    assert a.endpoint.counters.sessions_created == b.endpoint.counters.sessions_created == 1
+    assert a.endpoint.counters.handshakes_started == 1
     assert not a.endpoint.drops
     assert not b.endpoint.drops
-    assert a.endpoint.packets_sent == 2
-    assert b.endpoint.packets_sent == 2
-    assert a.endpoint.packets_received == b.endpoint.packets_received == 2
+    assert a.endpoint.counters.packets_sent == 2
+    assert b.endpoint.counters.packets_sent == 2
+    assert a.endpoint.counters.packets_received == b.endpoint.counters.packets_received == 2
     assert (
-        a.endpoint.bytes_sent
-        == b.endpoint.bytes_received
+        a.endpoint.counters.bytes_sent
+        == b.endpoint.counters.bytes_received
         == sum(len(p.data) for p in net.sent_by(a))
     )
 
@@ -94,7 +95,7 @@ def test_initiator_is_confirmed_only_by_the_responders_record(net: Net) -> None:
     assert established(a) == []
     assert len(established(b)) == 1
     with pytest.raises(Exception, match="not active"):
-        a.endpoint.send_message(sa.session_id, 0, b"early", net.now)
+        a.endpoint.session(sa.session_id).send_message(0, b"early", net.now)
 
 
 def test_wrong_shared_seed(net: Net) -> None:
@@ -106,10 +107,10 @@ def test_wrong_shared_seed(net: Net) -> None:
     assert net.sent_by(b) == []
     assert b.endpoint.drops["mac1"] == len(net.sent_by(a, INIT)) > 1
     assert set(b.endpoint.drops) == {"mac1"}
-    [(t, failed)] = a.timed_events_of(HandshakeFailedEvent)
-    assert failed == HandshakeFailedEvent(handle, "no valid answer", timeout=True)
+    [(t, failed)] = a.timed_events_of(HandshakeAborted)
+    assert failed == HandshakeAborted(handle, "no valid answer", timeout=True)
     assert t == pytest.approx(start + 7.0)
-    assert a.endpoint.handshakes_failed == 1
+    assert a.endpoint.counters.handshakes_failed == 1
     assert not a.endpoint.sessions
     assert not b.endpoint.sessions
     assert a.endpoint.live_handshakes() == b.endpoint.live_handshakes() == 0
@@ -141,7 +142,7 @@ def test_lost_response_gets_the_same_response_again(net: Net) -> None:
     responses = net.sent_by(b, RESPONSE)
     assert [p.fate for p in responses] == ["filtered", "delivered"]
     assert responses[0].data == responses[1].data
-    assert b.endpoint.sessions_created == 1
+    assert b.endpoint.counters.sessions_created == 1
     assert len(established(a)) == len(established(b)) == 1
     assert not b.endpoint.drops
 
@@ -199,8 +200,8 @@ def test_simultaneous_connects_both_ways(net: Net) -> None:
     assert {e.handle for e in established(b) if e.initiator} == {hb}
     assert set(a.endpoint.sessions) == set(b.endpoint.sessions)
     for sid in a.endpoint.sessions:
-        a.endpoint.send_message(sid, 1, b"from a " + sid, net.now)
-        b.endpoint.send_message(sid, 1, b"from b " + sid, net.now)
+        a.endpoint.session(sid).send_message(1, b"from a " + sid, net.now)
+        b.endpoint.session(sid).send_message(1, b"from b " + sid, net.now)
     net.flush()
     net.run(0.1)
     assert {e.data for e in b.events_of(MessageReceived)} == {
@@ -221,8 +222,8 @@ def test_max_sessions_refusal(net: Net) -> None:
     assert b.endpoint.drops["session_limit"] >= 1
     assert len(b.endpoint.sessions) == 1
     assert [p for p in net.sent_by(b) if p.dst == "C"] == []
-    assert c.events_of(HandshakeFailedEvent) == [
-        HandshakeFailedEvent(handle, "no valid answer", timeout=True)
+    assert c.events_of(HandshakeAborted) == [
+        HandshakeAborted(handle, "no valid answer", timeout=True)
     ]
     # The full endpoint also refuses to initiate.
     with pytest.raises(ProtocolError, match="max_sessions"):
@@ -320,7 +321,7 @@ def test_stale_timestamp(net: Net) -> None:
     assert b.endpoint.drops["stale_timestamp"] == 1
     assert len(b.endpoint.sessions) == 1
     net.run(5.0)
-    failed = a.events_of(HandshakeFailedEvent)
+    failed = a.events_of(HandshakeAborted)
     assert [(f.handle, f.timeout) for f in failed] == [(handle, True)]
     assert set(a.endpoint.sessions) == {first}
     # A newer timestamp from the same peer is accepted.
@@ -336,7 +337,7 @@ def test_refusing_incoming(net: Net) -> None:
     net.run(3.0)
     assert b.endpoint.drops["handshake_state"] >= 1
     assert net.sent_by(b) == []
-    assert len(a.events_of(HandshakeFailedEvent)) == 1
+    assert len(a.events_of(HandshakeAborted)) == 1
 
 
 def test_cancel_connect_while_initiating(net: Net) -> None:
@@ -347,7 +348,7 @@ def test_cancel_connect_while_initiating(net: Net) -> None:
     assert a.endpoint.live_handshakes() == 0
     net.run(120.0)
     assert len(net.sent_by(a, INIT)) == 1
-    assert a.events_of(HandshakeFailedEvent) == []
+    assert a.events_of(HandshakeAborted) == []
 
 
 def test_cancel_connect_while_awaiting_confirmation(net: Net) -> None:
@@ -359,8 +360,8 @@ def test_cancel_connect_while_awaiting_confirmation(net: Net) -> None:
     assert sa.state == STT_SESSION_STATE_HANDSHAKE
     a.endpoint.cancel_connect(handle, net.now)
     net.flush()
-    assert a.events_of(HandshakeFailedEvent) == [
-        HandshakeFailedEvent(handle, "connect cancelled", timeout=False)
+    assert a.events_of(HandshakeAborted) == [
+        HandshakeAborted(handle, "connect cancelled", timeout=False)
     ]
     assert sa.session_id not in a.endpoint.sessions
     [closed] = a.events_of(SessionClosed)
@@ -376,11 +377,11 @@ def test_unknown_session_lookups(pair: Pair) -> None:
     assert isinstance(info.value, KeyError)
     assert unknown.hex() in str(info.value)
     for call in (
-        lambda: ep.send_message(unknown, 0, b"x", pair.net.now),
-        lambda: ep.send_datagram(unknown, b"x", pair.net.now),
-        lambda: ep.ping(unknown, pair.net.now),
-        lambda: ep.request_rotation(unknown, pair.net.now),
-        lambda: ep.close(unknown, 0, "", pair.net.now),
+        lambda: ep.session(unknown).send_message(0, b"x", pair.net.now),
+        lambda: ep.session(unknown).send_datagram(b"x", pair.net.now),
+        lambda: ep.session(unknown).ping(pair.net.now),
+        lambda: ep.session(unknown).request_rotation(pair.net.now),
+        lambda: ep.session(unknown).close(0, "", pair.net.now),
     ):
         with pytest.raises(SessionNotFound):
             call()
@@ -412,8 +413,8 @@ def test_final_for_a_forgotten_half_open(net: Net) -> None:
 
 
 def test_drop_reasons_are_documented() -> None:
-    assert len(set(DROP_REASONS)) == len(DROP_REASONS)
-    assert {"mac1", "auth", "replay", "epoch", "tombstone", "reflection"} <= set(DROP_REASONS)
+    assert len(set(tuple(DropReason))) == len(tuple(DropReason))
+    assert {"mac1", "auth", "replay", "epoch", "tombstone", "reflection"} <= set(tuple(DropReason))
 
 
 class ScriptedRng:
@@ -461,19 +462,19 @@ def test_abort_sends_nothing(pair: Pair) -> None:
     net = pair.net
     sa = pair.sa
     before = len(net.log)
-    pair.a.endpoint.abort(pair.sid, 1, "transport gone")
+    pair.a.endpoint.session(pair.sid).abort(1, "transport gone")
     assert net.flush() == []
     assert len(net.log) == before
     assert pair.a.events_of(SessionClosed) == [SessionClosed(pair.sid, 1, "transport gone", False)]
     assert sa.keys.erased
-    assert pair.sid in pair.a.endpoint._tombstones
+    assert pair.a.endpoint.recently_closed(pair.sid)
     sa.abort(2, "again")  # a closed session ignores it
     assert sa.close_code == 1
 
 
 def test_abort_keeps_the_close_code_of_a_closing_session(pair: Pair) -> None:
-    pair.a.endpoint.close(pair.sid, 7, "first", pair.net.now)
-    pair.a.endpoint.abort(pair.sid, 1, "then the link died")
+    pair.a.endpoint.session(pair.sid).close(7, "first", pair.net.now)
+    pair.a.endpoint.session(pair.sid).abort(1, "then the link died")
     pair.net.flush()
     [closed] = pair.a.events_of(SessionClosed)
     assert (closed.code, closed.reason) == (7, "first")
@@ -501,8 +502,8 @@ def test_abort_address(net: Net) -> None:
     assert set(a.endpoint.sessions) == {ac}
     assert [h.addr for h in a.endpoint._half_open.values()] == ["Z"]
     assert [p.addr for p in a.endpoint._initiating.values()] == ["Z"]
-    assert HandshakeFailedEvent(handle, "connection closed", timeout=False) in a.events_of(
-        HandshakeFailedEvent
+    assert HandshakeAborted(handle, "connection closed", timeout=False) in a.events_of(
+        HandshakeAborted
     )
     assert SessionClosed(ab, 9, "link closed", False) in a.events_of(SessionClosed)
 
@@ -530,7 +531,7 @@ def test_schedule_heap_stays_bounded() -> None:
     deadlines = set()
     for i in range(500):
         now += 0.01  # every message moves the loss-detection deadline: a new heap entry
-        ep.send_message(pair.sid, 0, b"%d" % i, now)
+        ep.session(pair.sid).send_message(0, b"%d" % i, now)
         shuttle(ep, peer, "A", now)
         shuttle(peer, ep, "B", now)  # an ACK every second record
         deadlines.add(pair.sa.get_timer())

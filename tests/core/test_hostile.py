@@ -31,7 +31,7 @@ from seigr_stt.constants import (
 from seigr_stt.core import crypto, handshake
 from seigr_stt.core.events import (
     DatagramReceived,
-    HandshakeFailedEvent,
+    HandshakeAborted,
     KeyRotated,
     MessageReceived,
     SessionClosed,
@@ -138,7 +138,7 @@ def build_scene() -> Scene:
     for i in range(4):
         pair.send(pair.a, b"a%d" % i * (i * 100))
         pair.send(pair.b, b"b%d" % i)
-        pair.a.endpoint.send_datagram(pair.sid, b"dgram", net.now)
+        pair.a.endpoint.session(pair.sid).send_datagram(b"dgram", net.now)
         net.flush()
     net.run(0.0)
 
@@ -238,7 +238,7 @@ def test_closed_session_id(net: Net) -> None:
     live = net.establish(a, b)
     doomed = net.establish(a, b)
     straggler = authentic_record(a.session(doomed), dgram(b"late"))
-    b.endpoint.close(doomed, 0, "", net.now)
+    b.endpoint.session(doomed).close(0, "", net.now)
     net.flush()
     net.run(1.0)
     assert set(b.endpoint.sessions) == {live}
@@ -266,7 +266,7 @@ def test_replayed_records(scene: Scene) -> None:
 
 def test_replay_after_rotation_and_after_grace(scene: Scene) -> None:
     pair = scene.pair
-    pair.a.endpoint.request_rotation(pair.sid, pair.net.now)
+    pair.a.endpoint.session(pair.sid).request_rotation(pair.net.now)
     pair.net.flush()
     pair.net.run(0.0)
     assert pair.sb.keys.recv_epoch == 1
@@ -403,7 +403,7 @@ def test_forged_echo(pair: Pair) -> None:
     record = authentic_record(pair.sb, b"")
     quiet_drop(pair.a, record[:3] + b"\x01" + record[4:], "auth", src="B")
     # Authenticated but bogus (the peer echoes an epoch we never sent): ignored.
-    pair.a.endpoint.request_rotation(pair.sid, pair.net.now)
+    pair.a.endpoint.session(pair.sid).request_rotation(pair.net.now)
     pair.net.drop(lambda p: True, times=1)  # our epoch-1 record never reaches b
     pair.net.flush()
     assert pair.sa.keys.rotation_pending
@@ -501,8 +501,8 @@ def test_prologue_mismatch_fails_without_fallback(
     net.run(5.0)
     assert b.endpoint.drops["handshake_auth"] >= 2
     assert net.sent_by(b) == []
-    assert a.events_of(HandshakeFailedEvent) == [
-        HandshakeFailedEvent(handle, "no valid answer", timeout=True)
+    assert a.events_of(HandshakeAborted) == [
+        HandshakeAborted(handle, "no valid answer", timeout=True)
     ]
 
 

@@ -303,7 +303,13 @@ def _rec(
     in_flight: bool = True,
     frames: list[object] | None = None,
 ) -> SentRecord:
-    return SentRecord(counter, t, size, eliciting, in_flight, list(frames or [f"f{counter}"]))
+    deliveries = [(frame, _no_handler) for frame in frames or [f"f{counter}"]]
+    return SentRecord(counter, t, size, eliciting, in_flight, deliveries)
+
+
+def _no_handler(frame: object, acked: bool) -> None:
+    """Recovery never calls the handlers itself: the session does, for what on_ack returns."""
+    raise AssertionError("LossRecovery must not call delivery handlers")
 
 
 def _counters(records: list[SentRecord]) -> list[int]:
@@ -571,22 +577,6 @@ def test_loss_persistent_congestion_needs_rtt_sample() -> None:
     assert not persistent
 
 
-def test_loss_oldest_unacked_frames() -> None:
-    lr = LossRecovery()
-    assert lr.oldest_unacked_frames() == []
-    lr.on_sent(_rec(0, 0.0, eliciting=False, frames=["ack"]))
-    lr.on_sent(SentRecord(1, 0.0, 10, True, True, []))  # eliciting but nothing to resend
-    assert lr.oldest_unacked_frames() == []
-    lr.on_sent(_rec(2, 0.0, frames=["a", "b"]))
-    lr.on_sent(_rec(3, 0.0, frames=["c"]))
-    frames = lr.oldest_unacked_frames()
-    assert frames == ["a", "b"]
-    frames.append("x")  # a copy
-    assert lr.oldest_unacked_frames() == ["a", "b"]
-    lr.on_ack(2, 0.0, [(2, 2)], 0.1)
-    assert lr.oldest_unacked_frames() == ["c"]
-
-
 def test_loss_forget_all() -> None:
     lr = LossRecovery()
     lr.on_sent(_rec(0, 0.0))
@@ -600,5 +590,4 @@ def test_loss_forget_all() -> None:
     assert lr.loss_time is None
     assert not lr.has_in_flight
     assert lr.get_timer() is None
-    assert lr.oldest_unacked_frames() == []
     assert lr.on_ack(1, 0.0, [(0, 1)], 0.02) == ([], [], False)

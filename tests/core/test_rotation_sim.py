@@ -70,13 +70,12 @@ def simulate(
     def sender(node: Node, i: int) -> None:
         channel = i % CHANNELS
         number = i // CHANNELS
-        node.endpoint.send_message(
-            sid, channel, b"%s:%d:%d" % (node.name.encode(), channel, number), net.now
+        node.endpoint.session(sid).send_message(channel, b"%s:%d:%d" % (node.name.encode(), channel, number), net.now
         )
         net.flush_node(node)
 
     def rotator(node: Node) -> None:
-        node.endpoint.request_rotation(sid, net.now)
+        node.endpoint.session(sid).request_rotation(net.now)
         rotations[0] += 1
         net.flush_node(node)
 
@@ -93,7 +92,7 @@ def simulate(
     net.loss = 0.0
     net.duplicate = 0.0
     for node in (a, b):
-        node.endpoint.ping(sid, net.now)
+        node.endpoint.session(sid).ping(net.now)
     net.flush()
     net.run(5.0)
     return Outcome(net, a, b, sid, rotations[0], messages_per_side)

@@ -6,7 +6,7 @@ from seigr_stt.config import NodeConfig
 from seigr_stt.constants import CLOSE_PROTOCOL_ERROR, STT_SESSION_STATE_ACTIVE
 from seigr_stt.core.events import MessageReceived, SessionClosed, StreamReset
 from seigr_stt.core.frames import ResetStream, StopSending, serialize_frames
-from seigr_stt.core.session import channel_stream_id
+from seigr_stt.core.flow import channel_stream_id
 from tests.core.net import authentic_record, make_pair
 
 
@@ -17,7 +17,7 @@ def test_incomplete_messages_on_many_channels_cannot_exhaust_the_session_window(
     pair = make_pair()
     payloads = [bytes([ch]) * (900 * 1024) for ch in range(5)]
     for ch, payload in enumerate(payloads):
-        pair.a.endpoint.send_message(pair.sid, ch, payload, pair.net.now)
+        pair.a.endpoint.session(pair.sid).send_message(ch, payload, pair.net.now)
     pair.net.flush_node(pair.a)
     pair.net.run(60.0)
     got = {e.channel: e.data for e in pair.b.events_of(MessageReceived)}
@@ -29,10 +29,10 @@ def test_resetting_a_partly_sent_stream_keeps_the_session() -> None:
     # The RESET_STREAM final size is what was sent, not what was written: a peer that granted
     # credit for less must not see a flow-control violation.
     pair = make_pair()
-    stream_id = pair.a.endpoint.open_stream(pair.sid, pair.net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, bytes(2 * 1024 * 1024), False, pair.net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(pair.net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, bytes(2 * 1024 * 1024), False, pair.net.now)
     pair.net.flush_node(pair.a)  # a first window's worth goes out; the rest waits for credit
-    pair.a.endpoint.reset_stream(pair.sid, stream_id, 7, pair.net.now)
+    pair.a.endpoint.session(pair.sid).reset_stream(stream_id, 7, pair.net.now)
     pair.net.flush_node(pair.a)
     pair.net.run(10.0)
     assert pair.sa.state == STT_SESSION_STATE_ACTIVE
@@ -90,7 +90,7 @@ def test_early_credit_for_incomplete_messages_is_capped_per_session() -> None:
     pair = make_pair(config=config)
     pair.b.auto_consume = False
     for ch in range(8):
-        pair.a.endpoint.send_message(pair.sid, ch, bytes(1536 * 1024), pair.net.now)
+        pair.a.endpoint.session(pair.sid).send_message(ch, bytes(1536 * 1024), pair.net.now)
     pair.net.flush_node(pair.a)
     pair.net.run(30.0)
     held = sum(len(parser.buffer) for parser in pair.sb._parsers.values())

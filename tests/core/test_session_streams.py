@@ -51,7 +51,8 @@ from seigr_stt.core.frames import (
     serialize_frames,
 )
 from seigr_stt.core.record import open_record, parse_header
-from seigr_stt.core.session import KIND_MESSAGES, Session, channel_stream_id
+from seigr_stt.core.flow import KIND_MESSAGES, channel_stream_id
+from seigr_stt.core.session import Session
 from seigr_stt.exceptions import SessionClosedError, StreamError
 from seigr_stt.testing import Net, Node, Packet
 from tests.core.net import DATA, Pair, authentic_record
@@ -168,7 +169,7 @@ def test_messages_of_every_size_arrive_intact_at_ten_percent_loss(seed: int) -> 
     for i in range(len(sizes)):
         for channel, datas in sent.items():
             if i < len(datas):
-                pair.a.endpoint.send_message(pair.sid, channel, datas[i], pair.net.now)
+                pair.a.endpoint.session(pair.sid).send_message(channel, datas[i], pair.net.now)
         pair.net.flush()
     total = sum(len(d) for d in sent[0] + sent[5])
     assert total > 4 * MiB  # more than the session window: MAX_DATA must flow back
@@ -190,7 +191,7 @@ def test_acks_retire_what_they_acknowledge_and_nothing_is_resent_without_loss() 
     # No loss and no reordering (reordering deeper than 3 records is taken for loss, RFC 9002).
     pair = lossy_pair(3, loss=0.0, delay_s=(0.015, 0.015), duplicate=0.0)
     data = payload(200_000, "clean")
-    pair.a.endpoint.send_message(pair.sid, 0, data, pair.net.now)
+    pair.a.endpoint.session(pair.sid).send_message(0, data, pair.net.now)
     pair.net.flush()
     assert pair.sa.recovery.bytes_in_flight > 0
     assert pair.sa.send_buffered == len(data) + 4  # a 4-byte varint length prefix
@@ -209,7 +210,7 @@ def test_acks_retire_what_they_acknowledge_and_nothing_is_resent_without_loss() 
 def test_lost_records_are_detected_and_their_data_retransmitted() -> None:
     pair = lossy_pair(4, loss=0.1, duplicate=0.0)
     data = payload(500_000, "lossy")
-    pair.a.endpoint.send_message(pair.sid, 2, data, pair.net.now)
+    pair.a.endpoint.session(pair.sid).send_message(2, data, pair.net.now)
     pair.net.flush()
     run_until(pair.net, lambda: bool(messages_of(pair.b)))
     quiesce(pair)
@@ -271,8 +272,8 @@ def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> No
     pair = lossy_pair(6, loss=0.05, duplicate=0.02, consume_b=False)
     net, sa, sb = pair.net, pair.sa, pair.sb
     data = payload(3 * MiB, "window")
-    stream_id = pair.a.endpoint.open_stream(pair.sid, net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, data, True, net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
     run_until(
         net, lambda: len(stream_data(pair.b).get(stream_id, b"")) >= STREAM_INITIAL_WINDOW_BYTES
@@ -290,7 +291,7 @@ def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> No
     no_violations(pair.a, pair.b)
     # Reading resumes the transfer.
     pair.b.auto_consume = True
-    pair.b.endpoint.consume_stream(pair.sid, stream_id, len(received))
+    pair.b.endpoint.session(pair.sid).consume_stream(stream_id, len(received))
     net.flush()
     run_until(net, lambda: stream_id in fins(pair.b))
     assert stream_data(pair.b)[stream_id] == data
@@ -302,7 +303,7 @@ def test_a_receiver_that_does_not_take_messages_stops_the_channel_at_its_window(
     net = pair.net
     datas = [payload(1000, i) for i in range(2500)]  # 2.5 MB on one channel
     for data in datas:
-        pair.a.endpoint.send_message(pair.sid, 4, data, net.now)
+        pair.a.endpoint.session(pair.sid).send_message(4, data, net.now)
     net.flush()
     wire = 1000 + 2  # each message with its 2-byte length prefix
     fits = STREAM_INITIAL_WINDOW_BYTES // wire
@@ -315,7 +316,7 @@ def test_a_receiver_that_does_not_take_messages_stops_the_channel_at_its_window(
     # The application takes every message it was given: the rest follows.
     pair.b.auto_consume = True
     for event in pair.b.events_of(MessageReceived):
-        pair.b.endpoint.consume_message(pair.sid, event.channel, event.credit)
+        pair.b.endpoint.session(pair.sid).consume_message(event.channel, event.credit)
     net.flush()
     run_until(net, lambda: len(messages_of(pair.b)) == len(datas))
     assert messages_of(pair.b) == datas
@@ -329,7 +330,7 @@ def test_large_messages_a_receiver_does_not_take_stop_at_the_window() -> None:
     net = pair.net
     datas = [payload(700_000, i) for i in range(3)] + [payload(3 * MiB, "big")]
     for data in datas:
-        pair.a.endpoint.send_message(pair.sid, 0, data, net.now)
+        pair.a.endpoint.session(pair.sid).send_message(0, data, net.now)
     net.flush()
     run_until(net, lambda: len(messages_of(pair.b)) == 1)
     net.run(10.0)
@@ -339,7 +340,7 @@ def test_large_messages_a_receiver_does_not_take_stop_at_the_window() -> None:
     assert stream.credit <= STREAM_INITIAL_WINDOW_BYTES
     # Taking the first message lets the second (which now leads) complete, and no more.
     [first] = pair.b.events_of(MessageReceived)
-    pair.b.endpoint.consume_message(pair.sid, 0, first.credit)
+    pair.b.endpoint.session(pair.sid).consume_message(0, first.credit)
     net.flush()
     run_until(net, lambda: len(messages_of(pair.b)) == 2)
     net.run(10.0)
@@ -347,7 +348,7 @@ def test_large_messages_a_receiver_does_not_take_stop_at_the_window() -> None:
     # Taking everything lets the rest through, including a message three windows long.
     pair.b.auto_consume = True
     for event in pair.b.events_of(MessageReceived)[1:]:
-        pair.b.endpoint.consume_message(pair.sid, 0, event.credit)
+        pair.b.endpoint.session(pair.sid).consume_message(0, event.credit)
     net.flush()
     run_until(net, lambda: len(messages_of(pair.b)) == len(datas))
     assert [digest(d) for d in messages_of(pair.b)] == [digest(d) for d in datas]
@@ -371,7 +372,7 @@ def test_lost_credit_updates_are_sent_again() -> None:
     net.filters.append(carries_first_credit)
     datas = [payload(MiB, i) for i in range(6)]  # beyond the stream and the session windows
     for data in datas:
-        pair.a.endpoint.send_message(pair.sid, 0, data, net.now)
+        pair.a.endpoint.session(pair.sid).send_message(0, data, net.now)
     net.flush()
     run_until(net, lambda: len(messages_of(pair.b)) == len(datas))
     assert lost == {MaxData: 1, MaxStreamData: 1}  # the first of each was lost, and resent
@@ -383,10 +384,10 @@ def test_lost_credit_updates_are_sent_again() -> None:
 def test_the_session_window_bounds_all_streams_together() -> None:
     pair = lossy_pair(8, loss=0.02, duplicate=0.0, consume_b=False)
     net = pair.net
-    streams = [pair.a.endpoint.open_stream(pair.sid, net.now) for _ in range(6)]
+    streams = [pair.a.endpoint.session(pair.sid).open_stream(net.now) for _ in range(6)]
     datas = {s: payload(STREAM_INITIAL_WINDOW_BYTES, s) for s in streams}  # 6 MiB in all
     for stream_id, data in datas.items():
-        pair.a.endpoint.write_stream(pair.sid, stream_id, data, True, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
 
     def total() -> int:
@@ -399,7 +400,7 @@ def test_the_session_window_bounds_all_streams_together() -> None:
     no_violations(pair.a, pair.b)
     pair.b.auto_consume = True
     for stream_id, data in stream_data(pair.b).items():
-        pair.b.endpoint.consume_stream(pair.sid, stream_id, len(data))
+        pair.b.endpoint.session(pair.sid).consume_stream(stream_id, len(data))
     net.flush()
     run_until(net, lambda: sorted(fins(pair.b)) == streams)
     assert stream_data(pair.b) == datas
@@ -409,11 +410,11 @@ def test_the_session_window_bounds_all_streams_together() -> None:
 def test_max_streams_limits_open_streams_and_finished_streams_raise_it_again() -> None:
     pair = lossy_pair(9, loss=0.05, duplicate=0.0)
     net, ep = pair.net, pair.a.endpoint
-    opened = [ep.open_stream(pair.sid, net.now) for _ in range(MAX_STREAMS_DEFAULT)]
+    opened = [ep.session(pair.sid).open_stream(net.now) for _ in range(MAX_STREAMS_DEFAULT)]
     assert len(set(opened)) == MAX_STREAMS_DEFAULT
     assert all(s & 3 == 0 for s in opened)  # client-initiated, bidirectional
     with pytest.raises(StreamError, match="allows 256 streams"):
-        ep.open_stream(pair.sid, net.now)
+        ep.session(pair.sid).open_stream(net.now)
     assert pair.sa.is_active
     # Finish 10 streams in both directions; the peer answers each with its own FIN.
     answered: set[int] = set()
@@ -422,18 +423,18 @@ def test_max_streams_limits_open_streams_and_finished_streams_raise_it_again() -
         for event in pair.b.events_of(StreamDataReceived):
             if event.fin and event.stream_id not in answered:
                 answered.add(event.stream_id)
-                pair.b.endpoint.write_stream(pair.sid, event.stream_id, b"ok", True, net.now)
+                pair.b.endpoint.session(pair.sid).write_stream(event.stream_id, b"ok", True, net.now)
         net.flush()
         return pair.sa._peer_max_streams >= MAX_STREAMS_DEFAULT + 10
 
     for stream_id in opened[:10]:
-        ep.write_stream(pair.sid, stream_id, b"done", True, net.now)
+        ep.session(pair.sid).write_stream(stream_id, b"done", True, net.now)
     net.flush()
     run_until(net, answered_and_raised)
-    more = [ep.open_stream(pair.sid, net.now) for _ in range(10)]
+    more = [ep.session(pair.sid).open_stream(net.now) for _ in range(10)]
     assert more == [(MAX_STREAMS_DEFAULT + i) << 2 for i in range(10)]
     with pytest.raises(StreamError):
-        ep.open_stream(pair.sid, net.now)
+        ep.session(pair.sid).open_stream(net.now)
     assert len(pair.b.events_of(StreamOpened)) == 10  # empty streams open lazily, with data
     # Both sides forgot the finished streams (bounded memory).
     for stream_id in opened[:10]:
@@ -452,13 +453,13 @@ def test_a_peer_opening_streams_beyond_the_limit_is_closed() -> None:
 def test_two_hundred_concurrent_byte_streams_in_both_directions() -> None:
     pair = lossy_pair(11, loss=0.05, duplicate=0.02)
     net = pair.net
-    streams = [pair.a.endpoint.open_stream(pair.sid, net.now) for _ in range(200)]
+    streams = [pair.a.endpoint.session(pair.sid).open_stream(net.now) for _ in range(200)]
     requests = {s: payload(2000 + 37 * i, f"req{s}") for i, s in enumerate(streams)}
     for stream_id, data in requests.items():
-        pair.a.endpoint.write_stream(pair.sid, stream_id, data[:700], False, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, data[:700], False, net.now)
     net.flush()
     for stream_id, data in requests.items():  # the rest later: streams interleave
-        pair.a.endpoint.write_stream(pair.sid, stream_id, data[700:], True, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, data[700:], True, net.now)
     net.flush()
     replies = {s: payload(len(requests[s]) // 2, f"rep{s}") for s in streams}
     done: set[int] = set()
@@ -467,7 +468,7 @@ def test_two_hundred_concurrent_byte_streams_in_both_directions() -> None:
         for stream_id in fins(pair.b):
             if stream_id not in done:
                 done.add(stream_id)
-                pair.b.endpoint.write_stream(pair.sid, stream_id, replies[stream_id], True, net.now)
+                pair.b.endpoint.session(pair.sid).write_stream(stream_id, replies[stream_id], True, net.now)
         net.flush()
         return len(fins(pair.a)) == 200
 
@@ -483,8 +484,8 @@ def test_two_hundred_concurrent_byte_streams_in_both_directions() -> None:
 
 # -- resets ----------------------------------------------------------------------------------
 def open_with_data(pair: Pair, data: bytes, *, fin: bool = False) -> int:
-    stream_id = pair.a.endpoint.open_stream(pair.sid, pair.net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, data, fin, pair.net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(pair.net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, fin, pair.net.now)
     pair.net.flush()
     run_until(pair.net, lambda: len(stream_data(pair.b).get(stream_id, b"")) == len(data))
     return stream_id
@@ -495,17 +496,17 @@ def test_reset_stream_reaches_the_receiver() -> None:
     net = pair.net
     stream_id = open_with_data(pair, b"partial")
     # b finishes its half, so a's reset aborts only a's sending half: a RESET_STREAM alone.
-    pair.b.endpoint.write_stream(pair.sid, stream_id, b"b-side", True, net.now)
+    pair.b.endpoint.session(pair.sid).write_stream(stream_id, b"b-side", True, net.now)
     net.flush()
     run_until(net, lambda: stream_id in fins(pair.a))
     net.drop(lambda p: p.sender == "A" and p.type == DATA)  # the first RESET_STREAM is lost
-    pair.a.endpoint.reset_stream(pair.sid, stream_id, 77, net.now)
+    pair.a.endpoint.session(pair.sid).reset_stream(stream_id, 77, net.now)
     net.flush()
     run_until(net, lambda: bool(pair.b.events_of(StreamReset)))
     assert pair.b.events_of(StreamReset) == [StreamReset(pair.sid, stream_id, 77, False)]
     assert pair.a.events_of(StreamReset) == []
     with pytest.raises(StreamError, match=r"reset|no open"):  # reset, or reset and forgotten
-        pair.a.endpoint.write_stream(pair.sid, stream_id, b"more", False, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     quiesce(pair)
     assert stream_id not in pair.sa._send
     assert stream_id not in pair.sb._recv
@@ -518,16 +519,16 @@ def test_stop_sending_makes_the_sender_reset() -> None:
     net = pair.net
     stream_id = open_with_data(pair, b"x" * 5000)
     # b's own half is finished: its reset sends only STOP_SENDING for the half it receives.
-    pair.b.endpoint.write_stream(pair.sid, stream_id, b"", True, net.now)
+    pair.b.endpoint.session(pair.sid).write_stream(stream_id, b"", True, net.now)
     net.flush()
     net.run(0.5)
-    pair.b.endpoint.reset_stream(pair.sid, stream_id, 9, net.now)
+    pair.b.endpoint.session(pair.sid).reset_stream(stream_id, 9, net.now)
     net.flush()
     net.run(0.5)
     assert pair.a.events_of(StreamReset) == [StreamReset(pair.sid, stream_id, 9, True)]
     assert pair.b.events_of(StreamReset) == []  # a's RESET_STREAM answers b's own request
     with pytest.raises(StreamError, match=r"reset|no open"):  # reset, and then forgotten
-        pair.a.endpoint.write_stream(pair.sid, stream_id, b"more", False, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     quiesce(pair)
     assert stream_id not in pair.sa._send
     assert stream_id not in pair.sb._send
@@ -538,7 +539,7 @@ def test_reset_in_both_directions_tells_each_side_once() -> None:
     pair = lossy_pair(14, loss=0.1, duplicate=0.05)
     net = pair.net
     stream_id = open_with_data(pair, payload(50_000, "both"))
-    pair.a.endpoint.reset_stream(pair.sid, stream_id, 5, net.now)
+    pair.a.endpoint.session(pair.sid).reset_stream(stream_id, 5, net.now)
     net.flush()
     quiesce(pair)
     # b learns both: a stopped sending (RESET_STREAM) and wants b to stop (STOP_SENDING).
@@ -546,7 +547,7 @@ def test_reset_in_both_directions_tells_each_side_once() -> None:
     assert {e.code for e in pair.b.events_of(StreamReset)} == {5}
     assert pair.a.events_of(StreamReset) == []
     with pytest.raises(StreamError):
-        pair.b.endpoint.write_stream(pair.sid, stream_id, b"late", False, net.now)
+        pair.b.endpoint.session(pair.sid).write_stream(stream_id, b"late", False, net.now)
     no_violations(pair.a, pair.b)
 
 
@@ -557,7 +558,7 @@ def test_stop_sending_alone_leaves_the_receiving_half_open() -> None:
     forge(pair, StopSending(stream_id, 4))  # b stops a's half, keeps its own open
     assert pair.a.events_of(StreamReset) == [StreamReset(pair.sid, stream_id, 4, True)]
     with pytest.raises(StreamError, match="was reset"):
-        pair.a.endpoint.write_stream(pair.sid, stream_id, b"more", False, net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     forge(pair, Stream(stream_id, 0, True, b"answer"))  # b's half still reaches a
     assert stream_data(pair.a) == {stream_id: b"answer"}
     assert stream_id not in pair.sa._send  # both halves done: forgotten
@@ -567,15 +568,15 @@ def test_stop_sending_alone_leaves_the_receiving_half_open() -> None:
 def test_writes_after_fin_and_bad_codes_are_refused() -> None:
     pair = lossy_pair(32, loss=0.0, duplicate=0.0)
     ep, now = pair.a.endpoint, pair.net.now
-    stream_id = ep.open_stream(pair.sid, now)
-    ep.write_stream(pair.sid, stream_id, b"all", True, now)
+    stream_id = ep.session(pair.sid).open_stream(now)
+    ep.session(pair.sid).write_stream(stream_id, b"all", True, now)
     with pytest.raises(StreamError, match="already closed for writing"):
-        ep.write_stream(pair.sid, stream_id, b"more", False, now)
+        ep.session(pair.sid).write_stream(stream_id, b"more", False, now)
     for code in (-1, 1 << 62):
         with pytest.raises(ValueError, match="out of range"):
-            ep.reset_stream(pair.sid, stream_id, code, now)
+            ep.session(pair.sid).reset_stream(stream_id, code, now)
         with pytest.raises(ValueError, match="close code"):
-            ep.close(pair.sid, code, "", now)
+            ep.session(pair.sid).close(code, "", now)
     assert pair.sa.is_active
 
 
@@ -614,11 +615,11 @@ def test_resetting_a_message_channel_is_refused() -> None:
     pair = lossy_pair(15, loss=0.0, duplicate=0.0)
     pair.send(pair.a, b"m")
     with pytest.raises(StreamError):
-        pair.a.endpoint.reset_stream(pair.sid, channel_stream_id(0, 0), 1, pair.net.now)
+        pair.a.endpoint.session(pair.sid).reset_stream(channel_stream_id(0, 0), 1, pair.net.now)
     with pytest.raises(StreamError):
-        pair.a.endpoint.write_stream(pair.sid, channel_stream_id(0, 0), b"x", False, pair.net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(channel_stream_id(0, 0), b"x", False, pair.net.now)
     with pytest.raises(StreamError):
-        pair.a.endpoint.write_stream(pair.sid, 4 << 2, b"x", False, pair.net.now)  # not opened
+        pair.a.endpoint.session(pair.sid).write_stream(4 << 2, b"x", False, pair.net.now)  # not opened
 
 
 # -- close with drain ------------------------------------------------------------------------
@@ -629,11 +630,11 @@ def test_close_with_drain_delivers_written_data_before_close(drain: bool) -> Non
     pair = lossy_pair(16, loss=0.03, delay_s=(0.0175, 0.0175), duplicate=0.0)
     net = pair.net
     data = payload(150_000, "drain")
-    stream_id = pair.a.endpoint.open_stream(pair.sid, net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, data, True, net.now)
-    pair.a.endpoint.send_message(pair.sid, 1, b"last message", net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
+    pair.a.endpoint.session(pair.sid).send_message(1, b"last message", net.now)
     net.flush()
-    pair.a.endpoint.close(pair.sid, 42, "done", net.now, drain=drain)
+    pair.a.endpoint.session(pair.sid).close(42, "done", net.now, drain=drain)
     net.flush()
     net.run(30.0)
     closed_b = closed_for(pair.b)
@@ -655,12 +656,12 @@ def test_close_with_drain_delivers_written_data_before_close(drain: bool) -> Non
 def test_drain_gives_up_at_its_deadline_when_the_peer_does_not_read() -> None:
     pair = lossy_pair(17, loss=0.0, delay_s=(0.01, 0.01), duplicate=0.0, consume_b=False)
     net = pair.net
-    stream_id = pair.a.endpoint.open_stream(pair.sid, net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, payload(2 * MiB, "stuck"), True, net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, payload(2 * MiB, "stuck"), True, net.now)
     net.flush()
     net.run(2.0)
     start = net.now
-    pair.a.endpoint.close(pair.sid, CLOSE_NORMAL, "", net.now, drain=True)
+    pair.a.endpoint.session(pair.sid).close(CLOSE_NORMAL, "", net.now, drain=True)
     net.flush()
     net.run(30.0)
     (t, closed) = pair.b.timed_events_of(SessionClosed)[0]
@@ -745,8 +746,8 @@ def test_rotation_every_100_ms_during_a_lossy_transfer_loses_nothing() -> None:
     pair = lossy_pair(24, loss=0.05, duplicate=0.02)
     net = pair.net
     data = payload(2 * MiB, "rotating")
-    stream_id = pair.a.endpoint.open_stream(pair.sid, net.now)
-    pair.a.endpoint.write_stream(pair.sid, stream_id, data, True, net.now)
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     datas = [payload(300, i) for i in range(500)]
     for i, message in enumerate(datas):
         net.schedule(
@@ -762,7 +763,7 @@ def test_rotation_every_100_ms_during_a_lossy_transfer_loses_nothing() -> None:
         nonlocal rotations
         for node in (pair.a, pair.b):
             if node.session(pair.sid).is_active:
-                node.endpoint.request_rotation(pair.sid, net.now)
+                node.endpoint.session(pair.sid).request_rotation(net.now)
         rotations += 1
         if rotations < 100:
             net.schedule(net.now + 0.1, rotate)
@@ -787,7 +788,7 @@ def test_congestion_window_grows_in_slow_start_and_halves_on_loss() -> None:
     initial = INITIAL_WINDOW_PACKETS * sa.max_record_size
     assert sa.cc.cwnd == initial
     assert sa.cc.ssthresh == float("inf")
-    pair.a.endpoint.send_message(pair.sid, 0, payload(4 * MiB, "cc"), net.now)
+    pair.a.endpoint.session(pair.sid).send_message(0, payload(4 * MiB, "cc"), net.now)
     net.flush()
     samples: list[int] = []
     for _ in range(200):  # 200 ms: five round trips of slow start
@@ -817,8 +818,8 @@ def test_the_rate_limit_of_the_path_is_found_and_used() -> None:
     a, b = net.add_node("A"), net.add_node("B")
     sid = net.establish(a, b)
     data = payload(4 * MiB, "rate")
-    stream_id = a.endpoint.open_stream(sid, net.now)
-    a.endpoint.write_stream(sid, stream_id, data, True, net.now)
+    stream_id = a.endpoint.session(sid).open_stream(net.now)
+    a.endpoint.session(sid).write_stream(stream_id, data, True, net.now)
     net.flush()
     start = net.now
     run_until(net, lambda: stream_id in fins(b))
@@ -853,7 +854,7 @@ def test_no_impairment_loses_or_duplicates_a_message(
         frm = pair.a if i % 3 else pair.b
         channel = i % 2
         data = payload(size, f"{seed}:{i}")
-        frm.endpoint.send_message(pair.sid, channel, data, net.now)
+        frm.endpoint.session(pair.sid).send_message(channel, data, net.now)
         sent.setdefault((frm.name, channel), []).append(data)
         if i % 4 == 0:
             net.flush()
@@ -875,7 +876,7 @@ def test_no_impairment_loses_or_duplicates_a_message(
 def test_closed_session_refuses_stream_calls() -> None:
     pair = lossy_pair(27, loss=0.0, duplicate=0.0)
     sa: Session = pair.sa
-    pair.a.endpoint.close(pair.sid, 0, "", pair.net.now)
+    pair.a.endpoint.session(pair.sid).close(0, "", pair.net.now)
     with pytest.raises(SessionClosedError):
         sa.open_stream(pair.net.now)
     with pytest.raises(SessionClosedError):

@@ -69,7 +69,7 @@ class TwoEndpoints(RuleBasedStateMachine):
         self.net.filters.append(self._hold)
         self.sent: dict[tuple[str, int], list[bytes]] = {}
         self.seq = 0
-        stream_id = self.a.endpoint.open_stream(self.sid, self.net.now)
+        stream_id = self.a.endpoint.session(self.sid).open_stream(self.net.now)
         self.net.flush()
         self.stream_id = stream_id
         self.stream_written = b""
@@ -152,7 +152,7 @@ class TwoEndpoints(RuleBasedStateMachine):
         self.seq += 1
         tag = f"{side}:{channel}:{self.seq}:".encode()
         data = (tag * (size // len(tag) + 1))[: max(size, len(tag))]
-        self.node(side).endpoint.send_message(self.sid, channel, data, self.net.now)
+        self.node(side).endpoint.session(self.sid).send_message(channel, data, self.net.now)
         self.sent.setdefault((side, channel), []).append(data)
         self.net.flush()
 
@@ -160,13 +160,13 @@ class TwoEndpoints(RuleBasedStateMachine):
     def write_stream(self, size: int) -> None:
         start = len(self.stream_written)
         data = bytes((start + i) % 251 for i in range(size))
-        self.a.endpoint.write_stream(self.sid, self.stream_id, data, False, self.net.now)
+        self.a.endpoint.session(self.sid).write_stream(self.stream_id, data, False, self.net.now)
         self.stream_written += data
         self.net.flush()
 
     @rule(side=st.sampled_from(["A", "B"]))
     def rotate_key(self, side: str) -> None:
-        self.node(side).endpoint.request_rotation(self.sid, self.net.now)
+        self.node(side).endpoint.session(self.sid).request_rotation(self.net.now)
         self.net.flush()
 
     # -- invariants -----------------------------------------------------------------------------

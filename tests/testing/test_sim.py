@@ -19,7 +19,7 @@ def test_the_module_docstring_example_runs() -> None:
     net = Net(seed=7, loss=0.05, delay_s=(0.010, 0.030), duplicate=0.01)
     a, b = net.add_node("A"), net.add_node("B")
     sid = net.establish(a, b)
-    a.endpoint.send_message(sid, 0, b"hello", net.now)
+    a.endpoint.session(sid).send_message(0, b"hello", net.now)
     net.flush()
     net.run(1.0)
     assert [e.data for e in b.events_of(MessageReceived)] == [b"hello"]
@@ -46,7 +46,7 @@ def run_transfer(seed: int) -> list[tuple[float, str, str]]:
     net = Net(seed=seed, loss=0.1, delay_s=(0.0, 0.02), duplicate=0.1)
     a, _, sid = pair(net)
     for i in range(50):
-        a.endpoint.send_message(sid, i % 3, b"m%d" % i * 50, net.now)
+        a.endpoint.session(sid).send_message(i % 3, b"m%d" % i * 50, net.now)
         net.flush()
         net.run(0.002)
     net.run(2.0)
@@ -73,15 +73,15 @@ def test_fates_of_lost_filtered_unroutable_and_delivered_packets() -> None:
     before = len(net.log)
     net.drop(lambda p: p.sender == "A", times=1)
     for data in (b"filtered", b"delivered"):
-        a.endpoint.send_datagram(sid, data, net.now)
+        a.endpoint.session(sid).send_datagram(data, net.now)
         net.flush()
     net.run(0.1)
     net.loss = 0.999
-    a.endpoint.send_datagram(sid, b"lost", net.now)
+    a.endpoint.session(sid).send_datagram(b"lost", net.now)
     net.flush()
     net.loss = 0.0
     net.kill(b)
-    a.endpoint.send_datagram(sid, b"nobody", net.now)
+    a.endpoint.session(sid).send_datagram(b"nobody", net.now)
     net.flush()
     fates = [p.fate for p in net.log[before:] if p.sender == "A"]
     assert fates == ["filtered", "delivered", "lost", "unroutable"]
@@ -93,7 +93,7 @@ def test_delay_reorders_and_duplicates_are_delivered_twice() -> None:
     net = Net(seed=3, delay_s=(0.0, 0.05), duplicate=0.5)
     a, b, sid = pair(net)
     for i in range(40):
-        a.endpoint.send_datagram(sid, b"%d" % i, net.now)
+        a.endpoint.session(sid).send_datagram(b"%d" % i, net.now)
         net.flush()
     net.run(1.0)
     sent = [p for p in net.sent_by(a, PACKET_DATA) if p.sent_at > START]  # one per datagram
@@ -113,7 +113,7 @@ def test_rate_limit_serialises_packets_and_drops_beyond_the_queue() -> None:
     net.run(1.0)
     start = net.now
     for _ in range(20):
-        a.endpoint.send_datagram(sid, bytes(1000), net.now)
+        a.endpoint.session(sid).send_datagram(bytes(1000), net.now)
     launched = net.flush_node(a)
     assert len(launched) == 20  # datagrams are not congestion controlled: all at once
     net.run(1.0)
@@ -136,7 +136,7 @@ def test_each_direction_is_its_own_link() -> None:
     net.run(1.0)
     for node in (a, b):
         for _ in range(5):
-            node.endpoint.send_datagram(sid, bytes(1000), net.now)
+            node.endpoint.session(sid).send_datagram(bytes(1000), net.now)
     net.flush()
     net.run(1.0)
     times = {
@@ -153,13 +153,13 @@ def test_without_auto_consume_the_application_must_return_credit() -> None:
     sid = net.establish(a, b)
     big = bytes(700_000)
     for _ in range(3):
-        a.endpoint.send_message(sid, 0, big, net.now)
+        a.endpoint.session(sid).send_message(0, big, net.now)
     net.flush()
     net.run(5.0)
     assert len(b.events_of(MessageReceived)) == 1  # the second does not fit the 1 MiB window
     b.auto_consume = True
     [event] = b.events_of(MessageReceived)
-    b.endpoint.consume_message(sid, event.channel, event.credit)
+    b.endpoint.session(sid).consume_message(event.channel, event.credit)
     net.flush()
     net.run(5.0)
     assert len(b.events_of(MessageReceived)) == 3

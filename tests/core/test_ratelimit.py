@@ -23,7 +23,9 @@ from seigr_stt.constants import (
     PACKET_HANDSHAKE_RESPONSE,
     UDP_MAX_RECORD_SIZE,
 )
-from seigr_stt.core.endpoint import DROP_REASONS, Endpoint, TokenBuckets
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.ratelimit import TokenBuckets
+from seigr_stt.core.stats import DropReason
 from seigr_stt.core.handshake import InitiatorHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.testing import SHARED_SEED, START, make_seed, seeded_rng
@@ -114,7 +116,7 @@ def test_defaults_and_config_fields() -> None:
     assert config.handshake_rate_per_source_per_s == HANDSHAKE_RATE_PER_SOURCE_PER_S == 20.0
     assert config.handshake_burst_per_source == HANDSHAKE_BURST_PER_SOURCE == 40
     assert HANDSHAKE_RATE_SOURCES_MAX == 4096
-    assert "rate_limited" in DROP_REASONS
+    assert "rate_limited" in tuple(DropReason)
     assert responder()._handshake_buckets.max_sources == HANDSHAKE_RATE_SOURCES_MAX
 
 
@@ -156,7 +158,7 @@ def test_bad_mac1_spends_no_token_and_retransmitted_inits_are_budgeted() -> None
     assert ep.drops == Counter({"mac1": 5, "rate_limited": 1})
     later = START + 2.0 / ep.config.handshake_rate_per_source_per_s  # a token again
     assert feed(ep, init, "A", later) == [PACKET_HANDSHAKE_RESPONSE]
-    assert ep.init_retransmits_answered == 1
+    assert ep.counters.init_retransmits_answered == 1
     assert ep.drops["rate_limited"] == 1
 
 

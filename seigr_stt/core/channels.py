@@ -1,0 +1,165 @@
+"""Message channels: messages framed on unidirectional streams, and their early credit
+(``docs/protocol.md`` §16.1, §16.3).
+
+A message channel carries whole application messages, each prefixed by its length as a QUIC
+varint, on one unidirectional stream per channel and direction. :class:`MessageParser` splits a
+channel's bytes back into messages; :class:`MessageChannels` delivers them as
+:class:`~seigr_stt.core.events.MessageReceived` events and returns the flow-control credit of a
+message once the application has taken it. A message that cannot complete within the credit
+granted would stall the channel: its credit is returned early (§16.3), within a cap of one
+maximum message per session.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from seigr_stt.config import SessionConfig
+from seigr_stt.constants import STREAM_INDEX_SHIFT
+from seigr_stt.core.events import Event, MessageReceived
+from seigr_stt.core.flow import StreamTable, channel_stream_id
+from seigr_stt.core.frames import encode_varint, peek_varint
+from seigr_stt.core.stats import SessionCounters
+from seigr_stt.core.streams import ReceiveStream
+from seigr_stt.exceptions import PeerViolation
+
+__all__ = ["MessageChannels", "MessageParser", "message_header"]
+
+
+def message_header(data: bytes) -> bytes:
+    """The length prefix of one message (§16.1)."""
+    return encode_varint(len(data))
+
+
+class MessageParser:
+    """Splits a message channel's byte stream into length-prefixed messages (§16.1)."""
+
+    __slots__ = ("buffer", "precredited")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.precredited = 0  # bytes of the partial message whose credit was returned early
+
+    def next_message(self, max_size: int) -> tuple[bytes, int] | None:
+        """Pop one complete message: ``(data, bytes it used on the stream)``, or None.
+
+        Raises :class:`PeerViolation` when the announced length exceeds ``max_size``.
+        """
+        decoded = peek_varint(self.buffer)
+        if decoded is None:
+            return None
+        length, size = decoded
+        if length > max_size:
+            raise PeerViolation("message larger than max_message_size")
+        end = size + length
+        if len(self.buffer) < end:
+            return None
+        data = bytes(self.buffer[size:end])
+        del self.buffer[:end]
+        return data, end
+
+    def head_length(self) -> tuple[int, int] | None:
+        """``(prefix size, message length)`` of the incomplete message at the head, once its
+        prefix has arrived."""
+        decoded = peek_varint(self.buffer)
+        if decoded is None:
+            return None
+        length, size = decoded
+        return size, length
+
+
+class MessageChannels:
+    """The receiving side of a session's message channels; the sending side is
+    :meth:`StreamTable.write_message` with :func:`message_header`."""
+
+    def __init__(
+        self,
+        session_id: bytes,
+        config: SessionConfig,
+        streams: StreamTable,
+        events: deque[Event],
+        counters: SessionCounters,
+    ) -> None:
+        self.session_id = session_id
+        self.config = config
+        self.streams = streams
+        self.events = events
+        self.counters = counters
+        self.parsers: dict[int, MessageParser] = {}
+        self.precredited = 0  # credit returned early for incomplete messages, all channels
+
+    def deliver(self, stream_id: int, stream: ReceiveStream, data: bytes) -> None:
+        """Take the newly contiguous ``data`` of channel stream ``stream_id``; every message it
+        completes becomes a :class:`MessageReceived` event. Raises :class:`PeerViolation`."""
+        if not data:
+            return
+        parser = self.parsers.get(stream_id)
+        if parser is None:
+            parser = self.parsers[stream_id] = MessageParser()
+        parser.buffer += data
+        channel = stream_id >> STREAM_INDEX_SHIFT
+        while (popped := parser.next_message(self.config.max_message_size)) is not None:
+            message, used = popped
+            early = min(parser.precredited, used)
+            parser.precredited -= early
+            self.precredited -= early
+            self.counters.messages_received += 1
+            self.events.append(MessageReceived(self.session_id, channel, message, used - early))
+        self._credit_partial(stream_id, stream, parser)
+        if self.streams.max_data.used >= self.streams.max_data.value:
+            # The session window is used up while messages are incomplete: they fit their
+            # streams' credit but can only complete with more session credit, which only their
+            # own bytes can free. Return it for every channel's head message (§16.3).
+            for other_id, other in self.parsers.items():
+                other_stream = self.streams.recv.get(other_id)
+                if other_stream is not None:
+                    self._credit_partial(other_id, other_stream, other, session_blocked=True)
+
+    def consume(self, channel: int, credit: int) -> None:
+        """The application took a message of ``channel`` whose event carried ``credit``: return
+        that much flow-control credit to the peer."""
+        stream_id = channel_stream_id(channel, self.streams.peer_side)
+        stream = self.streams.recv.get(stream_id)
+        if stream is not None and credit > 0:
+            self.streams.consume(stream_id, stream, credit)
+            parser = self.parsers.get(stream_id)
+            if parser is not None:
+                self._credit_partial(stream_id, stream, parser)  # now at the head, maybe
+
+    def _credit_partial(
+        self,
+        stream_id: int,
+        stream: ReceiveStream,
+        parser: MessageParser,
+        session_blocked: bool = False,
+    ) -> None:
+        """Return now the credit of a message still incomplete when it could not complete
+        otherwise (§16.3): its bytes cannot be consumed until it is whole, so a message beyond
+        the credit would stall. Only the message at the head qualifies (the application took
+        every message before it): a receiver that stops taking messages holds at most a window
+        of them plus one message, and the sender stops. Consumption returns the rest."""
+        buf = parser.buffer
+        partial = len(buf) - parser.precredited
+        if partial <= 0:
+            return
+        start = stream.delivered - len(buf)  # the stream offset of the incomplete message
+        if stream.consumed - parser.precredited < start:
+            return  # earlier messages still hold credit: their consumption comes first
+        if not parser.precredited:
+            head = parser.head_length()
+            if head is None:
+                return
+            size, length = head
+            if start + size + length <= stream.credit and not session_blocked:
+                return  # it completes within the credit granted
+        if self.precredited + partial > self.config.max_message_size:
+            # Early credit across all channels is capped at one maximum message: a peer cannot
+            # make an idle application hold more than the windows plus that (§16.3).
+            return
+        parser.precredited += partial
+        self.precredited += partial
+        self.streams.consume(stream_id, stream, partial)
+
+    def clear(self) -> None:
+        """Forget every channel (the session closed)."""
+        self.parsers.clear()

@@ -1,0 +1,468 @@
+"""Streams of one session and their flow control (``docs/protocol.md`` §16).
+
+A :class:`StreamTable` owns every stream of a session: their ids and kinds (§16.1), the limits on
+how many the peer may open (§16.2), the per-stream and session credit both ways (§16.3), resets
+and stop-sending (§16.4), and the order in which streams with data to send take turns. It is
+driven by the session, which hands it the frames it received and asks it for frames to send;
+each frame it hands out comes with a delivery handler the packetizer calls back with ``acked``
+True or False once the record carrying it is acknowledged or declared lost.
+
+Credit we grant is a :class:`Limit`: its ``value`` grows as the application consumes, ``sent`` is
+the value last put in a frame, and a lost credit frame resets ``sent`` so that the current value
+goes out again (never a stale one).
+
+Violations by the peer raise :class:`~seigr_stt.exceptions.PeerViolation`; the session closes
+with ``CLOSE_PROTOCOL_ERROR``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from seigr_stt.config import SessionConfig
+from seigr_stt.constants import (
+    MAX_STREAMS_DEFAULT,
+    STREAM_INDEX_SHIFT,
+    STREAM_KIND_BIT,
+    STREAM_SIDE_BIT,
+)
+from seigr_stt.core.events import Event, StreamOpened, StreamReset
+from seigr_stt.core.frames import (
+    VARINT_MAX,
+    Frame,
+    MaxData,
+    MaxStreamData,
+    MaxStreams,
+    ResetStream,
+    StopSending,
+    Stream,
+)
+from seigr_stt.core.stats import SessionCounters
+from seigr_stt.core.streams import ReceiveStream, SendStream
+from seigr_stt.exceptions import PeerViolation, StreamError
+
+__all__ = [
+    "KIND_BYTES",
+    "KIND_MESSAGES",
+    "MAX_CHANNEL",
+    "Limit",
+    "StreamTable",
+    "channel_stream_id",
+    "is_message_channel",
+]
+
+KIND_BYTES = 0  # a bidirectional byte stream (open_stream)
+KIND_MESSAGES = STREAM_KIND_BIT  # a unidirectional message channel (send_message)
+MAX_CHANNEL = VARINT_MAX >> STREAM_INDEX_SHIFT  # channel numbers fit a stream id
+
+
+def channel_stream_id(channel: int, side: int) -> int:
+    """The stream id carrying message channel ``channel`` from the peer on ``side`` (§16.1)."""
+    return (channel << STREAM_INDEX_SHIFT) | KIND_MESSAGES | side
+
+
+def is_message_channel(stream_id: int) -> bool:
+    """Whether ``stream_id`` names a message channel (not a byte stream)."""
+    return bool(stream_id & STREAM_KIND_BIT)
+
+
+class Limit:
+    """A credit limit we grant the peer: ``value`` now, ``used`` so far, ``sent`` in the last
+    frame that announced it (0 after that frame was lost: announce again)."""
+
+    __slots__ = ("sent", "used", "value")
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        self.used = 0
+        self.sent = value  # the initial value is known to the peer (§16.3)
+
+    def __repr__(self) -> str:
+        return f"Limit(value={self.value}, used={self.used}, sent={self.sent})"
+
+    @property
+    def due(self) -> bool:
+        """Whether the peer has not been told the current value."""
+        return self.value > self.sent
+
+
+class StreamTable:
+    """Every stream of one session; see the module docstring."""
+
+    def __init__(
+        self,
+        session_id: bytes,
+        side: int,
+        config: SessionConfig,
+        events: deque[Event],
+        counters: SessionCounters,
+    ) -> None:
+        self.session_id = session_id
+        self.side = side
+        self.peer_side = 1 - side
+        self.config = config
+        self.events = events
+        self.counters = counters
+        self.send: dict[int, SendStream] = {}
+        self.recv: dict[int, ReceiveStream] = {}
+        self.channels_received = 0  # message channels the peer opened
+        # What the peer allows us (§16.2, §16.3).
+        self.peer_max_data = config.session_window
+        self.sent_data = 0  # sum over streams of the highest offset sent
+        self.peer_max_streams = MAX_STREAMS_DEFAULT
+        self.next_stream_index = 0
+        self._sent_high: dict[int, int] = {}
+        # What we allow the peer.
+        self.max_data = Limit(config.session_window)  # used: sum of highest offsets received
+        self.max_streams = Limit(MAX_STREAMS_DEFAULT)
+        self.consumed = 0
+        self.peer_streams_opened = 0
+        self._peer_streams_closed = 0
+        self._fin_reported: set[int] = set()
+        # Sending: streams with data, in turn; credit and control frames waiting.
+        self._order: deque[int] = deque()
+        self._queued: set[int] = set()
+        self.credit_due: set[int] = set()  # receive streams whose credit must be announced
+        self.control: deque[ResetStream | StopSending] = deque()
+        self.send_buffered = 0  # sum of the send streams' buffered bytes
+        #: Announce credit (False once the session is closing: data it receives is ignored).
+        self.grant_credit = True
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def has_stream_data(self) -> bool:
+        """Whether some stream waits for its turn to send."""
+        return bool(self._order)
+
+    @property
+    def has_control(self) -> bool:
+        """Whether control or credit frames wait to be sent."""
+        return bool(self.control) or (
+            self.grant_credit and bool(self.credit_due or self.max_data.due or self.max_streams.due)
+        )
+
+    @property
+    def all_acknowledged(self) -> bool:
+        """Every byte written on every stream was acknowledged."""
+        return all(s.buffered == 0 and (s.fin_acked or not s.fin) for s in self.send.values())
+
+    def stream_buffered(self, stream_id: int) -> int:
+        """Unacknowledged bytes of one send stream (0 if it is gone)."""
+        stream = self.send.get(stream_id)
+        return stream.buffered if stream is not None else 0
+
+    # -- opening ------------------------------------------------------------------------------
+    def receive_stream_for(self, stream_id: int) -> ReceiveStream | None:
+        """The receive half for an incoming frame, opening it when allowed (§16.2).
+
+        Returns None for frames of a stream that is already finished (a late retransmission);
+        raises :class:`PeerViolation` for a stream the peer may not use.
+        """
+        existing = self.recv.get(stream_id)
+        if existing is not None:
+            return existing
+        side = stream_id & STREAM_SIDE_BIT
+        index = stream_id >> STREAM_INDEX_SHIFT
+        if is_message_channel(stream_id):
+            if side != self.peer_side:
+                raise PeerViolation("data on our own message channel")
+            if self.channels_received >= self.config.max_channels:
+                raise PeerViolation("too many message channels")
+            self.channels_received += 1
+            stream = self.recv[stream_id] = ReceiveStream(self.config.stream_window)
+            return stream
+        if side == self.side:
+            if index < self.next_stream_index:
+                return None  # ours, already finished
+            raise PeerViolation("data on a stream we never opened")
+        if index < self.peer_streams_opened:
+            return None  # the peer's, already finished
+        if index >= self.max_streams.value:
+            raise PeerViolation("stream limit exceeded")
+        for i in range(self.peer_streams_opened, index + 1):
+            sid = (i << STREAM_INDEX_SHIFT) | KIND_BYTES | self.peer_side
+            self.recv[sid] = ReceiveStream(self.config.stream_window)
+            self.send[sid] = SendStream(self.config.stream_window)
+            self.counters.streams_opened += 1
+            self.events.append(StreamOpened(self.session_id, sid))
+        self.peer_streams_opened = index + 1
+        return self.recv[stream_id]
+
+    def open_stream(self) -> int:
+        """Open a bidirectional byte stream; returns its id. Raises StreamError at the peer's
+        limit on concurrent streams."""
+        if self.next_stream_index >= self.peer_max_streams:
+            raise StreamError(
+                f"the peer allows {self.peer_max_streams} streams; wait for one to finish"
+            )
+        stream_id = (self.next_stream_index << STREAM_INDEX_SHIFT) | KIND_BYTES | self.side
+        self.next_stream_index += 1
+        self.send[stream_id] = SendStream(self.config.stream_window)
+        self.recv[stream_id] = ReceiveStream(self.config.stream_window)
+        self.counters.streams_opened += 1
+        return stream_id
+
+    # -- receiving ----------------------------------------------------------------------------
+    def receive(self, frame: Stream) -> tuple[ReceiveStream, bytes] | None:
+        """Take a STREAM frame: ``(its stream, newly contiguous bytes)``, or None when the
+        stream is already finished. Raises :class:`PeerViolation` beyond any credit."""
+        stream = self.receive_stream_for(frame.stream_id)
+        if stream is None:
+            return None
+        data, growth = stream.receive(frame.offset, frame.data, frame.fin)
+        self.max_data.used += growth
+        if self.max_data.used > self.max_data.value:
+            raise PeerViolation("session flow control credit exceeded")
+        return stream, data
+
+    def fin_to_report(self, stream_id: int, stream: ReceiveStream) -> bool:
+        """Whether the end of byte stream ``stream_id`` is to be reported now (once)."""
+        if stream.finished and stream_id not in self._fin_reported:
+            self._fin_reported.add(stream_id)
+            return True
+        return False
+
+    def consume(self, stream_id: int, stream: ReceiveStream, n: int) -> None:
+        """The application is done with ``n`` bytes of ``stream``: grant more credit."""
+        if stream.consume(n) is not None:
+            self.credit_due.add(stream_id)
+        self.consumed += n
+        window = self.config.session_window
+        target = self.consumed + window
+        if target - self.max_data.value >= window // 2:
+            self.max_data.value = target
+
+    def consume_stream(self, stream_id: int, n: int) -> None:
+        """The application read ``n`` bytes of byte stream ``stream_id``."""
+        stream = self.recv.get(stream_id)
+        if stream is not None and n > 0:
+            self.consume(stream_id, stream, n)
+
+    def on_reset(self, frame: ResetStream) -> None:
+        """The peer abandoned its sending half (RESET_STREAM, §16.4)."""
+        if is_message_channel(frame.stream_id):
+            # Message channels are never reset (§16.1): a message is sent whole or the session
+            # closes. Honouring one would also let a peer open channels past max_channels.
+            raise PeerViolation("reset of a message channel")
+        stream = self.receive_stream_for(frame.stream_id)
+        if stream is None or stream.reset_code is not None:
+            return
+        if frame.final_size < stream.highest or (
+            stream.final_size is not None and stream.final_size != frame.final_size
+        ):
+            raise PeerViolation("reset below the data already received")
+        if frame.final_size > stream.credit:
+            raise PeerViolation("reset beyond the granted credit")
+        self.max_data.used += frame.final_size - stream.highest
+        stream.highest = frame.final_size
+        stream.final_size = frame.final_size
+        stream.reset_code = frame.code
+        unread = frame.final_size - stream.consumed
+        if unread > 0:
+            self.consume(frame.stream_id, stream, unread)
+        self.events.append(StreamReset(self.session_id, frame.stream_id, frame.code, False))
+        self._fin_reported.add(frame.stream_id)
+        self.maybe_forget(frame.stream_id)
+
+    def on_stop_sending(self, frame: StopSending) -> None:
+        """The peer asked us to stop sending (STOP_SENDING, §16.4): reset our half."""
+        if is_message_channel(frame.stream_id):
+            raise PeerViolation("stop-sending on a message channel")
+        stream = self.send.get(frame.stream_id)
+        if stream is None:
+            if (frame.stream_id & STREAM_SIDE_BIT) == self.side and (
+                frame.stream_id >> STREAM_INDEX_SHIFT
+            ) >= self.next_stream_index:
+                raise PeerViolation("stop-sending for a stream we never opened")
+            return
+        if stream.reset_code is None and not stream.done:
+            self._reset_send(frame.stream_id, stream, frame.code)
+            self.events.append(StreamReset(self.session_id, frame.stream_id, frame.code, True))
+            self.maybe_forget(frame.stream_id)  # its receiving half may be done already
+
+    def on_max_data(self, frame: MaxData) -> None:
+        """More session credit from the peer."""
+        if frame.maximum > self.peer_max_data:
+            self.peer_max_data = frame.maximum
+            for stream_id in self.send:
+                self.schedule(stream_id)
+
+    def on_max_stream_data(self, frame: MaxStreamData) -> None:
+        """More credit for one of our streams."""
+        stream = self.send.get(frame.stream_id)
+        if stream is not None and frame.maximum > stream.credit:
+            stream.credit = frame.maximum
+            self.schedule(frame.stream_id)
+
+    def on_max_streams(self, frame: MaxStreams) -> None:
+        """The peer allows more concurrent byte streams."""
+        self.peer_max_streams = max(self.peer_max_streams, frame.maximum)
+
+    # -- sending ------------------------------------------------------------------------------
+    def write(self, stream_id: int, data: bytes, fin: bool) -> None:
+        """Append to byte stream ``stream_id`` (finish it when ``fin``). Raises StreamError."""
+        stream = self.send.get(stream_id)
+        if stream is None or is_message_channel(stream_id):
+            raise StreamError(f"no open byte stream {stream_id}")
+        if stream.reset_code is not None:
+            raise StreamError(f"stream {stream_id} was reset (code {stream.reset_code})")
+        if stream.fin:
+            raise StreamError(f"stream {stream_id} is already closed for writing")
+        stream.write(data)
+        self.send_buffered += len(data)
+        if fin:
+            stream.finish()
+        self.schedule(stream_id)
+
+    def write_message(self, channel: int, header: bytes, data: bytes) -> None:
+        """Append one length-prefixed message to our message channel ``channel`` (§16.1)."""
+        stream_id = channel_stream_id(channel, self.side)
+        stream = self.send.get(stream_id)
+        if stream is None:
+            stream = self.send[stream_id] = SendStream(self.config.stream_window)
+        stream.write(header)
+        stream.write(data)
+        self.send_buffered += len(header) + len(data)
+        self.schedule(stream_id)
+
+    def reset(self, stream_id: int, code: int) -> None:
+        """Abort byte stream ``stream_id`` in both directions with ``code``."""
+        stream = self.send.get(stream_id)
+        if stream is None or is_message_channel(stream_id):
+            raise StreamError(f"no open byte stream {stream_id}")
+        if stream.reset_code is None and not stream.done:
+            self._reset_send(stream_id, stream, code)
+        recv = self.recv.get(stream_id)
+        if recv is not None and recv.reset_code is None and not recv.finished:
+            self.control.append(StopSending(stream_id, code))
+            recv.reset_code = code
+            self._fin_reported.add(stream_id)
+        self.maybe_forget(stream_id)
+
+    def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
+        # The final size is what the peer may have received: the highest offset sent, not what
+        # the application wrote (unsent bytes never count against the peer's credit).
+        final = self._sent_high.get(stream_id, 0)
+        self.send_buffered -= stream.buffered
+        stream.reset(code)
+        self.control.append(ResetStream(stream_id, code, final))
+
+    def schedule(self, stream_id: int) -> None:
+        """Give ``stream_id`` a turn to send, if it has something it may send."""
+        if stream_id not in self._queued:
+            stream = self.send.get(stream_id)
+            if stream is not None and stream.has_pending():
+                self._queued.add(stream_id)
+                self._order.append(stream_id)
+
+    def next_stream_frame(self, room: int) -> Stream | None:
+        """The next STREAM frame with at most ``room`` bytes of data, taking streams in turn
+        within stream and session credit; None when no stream can send now."""
+        order = self._order
+        while order:
+            stream_id = order.popleft()
+            self._queued.discard(stream_id)
+            stream = self.send.get(stream_id)
+            if stream is None:
+                continue
+            high = self._sent_high.get(stream_id, 0)
+            chunk = stream.next_chunk(room, high + self.peer_max_data - self.sent_data)
+            if chunk is None:
+                continue
+            offset, data, fin = chunk
+            end = offset + len(data)
+            if end > high:
+                self.sent_data += end - high
+                self._sent_high[stream_id] = end
+            self.schedule(stream_id)
+            return Stream(stream_id, offset, fin, data)
+        return None
+
+    def credit_frames(self) -> Iterator[Frame]:
+        """Credit frames due: each value is marked sent as it is handed out."""
+        if not self.grant_credit:
+            return
+        if self.max_data.due:
+            self.max_data.sent = self.max_data.value
+            yield MaxData(self.max_data.value)
+        if self.max_streams.due:
+            self.max_streams.sent = self.max_streams.value
+            yield MaxStreams(self.max_streams.value)
+        while self.credit_due:
+            stream_id = self.credit_due.pop()
+            stream = self.recv.get(stream_id)
+            if stream is not None and stream.final_size is None:
+                yield MaxStreamData(stream_id, stream.credit)
+
+    # -- delivery handlers (the packetizer calls them once per frame sent) ----------------------
+    def on_stream_delivery(self, frame: Frame, acked: bool) -> None:
+        """A STREAM frame we sent was acknowledged, or its record was lost."""
+        assert isinstance(frame, Stream)
+        stream = self.send.get(frame.stream_id)
+        if stream is None:
+            return
+        if acked:
+            before = stream.buffered
+            stream.on_acked(frame.offset, len(frame.data), frame.fin)
+            self.send_buffered -= before - stream.buffered
+            self.maybe_forget(frame.stream_id)
+        else:
+            stream.on_lost(frame.offset, len(frame.data), frame.fin)
+            self.counters.retransmitted_bytes += len(frame.data)
+            self.schedule(frame.stream_id)
+
+    def on_credit_delivery(self, frame: Frame, acked: bool) -> None:
+        """A credit frame was acknowledged, or lost: then announce the current value again."""
+        if acked:
+            return
+        if isinstance(frame, MaxData):
+            self.max_data.sent = 0
+        elif isinstance(frame, MaxStreams):
+            self.max_streams.sent = 0
+        elif isinstance(frame, MaxStreamData):
+            stream = self.recv.get(frame.stream_id)
+            if stream is not None and stream.final_size is None:
+                self.credit_due.add(frame.stream_id)
+
+    def on_control_delivery(self, frame: Frame, acked: bool) -> None:
+        """A RESET_STREAM or STOP_SENDING was lost: send it again."""
+        if not acked:
+            assert isinstance(frame, ResetStream | StopSending)
+            self.control.append(frame)
+
+    # -- forgetting ---------------------------------------------------------------------------
+    def maybe_forget(self, stream_id: int) -> None:
+        """Drop a byte stream's state once both halves are done (bounded memory)."""
+        if is_message_channel(stream_id):
+            return
+        send = self.send.get(stream_id)
+        recv = self.recv.get(stream_id)
+        if send is None or recv is None:
+            return
+        recv_done = recv.reset_code is not None or (
+            recv.finished and stream_id in self._fin_reported
+        )
+        if send.done and recv_done:
+            del self.send[stream_id]
+            del self.recv[stream_id]
+            self._sent_high.pop(stream_id, None)
+            self._fin_reported.discard(stream_id)
+            self.credit_due.discard(stream_id)
+            if stream_id & STREAM_SIDE_BIT == self.peer_side:
+                self._peer_streams_closed += 1
+                self.max_streams.value = self._peer_streams_closed + MAX_STREAMS_DEFAULT
+
+    def stop_sending_frames(self) -> None:
+        """Send nothing more: the session is closing without draining."""
+        self.control.clear()
+        self.grant_credit = False
+        self._order.clear()
+        self._queued.clear()
+
+    def clear(self) -> None:
+        """Forget every stream (the session closed)."""
+        self.stop_sending_frames()
+        self.send.clear()
+        self.recv.clear()
+        self.send_buffered = 0

@@ -1,0 +1,469 @@
+"""Handshakes in flight: admission, retransmission and the table of pending ones (§4, §8, §10).
+
+A :class:`HandshakeTable` holds every handshake of an endpoint that has not produced a confirmed
+session yet:
+
+* *initiating*: we sent INIT and wait for RESPONSE; INIT is retransmitted (1 s, doubling up to
+  5 s, with jitter) until the caller's timeout;
+* *half-open*: we answered a peer's INIT with RESPONSE and wait for FINAL; a retransmitted INIT
+  gets the same RESPONSE again;
+* *confirming*: we sent FINAL and have a session, but the responder's first record has not
+  arrived to confirm the keys; FINAL is retransmitted on the INIT schedule without jitter.
+
+Admission of an INIT goes from cheap to expensive (§10): header and mac1 (a keyed hash), the
+retransmission check, the half-open limit, the cookie (mac2) under load, the source's token
+bucket, the session limit, and only then Diffie-Hellman. Deadlines live in one
+:class:`~seigr_stt.core.timers.DeadlineHeap`, so finding the next one is O(log n).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+
+from seigr_stt.config import EndpointConfig
+from seigr_stt.constants import (
+    COOKIE_REPLY_SIZE,
+    HANDSHAKE_ATTEMPT_MAX_S,
+    HANDSHAKE_RATE_SOURCES_MAX,
+    HANDSHAKE_RETRY_INITIAL_S,
+    HANDSHAKE_RETRY_JITTER_S,
+    HANDSHAKE_RETRY_MAX_S,
+    INDEX_BYTES,
+    PEER_TIMESTAMP_TABLE_MAX,
+    RESPONDER_HALF_OPEN_TIMEOUT_S,
+)
+from seigr_stt.core.cookie import CookieJar, check_mac1, mac1_of, open_cookie_reply
+from seigr_stt.core.events import Event, HandshakeAborted
+from seigr_stt.core.handshake import (
+    HandshakeResult,
+    InitiatorHandshake,
+    ResponderHandshake,
+    parse_handshake_header,
+)
+from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.link import Link
+from seigr_stt.core.ratelimit import TokenBuckets
+from seigr_stt.core.stats import DropReason, EndpointCounters
+from seigr_stt.core.timers import DeadlineHeap
+from seigr_stt.exceptions import DecryptError, HandshakeFailed
+
+__all__ = ["Completed", "HandshakeTable"]
+
+Rng = Callable[[int], bytes]
+Send = Callable[[bytes, Hashable], None]
+
+
+@dataclass(slots=True)
+class _Initiating:
+    handshake: InitiatorHandshake
+    addr: Hashable
+    link: Link
+    deadline: float
+    retry_at: float
+    retry_s: float
+    handle: int
+    cookie: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class _HalfOpen:
+    handshake: ResponderHandshake
+    addr: Hashable
+    link: Link
+    expires_at: float
+    init_mac1: bytes
+
+
+@dataclass(slots=True)
+class _Confirming:
+    final_packet: bytes = field(repr=False)
+    addr: Hashable
+    handle: int
+    deadline: float
+    retry_at: float
+    retry_s: float = HANDSHAKE_RETRY_INITIAL_S
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A handshake that produced keys: the endpoint makes a session of it."""
+
+    result: HandshakeResult
+    addr: Hashable
+    link: Link
+    handle: int | None = None  # initiator: what connect() returned
+    final_digest: bytes | None = None  # responder: recognises a retransmitted FINAL
+    final_packet: bytes | None = field(default=None, repr=False)  # initiator: FINAL as sent
+    deadline: float | None = None  # initiator: when the attempt gives up
+
+
+class HandshakeTable:
+    """Every handshake of one endpoint that has no confirmed session yet; see the module
+    docstring. Refused packets are counted in ``counters.drops``; packets to send go through
+    ``send``; :class:`HandshakeAborted` events go to ``events``."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        secrets: SharedSecrets,
+        config: EndpointConfig,
+        rng: Rng,
+        counters: EndpointCounters,
+        send: Send,
+        events: deque[Event],
+    ) -> None:
+        self.identity = identity
+        self.secrets = secrets
+        self.config = config
+        self.accept_incoming = True
+        self._rng = rng
+        self._counters = counters
+        self._send = send
+        self._events = events
+        self._initiating: dict[bytes, _Initiating] = {}
+        self._half_open: dict[bytes, _HalfOpen] = {}
+        self._half_open_by_mac1: dict[bytes, bytes] = {}
+        self._confirming: dict[bytes, _Confirming] = {}
+        self._peer_timestamps: OrderedDict[bytes, int] = OrderedDict()
+        self._deadlines: DeadlineHeap[tuple[str, bytes]] = DeadlineHeap()
+        self.buckets = TokenBuckets(
+            config.handshake_rate_per_source_per_s,
+            config.handshake_burst_per_source,
+            HANDSHAKE_RATE_SOURCES_MAX,
+        )
+        self.cookies = CookieJar(secrets.cookie_key, rng)
+        self._next_handle = 0
+
+    def __len__(self) -> int:
+        """Handshakes in flight: initiated and half-open."""
+        return len(self._initiating) + len(self._half_open)
+
+    @property
+    def half_open(self) -> int:
+        """Responder handshakes waiting for FINAL."""
+        return len(self._half_open)
+
+    def snapshot(self) -> dict[str, object]:
+        """Every pending handshake's deadlines and the peer-timestamp table, as plain data:
+        equal snapshots mean no handshake state changed (for tests and debugging)."""
+        return {
+            "initiating": {
+                i: (p.cookie is not None, p.retry_at, p.deadline)
+                for i, p in self._initiating.items()
+            },
+            "half_open": {i: h.expires_at for i, h in self._half_open.items()},
+            "half_open_by_mac1": dict(self._half_open_by_mac1),
+            "confirming": {s: (c.retry_at, c.deadline) for s, c in self._confirming.items()},
+            "peer_timestamps": dict(self._peer_timestamps),
+            "timer": self._deadlines.earliest(),
+        }
+
+    @property
+    def initiating(self) -> int:
+        """Handshakes we started that wait for a RESPONSE."""
+        return len(self._initiating)
+
+    @property
+    def confirming_count(self) -> int:
+        """Sessions we initiated whose keys the responder has not confirmed yet."""
+        return len(self._confirming)
+
+    def _drop(self, reason: DropReason) -> None:
+        self._counters.drops[reason] += 1
+
+    def _abort(self, handle: int, reason: str, *, timeout: bool) -> None:
+        self._counters.handshakes_failed += 1
+        self._events.append(HandshakeAborted(handle, reason, timeout=timeout))
+
+    def _jitter(self) -> float:
+        return int.from_bytes(self._rng(2), "big") / 0xFFFF * HANDSHAKE_RETRY_JITTER_S
+
+    def new_index(self, in_use: Callable[[bytes], bool]) -> bytes:
+        """A fresh random local index: not zero, not ``in_use`` (established), not pending."""
+        while True:
+            index = self._rng(INDEX_BYTES)
+            if index == bytes(INDEX_BYTES) or in_use(index):
+                continue
+            if index in self._initiating or index in self._half_open:
+                continue
+            return index
+
+    # -- initiating ---------------------------------------------------------------------------
+    def connect(
+        self,
+        index: bytes,
+        addr: Hashable,
+        link: Link,
+        now: float,
+        *,
+        timestamp_ns: int,
+        timeout_s: float,
+        capabilities: int,
+    ) -> int:
+        """Start a handshake with local ``index``; sends INIT and returns the handle that the
+        session's events (or :class:`HandshakeAborted`) will carry."""
+        handshake = InitiatorHandshake(
+            self.identity,
+            self.secrets,
+            index,
+            capabilities=capabilities,
+            timestamp_ns=timestamp_ns,
+            rng=self._rng,
+        )
+        self._next_handle += 1
+        pending = _Initiating(
+            handshake=handshake,
+            addr=addr,
+            link=link,
+            deadline=now + min(timeout_s, HANDSHAKE_ATTEMPT_MAX_S),
+            retry_at=now + HANDSHAKE_RETRY_INITIAL_S + self._jitter(),
+            retry_s=HANDSHAKE_RETRY_INITIAL_S,
+            handle=self._next_handle,
+        )
+        self._initiating[index] = pending
+        self._deadlines.set(("i", index), min(pending.retry_at, pending.deadline))
+        self._counters.handshakes_started += 1
+        self._send(handshake.init_packet(), addr)
+        return self._next_handle
+
+    def cancel(self, handle: int) -> None:
+        """Forget the handshake of ``handle`` (the caller gave up on it)."""
+        for index, pending in list(self._initiating.items()):
+            if pending.handle == handle:
+                self._forget_initiating(index)
+        for session_id, confirming in list(self._confirming.items()):
+            if confirming.handle == handle:
+                self.confirmed(session_id)
+
+    def receive_response(
+        self, data: bytes, receiver: bytes, session_count: int
+    ) -> Completed | None:
+        """A RESPONSE (mac1 checked) to our INIT ``receiver``: on success FINAL is sent and the
+        keys returned; the caller registers the session and then calls :meth:`confirming`."""
+        pending = self._initiating.get(receiver)
+        if pending is None:
+            self._drop(DropReason.UNKNOWN_INDEX)
+            return None
+        if session_count >= self.config.max_sessions:
+            self._drop(DropReason.SESSION_LIMIT)
+            return None
+        try:
+            final = pending.handshake.receive_response(data)
+        except HandshakeFailed as exc:
+            self._drop(DropReason(exc.reason))
+            return None
+        result = pending.handshake.result
+        assert result is not None
+        self._forget_initiating(receiver)
+        self._send(final, pending.addr)
+        return Completed(
+            result,
+            pending.addr,
+            pending.link,
+            handle=pending.handle,
+            final_packet=final,
+            deadline=pending.deadline,
+        )
+
+    def confirming(self, completed: Completed, now: float) -> None:
+        """Retransmit FINAL for the session of ``completed`` until :meth:`confirmed` (the
+        responder's first record arrived) or the handshake's deadline."""
+        assert completed.final_packet is not None
+        assert completed.handle is not None
+        assert completed.deadline is not None
+        session_id = completed.result.session_id
+        confirming = _Confirming(
+            final_packet=completed.final_packet,
+            addr=completed.addr,
+            handle=completed.handle,
+            deadline=completed.deadline,
+            retry_at=now + HANDSHAKE_RETRY_INITIAL_S,
+        )
+        self._confirming[session_id] = confirming
+        self._deadlines.set(("c", session_id), min(confirming.retry_at, confirming.deadline))
+
+    def confirmed(self, session_id: bytes) -> None:
+        """The session's keys are confirmed (or it closed): stop retransmitting FINAL."""
+        if self._confirming.pop(session_id, None) is not None:
+            self._deadlines.discard(("c", session_id))
+
+    def receive_cookie_reply(self, data: bytes) -> None:
+        """A cookie reply to one of our INITs: keep the cookie for the next retransmission."""
+        if len(data) != COOKIE_REPLY_SIZE or data[2] or data[3]:
+            self._drop(DropReason.SIZE)
+            return
+        pending = self._initiating.get(data[4:8])
+        if pending is None:
+            self._drop(DropReason.UNKNOWN_INDEX)
+            return
+        init_mac1 = mac1_of(pending.handshake.init_packet(pending.cookie))
+        try:
+            pending.cookie = open_cookie_reply(self.secrets.cookie_key, init_mac1, data)
+        except DecryptError:
+            self._drop(DropReason.COOKIE)
+
+    # -- responding ---------------------------------------------------------------------------
+    def check_packet(self, data: bytes) -> tuple[int, bytes, bytes] | None:
+        """Header and mac1 of a handshake packet: ``(type, sender, receiver)``, or None (the
+        drop is counted). The first check of every handshake packet: one keyed hash."""
+        try:
+            parsed = parse_handshake_header(data)
+        except HandshakeFailed as exc:
+            self._drop(DropReason(exc.reason))
+            return None
+        if not check_mac1(data, self.secrets.mac1_key):
+            self._drop(DropReason.MAC1)
+            return None
+        return parsed
+
+    def receive_init(
+        self,
+        data: bytes,
+        sender: bytes,
+        addr: Hashable,
+        link: Link,
+        now: float,
+        *,
+        session_count: int,
+        new_index: Callable[[], bytes],
+    ) -> None:
+        """An INIT (mac1 checked) from ``addr``: admit it in order of cost and answer with a
+        RESPONSE, a cookie reply, or nothing (the drop counted)."""
+        if not self.accept_incoming:
+            self._drop(DropReason.HANDSHAKE_STATE)
+            return
+        source = link.source_of(addr)
+        mac1 = mac1_of(data)
+        known = self._half_open_by_mac1.get(mac1)
+        if known is not None and known in self._half_open:
+            # A retransmitted INIT: our RESPONSE was lost. Answer with the same bytes, within
+            # the source's handshake budget: a captured INIT replayed from spoofed sources must
+            # not draw unlimited replies (§10).
+            if not self.buckets.take(source, now):
+                self._drop(DropReason.RATE_LIMITED)
+                return
+            self._send(self._half_open[known].handshake.response_packet, addr)
+            self._counters.init_retransmits_answered += 1
+            return
+        ephemeral = data[8:40]
+        if any(p.handshake.ephemeral_public == ephemeral for p in self._initiating.values()):
+            self._drop(DropReason.REFLECTION)
+            return
+        if len(self._half_open) >= self.config.handshake_half_open_max:
+            self._drop(DropReason.HALF_OPEN_FULL)
+            return
+        cookie_input = link.cookie_input(addr)
+        if len(self._half_open) >= self.config.handshake_load_threshold and not self.cookies.check(
+            data, cookie_input, now
+        ):
+            self._drop(DropReason.COOKIE_REQUIRED)
+            self._send(self.cookies.reply(data, sender, cookie_input, now), addr)
+            return
+        if not self.buckets.take(source, now):
+            self._drop(DropReason.RATE_LIMITED)
+            return
+        if session_count + len(self) >= self.config.max_sessions:
+            self._drop(DropReason.SESSION_LIMIT)
+            return
+        index = new_index()
+        try:
+            handshake = ResponderHandshake(
+                self.identity,
+                self.secrets,
+                index,
+                data,
+                capabilities=self.config.capabilities,
+                rng=self._rng,
+            )
+        except HandshakeFailed as exc:
+            self._drop(DropReason(exc.reason))
+            return
+        half = _HalfOpen(handshake, addr, link, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1)
+        self._half_open[index] = half
+        self._half_open_by_mac1[mac1] = index
+        self._deadlines.set(("h", index), half.expires_at)
+        self._send(handshake.response_packet, addr)
+
+    def receive_final(self, data: bytes, receiver: bytes) -> Completed | None:
+        """A FINAL (mac1 checked) for our half-open ``receiver``: the initiator's membership and
+        identity check out, and its timestamp is newer than any before (a replayed INIT would
+        not be). Returns the keys for a new session, or None (the drop counted)."""
+        half = self._half_open.get(receiver)
+        if half is None:
+            self._drop(DropReason.UNKNOWN_INDEX)
+            return None
+        try:
+            result = half.handshake.receive_final(data)
+        except HandshakeFailed as exc:
+            self._drop(DropReason(exc.reason))
+            return None
+        self._forget_half_open(receiver)
+        last = self._peer_timestamps.get(result.peer_static)
+        if last is not None and result.peer_timestamp_ns <= last:
+            self._drop(DropReason.STALE_TIMESTAMP)
+            return None
+        self._peer_timestamps[result.peer_static] = result.peer_timestamp_ns
+        self._peer_timestamps.move_to_end(result.peer_static)
+        while len(self._peer_timestamps) > PEER_TIMESTAMP_TABLE_MAX:
+            self._peer_timestamps.popitem(last=False)
+        return Completed(result, half.addr, half.link, final_digest=half.handshake.final_digest)
+
+    # -- forgetting ---------------------------------------------------------------------------
+    def _forget_initiating(self, index: bytes) -> None:
+        if self._initiating.pop(index, None) is not None:
+            self._deadlines.discard(("i", index))
+
+    def _forget_half_open(self, index: bytes) -> None:
+        half = self._half_open.pop(index, None)
+        if half is None:
+            return
+        self._deadlines.discard(("h", index))
+        if self._half_open_by_mac1.get(half.init_mac1) == index:
+            del self._half_open_by_mac1[half.init_mac1]
+
+    def forget_address(self, addr: Hashable) -> None:
+        """The transport to ``addr`` closed: every handshake with it fails."""
+        for index, pending in list(self._initiating.items()):
+            if pending.addr == addr:
+                self._forget_initiating(index)
+                self._abort(pending.handle, "connection closed", timeout=False)
+        for index, half in list(self._half_open.items()):
+            if half.addr == addr:
+                self._forget_half_open(index)
+
+    # -- timers -------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        """The earliest retransmission or expiry, or None."""
+        return self._deadlines.earliest()
+
+    def handle_timer(self, now: float) -> Iterator[tuple[bytes, str]]:
+        """Retransmit what is due and expire what is over. Yields ``(session_id, reason)`` for
+        each session whose keys were never confirmed: the caller aborts it (its
+        :class:`HandshakeAborted` event, ``timeout=True``, is already queued)."""
+        for kind, key in list(self._deadlines.pop_due(now)):
+            if kind == "i":
+                pending = self._initiating[key]
+                if now >= pending.deadline:
+                    del self._initiating[key]
+                    self._abort(pending.handle, "no valid answer", timeout=True)
+                    continue
+                self._send(pending.handshake.init_packet(pending.cookie), pending.addr)
+                pending.retry_s = min(pending.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
+                pending.retry_at = now + pending.retry_s + self._jitter()
+                self._deadlines.set(("i", key), min(pending.retry_at, pending.deadline))
+            elif kind == "h":
+                self._forget_half_open(key)
+            else:
+                confirming = self._confirming[key]
+                if now >= confirming.deadline:
+                    del self._confirming[key]
+                    reason = "no confirmation from the responder"
+                    self._abort(confirming.handle, reason, timeout=True)
+                    yield key, reason
+                    continue
+                self._send(confirming.final_packet, confirming.addr)
+                confirming.retry_s = min(confirming.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
+                confirming.retry_at = now + confirming.retry_s
+                self._deadlines.set(("c", key), min(confirming.retry_at, confirming.deadline))

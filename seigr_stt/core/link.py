@@ -1,0 +1,55 @@
+"""How a packet reached the endpoint: the transport's kind and limits (``docs/protocol.md`` §12).
+
+The adapter describes each transport once with a :class:`Link` and passes it with every packet
+and every ``connect``. For UDP one link serves the whole socket and the peer's address is a
+``(host, port)`` tuple; for WebSocket each connection is its own link (and its own address).
+The endpoint reads from it the record size (and the ceiling for path-MTU probing), the key of the
+per-source handshake rate limit, and the bytes a cookie is bound to (§10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Link", "TransportKind"]
+
+
+class TransportKind(StrEnum):
+    """The transports a session can run on."""
+
+    UDP = "udp"
+    WEBSOCKET = "websocket"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Link:
+    """One transport as the endpoint sees it (compared by identity).
+
+    ``max_record_size`` is the largest packet every path of the transport carries and
+    ``probe_max`` (> ``max_record_size`` to enable it) the largest record path-MTU probing may
+    reach. ``peer`` names the remote end of a connection-oriented link (WebSocket: ``"host:port"``)
+    and ``source`` its host; for a datagram link both are None and come from each packet's
+    ``(host, port)`` address.
+    """
+
+    kind: TransportKind
+    max_record_size: int
+    probe_max: int = 0
+    peer: str | None = None
+    source: str | None = None
+
+    def source_of(self, addr: Hashable) -> Hashable:
+        """The key of the per-source handshake rate limit: the sender's host (§10)."""
+        if self.source is not None:
+            return self.source
+        return addr[0] if isinstance(addr, tuple) and addr else addr
+
+    def cookie_input(self, addr: Hashable) -> bytes:
+        """What a cookie is bound to: the sender's address as it appears on the wire (§10)."""
+        if self.peer is not None:
+            return self.peer.encode()
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            return f"{addr[0]}:{addr[1]}".encode()
+        return repr(addr).encode()

@@ -1,0 +1,211 @@
+"""Building records: frames, an ACK and stream data sealed into records (§5, §14, §15).
+
+:class:`RecordBuilder` is the only place a session seals records. Each call to :meth:`build`
+fills records up to the current record size with, in order: an ACK when one is owed (or rides
+along for free), queued one-shot frames (PING, PONG, DATAGRAM, CLOSE), control and credit frames,
+then stream data in turn while the congestion window and the pacer allow. Every frame that must
+survive loss is recorded with its delivery handler; recovery calls it back with ``acked``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from seigr_stt.constants import PACING_BURST_PACKETS
+from seigr_stt.core.congestion import NewReno, Pacer
+from seigr_stt.core.flow import StreamTable
+from seigr_stt.core.frames import (
+    Ack,
+    Frame,
+    Ping,
+    frame_size,
+    is_ack_eliciting,
+    serialize_frames,
+)
+from seigr_stt.core.keys import KeySchedule
+from seigr_stt.core.pmtu import PathMtuProber
+from seigr_stt.core.record import max_frames_size, pack_header, seal_record
+from seigr_stt.core.recovery import AckTracker, Delivery, LossRecovery, SentRecord
+from seigr_stt.core.stats import SessionCounters
+from seigr_stt.core.timers import SessionTimers
+
+__all__ = ["STREAM_FRAME_OVERHEAD", "RecordBuilder"]
+
+STREAM_FRAME_OVERHEAD = 1 + 8 + 8 + 1 + 4  # type, id, offset, flags, length (upper bounds)
+_MIN_CHUNK = 64  # do not start a stream frame with less room than this in a record
+
+Handler = Callable[[Frame, bool], None]
+
+
+class RecordBuilder:
+    """Seals the records of one session; see the module docstring."""
+
+    def __init__(
+        self,
+        session_id: bytes,
+        keys: KeySchedule,
+        acks: AckTracker,
+        recovery: LossRecovery,
+        streams: StreamTable,
+        pmtu: PathMtuProber,
+        counters: SessionCounters,
+        timers: SessionTimers,
+    ) -> None:
+        self.session_id = session_id
+        self.keys = keys
+        self.acks = acks
+        self.recovery = recovery
+        self.streams = streams
+        self.pmtu = pmtu
+        self.counters = counters
+        self.timers = timers
+        self.cc = NewReno(pmtu.size)
+        self.pacer = Pacer(pmtu.size)
+        #: Frames sent once, never retransmitted: PING, PONG, DATAGRAM, CLOSE.
+        self.pending: deque[Frame] = deque()
+        #: Send a record even with nothing to say (key confirmation, a new epoch, keepalive).
+        self.want_record = False
+        #: A probe timeout fired: send one ack-eliciting record whatever the window (§14.3).
+        self.probe = False
+
+    @property
+    def record_size(self) -> int:
+        """The largest record sent now (grows with path-MTU probing)."""
+        return self.pmtu.size
+
+    def set_record_size(self, size: int) -> None:
+        """Records of ``size`` bytes from now on (the congestion window counts in them)."""
+        self.cc.max_datagram = size
+        self.pacer.burst = PACING_BURST_PACKETS * size
+
+    def has_output(self, now: float) -> bool:
+        """Whether :meth:`build` has something to send at ``now``."""
+        ack_due = self.acks.ack_due_at
+        return bool(
+            self.pending
+            or self.want_record
+            or self.probe
+            or self.streams.has_control
+            or self.streams.has_stream_data
+            or (ack_due is not None and ack_due <= now)
+        )
+
+    def pace_at(self) -> float | None:
+        """When the pacer lets waiting stream data go, if it is what holds it back."""
+        if not self.streams.has_stream_data or not self.cc.can_send(self.recovery.bytes_in_flight):
+            return None
+        return self.pacer.next_send_at(
+            now=self.timers.last_sent_at or self.timers.created_at,
+            cwnd=self.cc.cwnd,
+            srtt_s=self.recovery.rtt.smoothed_s,
+        )
+
+    # -- building -----------------------------------------------------------------------------
+    def build(self, now: float, *, active: bool) -> list[bytes]:
+        """Every record due now. ``active`` is False while closing: no path-MTU probe then."""
+        records: list[bytes] = []
+        cc = self.cc
+        recovery = self.recovery
+        streams = self.streams
+        limit = max_frames_size(self.pmtu.size)
+        self.pacer.refill(now, cc.cwnd, recovery.rtt.smoothed_s)
+        probe_size = self.pmtu.probe_size(streams.send_buffered, now) if active else None
+        if probe_size is not None:
+            records.append(self._seal([(Ping(0), None)], now, pad_to=probe_size))
+        while True:
+            frames: list[tuple[Frame, Handler | None]] = []
+            size = 0
+            ack_due = self.acks.ack_due_at
+            if ack_due is not None and (
+                ack_due <= now
+                or self.pending
+                or streams.has_control
+                or streams.has_stream_data
+                or self.want_record
+            ):
+                ack = self._ack_frame(now)
+                frames.append((ack, None))
+                size += frame_size(ack)
+            size = self._fill_queues(frames, size, limit)
+            may_send = self.probe or (
+                cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
+            )
+            if may_send and streams.has_stream_data:
+                size = self._fill_streams(frames, size, limit)
+            if not frames and not self.want_record:
+                break
+            records.append(self._seal(frames, now))
+            self.want_record = False
+            self.probe = False
+            if not frames:
+                break
+            if size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit and not (
+                self.pending or streams.has_control
+            ):
+                # The record had room left: everything that could go out went out.
+                break
+        return records
+
+    def _ack_frame(self, now: float) -> Ack:
+        _, delay, ranges = self.acks.build(now)
+        return Ack(delay, tuple(ranges))
+
+    def _fill_queues(
+        self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
+    ) -> int:
+        pending = self.pending
+        while pending:
+            fsize = frame_size(pending[0])
+            if size + fsize > limit:
+                return size
+            frames.append((pending.popleft(), None))
+            size += fsize
+        streams = self.streams
+        control = streams.control
+        while control:
+            fsize = frame_size(control[0])
+            if size + fsize > limit:
+                return size
+            frames.append((control.popleft(), streams.on_control_delivery))
+            size += fsize
+        for frame in streams.credit_frames():
+            fsize = frame_size(frame)
+            if size + fsize > limit:
+                streams.on_credit_delivery(frame, False)  # not sent: keep it due
+                return size
+            frames.append((frame, streams.on_credit_delivery))
+            size += fsize
+        return size
+
+    def _fill_streams(
+        self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
+    ) -> int:
+        streams = self.streams
+        handler = streams.on_stream_delivery
+        while size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit:
+            frame = streams.next_stream_frame(limit - size - STREAM_FRAME_OVERHEAD)
+            if frame is None:
+                break
+            frames.append((frame, handler))
+            size += frame_size(frame)
+        return size
+
+    def _seal(
+        self, frames: list[tuple[Frame, Handler | None]], now: float, pad_to: int = 0
+    ) -> bytes:
+        aead, epoch, echo, counter = self.keys.next_send()
+        header = pack_header(epoch, echo, self.session_id, counter)
+        plain = [frame for frame, _ in frames]
+        record = seal_record(aead, header, counter, serialize_frames(plain), pad_to)
+        if pad_to:
+            self.pmtu.on_probe_sent(counter)  # a path-MTU probe (§12.1)
+        self.counters.packets_sent += 1
+        self.counters.bytes_sent += len(record)
+        eliciting = is_ack_eliciting(plain)
+        self.timers.on_record_sent(now, eliciting)
+        if eliciting:
+            deliveries: list[Delivery] = [(f, h) for f, h in frames if h is not None]
+            self.recovery.on_sent(SentRecord(counter, now, len(record), True, True, deliveries))
+            self.pacer.on_sent(len(record))
+        return record

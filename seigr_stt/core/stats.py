@@ -1,0 +1,158 @@
+"""What the core counts: drop reasons, live counters, and frozen snapshots for readers (§11).
+
+The core owns its counters and only it writes them; readers (the asyncio layer, the metrics
+exporter, tests) take a frozen snapshot. Taking a snapshot changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "DropReason",
+    "EndpointCounters",
+    "EndpointSnapshot",
+    "SessionCounters",
+    "SessionSnapshot",
+]
+
+
+class DropReason(StrEnum):
+    """Every reason a packet is dropped (§11): the keys of ``node.get_stats()["drops"]``."""
+
+    SHORT = "short"  # too short to be any packet
+    VERSION = "version"  # unknown protocol version
+    TYPE = "type"  # unknown packet type
+    SIZE = "size"  # a handshake packet of an impossible size
+    MALFORMED = "malformed"  # reserved bytes set, a record not padded to 16 bytes
+    MAC1 = "mac1"  # handshake packet without a valid mac1 (not a member, or garbage)
+    COOKIE_REQUIRED = "cookie_required"  # under load: INIT without a valid mac2 (cookie sent)
+    HALF_OPEN_FULL = "half_open_full"  # too many handshakes in flight
+    RATE_LIMITED = "rate_limited"  # INIT beyond its source's token bucket
+    SESSION_LIMIT = "session_limit"  # max_sessions reached
+    UNKNOWN_INDEX = "unknown_index"  # handshake reply for no handshake of ours
+    HANDSHAKE_AUTH = "handshake_auth"  # Noise decryption failed or an invalid DH key
+    HANDSHAKE_STATE = "handshake_state"  # a handshake packet out of order
+    PAYLOAD = "payload"  # a handshake payload that does not decode or match its header
+    REFLECTION = "reflection"  # our own handshake sent back to us
+    STALE_TIMESTAMP = "stale_timestamp"  # a handshake no newer than the last from that peer
+    DUPLICATE_FINAL = "duplicate_final"  # a retransmitted FINAL (answered with a record)
+    COOKIE = "cookie"  # a cookie reply that does not verify
+    UNKNOWN_SESSION = "unknown_session"  # a record for no session
+    TOMBSTONE = "tombstone"  # a record for a recently closed session
+    CLOSED_SESSION = "closed_session"  # a record for a session that is closing down
+    EPOCH = "epoch"  # a record whose epoch selects no key
+    REPLAY = "replay"  # a duplicate or too-old counter
+    AUTH = "auth"  # a record that failed authentication
+
+
+@dataclass(slots=True)
+class SessionCounters:
+    """Traffic counters of one session, written only by the core's session."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    datagrams_sent: int = 0
+    datagrams_received: int = 0
+    send_errors: int = 0
+    receive_errors: int = 0
+    replays_dropped: int = 0
+    auth_failures: int = 0
+    epoch_drops: int = 0
+    packets_lost: int = 0
+    retransmitted_bytes: int = 0
+    streams_opened: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """One session's figures at one moment (times on the caller's ``now`` clock)."""
+
+    session_id: bytes
+    peer_node_id: bytes
+    state: int
+    initiator: bool
+    key_version: int
+    confirmed_key_version: int
+    created_at: float
+    last_sent_at: float | None
+    last_received_at: float | None
+    rtt_s: float | None
+    cwnd: int
+    bytes_in_flight: int
+    send_buffered: int
+    max_record_size: int
+    close_code: int | None
+    close_reason: str
+    counters: SessionCounters = field(repr=False)
+
+
+@dataclass(slots=True)
+class EndpointCounters:
+    """Node-wide counters of the endpoint; ``drops`` counts every :class:`DropReason`."""
+
+    drops: Counter[str] = field(default_factory=Counter)  # keyed by DropReason (a str)
+    sessions_created: int = 0
+    sessions_closed: int = 0
+    handshakes_started: int = 0
+    handshakes_failed: int = 0
+    init_retransmits_answered: int = 0
+    packets_received: int = 0
+    packets_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSnapshot:
+    """The endpoint's figures at one moment; ``drops`` has every reason, zero or not."""
+
+    sessions: int
+    handshakes_in_flight: int
+    tombstones: int
+    sessions_created: int
+    sessions_closed: int
+    handshakes_started: int
+    handshakes_failed: int
+    init_retransmits_answered: int
+    packets_received: int
+    packets_sent: int
+    bytes_received: int
+    bytes_sent: int
+    drops: dict[DropReason, int]
+
+    @property
+    def drops_total(self) -> int:
+        return sum(self.drops.values())
+
+    @classmethod
+    def of(
+        cls,
+        counters: EndpointCounters,
+        *,
+        sessions: int,
+        handshakes_in_flight: int,
+        tombstones: int,
+    ) -> EndpointSnapshot:
+        """Freeze ``counters`` (a copy: later drops do not change this snapshot)."""
+        return cls(
+            sessions=sessions,
+            handshakes_in_flight=handshakes_in_flight,
+            tombstones=tombstones,
+            sessions_created=counters.sessions_created,
+            sessions_closed=counters.sessions_closed,
+            handshakes_started=counters.handshakes_started,
+            handshakes_failed=counters.handshakes_failed,
+            init_retransmits_answered=counters.init_retransmits_answered,
+            packets_received=counters.packets_received,
+            packets_sent=counters.packets_sent,
+            bytes_received=counters.bytes_received,
+            bytes_sent=counters.bytes_sent,
+            drops={reason: counters.drops[reason] for reason in DropReason},
+        )
