@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 
 from seigr_stt.aio.manager import SessionManager
-from seigr_stt.aio.node import EVENT_KINDS, STTNode
-from seigr_stt.aio.session import NodeEvent, ReceivedPacket, SessionState, STTSession
+from seigr_stt.aio.manual import ManualSession
+from seigr_stt.aio.node import STTNode
+from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.streams import STTStream
 from seigr_stt.config import NodeConfig
-from seigr_stt.constants import SEED_GENERATED_BYTES
+from seigr_stt.constants import SEED_GENERATED_BYTES, CloseCode, FrameType, PacketType, SessionState
 from seigr_stt.exceptions import (
     ConfigError,
     HandshakeError,
@@ -33,18 +35,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_KINDS",
+    "CloseCode",
     "ConfigError",
+    "FrameType",
     "HandshakeError",
     "HandshakeTimeout",
     "KeyRotationError",
+    "ManualSession",
     "MessageTooLarge",
     "NodeConfig",
     "NodeEvent",
+    "PacketType",
     "ProtocolError",
     "ReceivedPacket",
     "STTError",
     "STTNode",
     "STTSession",
+    "STTStream",
     "SessionClosedError",
     "SessionError",
     "SessionManager",

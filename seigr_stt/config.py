@@ -48,6 +48,7 @@ from seigr_stt.exceptions import ConfigError
 
 __all__ = ["EndpointConfig", "NodeConfig", "SessionConfig", "TransportConfig"]
 
+
 def _bounds(
     minimum: float = 0, maximum: float | None = None, *, exclusive: bool = True
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from seigr_stt.aio.node import STTNode
+from seigr_stt import STTNode
 from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
 
 __all__ = ["run_demo"]

@@ -31,12 +31,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from seigr_stt import __version__
-from seigr_stt.aio.session import SessionState
+from seigr_stt.constants import SessionState
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from seigr_stt.aio.node import STTNode
+    from seigr_stt import STTNode
 
 __all__ = ["MetricsServer", "NodeCollector", "serve_metrics"]
 
@@ -110,7 +110,7 @@ class NodeCollector(Collector):
         self._node = node
 
     def _snapshot(self) -> dict[str, Any]:
-        loop = self._node._loop
+        loop = self._node.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from seigr_stt.aio.session import SessionState, STTSession
-from seigr_stt.constants import CLOSE_NORMAL, NODE_ID_BYTES, SESSION_ID_BYTES
+from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.manual import ManualSession
+from seigr_stt.aio.session import STTSession
+from seigr_stt.constants import NODE_ID_BYTES, SESSION_ID_BYTES, CloseCode, SessionState
 from seigr_stt.exceptions import ConfigError, SessionError, SessionNotFound
-
-if TYPE_CHECKING:
-    from seigr_stt.aio.node import STTNode
 
 __all__ = ["SessionManager"]
 
@@ -18,13 +17,14 @@ __all__ = ["SessionManager"]
 class SessionManager:
     """Every live session of one node, by id; closed ones leave the table but stay counted.
 
-    The node creates one (``node.session_manager``); sessions made by handshakes are added by
+    The node creates one (``node.session_manager``); sessions made by handshakes are tracked by
     the node, manual ones by :meth:`create_session`. Idle expiry
     (``NodeConfig.session_idle_timeout_s``) and the cleanup of closed sessions run by themselves.
     """
 
-    def __init__(self, node: STTNode) -> None:
-        self._node = node
+    def __init__(self, driver: Driver, max_sessions: int) -> None:
+        self._driver = driver
+        self._max_sessions = max_sessions
         self._sessions: dict[bytes, STTSession] = {}
         self._created = 0
         self._closed = 0
@@ -35,20 +35,23 @@ class SessionManager:
     @property
     def max_sessions(self) -> int:
         """Live sessions allowed at once (``NodeConfig.max_sessions``)."""
-        return self._node.config.max_sessions
+        return self._max_sessions
 
-    def _add(self, session: STTSession) -> None:
+    def track(self, session: STTSession) -> None:
+        """Count and track ``session`` until it closes (the node calls this for every session a
+        handshake makes; applications use :meth:`create_session`)."""
         self._sessions[session.session_id] = session
         self._created += 1
 
-    def _on_closed(self, session: STTSession) -> None:
+    def forget(self, session: STTSession) -> None:
+        """``session`` closed: it leaves the live table and is counted as closed."""
         if self._sessions.get(session.session_id) is session:
             del self._sessions[session.session_id]
             self._closed += 1
 
     async def create_session(
         self, session_id: bytes, peer_node_id: bytes, capabilities: int = 0
-    ) -> STTSession:
+    ) -> ManualSession:
         """Create and track a *manual* session (no handshake, no transport).
 
         Raises :class:`ConfigError` for a malformed id or a duplicate, and
@@ -58,22 +61,21 @@ class SessionManager:
             raise ConfigError(f"session_id must be {SESSION_ID_BYTES} bytes")
         if not isinstance(peer_node_id, bytes) or len(peer_node_id) != NODE_ID_BYTES:
             raise ConfigError(f"peer_node_id must be {NODE_ID_BYTES} bytes")
-        if not isinstance(capabilities, int) or capabilities < 0:
+        if isinstance(capabilities, bool) or not isinstance(capabilities, int) or capabilities < 0:
             raise ConfigError("capabilities must be a non-negative int")
-        if session_id in self._sessions or session_id in self._node._endpoint.sessions:
+        if session_id in self._sessions or self._driver.get_session(session_id) is not None:
             raise ConfigError(f"a session with id {session_id.hex()} already exists")
-        if len(self._sessions) >= self.max_sessions:
-            raise SessionError(f"max_sessions ({self.max_sessions}) reached")
-        session = STTSession(
-            self._node,
+        if len(self._sessions) >= self._max_sessions:
+            raise SessionError(f"max_sessions ({self._max_sessions}) reached")
+        session = ManualSession(
             session_id,
             peer_node_id,
             capabilities=capabilities,
-            core=None,
-            transport_type=None,
-            created_at=self._node._unix_now(),
+            created_at=self._driver.unix_now(),
+            clock=self._driver.unix_now,
+            on_closed=self.forget,
         )
-        self._add(session)
+        self.track(session)
         return session
 
     def get_session(self, session_id: bytes) -> STTSession | None:
@@ -81,9 +83,11 @@ class SessionManager:
         return self._sessions.get(session_id)
 
     def has_session(self, session_id: bytes) -> bool:
+        """Whether a live session has this id."""
         return session_id in self._sessions
 
     def get_active_sessions(self) -> list[STTSession]:
+        """Live sessions in the ACTIVE state."""
         return [s for s in self._sessions.values() if s.state == SessionState.ACTIVE]
 
     def get_sessions_by_state(self, state: int) -> list[STTSession]:
@@ -91,7 +95,7 @@ class SessionManager:
         return [s for s in self._sessions.values() if s.state == state]
 
     async def close_session(
-        self, session_id: bytes, code: int = CLOSE_NORMAL, reason: str = ""
+        self, session_id: bytes, code: int = CloseCode.NORMAL, reason: str = ""
     ) -> None:
         """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`."""
         session = self._sessions.get(session_id)
@@ -99,11 +103,17 @@ class SessionManager:
             raise SessionNotFound(f"no live session {session_id.hex()}", (session_id,))
         await session.close(code, reason)
 
-    async def close_all_sessions(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+    async def close_all_sessions(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close every live session concurrently and wait for all of them."""
         sessions = list(self._sessions.values())
         if sessions:
             await asyncio.gather(*(s.close(code, reason) for s in sessions))
+
+    def end_manual_sessions(self, code: int, reason: str) -> None:
+        """Close every manual session now (the node is stopping)."""
+        for session in list(self._sessions.values()):
+            if isinstance(session, ManualSession):
+                session.end(code, reason)
 
     def get_session_count(self) -> int:
         """Every session ever created on this node, closed ones included."""
@@ -115,7 +125,7 @@ class SessionManager:
         counts = dict.fromkeys(SessionState, 0)
         for session in self._sessions.values():
             counts[session.state] += 1
-        in_flight = self._node._endpoint.live_handshakes()
+        in_flight = self._driver.endpoint.live_handshakes()
         return {
             "total": self._created,
             "handshake": counts[SessionState.HANDSHAKE] + in_flight,
@@ -124,5 +134,5 @@ class SessionManager:
             "closed": self._closed,
             "live": len(self._sessions),
             "handshakes_in_flight": in_flight,
-            "max_sessions": self.max_sessions,
+            "max_sessions": self._max_sessions,
         }

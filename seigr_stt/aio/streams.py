@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
+from seigr_stt.aio.driver import Driver
 from seigr_stt.constants import STREAM_SEND_HIGH_WATER_BYTES
+from seigr_stt.core.session import Session
 from seigr_stt.exceptions import SessionClosedError, StreamError
-
-if TYPE_CHECKING:
-    from seigr_stt.aio.session import STTSession
 
 __all__ = ["STTStream"]
 
@@ -27,8 +25,9 @@ class STTStream:
     so a slow reader slows the writer down instead of filling memory.
     """
 
-    def __init__(self, session: STTSession, stream_id: int) -> None:
-        self._session = session
+    def __init__(self, driver: Driver, session_id: bytes, stream_id: int) -> None:
+        self._driver = driver
+        self._session_id = session_id
         self._stream_id = stream_id
         self._buffer = bytearray()
         self._eof = False
@@ -41,22 +40,24 @@ class STTStream:
         self._readable = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"STTStream(id={self._stream_id}, session={self._session.session_id.hex()})"
+        return f"STTStream(id={self._stream_id}, session={self._session_id.hex()})"
 
     @property
     def stream_id(self) -> int:
         """The stream's id: ``index << 2 | side`` (side 0 = the session's initiator), §16.1."""
         return self._stream_id
 
-    # -- events from the node -----------------------------------------------------------------
-    def _on_data(self, data: bytes, fin: bool) -> None:
+    # -- events from the session --------------------------------------------------------------
+    def handle_data(self, data: bytes, fin: bool) -> None:
+        """Bytes arrived in order (``fin``: the peer finished its side)."""
         self._buffer += data
         if fin:
             self._eof = True
             self._fin_received = True
         self._readable.set()
 
-    def _on_reset(self, code: int, sending: bool) -> None:
+    def handle_reset(self, code: int, sending: bool) -> None:
+        """The peer reset its side (``sending`` False) or asked us to stop (True)."""
         if sending:
             self._stopped_code = code
         else:
@@ -64,7 +65,8 @@ class STTStream:
             self._eof = True
         self._readable.set()
 
-    def _on_session_closed(self, error: SessionClosedError) -> None:
+    def handle_session_closed(self, error: SessionClosedError) -> None:
+        """The session closed: reads end, writes raise ``error``."""
         self._closed_error = error
         self._eof = True
         self._readable.set()
@@ -88,10 +90,10 @@ class STTStream:
         if not self._buffer and not self._eof:
             self._readable.clear()
         if data:
-            node = self._session._node
-            if node is not None and not node._stopped:
-                node._endpoint.consume_stream(self._session.session_id, self._stream_id, len(data))
-                node._transmit_soon()
+            session = self._driver.get_session(self._session_id)
+            if session is not None and not self._driver.stopped:
+                session.consume_stream(self._stream_id, len(data))
+                self._driver.transmit_soon()
         return data
 
     async def _wait_readable(self) -> None:
@@ -153,28 +155,30 @@ class STTStream:
         if self._write_closed:
             raise StreamError(f"stream {self._stream_id} is closed for writing")
 
+    def _session(self) -> Session:
+        session = self._driver.get_session(self._session_id)
+        if session is None:
+            raise SessionClosedError(f"session {self._session_id.hex()} is closed")
+        return session
+
     async def write(self, data: bytes) -> None:
         """Queue ``data`` for sending (call :meth:`drain` to respect backpressure)."""
         self._check_writable()
-        node = self._session._require_node()
-        node._endpoint.write_stream(
-            self._session.session_id, self._stream_id, bytes(data), False, node._now()
-        )
-        node._transmit()
+        self._session().write_stream(self._stream_id, bytes(data), False, self._driver.now())
+        self._driver.transmit_soon()
 
     async def drain(self) -> None:
         """Wait while more than the high-water mark of written data is unacknowledged."""
-        node = self._session._require_node()
         await asyncio.sleep(0)
         while True:
             self._check_writable_or_closed()
-            core = node._endpoint.sessions.get(self._session.session_id)
+            session = self._driver.get_session(self._session_id)
             if (
-                core is None
-                or core.stream_buffered(self._stream_id) <= STREAM_SEND_HIGH_WATER_BYTES
+                session is None
+                or session.stream_buffered(self._stream_id) <= STREAM_SEND_HIGH_WATER_BYTES
             ):
                 return
-            await node._wait_progress()
+            await self._driver.wait_progress()
 
     def _check_writable_or_closed(self) -> None:
         if self._closed_error is not None:
@@ -189,19 +193,14 @@ class STTStream:
         if self._write_closed or self._closed_error is not None:
             return
         self._check_writable()
-        node = self._session._require_node()
+        session = self._session()
         self._write_closed = True
-        node._endpoint.write_stream(
-            self._session.session_id, self._stream_id, b"", True, node._now()
-        )
-        node._transmit()
+        session.write_stream(self._stream_id, b"", True, self._driver.now())
+        self._driver.transmit_soon()
 
     def reset(self, code: int = 0) -> None:
         """Abort both directions with ``code``: unsent data is dropped, the peer is told."""
-        if self._closed_error is not None:
-            return
-        node = self._session._node
-        if node is None or node._stopped:
+        if self._closed_error is not None or self._driver.stopped:
             return
         self._write_closed = True
         if self._reset_code is None:
@@ -209,12 +208,10 @@ class STTStream:
             self._reset_locally = True
         self._eof = True
         self._readable.set()
-        core = node._endpoint.sessions.get(self._session.session_id)
-        if core is not None:
+        session = self._driver.get_session(self._session_id)
+        if session is not None:
             # A stream finished in both directions is already forgotten by the core: there is
             # nothing left to abort or tell the peer, and reset() stays a quiet no-op.
             with contextlib.suppress(StreamError):
-                node._endpoint.reset_stream(
-                    self._session.session_id, self._stream_id, code, node._now()
-                )
-            node._transmit()
+                session.reset_stream(self._stream_id, code, self._driver.now())
+            self._driver.transmit_soon()

@@ -169,6 +169,11 @@ class UDPTransport:
         self._writable.set()
 
     @property
+    def is_running(self) -> bool:
+        """True until :meth:`close`."""
+        return not self.closed
+
+    @property
     def queued(self) -> int:
         """Datagrams waiting in user space for the kernel buffer."""
         return len(self._queue)

@@ -26,6 +26,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from seigr_stt.constants import WEBSOCKET_PATH
+from seigr_stt.core.link import Link, TransportKind
 
 __all__ = ["WSLink", "WebSocketServer", "open_client_link"]
 
@@ -42,6 +43,7 @@ class WSLink:
         connection: Connection,
         on_packet: Callable[[bytes, WSLink], None],
         on_closed: Callable[[WSLink], None],
+        max_record_size: int,
     ) -> None:
         self.connection = connection
         self._on_packet = on_packet
@@ -60,6 +62,10 @@ class WSLink:
         self.remote = f"{remote[0]}:{remote[1]}" if remote else "?"
         #: The peer's host: the key of the per-source handshake rate limit (§10).
         self.remote_host = str(remote[0]) if remote else "?"
+        #: This connection as the endpoint sees it: its own link, and its own address.
+        self.link = Link(
+            TransportKind.WEBSOCKET, max_record_size, peer=self.remote, source=self.remote_host
+        )
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def __repr__(self) -> str:
@@ -173,7 +179,7 @@ class WebSocketServer:
         return None
 
     async def _handler(self, connection: ServerConnection) -> None:
-        link = WSLink(connection, self._on_packet, self._closed)
+        link = WSLink(connection, self._on_packet, self._closed, self._max_size)
         self.links.add(link)
         self._on_link(link)
         await link.run()
@@ -216,6 +222,6 @@ async def open_client_link(
         logger=_log,
         **kwargs,  # type: ignore[arg-type]
     )
-    link = WSLink(connection, on_packet, on_closed)
+    link = WSLink(connection, on_packet, on_closed, max_size)
     task = asyncio.get_running_loop().create_task(link.run())
     return link, task

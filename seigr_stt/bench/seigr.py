@@ -238,7 +238,7 @@ async def client_datagrams(params: JSON, info: JSON) -> JSON:
         session = await _connect(node, params, info)
         size, count, duration = int(params["size"]), int(params["count"]), params["duration_s"]
         payload = bytes(size)
-        udp = node._udp
+        udp = node.udp_transport
         sent = 0
         start = time.perf_counter()
         while sent < count and time.perf_counter() - start < duration:

@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from seigr_stt import generate_seed
-from seigr_stt.aio.node import STTNode
+from seigr_stt import STTNode, generate_seed
 from seigr_stt.cli.console import run
 from seigr_stt.cli.errors import EXIT_HANDSHAKE_TIMEOUT, EXIT_USAGE, CLIError
 from seigr_stt.cli.seeds import Seeds, read_seeds

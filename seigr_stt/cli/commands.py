@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seigr_stt import generate_seed
-from seigr_stt.aio.node import STTNode
+from seigr_stt import STTNode, generate_seed
 from seigr_stt.cli.client import client_session, target_text
 from seigr_stt.cli.console import run, say
 from seigr_stt.cli.errors import EXIT_CODES, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError

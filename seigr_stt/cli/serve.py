@@ -17,8 +17,7 @@ import signal
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from seigr_stt import generate_seed
-from seigr_stt.aio.node import STTNode
+from seigr_stt import STTNode, generate_seed
 from seigr_stt.cli.console import run, say
 from seigr_stt.cli.errors import EXIT_OK, EXIT_USAGE, CLIError
 from seigr_stt.cli.filetransfer import FileReceiver

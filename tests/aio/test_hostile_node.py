@@ -54,15 +54,16 @@ from seigr_stt.constants import (
     REPLAY_WINDOW_PACKETS,
 )
 from seigr_stt.core import crypto
-from seigr_stt.core import endpoint as endpoint_module
+from seigr_stt.core import handshakes as handshakes_module
+from seigr_stt.core.cookie import mac1_of
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.stats import DropReason
 from seigr_stt.core.frames import Datagram, Stream, serialize_frames
-from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake, mac1_of
+from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.noise import SymmetricState
 from seigr_stt.core.record import pack_header, seal_record
 from seigr_stt.core.session import Session
+from seigr_stt.core.stats import DropReason
 from tests.aio.helpers import (
     NodeFactory,
     UDPRelay,
@@ -95,7 +96,7 @@ LOW_ORDER_POINTS = [
 # -- helpers --------------------------------------------------------------------------------------
 def endpoint_of(node: STTNode) -> Endpoint:
     """The node's sans-I/O endpoint (its tables are what a flood must not grow)."""
-    return node._endpoint
+    return node.endpoint
 
 
 def core_session(node: STTNode, session_id: bytes) -> Session:
@@ -166,7 +167,9 @@ async def settle(node: STTNode, sent: int, base: int, *, slack: int = 0) -> None
     """Wait until the node has read all but ``slack`` of ``sent`` datagrams sent since ``base``
     (keeps the flood inside the socket buffers: nothing is lost to the kernel)."""
     ep = endpoint_of(node)
-    await wait_until(lambda: ep.counters.packets_received - base >= sent - slack, "the node to read")
+    await wait_until(
+        lambda: ep.counters.packets_received - base >= sent - slack, "the node to read"
+    )
 
 
 @dataclass
@@ -390,7 +393,9 @@ async def test_a_record_older_than_the_window_is_dropped_before_decrypting(scene
         scene.relay.inject(data)
         if i % 256 == 255:
             await wait_until(lambda: ep.counters.packets_received - start >= i - 256)  # noqa: B023
-    await wait_until(lambda: ep.counters.packets_received - start >= len(newer), "the newer records")
+    await wait_until(
+        lambda: ep.counters.packets_received - start >= len(newer), "the newer records"
+    )
     peer = scene.server.session_manager.get_session(scene.session.session_id)
     assert peer is not None
     auth_failures = peer.get_statistics()["auth_failures"]
@@ -515,7 +520,7 @@ class _CountingResponder(ResponderHandshake):
 @pytest.fixture
 def count_dh(monkeypatch: pytest.MonkeyPatch) -> type[_CountingResponder]:
     _CountingResponder.created = 0
-    monkeypatch.setattr(endpoint_module, "ResponderHandshake", _CountingResponder)
+    monkeypatch.setattr(handshakes_module, "ResponderHandshake", _CountingResponder)
     return _CountingResponder
 
 
@@ -659,8 +664,8 @@ async def test_handshake_flood_costs_bounded_cpu_and_memory(
     assert replies[RESPONSE] <= count_dh.created
     assert set(replies) <= {COOKIE, RESPONSE}
     # Memory: the half-open table and the bucket table are bounded; no session from the flood.
-    assert len(ep._half_open) <= min(config.handshake_half_open_max, count_dh.created)
-    assert len(ep._handshake_buckets) <= 2  # one host (and nothing else) was seen
+    assert ep.handshakes.half_open <= min(config.handshake_half_open_max, count_dh.created)
+    assert len(ep.handshakes.buckets) <= 2  # one host (and nothing else) was seen
     assert set(ep.sessions) == {s.session_id for s in server.session_manager.get_active_sessions()}
     assert len(ep.sessions) == 2  # the steady peer and the new legitimate peer
     assert mem_peak - mem_base < 16 * 1024 * 1024
@@ -673,7 +678,7 @@ async def test_handshake_flood_costs_bounded_cpu_and_memory(
         f"ports (+{len(answered)} cookie answers) in {flood_s:.2f} s, "
         f"{(FLOOD_BAD + FLOOD_VALID) / flood_s:.0f} packets/s; process CPU {cpu_s:.2f} s "
         f"({cpu_s / sent * 1e6:.0f} us/packet, flooder included); responder DH "
-        f"{count_dh.created} (budget {dh_budget:.0f}); half-open {len(ep._half_open)}; "
+        f"{count_dh.created} (budget {dh_budget:.0f}); half-open {ep.handshakes.half_open}; "
         f"replies {dict(replies)}; traced memory peak +{(mem_peak - mem_base) / 1024:.0f} KiB, "
         f"end +{(mem_now - mem_base) / 1024:.0f} KiB; legit connect "
         f"{legit_result['connect_s']:.2f} s; drops {dict(moved)}"
@@ -701,7 +706,7 @@ async def test_half_open_table_is_bounded(
             sock.close()
     assert drops(server) - before == Counter({"half_open_full": 12})
     assert count_dh.created == 8
-    assert len(endpoint_of(server)._half_open) == 8
+    assert endpoint_of(server).handshakes.half_open == 8
     assert sorted(d[1] for d in answers) == [RESPONSE] * 8  # no cookie: the table is full
 
 
@@ -755,11 +760,11 @@ async def test_replayed_init_and_replies_for_unknown_indexes(
     scene.send_raw(init)
     first = await next_reply(scene.raw)
     assert first[1] == RESPONSE
-    half_open = len(ep._half_open)
+    half_open = ep.handshakes.half_open
     # The same INIT again: the stored RESPONSE, byte for byte; no new state, no DH.
     scene.send_raw(init)
     assert await next_reply(scene.raw) == first
-    assert len(ep._half_open) == half_open
+    assert ep.handshakes.half_open == half_open
     assert count_dh.created == 1
     # RESPONSE and FINAL (valid mac1) for indexes nobody uses; our own RESPONSE sent back.
     unknown = [

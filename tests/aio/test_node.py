@@ -664,8 +664,8 @@ async def test_stop_with_an_unreachable_peer_returns(make_node: NodeFactory) -> 
     client = await make_node(server_mode=False)
     session, _ = await connect(client, server, "udp")
     # The peer vanishes without a word: its socket stops reading.
-    assert server._udp is not None
-    server._udp.close()
+    assert server.udp_transport is not None
+    server.udp_transport.close()
     async with asyncio.timeout(10 * SECOND):
         await client.stop()
     assert session.state == SessionState.CLOSED

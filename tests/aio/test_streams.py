@@ -14,8 +14,8 @@ import random
 
 import pytest
 
-from seigr_stt import SessionClosedError, StreamError, STTSession
-from seigr_stt.aio.node import SEND_HIGH_WATER_BYTES
+from seigr_stt import SessionClosedError, StreamError, STTNode, STTSession
+from seigr_stt.aio.driver import SEND_HIGH_WATER_BYTES
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import STREAM_INITIAL_WINDOW_BYTES, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
@@ -40,11 +40,9 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def core_of(session: STTSession) -> Session:
+def core_of(node: STTNode, session: STTSession) -> Session:
     """The sans-I/O session under ``session`` (to measure what it buffers)."""
-    core = session._core
-    assert core is not None
-    return core
+    return node.endpoint.session(session.session_id)
 
 
 async def read_until_error(stream: STTStream) -> None:
@@ -310,7 +308,7 @@ async def test_200_concurrent_streams_each_carry_their_own_payload(pair: Pair) -
     for side in (pair.session, pair.peer):
         assert side.get_statistics()["streams_opened"] == CONCURRENT_STREAMS
     # Once the last acknowledgements arrive, nothing stays buffered on either side.
-    for core in (core_of(pair.session), core_of(pair.peer)):
+    for core in (core_of(pair.client, pair.session), core_of(pair.server, pair.peer)):
 
         def all_acknowledged(core: Session = core) -> bool:
             return core.send_buffered == 0
@@ -328,7 +326,7 @@ async def test_a_slow_reader_keeps_the_writers_buffer_bounded(pair: Pair) -> Non
     writer's session holds stays below the high-water mark plus one write, whatever the amount
     written, and the reader holds at most one flow-control window."""
     data = payload(6, SLOW_TOTAL)
-    core = core_of(pair.session)
+    core = core_of(pair.client, pair.session)
     stream = await pair.session.open_stream()
     bound = STREAM_SEND_HIGH_WATER_BYTES + WRITE_BYTES
     assert 3 * bound <= SLOW_TOTAL  # far more is written than may be held
@@ -377,7 +375,7 @@ async def test_a_slow_message_consumer_keeps_the_sender_bounded(pair: Pair) -> N
     receiver's queue holds at most one channel window of messages the application has not
     taken."""
     count = MESSAGES_TOTAL // MESSAGE_BYTES
-    core = core_of(pair.session)
+    core = core_of(pair.client, pair.session)
     held: list[int] = []
     taken = 0
     taken_when_sent = 0

@@ -421,8 +421,8 @@ async def test_node_with_a_closed_udp_transport_drops_sends(make_node: NodeFacto
     server = await make_node()
     client = await make_node(server_mode=False)
     session, _ = await connect(client, server, "udp")
-    assert client._udp is not None
-    client._udp.close()
+    assert client.udp_transport is not None
+    client.udp_transport.close()
     await session.send(b"into the void")  # queued in the core; the transport drops it
     assert client.get_stats()["transports"]["udp"]["send_dropped"] >= 1
     assert session.state == SessionState.ACTIVE

@@ -135,7 +135,7 @@ async def test_a_lost_connection_closes_its_sessions_on_both_sides(
     client.on("session_closed", lambda e: events.append(("client", e)))
     session, peer = await connect(client, server, "websocket")
     udp_session, udp_peer = await connect(client, server, "udp")
-    links = [link for link in client._ws_links if isinstance(link, WSLink)]
+    links = [link for link in client.websocket_links if isinstance(link, WSLink)]
     assert len(links) == 1
     await links[0].connection.close()  # the TCP connection goes away without a CLOSE record
     async with asyncio.timeout(10 * SECOND):
@@ -226,7 +226,7 @@ async def test_a_link_refuses_packets_once_closed(make_node: NodeFactory) -> Non
     server = await make_node()
     client = await make_node(server_mode=False)
     session, _ = await connect(client, server, "websocket")
-    (link,) = [link for link in client._ws_links if isinstance(link, WSLink)]
+    (link,) = [link for link in client.websocket_links if isinstance(link, WSLink)]
     assert "127.0.0.1:" in repr(link)
     await session.close()
     await link.aclose()

@@ -16,7 +16,6 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core import endpoint as endpoint_module
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.stats import DropReason
 from seigr_stt.core.events import (
     DatagramReceived,
     HandshakeAborted,
@@ -26,6 +25,7 @@ from seigr_stt.core.events import (
 )
 from seigr_stt.core.frames import Close, serialize_frames
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.stats import DropReason
 from seigr_stt.exceptions import ProtocolError, SessionNotFound
 from tests.core.net import (
     COOKIE,

@@ -24,10 +24,10 @@ from seigr_stt.constants import (
     UDP_MAX_RECORD_SIZE,
 )
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.ratelimit import TokenBuckets
-from seigr_stt.core.stats import DropReason
 from seigr_stt.core.handshake import InitiatorHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.ratelimit import TokenBuckets
+from seigr_stt.core.stats import DropReason
 from seigr_stt.testing import SHARED_SEED, START, make_seed, seeded_rng
 
 SECRETS = SharedSecrets.from_seed(SHARED_SEED)

@@ -26,6 +26,7 @@ from seigr_stt.core.events import (
     PeerAddressChanged,
     SessionClosed,
 )
+from seigr_stt.core.flow import MAX_CHANNEL, channel_stream_id
 from seigr_stt.core.frames import (
     Close,
     Datagram,
@@ -34,13 +35,14 @@ from seigr_stt.core.frames import (
     serialize_frames,
     varint_size,
 )
-from seigr_stt.core.record import max_frames_size, parse_header
-from seigr_stt.core.flow import MAX_CHANNEL, channel_stream_id
 from seigr_stt.core.packetizer import STREAM_FRAME_OVERHEAD
+from seigr_stt.core.record import max_frames_size, parse_header
 from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, SessionNotFound
 from tests.core.net import DATA, Net, Pair, authentic_record, make_pair
 
-ROOM = max_frames_size(1232) - STREAM_FRAME_OVERHEAD  # stream bytes of a record that carries only them
+ROOM = (
+    max_frames_size(1232) - STREAM_FRAME_OVERHEAD
+)  # stream bytes of a record that carries only them
 B_CHANNEL_0 = channel_stream_id(0, 1)  # the responder's message channel 0
 
 
@@ -183,10 +185,13 @@ def test_datagrams(pair: Pair) -> None:
     with pytest.raises(MessageTooLarge, match="max_datagram_size"):
         pair.a.endpoint.session(pair.sid).send_datagram(bytes(limit + 1), pair.net.now)
     assert pair.sa.is_active
-    pair.a.endpoint.session(pair.sid).send_datagram(bytes(range(256)) * 4 + bytes(limit - 1024), pair.net.now
+    pair.a.endpoint.session(pair.sid).send_datagram(
+        bytes(range(256)) * 4 + bytes(limit - 1024), pair.net.now
     )
     pair.a.endpoint.session(pair.sid).send_datagram(b"", pair.net.now)
-    pair.a.endpoint.session(pair.sid).ping(pair.net.now)  # shares the record budget with the datagram
+    pair.a.endpoint.session(pair.sid).ping(
+        pair.net.now
+    )  # shares the record budget with the datagram
     sent = pair.net.flush_node(pair.a)
     assert all(len(p.data) <= 1232 for p in sent)
     pair.net.run(0.0)

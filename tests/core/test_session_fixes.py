@@ -5,8 +5,8 @@ from __future__ import annotations
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import CLOSE_PROTOCOL_ERROR, STT_SESSION_STATE_ACTIVE
 from seigr_stt.core.events import MessageReceived, SessionClosed, StreamReset
-from seigr_stt.core.frames import ResetStream, StopSending, serialize_frames
 from seigr_stt.core.flow import channel_stream_id
+from seigr_stt.core.frames import ResetStream, StopSending, serialize_frames
 from tests.core.net import authentic_record, make_pair
 
 
@@ -30,7 +30,9 @@ def test_resetting_a_partly_sent_stream_keeps_the_session() -> None:
     # credit for less must not see a flow-control violation.
     pair = make_pair()
     stream_id = pair.a.endpoint.session(pair.sid).open_stream(pair.net.now)
-    pair.a.endpoint.session(pair.sid).write_stream(stream_id, bytes(2 * 1024 * 1024), False, pair.net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(
+        stream_id, bytes(2 * 1024 * 1024), False, pair.net.now
+    )
     pair.net.flush_node(pair.a)  # a first window's worth goes out; the rest waits for credit
     pair.a.endpoint.session(pair.sid).reset_stream(stream_id, 7, pair.net.now)
     pair.net.flush_node(pair.a)

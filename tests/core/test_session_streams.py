@@ -37,6 +37,7 @@ from seigr_stt.core.events import (
     StreamOpened,
     StreamReset,
 )
+from seigr_stt.core.flow import KIND_MESSAGES, channel_stream_id
 from seigr_stt.core.frames import (
     Ack,
     Frame,
@@ -51,7 +52,6 @@ from seigr_stt.core.frames import (
     serialize_frames,
 )
 from seigr_stt.core.record import open_record, parse_header
-from seigr_stt.core.flow import KIND_MESSAGES, channel_stream_id
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import SessionClosedError, StreamError
 from seigr_stt.testing import Net, Node, Packet
@@ -423,7 +423,9 @@ def test_max_streams_limits_open_streams_and_finished_streams_raise_it_again() -
         for event in pair.b.events_of(StreamDataReceived):
             if event.fin and event.stream_id not in answered:
                 answered.add(event.stream_id)
-                pair.b.endpoint.session(pair.sid).write_stream(event.stream_id, b"ok", True, net.now)
+                pair.b.endpoint.session(pair.sid).write_stream(
+                    event.stream_id, b"ok", True, net.now
+                )
         net.flush()
         return pair.sa._peer_max_streams >= MAX_STREAMS_DEFAULT + 10
 
@@ -468,7 +470,9 @@ def test_two_hundred_concurrent_byte_streams_in_both_directions() -> None:
         for stream_id in fins(pair.b):
             if stream_id not in done:
                 done.add(stream_id)
-                pair.b.endpoint.session(pair.sid).write_stream(stream_id, replies[stream_id], True, net.now)
+                pair.b.endpoint.session(pair.sid).write_stream(
+                    stream_id, replies[stream_id], True, net.now
+                )
         net.flush()
         return len(fins(pair.a)) == 200
 
@@ -617,9 +621,13 @@ def test_resetting_a_message_channel_is_refused() -> None:
     with pytest.raises(StreamError):
         pair.a.endpoint.session(pair.sid).reset_stream(channel_stream_id(0, 0), 1, pair.net.now)
     with pytest.raises(StreamError):
-        pair.a.endpoint.session(pair.sid).write_stream(channel_stream_id(0, 0), b"x", False, pair.net.now)
+        pair.a.endpoint.session(pair.sid).write_stream(
+            channel_stream_id(0, 0), b"x", False, pair.net.now
+        )
     with pytest.raises(StreamError):
-        pair.a.endpoint.session(pair.sid).write_stream(4 << 2, b"x", False, pair.net.now)  # not opened
+        pair.a.endpoint.session(pair.sid).write_stream(
+            4 << 2, b"x", False, pair.net.now
+        )  # not opened
 
 
 # -- close with drain ------------------------------------------------------------------------
@@ -657,7 +665,9 @@ def test_drain_gives_up_at_its_deadline_when_the_peer_does_not_read() -> None:
     pair = lossy_pair(17, loss=0.0, delay_s=(0.01, 0.01), duplicate=0.0, consume_b=False)
     net = pair.net
     stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
-    pair.a.endpoint.session(pair.sid).write_stream(stream_id, payload(2 * MiB, "stuck"), True, net.now)
+    pair.a.endpoint.session(pair.sid).write_stream(
+        stream_id, payload(2 * MiB, "stuck"), True, net.now
+    )
     net.flush()
     net.run(2.0)
     start = net.now

@@ -1,0 +1,232 @@
+"""The asyncio seam: one :class:`Driver` per node drives the sans-I/O endpoint.
+
+The driver owns the :class:`~seigr_stt.core.endpoint.Endpoint`, the event loop's clock, the one
+drain point (:meth:`Driver.transmit`) and the one timer. Every entry ends in a drain: a batch of
+UDP datagrams, a WebSocket message and the timer call :meth:`Driver.transmit` at once; an
+application call changes a core session (``driver.session(sid).send_message(...)``) and then
+calls :meth:`Driver.transmit_soon`: the first call of a loop turn drains at once (a lone call
+adds no latency) and later calls of the turn share one drain at its end (and their records).
+
+A drain sends what the core produced, routes each core event to the handle that owns it (by
+session id, to a :class:`SessionHandle`; by handshake handle, to the node), wakes the tasks
+waiting for progress (acknowledgements, credit) and re-arms the timer. Handles know the driver,
+never the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from seigr_stt.aio.udp import UDPTransport
+from seigr_stt.aio.websocket import WSLink
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.events import Event, HandshakeAborted, SessionEstablished
+from seigr_stt.core.link import Link
+from seigr_stt.core.session import Session
+from seigr_stt.exceptions import ProtocolError
+
+__all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "SessionHandle"]
+
+#: Senders wait while a session holds more unacknowledged application bytes than this.
+SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
+#: A task that only sends yields to the event loop at least this often.
+YIELD_EVERY_SENDS = 32
+
+
+class SessionHandle(Protocol):
+    """What the driver hands a session's core events to (the asyncio session object)."""
+
+    def handle_event(self, event: Event) -> None:
+        """Act on one event of this session; must not raise."""
+
+
+class Driver:
+    """Drives one endpoint on one event loop; see the module docstring."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        on_established: Callable[[SessionEstablished], None],
+        on_aborted: Callable[[HandshakeAborted], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self._on_established = on_established
+        self._on_aborted = on_aborted
+        self._handles: dict[bytes, SessionHandle] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.udp: UDPTransport | None = None
+        self.udp_link: Link | None = None
+        self._clock_offset = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._in_turn = False  # an application call drained in this loop turn
+        self._changed_in_turn = False  # and later calls of the turn wait for its end
+        self._sends_since_yield = 0
+        self._progress = asyncio.Event()
+        self.stopped = False
+
+    def __repr__(self) -> str:
+        return f"Driver(handles={len(self._handles)}, timer_at={self._timer_at})"
+
+    # -- clocks -------------------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run on ``loop`` from now on (its clock is the core's ``now``)."""
+        self.loop = loop
+        self._clock_offset = time.time() - loop.time()
+
+    def now(self) -> float:
+        """The core's clock: the event loop's monotonic time. Raises ProtocolError before
+        :meth:`start`."""
+        if self.loop is None:
+            raise ProtocolError("node not started: call `await node.start()` first")
+        return self.loop.time()
+
+    def unix(self, loop_time: float) -> float:
+        """A time of the core's clock as Unix time."""
+        return loop_time + self._clock_offset
+
+    @staticmethod
+    def unix_now() -> float:
+        """Unix time now."""
+        return time.time()
+
+    # -- sessions and handles -----------------------------------------------------------------
+    def session(self, session_id: bytes) -> Session:
+        """The core session ``session_id``; raises SessionNotFound. After changing it, call
+        :meth:`transmit_soon`."""
+        return self.endpoint.session(session_id)
+
+    def get_session(self, session_id: bytes) -> Session | None:
+        """The core session ``session_id``, or None once it is gone."""
+        return self.endpoint.get_session(session_id)
+
+    def bind(self, session_id: bytes, handle: SessionHandle) -> None:
+        """Route the core events of ``session_id`` to ``handle`` until it closes."""
+        self._handles[session_id] = handle
+
+    # -- the drain point ----------------------------------------------------------------------
+    def transmit(self) -> None:
+        """Send what the core produced, route its events, wake waiters, re-arm the timer."""
+        if self.loop is None:
+            return
+        endpoint = self.endpoint
+        now = self.loop.time()
+        udp = self.udp
+        for packet, addr in endpoint.datagrams_to_send(now):
+            if isinstance(addr, WSLink):
+                addr.send(packet)
+            elif udp is not None:
+                udp.sendto(packet, addr)  # type: ignore[arg-type]  # UDP addrs are (host, port)
+        for event in endpoint.events_received():
+            self._route(event)
+        # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
+        self._progress.set()
+        self._progress = asyncio.Event()
+        self._rearm(endpoint.get_timer())
+
+    def transmit_soon(self) -> None:
+        """The drain point of application calls. The first call of a loop turn drains at once
+        (no added latency); later calls in the same turn share one drain at the end of the
+        turn, so many small sends fill records together instead of each sealing its own."""
+        if self.loop is None or self.stopped:
+            return
+        if self._in_turn:
+            self._changed_in_turn = True
+            return
+        self._in_turn = True
+        self.loop.call_soon(self._end_turn)
+        self.transmit()
+
+    def _end_turn(self) -> None:
+        self._in_turn = False
+        if self._changed_in_turn and not self.stopped:
+            self._changed_in_turn = False
+            self.transmit()
+
+    def _rearm(self, deadline: float | None) -> None:
+        if deadline == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and not self.stopped and self.loop is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        assert self.loop is not None
+        now = max(self.loop.time(), self._timer_at or 0.0)
+        self._timer_at = None
+        self.endpoint.handle_timer(now)
+        self.transmit()
+
+    def _route(self, event: Event) -> None:
+        if isinstance(event, SessionEstablished):
+            self._on_established(event)
+        elif isinstance(event, HandshakeAborted):
+            self._on_aborted(event)
+        else:
+            handle = self._handles.get(event.session_id)
+            if handle is not None:
+                handle.handle_event(event)
+
+    def unbind(self, session_id: bytes) -> None:
+        """Stop routing events of ``session_id`` (it closed)."""
+        self._handles.pop(session_id, None)
+
+    # -- entries from the transports ----------------------------------------------------------
+    def receive_udp(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One datagram of a batch; the UDP transport calls :meth:`transmit` after the batch."""
+        assert self.loop is not None
+        assert self.udp_link is not None
+        self.endpoint.receive_datagram(data, addr, self.loop.time(), self.udp_link)
+
+    def receive_websocket(self, data: bytes, link: WSLink) -> None:
+        """One WebSocket message: processed and drained at once."""
+        assert self.loop is not None
+        self.endpoint.receive_datagram(data, link, self.loop.time(), link.link)
+        self.transmit()
+
+    # -- waiting ------------------------------------------------------------------------------
+    async def wait_progress(self) -> None:
+        """Wait until the next drain (an acknowledgement, new credit, a timer)."""
+        await self._progress.wait()
+
+    async def after_send(self, session_ids: tuple[bytes, ...] | list[bytes]) -> None:
+        """Backpressure after an application send: wait while a target session holds more than
+        ``SEND_HIGH_WATER_BYTES`` unacknowledged, or its transport's queue is full. Yields at
+        least every ``YIELD_EVERY_SENDS`` calls, so a task sending in a loop cannot starve the
+        loop (readers, timers and ``stop()`` run there)."""
+        self._sends_since_yield += 1
+        if self._sends_since_yield >= YIELD_EVERY_SENDS:
+            self._sends_since_yield = 0
+            await asyncio.sleep(0)
+        for session_id in session_ids:
+            await self.wait_below(session_id, SEND_HIGH_WATER_BYTES)
+            session = self.endpoint.get_session(session_id)
+            if session is not None and isinstance(session.addr, WSLink):
+                await session.addr.wait_writable()
+        if self.udp is not None and self.udp.queued:
+            await self.udp.wait_writable()
+
+    async def wait_below(self, session_id: bytes, high_water: int) -> None:
+        """Wait while the session holds more than ``high_water`` unacknowledged bytes (or until
+        it is gone or the driver stopped)."""
+        while not self.stopped:
+            session = self.endpoint.get_session(session_id)
+            if session is None or session.send_buffered <= high_water:
+                return
+            await self.wait_progress()
+
+    def stop(self) -> None:
+        """Stop draining and cancel the timer (the node stops)."""
+        self.stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._progress.set()

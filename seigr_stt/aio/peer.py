@@ -1,0 +1,416 @@
+"""``PeerSession``: a session with a peer, made by a handshake (api.md).
+
+A session knows its :class:`~seigr_stt.aio.driver.Driver` and its id, never the node. Each
+application call changes the core session through the driver, then asks for a drain
+(``driver.transmit_soon()``); the driver hands the session its core events
+(:meth:`PeerSession.handle_event`). What the node must hear of — a message for
+``node.receive()``, a node event for listeners, the end of the session — goes through the
+callables of :class:`SessionHooks`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.streams import STTStream
+from seigr_stt.constants import CloseCode, SessionState
+from seigr_stt.core.events import (
+    DatagramReceived,
+    Event,
+    KeyRotated,
+    MessageReceived,
+    PeerAddressChanged,
+    PongReceived,
+    SessionClosed,
+    StreamDataReceived,
+    StreamOpened,
+    StreamReset,
+)
+from seigr_stt.core.flow import MAX_CHANNEL
+from seigr_stt.core.session import Session
+from seigr_stt.core.stats import SessionSnapshot
+from seigr_stt.exceptions import (
+    ConfigError,
+    KeyRotationError,
+    MessageTooLarge,
+    SessionClosedError,
+)
+
+__all__ = [
+    "DATAGRAM_QUEUE_MAX",
+    "PeerSession",
+    "SessionHooks",
+    "check_channel",
+]
+
+#: Unread datagrams held per session before new ones are dropped (and counted).
+DATAGRAM_QUEUE_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHooks:
+    """What a session tells the node, as callables (no reference to the node itself)."""
+
+    deliver: Callable[[ReceivedPacket, int], None]  # a message, and the credit to return
+    emit: Callable[[NodeEvent], None]  # an event for the node's listeners
+    on_closed: Callable[[STTSession], None]  # the session closed (the manager forgets it)
+
+
+class PeerSession(STTSession):
+    """One authenticated session between two nodes, made by a handshake.
+
+    Sessions come from :meth:`STTNode.connect_udp`, :meth:`STTNode.connect_websocket` or from
+    peers connecting to a server-mode node.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        core: Session,
+        *,
+        transport_type: str,
+        hooks: SessionHooks,
+        logger: Any = None,
+    ) -> None:
+        super().__init__(
+            core.session_id,
+            core.peer_node_id,
+            capabilities=core.peer_capabilities,
+            transport_type=transport_type,
+            created_at=driver.unix(core.created_at),
+            logger=logger,
+            on_closed=hooks.on_closed,
+        )
+        self._driver = driver
+        self._hooks = hooks
+        self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Created on first use: most sessions never carry datagrams or peer-opened streams, and
+        # an idle session should cost little memory (docs/performance.md, scale).
+        self._datagram_queue: asyncio.Queue[bytes | None] | None = None
+        self._incoming_queue: asyncio.Queue[STTStream | None] | None = None
+        self._datagrams_lost = 0
+        self._pings: dict[int, asyncio.Future[float]] = {}
+        self._streams: dict[int, STTStream] = {}
+        # The core session object outlives its place in the endpoint's table: once closed it
+        # still answers state, key version and figures (its keys are erased).
+        self._core = core
+        driver.bind(core.session_id, self)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def state(self) -> SessionState:
+        return self._core.state
+
+    @property
+    def is_manual(self) -> bool:
+        return False
+
+    @property
+    def key_version(self) -> int:
+        """The key epoch: 0 after the handshake, +1 per rotation, equal on both peers."""
+        return self._core.key_version
+
+    @property
+    def session_key(self) -> bytes:
+        """32 bytes of key material of the current epoch, equal on both peers.
+
+        Derived one-way from the traffic keys' epoch root: it reveals no traffic key. Raises
+        :class:`SessionClosedError` once the session is closed (the keys are erased).
+        """
+        if self._core.keys.erased:
+            raise SessionClosedError("session closed: its keys were erased")
+        return self._core.keys.session_key
+
+    @property
+    def peer_addr(self) -> tuple[str, int] | None:
+        """The peer's current ``(host, port)`` (follows authenticated address changes)."""
+        addr = self._core.addr
+        if isinstance(addr, tuple):
+            return (str(addr[0]), int(addr[1]))
+        remote = getattr(getattr(addr, "connection", None), "remote_address", None)
+        return (str(remote[0]), int(remote[1])) if remote else None
+
+    @property
+    def last_active(self) -> float:
+        """Unix time of the last packet sent or received."""
+        at = self._core.timers.last_active_at
+        return self._driver.unix(at) if at is not None else self.created_at
+
+    @property
+    def rtt(self) -> float | None:
+        """Smoothed round-trip time in seconds, once measured."""
+        return self._core.rtt_s
+
+    @property
+    def max_datagram_size(self) -> int:
+        """Largest payload :meth:`send_datagram` accepts on this session's transport."""
+        return self._core.max_datagram_size
+
+    def _snapshot(self) -> SessionSnapshot:
+        return self._core.snapshot()
+
+    def _now_unix(self) -> float:
+        return self._driver.unix_now()
+
+    def _datagrams_dropped(self) -> int:
+        return self._datagrams_lost
+
+    # -- data ---------------------------------------------------------------------------------
+    def _active_core(self) -> Session:
+        core = self._core
+        if core.state == SessionState.CLOSED:
+            raise SessionClosedError(
+                f"session {self._session_id.hex()} is closed", self.close_code, self.close_reason
+            )
+        return core
+
+    async def send(self, data: bytes, stream_id: int = 0) -> None:
+        """Send one message reliably and in order on message channel ``stream_id``.
+
+        Same semantics as :meth:`STTNode.send_to_sessions` for this one session; raises
+        :class:`SessionClosedError` when the session is not active.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        core = self._active_core()
+        if len(data) > core.config.max_message_size:
+            raise MessageTooLarge(
+                f"message of {len(data)} bytes exceeds max_message_size "
+                f"({core.config.max_message_size})"
+            )
+        check_channel(stream_id)
+        try:
+            core.send_message(stream_id, bytes(data), self._driver.now())
+        finally:
+            self._driver.transmit_soon()
+        await self._driver.after_send((self._session_id,))
+
+    async def send_datagram(self, data: bytes) -> None:
+        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes."""
+        self._active_core().send_datagram(bytes(data), self._driver.now())
+        self._driver.transmit_soon()
+
+    def _datagrams(self) -> asyncio.Queue[bytes | None]:
+        if self._datagram_queue is None:
+            self._datagram_queue = asyncio.Queue()
+            if self._ended:
+                self._datagram_queue.put_nowait(None)
+        return self._datagram_queue
+
+    def _incoming(self) -> asyncio.Queue[STTStream | None]:
+        if self._incoming_queue is None:
+            self._incoming_queue = asyncio.Queue()
+            if self._ended:
+                self._incoming_queue.put_nowait(None)
+        return self._incoming_queue
+
+    async def datagrams(self) -> AsyncIterator[bytes]:
+        """Datagrams from the peer, until the session closes.
+
+        At most ``DATAGRAM_QUEUE_MAX`` (1024) unread datagrams are held; more are dropped and
+        counted in ``get_statistics()["datagrams_dropped"]``.
+        """
+        while True:
+            item = await self._datagrams().get()
+            if item is None:
+                self._datagrams().put_nowait(None)
+                return
+            yield item
+
+    # -- liveness -----------------------------------------------------------------------------
+    async def ping(self, timeout: float = 5.0) -> float:
+        """Send a PING and wait for the peer's PONG; returns the round-trip time in seconds.
+
+        Raises :class:`TimeoutError` when no PONG arrives within ``timeout`` and
+        :class:`SessionClosedError` when the session is not active.
+        """
+        core = self._active_core()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        token = core.ping(self._driver.now())
+        future: asyncio.Future[float] = loop.create_future()
+        self._pings[token] = future
+        self._driver.transmit_soon()
+        try:
+            async with asyncio.timeout(timeout):
+                return await future - started
+        finally:
+            self._pings.pop(token, None)
+
+    # -- byte streams -------------------------------------------------------------------------
+    async def open_stream(self) -> STTStream:
+        """Open a reliable, ordered, bidirectional byte stream to the peer.
+
+        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
+        :class:`SessionClosedError` when the session is not active. Byte streams are separate
+        from the message channels ``send(data, stream_id)`` uses (§16.1).
+        """
+        stream_id = self._active_core().open_stream(self._driver.now())
+        stream = self._streams[stream_id] = STTStream(self._driver, self._session_id, stream_id)
+        self._driver.transmit_soon()
+        return stream
+
+    async def incoming_streams(self) -> AsyncIterator[STTStream]:
+        """Streams the peer opens, until the session closes."""
+        while True:
+            stream = await self._incoming().get()
+            if stream is None:
+                self._incoming().put_nowait(None)
+                return
+            yield stream
+
+    # -- key rotation -------------------------------------------------------------------------
+    async def rotate_key(self, timeout: float = 10.0) -> bytes:
+        """Move both peers to the next key; returns the new :attr:`session_key`.
+
+        Returns once the peer has confirmed the new epoch, so :attr:`key_version` is then equal on
+        both sides. The previous key is kept for a short grace period for packets in flight, then
+        erased; it cannot be computed from the new one. Raises :class:`KeyRotationError` if the
+        peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
+        closes meanwhile.
+        """
+        core = self._active_core()
+        target = core.request_rotation(self._driver.now())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rotation_waiters.append((target, future))
+        self._driver.transmit_soon()
+        self._resolve_rotations(core.confirmed_key_version)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise KeyRotationError(
+                f"peer did not confirm key version {target} within {timeout} s"
+            ) from None
+        finally:
+            if not future.done():
+                future.cancel()
+            self._rotation_waiters = [(t, f) for t, f in self._rotation_waiters if f is not future]
+        self.log.debug("key rotated to version %d", self.key_version)
+        return self.session_key
+
+    def _resolve_rotations(self, confirmed: int) -> None:
+        for target, future in self._rotation_waiters:
+            if not future.done() and confirmed >= target:
+                future.set_result(None)
+
+    # -- close --------------------------------------------------------------------------------
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
+
+        Data already written is delivered first (for at most a few seconds)."""
+        self._check_close_code(code)
+        if self._core.state != SessionState.CLOSED:
+            self._core.close(code, reason, self._driver.now(), drain=True)
+            self._driver.transmit_soon()
+        await self.wait_closed()
+
+    # -- events from the driver ---------------------------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        """Act on one core event of this session (called by the driver's drain)."""
+        handler = _EVENT_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_message(self, event: MessageReceived) -> None:
+        packet = ReceivedPacket(
+            session_id=event.session_id,
+            stream_id=event.channel,
+            data=event.data,
+            peer_node_id=self._peer_node_id,
+            transport=self._transport_type or "udp",
+            received_at=time.time(),
+        )
+        self._hooks.deliver(packet, event.credit)
+
+    def _on_datagram(self, event: DatagramReceived) -> None:
+        # Datagrams are unreliable: when the application does not keep up, the newest ones are
+        # dropped and counted rather than held without bound.
+        if self._datagrams().qsize() >= DATAGRAM_QUEUE_MAX:
+            self._datagrams_lost += 1
+            return
+        self._datagrams().put_nowait(event.data)
+
+    def _on_pong(self, event: PongReceived) -> None:
+        future = self._pings.get(event.token)
+        if future is not None and not future.done():
+            future.set_result(asyncio.get_running_loop().time())
+
+    def _on_stream_opened(self, event: StreamOpened) -> None:
+        stream = STTStream(self._driver, self._session_id, event.stream_id)
+        self._streams[event.stream_id] = stream
+        self._incoming().put_nowait(stream)
+
+    def _on_stream_data(self, event: StreamDataReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is not None:
+            stream.handle_data(event.data, event.fin)
+
+    def _on_stream_reset(self, event: StreamReset) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is not None:
+            stream.handle_reset(event.code, event.sending)
+
+    def _on_key_rotated(self, event: KeyRotated) -> None:
+        self.last_key_rotation = self._driver.unix_now()
+        self._resolve_rotations(event.key_version)
+        self._hooks.emit(NodeEvent("key_rotated", self, key_version=event.key_version))
+
+    def _on_address_changed(self, event: PeerAddressChanged) -> None:
+        self.log.info("peer address changed")
+        self._hooks.emit(
+            NodeEvent("peer_address_changed", self, old_address=event.old, new_address=event.new)
+        )
+
+    def _on_session_closed(self, event: SessionClosed) -> None:
+        self._driver.unbind(self._session_id)
+        self.log.info(
+            "session closed (code %d%s)", event.code, ", by peer" if event.by_peer else ""
+        )
+        code, reason = event.code, event.reason
+        for _, waiter in self._rotation_waiters:
+            if not waiter.done():
+                waiter.set_exception(
+                    SessionClosedError("session closed during key rotation", code, reason)
+                )
+        if self._datagram_queue is not None:
+            self._datagram_queue.put_nowait(None)
+        if self._incoming_queue is not None:
+            self._incoming_queue.put_nowait(None)
+        for ping in self._pings.values():
+            if not ping.done():
+                ping.set_exception(SessionClosedError("session closed", code, reason))
+        error = SessionClosedError(f"session {self._session_id.hex()} closed", code, reason)
+        for stream in self._streams.values():
+            stream.handle_session_closed(error)
+        self._finish(code, reason)
+        self._hooks.emit(
+            NodeEvent("session_closed", self, code=code, reason=reason, by_peer=event.by_peer)
+        )
+
+
+def check_channel(stream_id: int) -> None:
+    """Message channels are ``0..MAX_CHANNEL`` (2**60 - 1): the id must fit a stream id (§16.1).
+    Raises ConfigError."""
+    if isinstance(stream_id, bool) or not isinstance(stream_id, int):
+        raise ConfigError(f"stream_id must be an int, not {type(stream_id).__name__}")
+    if not 0 <= stream_id <= MAX_CHANNEL:
+        raise ConfigError(f"stream_id must be within 0..{MAX_CHANNEL}")
+
+
+_EVENT_HANDLERS: dict[type[Any], Callable[[PeerSession, Any], None]] = {
+    MessageReceived: PeerSession._on_message,
+    DatagramReceived: PeerSession._on_datagram,
+    PongReceived: PeerSession._on_pong,
+    StreamOpened: PeerSession._on_stream_opened,
+    StreamDataReceived: PeerSession._on_stream_data,
+    StreamReset: PeerSession._on_stream_reset,
+    KeyRotated: PeerSession._on_key_rotated,
+    PeerAddressChanged: PeerSession._on_address_changed,
+    SessionClosed: PeerSession._on_session_closed,
+}
