@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from seigr_stt.constants import ACK_RANGES_MAX_ON_WIRE, CLOSE_REASON_MAX_BYTES, FrameType
@@ -204,10 +205,6 @@ def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
 
 
 # -- one entry per frame type: size, write, read ------------------------------------------------
-def _size_token(frame: Ping | Pong) -> int:
-    return 1 + varint_size(frame.token)
-
-
 def _size_datagram(frame: Datagram) -> int:
     return 1 + varint_size(len(frame.data)) + len(frame.data)
 
@@ -233,34 +230,6 @@ def _size_ack(frame: Ack) -> int:
 def _size_stream(frame: Stream) -> int:
     n = len(frame.data)
     return 1 + varint_size(frame.stream_id) + varint_size(frame.offset) + 1 + varint_size(n) + n
-
-
-def _size_reset(frame: ResetStream) -> int:
-    return (
-        1 + varint_size(frame.stream_id) + varint_size(frame.code) + varint_size(frame.final_size)
-    )
-
-
-def _size_stop(frame: StopSending) -> int:
-    return 1 + varint_size(frame.stream_id) + varint_size(frame.code)
-
-
-def _size_maximum(frame: MaxData | MaxStreams) -> int:
-    return 1 + varint_size(frame.maximum)
-
-
-def _size_max_stream_data(frame: MaxStreamData) -> int:
-    return 1 + varint_size(frame.stream_id) + varint_size(frame.maximum)
-
-
-def _write_ping(out: bytearray, frame: Ping) -> None:
-    out.append(FrameType.PING)
-    out += encode_varint(frame.token)
-
-
-def _write_pong(out: bytearray, frame: Pong) -> None:
-    out.append(FrameType.PONG)
-    out += encode_varint(frame.token)
 
 
 def _write_datagram(out: bytearray, frame: Datagram) -> None:
@@ -309,45 +278,6 @@ def _write_stream(out: bytearray, frame: Stream) -> None:
     out.append(1 if frame.fin else 0)
     out += encode_varint(len(frame.data))
     out += frame.data
-
-
-def _write_reset(out: bytearray, frame: ResetStream) -> None:
-    out.append(FrameType.RESET_STREAM)
-    out += encode_varint(frame.stream_id)
-    out += encode_varint(frame.code)
-    out += encode_varint(frame.final_size)
-
-
-def _write_stop(out: bytearray, frame: StopSending) -> None:
-    out.append(FrameType.STOP_SENDING)
-    out += encode_varint(frame.stream_id)
-    out += encode_varint(frame.code)
-
-
-def _write_max_data(out: bytearray, frame: MaxData) -> None:
-    out.append(FrameType.MAX_DATA)
-    out += encode_varint(frame.maximum)
-
-
-def _write_max_stream_data(out: bytearray, frame: MaxStreamData) -> None:
-    out.append(FrameType.MAX_STREAM_DATA)
-    out += encode_varint(frame.stream_id)
-    out += encode_varint(frame.maximum)
-
-
-def _write_max_streams(out: bytearray, frame: MaxStreams) -> None:
-    out.append(FrameType.MAX_STREAMS)
-    out += encode_varint(frame.maximum)
-
-
-def _read_ping(buf: bytes, pos: int) -> tuple[Ping, int]:
-    token, pos = _read_varint(buf, pos)
-    return Ping(token), pos
-
-
-def _read_pong(buf: bytes, pos: int) -> tuple[Pong, int]:
-    token, pos = _read_varint(buf, pos)
-    return Pong(token), pos
 
 
 def _read_datagram(buf: bytes, pos: int) -> tuple[Datagram, int]:
@@ -403,35 +333,6 @@ def _read_stream(buf: bytes, pos: int) -> tuple[Stream, int]:
     return Stream(stream_id, offset, flags == 1, data), pos
 
 
-def _read_reset(buf: bytes, pos: int) -> tuple[ResetStream, int]:
-    stream_id, pos = _read_varint(buf, pos)
-    code, pos = _read_varint(buf, pos)
-    final_size, pos = _read_varint(buf, pos)
-    return ResetStream(stream_id, code, final_size), pos
-
-
-def _read_stop(buf: bytes, pos: int) -> tuple[StopSending, int]:
-    stream_id, pos = _read_varint(buf, pos)
-    code, pos = _read_varint(buf, pos)
-    return StopSending(stream_id, code), pos
-
-
-def _read_max_data(buf: bytes, pos: int) -> tuple[MaxData, int]:
-    maximum, pos = _read_varint(buf, pos)
-    return MaxData(maximum), pos
-
-
-def _read_max_stream_data(buf: bytes, pos: int) -> tuple[MaxStreamData, int]:
-    stream_id, pos = _read_varint(buf, pos)
-    maximum, pos = _read_varint(buf, pos)
-    return MaxStreamData(stream_id, maximum), pos
-
-
-def _read_max_streams(buf: bytes, pos: int) -> tuple[MaxStreams, int]:
-    maximum, pos = _read_varint(buf, pos)
-    return MaxStreams(maximum), pos
-
-
 @dataclass(frozen=True, slots=True)
 class FrameSpec:
     """How one frame type is sized, written and read, and how the peer treats it (§6, §14):
@@ -447,63 +348,91 @@ class FrameSpec:
     retransmittable: bool
 
 
+def _varint_frame(
+    frame_type: FrameType, cls: type[Any], names: tuple[str, ...], *, eliciting: bool, again: bool
+) -> FrameSpec:
+    """The entry of a frame whose fields are all varints, in ``names`` order after the type."""
+    getters = [attrgetter(name) for name in names]
+
+    def size(frame: Any) -> int:
+        return 1 + sum(varint_size(get(frame)) for get in getters)
+
+    def write(out: bytearray, frame: Any) -> None:
+        out.append(frame_type)
+        for get in getters:
+            out += encode_varint(get(frame))
+
+    def read(buf: bytes, pos: int) -> tuple[Any, int]:
+        values = []
+        for _ in getters:
+            value, pos = _read_varint(buf, pos)
+            values.append(value)
+        return cls(*values), pos
+
+    return FrameSpec(frame_type, cls, size, write, read, eliciting, again)
+
+
 #: The frame table, keyed by type byte: the one place a frame type is defined.
 FRAMES: dict[FrameType, FrameSpec] = {
     spec.frame_type: spec
     for spec in (
-        FrameSpec(FrameType.PING, Ping, _size_token, _write_ping, _read_ping, True, False),
-        FrameSpec(FrameType.PONG, Pong, _size_token, _write_pong, _read_pong, False, False),
+        _varint_frame(FrameType.PING, Ping, ("token",), eliciting=True, again=False),
+        _varint_frame(FrameType.PONG, Pong, ("token",), eliciting=False, again=False),
         FrameSpec(
             FrameType.DATAGRAM,
             Datagram,
             _size_datagram,
             _write_datagram,
             _read_datagram,
-            True,
-            False,
+            ack_eliciting=True,
+            retransmittable=False,
         ),
-        FrameSpec(FrameType.CLOSE, Close, _size_close, _write_close, _read_close, True, False),
-        FrameSpec(FrameType.ACK, Ack, _size_ack, _write_ack, _read_ack, False, False),
-        FrameSpec(FrameType.STREAM, Stream, _size_stream, _write_stream, _read_stream, True, True),
         FrameSpec(
+            FrameType.CLOSE,
+            Close,
+            _size_close,
+            _write_close,
+            _read_close,
+            ack_eliciting=True,
+            retransmittable=False,
+        ),
+        FrameSpec(
+            FrameType.ACK,
+            Ack,
+            _size_ack,
+            _write_ack,
+            _read_ack,
+            ack_eliciting=False,
+            retransmittable=False,
+        ),
+        FrameSpec(
+            FrameType.STREAM,
+            Stream,
+            _size_stream,
+            _write_stream,
+            _read_stream,
+            ack_eliciting=True,
+            retransmittable=True,
+        ),
+        _varint_frame(
             FrameType.RESET_STREAM,
             ResetStream,
-            _size_reset,
-            _write_reset,
-            _read_reset,
-            True,
-            True,
+            ("stream_id", "code", "final_size"),
+            eliciting=True,
+            again=True,
         ),
-        FrameSpec(
-            FrameType.STOP_SENDING, StopSending, _size_stop, _write_stop, _read_stop, True, True
+        _varint_frame(
+            FrameType.STOP_SENDING, StopSending, ("stream_id", "code"), eliciting=True, again=True
         ),
-        FrameSpec(
-            FrameType.MAX_DATA,
-            MaxData,
-            _size_maximum,
-            _write_max_data,
-            _read_max_data,
-            True,
-            True,
-        ),
-        FrameSpec(
+        _varint_frame(FrameType.MAX_DATA, MaxData, ("maximum",), eliciting=True, again=True),
+        _varint_frame(
             FrameType.MAX_STREAM_DATA,
             MaxStreamData,
-            _size_max_stream_data,
-            _write_max_stream_data,
-            _read_max_stream_data,
-            True,
-            True,
+            ("stream_id", "maximum"),
+            eliciting=True,
+            again=True,
         ),
-        FrameSpec(
-            FrameType.MAX_STREAMS,
-            MaxStreams,
-            _size_maximum,
-            _write_max_streams,
-            _read_max_streams,
-            True,
-            True,
-        ),
+        _varint_frame(FrameType.MAX_STREAMS, MaxStreams, ("maximum",), eliciting=True, again=True),
     )
 }
 _BY_CLASS: dict[type[Any], FrameSpec] = {spec.cls: spec for spec in FRAMES.values()}
