@@ -30,28 +30,22 @@ from seigr_stt.config import SessionConfig
 from seigr_stt.constants import (
     ACK_DELAY_EXPONENT,
     CLOSE_ATTEMPTS,
-    CLOSE_REASON_MAX_BYTES,
-    INITIAL_RTT_S,
     CloseCode,
     FrameType,
     SessionState,
 )
-from seigr_stt.core.channels import MessageChannels, message_header
+from seigr_stt.core.channels import MessageChannels
 from seigr_stt.core.events import (
     DatagramReceived,
     Event,
-    HandshakeAborted,
-    KeyRotated,
     PeerAddressChanged,
     PongReceived,
-    SessionClosed,
     SessionEstablished,
     StreamDataReceived,
 )
 from seigr_stt.core.flow import MAX_CHANNEL, StreamTable, is_message_channel
 from seigr_stt.core.frames import (
     FRAMES,
-    VARINT_MAX,
     Ack,
     Close,
     Datagram,
@@ -66,39 +60,28 @@ from seigr_stt.core.frames import (
     Stream,
     is_ack_eliciting,
     parse_frames,
-    varint_size,
 )
 from seigr_stt.core.handshake import HandshakeResult
 from seigr_stt.core.keys import KeySchedule, RotationPolicy
+from seigr_stt.core.lifecycle import STATE_TRANSITIONS, SessionLifecycle
 from seigr_stt.core.link import Link
 from seigr_stt.core.packetizer import RecordBuilder
 from seigr_stt.core.pmtu import PathMtuProber
-from seigr_stt.core.record import RecordHeader, max_frames_size, open_record
+from seigr_stt.core.record import RecordHeader, open_record
 from seigr_stt.core.recovery import AckTracker, LossRecovery, SentRecord
-from seigr_stt.core.stats import DropReason, SessionCounters, SessionSnapshot
+from seigr_stt.core.stats import DropReason, SessionCounters
 from seigr_stt.core.timers import SessionTimers
 from seigr_stt.exceptions import (
-    ConfigError,
     DecryptError,
     FrameError,
-    MessageTooLarge,
     PeerViolation,
     RecordError,
-    SessionClosedError,
 )
 
 __all__ = ["FRAME_HANDLERS", "MAX_CHANNEL", "STATE_TRANSITIONS", "Session"]
 
-#: Which state may follow which (h11-style): anything else is a bug, caught by an assertion.
-STATE_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    SessionState.HANDSHAKE: frozenset({SessionState.ACTIVE, SessionState.CLOSED}),
-    SessionState.ACTIVE: frozenset({SessionState.CLOSING, SessionState.CLOSED}),
-    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
-    SessionState.CLOSED: frozenset(),
-}
 
-
-class Session:
+class Session(SessionLifecycle):
     """The protocol state of one session; see the module docstring for the driving contract."""
 
     def __init__(
@@ -172,18 +155,6 @@ class Session:
             f"key_version={self.keys.send_epoch})"
         )
 
-    def _changed(self) -> None:
-        if self._on_change is not None:
-            self._on_change(self)
-
-    def _takes_no_input(self) -> bool:
-        """Closed, or closed by the peer with our answer still to go out."""
-        return self.state == SessionState.CLOSED or self._close_after_flush
-
-    def _set_state(self, state: SessionState) -> None:
-        assert state in STATE_TRANSITIONS[self.state], f"{self.state.name} -> {state.name}"
-        self.state = state
-
     # -- properties ---------------------------------------------------------------------------
     @property
     def key_version(self) -> int:
@@ -200,12 +171,6 @@ class Session:
         return self.state == SessionState.ACTIVE
 
     @property
-    def rtt_s(self) -> float | None:
-        """Smoothed RTT from acknowledgements (§14), once sampled."""
-        rtt = self.recovery.rtt
-        return rtt.smoothed_s if rtt.has_sample else None
-
-    @property
     def last_sent_at(self) -> float | None:
         return self.timers.last_sent_at
 
@@ -217,49 +182,6 @@ class Session:
     def max_record_size(self) -> int:
         """The largest record sent now (grows with path-MTU probing, §12.1)."""
         return self.pmtu.size
-
-    @property
-    def max_datagram_size(self) -> int:
-        """Largest payload :meth:`send_datagram` accepts on this session's transport."""
-        room = max_frames_size(self.pmtu.base) - 1
-        return room - varint_size(room)
-
-    @property
-    def send_buffered(self) -> int:
-        """Bytes of application data held until the peer acknowledges them (backpressure)."""
-        return self.streams.send_buffered
-
-    def stream_buffered(self, stream_id: int) -> int:
-        """Unacknowledged bytes of one byte stream (0 once it is gone)."""
-        return self.streams.stream_buffered(stream_id)
-
-    @property
-    def all_acknowledged(self) -> bool:
-        """Every byte written on every stream was acknowledged."""
-        return self.streams.all_acknowledged
-
-    def snapshot(self) -> SessionSnapshot:
-        """The session's figures now, frozen (reading changes nothing)."""
-        c = self.counters
-        return SessionSnapshot(
-            session_id=self.session_id,
-            peer_node_id=self.peer_node_id,
-            state=int(self.state),
-            initiator=self.initiator,
-            key_version=self.keys.send_epoch,
-            confirmed_key_version=self.rotation.confirmed_version,
-            created_at=self.created_at,
-            last_sent_at=self.timers.last_sent_at,
-            last_received_at=self.timers.last_received_at,
-            rtt_s=self.rtt_s,
-            cwnd=self.packetizer.cc.cwnd,
-            bytes_in_flight=self.recovery.bytes_in_flight,
-            send_buffered=self.streams.send_buffered,
-            max_record_size=self.pmtu.size,
-            close_code=self.close_code,
-            close_reason=self.close_reason,
-            counters=SessionCounters(**{f: getattr(c, f) for f in c.__slots__}),
-        )
 
     # -- network -> core ----------------------------------------------------------------------
     def receive_record(
@@ -410,235 +332,6 @@ class Session:
                 on_delivery(frame, False)
         self.packetizer.cc.on_lost(max(r.time_sent for r in lost), now, persistent)
 
-    # -- app -> core --------------------------------------------------------------------------
-    def _require_active(self) -> None:
-        if self.state != SessionState.ACTIVE:
-            raise SessionClosedError(
-                f"session {self.session_id.hex()} is not active (state {self.state.name})",
-                self.close_code,
-                self.close_reason,
-            )
-
-    def send_message(self, channel: int, data: bytes, now: float) -> None:
-        """Queue one application message on ``channel``; it is delivered reliably, in order per
-        channel, exactly once. Raises SessionClosedError, MessageTooLarge (the session stays
-        usable) or ConfigError for a channel outside 0..MAX_CHANNEL."""
-        self._require_active()
-        if len(data) > self.config.max_message_size:
-            raise MessageTooLarge(
-                f"message of {len(data)} bytes exceeds max_message_size "
-                f"({self.config.max_message_size})"
-            )
-        if not 0 <= channel <= MAX_CHANNEL:
-            raise ConfigError(f"stream_id must be within 0..{MAX_CHANNEL}")
-        self.streams.write_message(channel, message_header(data), data)
-        self.counters.messages_sent += 1
-        self.timers.on_application_data(now)
-        self._changed()
-
-    def consume_message(self, channel: int, credit: int) -> None:
-        """The application took a message of channel ``channel`` whose event carried
-        ``credit``: return that much flow-control credit to the peer."""
-        self.channels.consume(channel, credit)
-        self._changed()
-
-    def open_stream(self, now: float) -> int:
-        """Open a bidirectional byte stream; returns its id. Raises StreamError when the peer's
-        limit on concurrent streams is reached."""
-        self._require_active()
-        stream_id = self.streams.open_stream()
-        self.timers.on_application_data(now)
-        self._changed()
-        return stream_id
-
-    def write_stream(self, stream_id: int, data: bytes, fin: bool, now: float) -> None:
-        """Append ``data`` to byte stream ``stream_id`` (and finish it when ``fin``)."""
-        self._require_active()
-        self.streams.write(stream_id, bytes(data), fin)
-        self.timers.on_application_data(now)
-        self._changed()
-
-    def reset_stream(self, stream_id: int, code: int, now: float) -> None:
-        """Abort byte stream ``stream_id`` in both directions with ``code`` (a no-op unless the
-        session is active). Raises StreamError for a stream that is not open."""
-        if self.state != SessionState.ACTIVE:
-            return
-        if not 0 <= code <= VARINT_MAX:
-            raise ConfigError("reset code must be within 0..2**62-1")
-        self.streams.reset(stream_id, code)
-        self._changed()
-
-    def consume_stream(self, stream_id: int, n: int) -> None:
-        """The application read ``n`` bytes of byte stream ``stream_id``."""
-        self.streams.consume_stream(stream_id, n)
-        self._changed()
-
-    def send_datagram(self, data: bytes, now: float) -> None:
-        """Queue an unreliable datagram of at most :attr:`max_datagram_size` bytes."""
-        self._require_active()
-        if len(data) > self.max_datagram_size:
-            raise MessageTooLarge(
-                f"datagram of {len(data)} bytes exceeds max_datagram_size "
-                f"({self.max_datagram_size})"
-            )
-        self.packetizer.pending.append(Datagram(bytes(data)))
-        self.counters.datagrams_sent += 1
-        self.timers.on_application_data(now)
-        self._changed()
-
-    def ping(self, now: float) -> int:
-        """Send a PING now; returns its token. The peer acknowledges it (an RTT sample) and
-        answers with a PONG, reported as :class:`PongReceived` with the same token."""
-        self._require_active()
-        self._ping_token += 1
-        self.packetizer.pending.append(Ping(self._ping_token))
-        self._changed()
-        return self._ping_token
-
-    def confirm_again(self) -> None:
-        """Responder: the initiator retransmitted FINAL, so our confirmation record was lost;
-        send another."""
-        if self.state == SessionState.ACTIVE:
-            self.packetizer.want_record = True
-            self._changed()
-
-    # -- key rotation (§7) --------------------------------------------------------------------
-    def request_rotation(self, now: float) -> int:
-        """Ask for one key rotation; returns the ``key_version`` that will satisfy it.
-
-        The rotation happens at once if both sides are on one epoch and the minimum interval has
-        passed, otherwise as soon as they are. A :class:`KeyRotated` event with a version >= the
-        returned one tells when the peer has confirmed it.
-        """
-        self._require_active()
-        target = self.rotation.request(self.keys)
-        self._maybe_rotate(now)
-        self._changed()
-        return target
-
-    def _maybe_rotate(self, now: float) -> None:
-        if self.state != SessionState.ACTIVE:
-            return
-        if self.rotation.maybe_rotate(self.keys, now, self._rotation_interval()):
-            self.packetizer.want_record = True
-
-    def _rotation_interval(self) -> float:
-        """Least time between rotations: the configured minimum, and at least 3 x PTO so a
-        record delayed behind two rotations still finds its key (RFC 9001 §6.5)."""
-        return max(self.config.key_rotation_min_interval_s, 3 * self.recovery.rtt.pto_s())
-
-    def _report_confirmed(self) -> None:
-        version = self.rotation.newly_confirmed(self.keys)
-        if version is not None:
-            self.events.append(KeyRotated(self.session_id, version))
-
-    # -- close (§9) ---------------------------------------------------------------------------
-    def close(self, code: int, reason: str, now: float, *, drain: bool = False) -> None:
-        """Start closing with CLOSE(code, reason); no error if already closing.
-
-        With ``drain``, data already written is delivered first (for at most
-        max(2 s, 4 x PTO)); the CLOSE is retransmitted until the peer answers or
-        :data:`CLOSE_ATTEMPTS` are used; :class:`SessionClosed` follows either way.
-        """
-        if not 0 <= code <= VARINT_MAX:
-            raise ConfigError("close code must be within 0..2**62-1")
-        if self.state in (SessionState.CLOSING, SessionState.CLOSED):
-            return
-        encoded = reason.encode()
-        if len(encoded) > CLOSE_REASON_MAX_BYTES:
-            reason = encoded[:CLOSE_REASON_MAX_BYTES].decode(errors="ignore")
-        self.close_code = code
-        self.close_reason = reason
-        if self.state == SessionState.HANDSHAKE:
-            self._finish_close()
-        else:
-            self._set_state(SessionState.CLOSING)
-            self.streams.grant_credit = False
-            if drain and not self.all_acknowledged:
-                self.timers.on_drain_started(now, self.recovery.rtt.pto_s())
-            else:
-                self._send_close(now)
-        self._changed()
-
-    def _send_close(self, now: float) -> None:
-        self.packetizer.pending.append(
-            Close(self.close_code or CloseCode.NORMAL, self.close_reason)
-        )
-        self._close_attempts = 1
-        self.timers.on_close_sent(now, self._rtt())
-
-    def _maybe_finish_drain(self, now: float) -> None:
-        drain_at = self.timers.drain_at
-        if drain_at is not None and (self.all_acknowledged or now >= drain_at):
-            self._send_close(now)
-
-    def _handle_close(self, frame: Close, now: float) -> None:
-        if self.state == SessionState.CLOSING and self.timers.drain_at is None:
-            if any(isinstance(f, Close) for f in self.packetizer.pending):
-                # Our CLOSE was queued in this very record's processing (the drain just ended)
-                # and has not left: it goes out in the next flush and answers the peer's, or
-                # the peer would retransmit its CLOSE until its attempts run out.
-                self._close_after_flush = True
-            else:
-                self._finish_close()
-            return
-        self.close_code = frame.code
-        self.close_reason = frame.reason
-        self.closed_by_peer = True
-        self.packetizer.pending.clear()
-        self.streams.stop_sending_frames()
-        self.timers.drain_at = None
-        self.packetizer.pending.append(Close(CloseCode.NORMAL, ""))
-        if self.state == SessionState.ACTIVE:
-            self._set_state(SessionState.CLOSING)
-        self._close_after_flush = True
-
-    def abort(self, code: int, reason: str, *, report_handshake: bool = True) -> None:
-        """Close at once without telling the peer (its transport is gone); erases the keys.
-
-        ``report_handshake`` False: a session still in its handshake ends without a
-        :class:`HandshakeAborted` event (the caller reports the failure itself)."""
-        if self.state == SessionState.CLOSED:
-            return
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-        if not report_handshake:
-            self.handle = None
-        self._finish_close()
-        self._changed()
-
-    def _protocol_violation(self, now: float, detail: str) -> None:
-        if self.state in (SessionState.HANDSHAKE, SessionState.ACTIVE):
-            self.counters.receive_errors += 1
-            self.close(CloseCode.PROTOCOL_ERROR, detail[:CLOSE_REASON_MAX_BYTES], now)
-
-    def _finish_close(self) -> None:
-        if self.state == SessionState.CLOSED:
-            return
-        was_handshake = self.state == SessionState.HANDSHAKE
-        self._set_state(SessionState.CLOSED)
-        self._close_after_flush = False
-        self.packetizer.pending.clear()
-        self.packetizer.want_record = False
-        self.streams.clear()
-        self.channels.clear()
-        self.recovery.forget_all()
-        self.timers.on_closed()
-        self.keys.erase()
-        if was_handshake and self.handle is not None:
-            self.events.append(
-                HandshakeAborted(self.handle, self.close_reason or "closed", timeout=False)
-            )
-        self.events.append(
-            SessionClosed(
-                self.session_id,
-                self.close_code if self.close_code is not None else CloseCode.NORMAL,
-                self.close_reason,
-                self.closed_by_peer,
-            )
-        )
-
     # -- core -> network ----------------------------------------------------------------------
     def flush(self, now: float) -> list[bytes]:
         """Return every record due now: queued frames, acknowledgements and stream data within
@@ -658,10 +351,6 @@ class Session:
         return records
 
     # -- timers (§8) --------------------------------------------------------------------------
-    def _rtt(self) -> float:
-        rtt = self.rtt_s
-        return rtt if rtt is not None else INITIAL_RTT_S
-
     def get_timer(self) -> float | None:
         """The next deadline of this session (seconds, same clock as ``now``), or None. A
         session still in its handshake has none: the endpoint's handshake table times it."""
