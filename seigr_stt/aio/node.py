@@ -514,6 +514,7 @@ class STTNode:
     def get_stats(self) -> dict[str, Any]:
         """Node-wide figures: sessions (the manager's stats), transports, drops by reason."""
         snap = self._driver.endpoint.snapshot()
+        counters = snap.counters
         udp = self._driver.udp
         return {
             "node_id": self.node_id.hex(),
@@ -521,8 +522,8 @@ class STTNode:
             "server_mode": self.server_mode,
             "sessions": self.session_manager.get_stats(),
             "handshakes": {
-                "started": snap.handshakes_started,
-                "failed": snap.handshakes_failed,
+                "started": counters.handshakes_started,
+                "failed": counters.handshakes_failed,
                 "in_flight": snap.handshakes_in_flight,
             },
             "transports": {
@@ -543,12 +544,12 @@ class STTNode:
                     + sum(link.oversized_refused for link in self._ws_links),
                 },
             },
-            "packets_received": snap.packets_received,
-            "packets_sent": snap.packets_sent,
-            "bytes_received": snap.bytes_received,
-            "bytes_sent": snap.bytes_sent,
+            "packets_received": counters.packets_received,
+            "packets_sent": counters.packets_sent,
+            "bytes_received": counters.bytes_received,
+            "bytes_sent": counters.bytes_sent,
             # every reason of docs/protocol.md §11, zero or not (keys: DropReason, a str)
-            "drops": {str(reason): count for reason, count in snap.drops.items()},
+            "drops": {str(reason): count for reason, count in counters.drops.items()},
             "drops_total": snap.drops_total,
             "receive_queue": self._rx.qsize(),
         }

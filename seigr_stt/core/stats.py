@@ -7,7 +7,7 @@ exporter, tests) take a frozen snapshot. Taking a snapshot changes nothing.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 __all__ = [
@@ -111,25 +111,17 @@ class EndpointCounters:
 
 @dataclass(frozen=True, slots=True)
 class EndpointSnapshot:
-    """The endpoint's figures at one moment; ``drops`` has every reason, zero or not."""
+    """The endpoint's figures at one moment. ``counters`` is a copy (later packets do not change
+    it) whose ``drops`` holds every :class:`DropReason`, zero or not."""
 
     sessions: int
     handshakes_in_flight: int
     tombstones: int
-    sessions_created: int
-    sessions_closed: int
-    handshakes_started: int
-    handshakes_failed: int
-    init_retransmits_answered: int
-    packets_received: int
-    packets_sent: int
-    bytes_received: int
-    bytes_sent: int
-    drops: dict[DropReason, int]
+    counters: EndpointCounters
 
     @property
     def drops_total(self) -> int:
-        return sum(self.drops.values())
+        return sum(self.counters.drops.values())
 
     @classmethod
     def of(
@@ -140,19 +132,7 @@ class EndpointSnapshot:
         handshakes_in_flight: int,
         tombstones: int,
     ) -> EndpointSnapshot:
-        """Freeze ``counters`` (a copy: later drops do not change this snapshot)."""
-        return cls(
-            sessions=sessions,
-            handshakes_in_flight=handshakes_in_flight,
-            tombstones=tombstones,
-            sessions_created=counters.sessions_created,
-            sessions_closed=counters.sessions_closed,
-            handshakes_started=counters.handshakes_started,
-            handshakes_failed=counters.handshakes_failed,
-            init_retransmits_answered=counters.init_retransmits_answered,
-            packets_received=counters.packets_received,
-            packets_sent=counters.packets_sent,
-            bytes_received=counters.bytes_received,
-            bytes_sent=counters.bytes_sent,
-            drops={reason: counters.drops[reason] for reason in DropReason},
-        )
+        """Freeze ``counters`` with the table sizes."""
+        drops: Counter[str] = Counter({reason: counters.drops[reason] for reason in DropReason})
+        drops.update({k: v for k, v in counters.drops.items() if k not in drops})
+        return cls(sessions, handshakes_in_flight, tombstones, replace(counters, drops=drops))
