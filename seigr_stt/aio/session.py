@@ -173,28 +173,56 @@ class STTSession(ABC):
 
     @abstractmethod
     async def rotate_key(self, timeout: float = 10.0) -> bytes:
-        """Move to the next key; returns the new :attr:`session_key`."""
+        """Move both peers to the next key; returns the new :attr:`session_key`.
+
+        Returns once the peer has confirmed the new epoch, so :attr:`key_version` is then equal on
+        both sides. The previous key is kept for a short grace period for packets in flight, then
+        erased; it cannot be computed from the new one. Raises :class:`KeyRotationError` if the
+        peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
+        closes meanwhile. A manual session advances its local key at once.
+        """
 
     # -- data (a manual session refuses with ProtocolError) -----------------------------------
     @abstractmethod
     async def send(self, data: bytes, stream_id: int = 0) -> None:
-        """Send one message reliably and in order on message channel ``stream_id``."""
+        """Send one message reliably and in order on message channel ``stream_id``.
+
+        Same semantics as :meth:`STTNode.send_to_sessions` for this one session: the message
+        arrives as one :class:`ReceivedPacket`; waits while more than 4 MiB are unacknowledged.
+        Raises :class:`SessionClosedError` when the session is not active,
+        :class:`MessageTooLarge` above ``max_message_size``, and :class:`ProtocolError` on a
+        manual session.
+        """
 
     @abstractmethod
     async def send_datagram(self, data: bytes) -> None:
-        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes."""
+        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes
+        (:class:`MessageTooLarge` above)."""
 
     @abstractmethod
     def datagrams(self) -> AsyncIterator[bytes]:
-        """Datagrams from the peer, until the session closes."""
+        """Datagrams from the peer, until the session closes.
+
+        At most 1024 unread datagrams are held; more are dropped and counted in
+        ``get_statistics()["datagrams_dropped"]``.
+        """
 
     @abstractmethod
     async def ping(self, timeout: float = 5.0) -> float:
-        """Round-trip time to the peer in seconds."""
+        """Send a PING and wait for the peer's PONG; returns the round-trip time in seconds.
+
+        Raises :class:`TimeoutError` when no PONG arrives within ``timeout`` and
+        :class:`SessionClosedError` when the session is not active.
+        """
 
     @abstractmethod
     async def open_stream(self) -> STTStream:
-        """Open a reliable, ordered, bidirectional byte stream to the peer."""
+        """Open a reliable, ordered, bidirectional byte stream to the peer.
+
+        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
+        :class:`SessionClosedError` when the session is not active. Byte streams are separate
+        from the message channels ``send(data, stream_id)`` uses.
+        """
 
     @abstractmethod
     def incoming_streams(self) -> AsyncIterator[STTStream]:
@@ -286,7 +314,11 @@ class STTSession(ABC):
 
     @abstractmethod
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED."""
+        """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
+
+        Data already written is delivered first (for at most a few seconds). ``code`` is an int
+        within 0..2**62-1 (:class:`ConfigError` otherwise); no error if already closed.
+        """
 
     def _closed_future(self) -> asyncio.Future[None]:
         if self._closed is None:
