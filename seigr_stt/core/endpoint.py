@@ -219,7 +219,7 @@ class Endpoint:
                 new_index=lambda: self.handshakes.new_index(self._by_local_index.__contains__),
             )
         elif ptype == PacketType.HANDSHAKE_RESPONSE:
-            completed = self.handshakes.receive_response(data, receiver, len(self._sessions))
+            completed = self.handshakes.receive_response(data, receiver, len(self._sessions), now)
             if completed is not None:
                 self._register(completed, now)
                 self.handshakes.confirming(completed, now)
@@ -239,7 +239,7 @@ class Endpoint:
             else:
                 self.counters.drops[DropReason.HANDSHAKE_STATE] += 1
             return
-        completed = self.handshakes.receive_final(data, receiver)
+        completed = self.handshakes.receive_final(data, receiver, now)
         if completed is not None:
             self._register(completed, now)
 
@@ -271,6 +271,7 @@ class Endpoint:
             config=self.session_config,
             handle=completed.handle,
             on_change=self._changed,
+            rtt_sample_s=completed.rtt_sample_s,
         )
         session.final_digest = completed.final_digest
         self._sessions[session.session_id] = session

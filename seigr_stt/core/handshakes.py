@@ -64,7 +64,9 @@ class _Initiating:
     retry_at: float
     retry_s: float
     handle: int
+    sent_at: float  # INIT first sent: with no retransmission, RESPONSE gives an RTT sample
     cookie: bytes | None = field(default=None, repr=False)
+    retransmitted: bool = False
 
 
 @dataclass(slots=True)
@@ -74,6 +76,8 @@ class _HalfOpen:
     link: Link
     expires_at: float
     init_mac1: bytes
+    sent_at: float  # RESPONSE first sent: with no retransmission, FINAL gives an RTT sample
+    retransmitted: bool = False
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class Completed:
     final_digest: bytes | None = None  # responder: recognises a retransmitted FINAL
     final_packet: bytes | None = field(default=None, repr=False)  # initiator: FINAL as sent
     deadline: float | None = None  # initiator: when the attempt gives up
+    rtt_sample_s: float | None = None  # the handshake's round trip, unless a packet was resent
 
 
 class HandshakeTable:
@@ -221,6 +226,7 @@ class HandshakeTable:
             retry_at=now + HANDSHAKE_RETRY_INITIAL_S + self._jitter(),
             retry_s=HANDSHAKE_RETRY_INITIAL_S,
             handle=self._next_handle,
+            sent_at=now,
         )
         self._initiating[index] = pending
         self._deadlines.set(("i", index), min(pending.retry_at, pending.deadline))
@@ -238,7 +244,7 @@ class HandshakeTable:
                 self.confirmed(session_id)
 
     def receive_response(
-        self, data: bytes, receiver: bytes, session_count: int
+        self, data: bytes, receiver: bytes, session_count: int, now: float
     ) -> Completed | None:
         """A RESPONSE (mac1 checked) to our INIT ``receiver``: on success FINAL is sent and the
         keys returned; the caller registers the session and then calls :meth:`confirming`."""
@@ -265,6 +271,7 @@ class HandshakeTable:
             handle=pending.handle,
             final_packet=final,
             deadline=pending.deadline,
+            rtt_sample_s=None if pending.retransmitted else now - pending.sent_at,
         )
 
     def confirming(self, completed: Completed, now: float) -> None:
@@ -344,7 +351,9 @@ class HandshakeTable:
             if not self.buckets.take(source, now):
                 self._drop(DropReason.RATE_LIMITED)
                 return
-            self._send(self._half_open[known].handshake.response_packet, addr)
+            half = self._half_open[known]
+            half.retransmitted = True
+            self._send(half.handshake.response_packet, addr)
             self._counters.init_retransmits_answered += 1
             return
         ephemeral = data[8:40]
@@ -380,13 +389,15 @@ class HandshakeTable:
         except HandshakeFailed as exc:
             self._drop(DropReason(exc.reason))
             return
-        half = _HalfOpen(handshake, addr, link, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1)
+        half = _HalfOpen(
+            handshake, addr, link, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1, sent_at=now
+        )
         self._half_open[index] = half
         self._half_open_by_mac1[mac1] = index
         self._deadlines.set(("h", index), half.expires_at)
         self._send(handshake.response_packet, addr)
 
-    def receive_final(self, data: bytes, receiver: bytes) -> Completed | None:
+    def receive_final(self, data: bytes, receiver: bytes, now: float) -> Completed | None:
         """A FINAL (mac1 checked) for our half-open ``receiver``: the initiator's membership and
         identity check out, and its timestamp is newer than any before (a replayed INIT would
         not be). Returns the keys for a new session, or None (the drop counted)."""
@@ -408,7 +419,13 @@ class HandshakeTable:
         self._peer_timestamps.move_to_end(result.peer_static)
         while len(self._peer_timestamps) > PEER_TIMESTAMP_TABLE_MAX:
             self._peer_timestamps.popitem(last=False)
-        return Completed(result, half.addr, half.link, final_digest=half.handshake.final_digest)
+        return Completed(
+            result,
+            half.addr,
+            half.link,
+            final_digest=half.handshake.final_digest,
+            rtt_sample_s=None if half.retransmitted else now - half.sent_at,
+        )
 
     # -- forgetting ---------------------------------------------------------------------------
     def _forget_initiating(self, index: bytes) -> None:
@@ -450,6 +467,7 @@ class HandshakeTable:
                     self._abort(pending.handle, "no valid answer", timeout=True)
                     continue
                 self._send(pending.handshake.init_packet(pending.cookie), pending.addr)
+                pending.retransmitted = True
                 pending.retry_s = min(pending.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
                 pending.retry_at = now + pending.retry_s + self._jitter()
                 self._deadlines.set(("i", key), min(pending.retry_at, pending.deadline))

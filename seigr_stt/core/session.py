@@ -94,6 +94,7 @@ class Session(SessionLifecycle):
         config: SessionConfig,
         handle: int | None = None,
         on_change: Callable[[Session], None] | None = None,
+        rtt_sample_s: float | None = None,
     ) -> None:
         self.session_id = result.session_id
         self.local_index = result.local_index
@@ -120,6 +121,10 @@ class Session(SessionLifecycle):
         self.keys = KeySchedule(result.send_key, result.recv_key, result.exporter, now)
         self.rotation = RotationPolicy(config.rekey_after_s, config.rekey_after_messages)
         self.recovery = LossRecovery()
+        if rtt_sample_s is not None:
+            # The handshake's round trip is the first RTT sample (§14.3): timers, the pacer and
+            # the rotation interval start from the path's delay, not the 100 ms default.
+            self.recovery.rtt.update(rtt_sample_s, 0.0)
         self.acks = AckTracker()
         self.timers = SessionTimers(config, now)
         self.pmtu = PathMtuProber(link.max_record_size, link.probe_max)
