@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import logging
 import os
-import socket
 import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
@@ -24,10 +22,10 @@ from typing import Any
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.manager import SessionManager
-from seigr_stt.aio.peer import PeerSession, SessionHooks, check_channel
+from seigr_stt.aio.peer import PeerSession, SessionHooks, check_channel, check_message
 from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
 from seigr_stt.aio.udp import UDPTransport
-from seigr_stt.aio.websocket import WebSocketServer, WSLink, open_client_link
+from seigr_stt.aio.websocket import WebSocketTransport, WSLink
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
@@ -43,7 +41,6 @@ from seigr_stt.exceptions import (
     ConfigError,
     HandshakeError,
     HandshakeTimeout,
-    MessageTooLarge,
     ProtocolError,
     SessionClosedError,
     SessionNotFound,
@@ -104,11 +101,11 @@ class STTNode:
         self._hooks = SessionHooks(
             deliver=self._deliver, emit=self._emit, on_closed=self.session_manager.forget
         )
-        self._ws_server: WebSocketServer | None = None
-        self._ws_tls = False
-        self._ws_links: set[WSLink] = set()
-        self._ws_tasks: set[asyncio.Task[None]] = set()
-        self._ws_refused_closed = [0, 0]  # text, oversized messages of links already closed
+        self._ws = WebSocketTransport(
+            self._driver.receive_websocket,
+            self._on_ws_closed,
+            self.config.websocket_max_record_size,
+        )
         self._connects: dict[int, asyncio.Future[PeerSession]] = {}
         self._sessions: dict[bytes, PeerSession] = {}
         # (packet, flow-control credit to return once the application has taken it)
@@ -144,18 +141,18 @@ class STTNode:
     @property
     def ws_url(self) -> str | None:
         """``ws://host:port/stt`` (``wss://`` with TLS) when serving WebSocket, else None."""
-        if self._ws_server is None:
+        if self._ws.server is None:
             return None
-        host, port = self._ws_server.address
+        host, port = self._ws.server.address
         if ":" in host:
             host = f"[{host}]"
-        scheme = "wss" if self._ws_tls else "ws"
+        scheme = "wss" if self._ws.tls else "ws"
         return f"{scheme}://{host}:{port}{WEBSOCKET_PATH}"
 
     @property
     def websocket_links(self) -> frozenset[WSLink]:
         """The open WebSocket connections, accepted and initiated."""
-        return frozenset(self._ws_links)
+        return frozenset(self._ws.links)
 
     @property
     def is_running(self) -> bool:
@@ -198,18 +195,10 @@ class STTNode:
         )
         try:
             if self.ws_port is not None:
-                self._ws_server = WebSocketServer(
-                    driver.receive_websocket,
-                    self._ws_links.add,
-                    self._on_ws_closed,
-                    config.websocket_max_record_size,
-                )
-                await self._ws_server.start(self.host, self.ws_port, ssl)
-                self._ws_tls = ssl is not None
+                await self._ws.serve(self.host, self.ws_port, ssl)
         except BaseException:
             driver.udp.close()
             driver.udp = None
-            self._ws_server = None
             raise
         self._started = True
         self.logger.info(
@@ -247,12 +236,7 @@ class STTNode:
                 future.set_exception(HandshakeError("node stopped"))
         self._connects.clear()
         self.session_manager.end_manual_sessions(CloseCode.GOING_AWAY, "node stopped")
-        if self._ws_server is not None:
-            await self._ws_server.close()
-        for link in list(self._ws_links):
-            await link.aclose()
-        for task in list(self._ws_tasks):
-            task.cancel()
+        await self._ws.close()
         if driver.udp is not None:
             driver.udp.close()
         self._rx.put_nowait(None)
@@ -344,9 +328,6 @@ class STTNode:
             future.set_exception(HandshakeError(f"handshake failed: {event.reason}"))
 
     def _on_ws_closed(self, link: WSLink) -> None:
-        self._ws_links.discard(link)
-        self._ws_refused_closed[0] += link.text_frames_refused
-        self._ws_refused_closed[1] += link.oversized_refused
         if self._driver.loop is None or self._stopped:
             return
         self._driver.endpoint.abort_address(
@@ -355,22 +336,6 @@ class STTNode:
         self._driver.transmit()
 
     # -- connecting ---------------------------------------------------------------------------
-    async def _resolve_udp(self, host: str, port: int) -> tuple[str, int]:
-        udp = self._driver.udp
-        assert udp is not None
-        try:
-            ipaddress.ip_address(host)
-            return (host, port)
-        except ValueError:
-            pass
-        family = socket.AF_INET6 if ":" in udp.address[0] else socket.AF_INET
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
-        if not infos:  # pragma: no cover - getaddrinfo raises instead
-            raise HandshakeError(f"cannot resolve {host!r}")
-        sockaddr = infos[0][4]
-        return (str(sockaddr[0]), int(sockaddr[1]))
-
     async def _handshake(self, addr: Hashable, link: Link, timeout: float) -> STTSession:
         driver = self._driver
         handle = driver.endpoint.connect(
@@ -397,7 +362,12 @@ class STTNode:
         self._require_running()
         if timeout <= 0:
             raise ConfigError("timeout must be positive")
-        addr = await self._resolve_udp(host, port)
+        udp = self._driver.udp
+        assert udp is not None
+        try:
+            addr = await udp.resolve(host, port)
+        except OSError as exc:
+            raise HandshakeError(f"cannot resolve {host!r}: {exc}") from exc
         link = self._driver.udp_link
         assert link is not None
         return await self._handshake(addr, link, timeout)
@@ -414,21 +384,11 @@ class STTNode:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            link, task = await open_client_link(
-                url,
-                self._driver.receive_websocket,
-                self._on_ws_closed,
-                max_size=self.config.websocket_max_record_size,
-                ssl=ssl,
-                open_timeout=timeout,
-            )
+            link = await self._ws.connect(url, ssl=ssl, open_timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise HandshakeError(f"cannot open a WebSocket to {url}: {exc}") from exc
         except Exception as exc:  # websockets' InvalidURI, InvalidHandshake, ...
             raise HandshakeError(f"cannot open a WebSocket to {url}: {exc}") from exc
-        self._ws_links.add(link)
-        self._ws_tasks.add(task)
-        task.add_done_callback(self._ws_tasks.discard)
         remaining = max(deadline - loop.time(), 0.001)
         try:
             return await self._handshake(link, link.link, remaining)
@@ -437,16 +397,6 @@ class STTNode:
             raise
 
     # -- data ---------------------------------------------------------------------------------
-    def _check_message(self, data: bytes) -> bytes:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        if len(data) > self.config.max_message_size:
-            raise MessageTooLarge(
-                f"message of {len(data)} bytes exceeds max_message_size "
-                f"({self.config.max_message_size})"
-            )
-        return bytes(data)
-
     async def send_to_sessions(
         self, session_ids: Iterable[bytes], data: bytes, stream_id: int = 0
     ) -> None:
@@ -459,7 +409,7 @@ class STTNode:
         ``session_ids`` lists the ids that were not sent to.
         """
         self._require_running()
-        payload = self._check_message(data)
+        payload = check_message(data, self.config.max_message_size)
         if isinstance(session_ids, bytes):
             raise TypeError("session_ids must be an iterable of session ids, not one id")
         check_channel(stream_id)
@@ -536,12 +486,10 @@ class STTNode:
                 },
                 "websocket": {
                     "url": self.ws_url,
-                    "connections": len(self._ws_links),
+                    "connections": len(self._ws.links),
                     # connections closed for a text message (1003) or an oversized one (1009)
-                    "text_frames_refused": self._ws_refused_closed[0]
-                    + sum(link.text_frames_refused for link in self._ws_links),
-                    "oversized_refused": self._ws_refused_closed[1]
-                    + sum(link.oversized_refused for link in self._ws_links),
+                    "text_frames_refused": self._ws.text_frames_refused,
+                    "oversized_refused": self._ws.oversized_refused,
                 },
             },
             "packets_received": counters.packets_received,

@@ -47,6 +47,7 @@ __all__ = [
     "PeerSession",
     "SessionHooks",
     "check_channel",
+    "check_message",
 ]
 
 #: Unread datagrams held per session before new ones are dropped (and counted).
@@ -176,17 +177,11 @@ class PeerSession(STTSession):
         Same semantics as :meth:`STTNode.send_to_sessions` for this one session; raises
         :class:`SessionClosedError` when the session is not active.
         """
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
         core = self._active_core()
-        if len(data) > core.config.max_message_size:
-            raise MessageTooLarge(
-                f"message of {len(data)} bytes exceeds max_message_size "
-                f"({core.config.max_message_size})"
-            )
+        payload = check_message(data, core.config.max_message_size)
         check_channel(stream_id)
         try:
-            core.send_message(stream_id, bytes(data), self._driver.now())
+            core.send_message(stream_id, payload, self._driver.now())
         finally:
             self._driver.transmit_soon()
         await self._driver.after_send((self._session_id,))
@@ -392,6 +387,17 @@ class PeerSession(STTSession):
         self._hooks.emit(
             NodeEvent("session_closed", self, code=code, reason=reason, by_peer=event.by_peer)
         )
+
+
+def check_message(data: bytes, max_message_size: int) -> bytes:
+    """``data`` as bytes; TypeError for anything else, MessageTooLarge above the limit."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    if len(data) > max_message_size:
+        raise MessageTooLarge(
+            f"message of {len(data)} bytes exceeds max_message_size ({max_message_size})"
+        )
+    return bytes(data)
 
 
 def check_channel(stream_id: int) -> None:

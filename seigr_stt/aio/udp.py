@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -167,6 +168,20 @@ class UDPTransport:
         self._loop.remove_writer(self._sock.fileno())
         self._writing = False
         self._writable.set()
+
+    async def resolve(self, host: str, port: int) -> Address:
+        """``(host, port)`` as an address of this socket's family: an IP literal as it is, a
+        name through the resolver. Raises OSError (``socket.gaierror``) when it does not
+        resolve."""
+        try:
+            ipaddress.ip_address(host)
+            return (host, port)
+        except ValueError:
+            pass
+        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+        infos = await self._loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+        sockaddr = infos[0][4]
+        return (str(sockaddr[0]), int(sockaddr[1]))
 
     @property
     def is_running(self) -> bool:

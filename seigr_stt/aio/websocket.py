@@ -28,7 +28,7 @@ from websockets.http11 import Request, Response
 from seigr_stt.constants import WEBSOCKET_PATH
 from seigr_stt.core.link import Link, TransportKind
 
-__all__ = ["WSLink", "WebSocketServer", "open_client_link"]
+__all__ = ["WSLink", "WebSocketServer", "WebSocketTransport", "open_client_link"]
 
 _log = logging.getLogger("seigr_stt.websocket")
 
@@ -225,3 +225,77 @@ async def open_client_link(
     link = WSLink(connection, on_packet, on_closed, max_size)
     task = asyncio.get_running_loop().create_task(link.run())
     return link, task
+
+
+class WebSocketTransport:
+    """A node's WebSocket side: the server (if any) and every open connection, accepted or
+    initiated, with the counts of connections refused for what they sent.
+
+    ``on_packet(data, link)`` gets every binary message; ``on_closed(link)`` every connection
+    that ended (after it left :attr:`links`).
+    """
+
+    def __init__(
+        self,
+        on_packet: Callable[[bytes, WSLink], None],
+        on_closed: Callable[[WSLink], None],
+        max_size: int,
+    ) -> None:
+        self._on_packet = on_packet
+        self._on_closed = on_closed
+        self._max_size = max_size
+        self.server: WebSocketServer | None = None
+        self.tls = False
+        self.links: set[WSLink] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refused_closed = [0, 0]  # text, oversized messages of links already closed
+
+    async def serve(self, host: str, port: int, ssl: ssl_module.SSLContext | None) -> None:
+        """Serve ``ws://host:port/stt`` (``wss://`` with ``ssl``)."""
+        server = WebSocketServer(self._on_packet, self.links.add, self._closed, self._max_size)
+        await server.start(host, port, ssl)
+        self.server = server
+        self.tls = ssl is not None
+
+    async def connect(
+        self, url: str, *, ssl: ssl_module.SSLContext | None, open_timeout: float
+    ) -> WSLink:
+        """Open a connection to ``url``; raises what ``websockets`` raises (OSError, TimeoutError,
+        InvalidURI, InvalidHandshake, ...)."""
+        link, task = await open_client_link(
+            url,
+            self._on_packet,
+            self._closed,
+            max_size=self._max_size,
+            ssl=ssl,
+            open_timeout=open_timeout,
+        )
+        self.links.add(link)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return link
+
+    def _closed(self, link: WSLink) -> None:
+        self.links.discard(link)
+        self._refused_closed[0] += link.text_frames_refused
+        self._refused_closed[1] += link.oversized_refused
+        self._on_closed(link)
+
+    @property
+    def text_frames_refused(self) -> int:
+        """Connections closed for a text message (1003), open or closed since."""
+        return self._refused_closed[0] + sum(link.text_frames_refused for link in self.links)
+
+    @property
+    def oversized_refused(self) -> int:
+        """Connections closed for a message above the size limit (1009)."""
+        return self._refused_closed[1] + sum(link.oversized_refused for link in self.links)
+
+    async def close(self) -> None:
+        """Stop serving and close every connection."""
+        if self.server is not None:
+            await self.server.close()
+        for link in list(self.links):
+            await link.aclose()
+        for task in list(self._tasks):
+            task.cancel()
