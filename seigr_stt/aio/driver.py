@@ -72,6 +72,11 @@ class Driver:
     def __repr__(self) -> str:
         return f"Driver(handles={len(self._handles)}, timer_at={self._timer_at})"
 
+    @property
+    def timer_at(self) -> float | None:
+        """When the one timer fires (loop time), or None when none is armed."""
+        return self._timer_at if self._timer is not None else None
+
     # -- clocks -------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run on ``loop`` from now on (its clock is the core's ``now``)."""
@@ -229,4 +234,5 @@ class Driver:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = None
         self._progress.set()

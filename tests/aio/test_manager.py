@@ -68,57 +68,6 @@ async def test_create_session_tracks_a_manual_session(make_node: NodeFactory) ->
     assert node.get_stats()["sessions"]["total"] == 1
 
 
-async def test_manual_session_statistics_follow_the_record_methods(
-    make_node: NodeFactory,
-) -> None:
-    node = await make_node()
-    session = await node.session_manager.create_session(b"12345678", b"\x07" * 32, 3)
-    stats = session.get_statistics()
-    assert stats["session_id"] == "3132333435363738"
-    assert stats["peer_node_id"] == "07" * 32
-    assert stats["state"] == STT_SESSION_STATE_ACTIVE
-    assert stats["capabilities"] == 3
-    assert (stats["bytes_sent"], stats["packets_sent"]) == (0, 0)
-    first_active = session.last_active
-    session.record_frame_sent(payload_size=1024)
-    session.record_frame_sent(payload_size=1)
-    session.record_frame_received(payload_size=2048)
-    session.record_send_error()
-    session.record_receive_error()
-    session.record_receive_error()
-    stats = session.get_statistics()
-    assert (stats["bytes_sent"], stats["packets_sent"]) == (1025, 2)
-    assert (stats["bytes_received"], stats["packets_received"]) == (2048, 1)
-    assert (stats["send_errors"], stats["receive_errors"]) == (1, 2)
-    assert session.last_active >= first_active
-    assert stats["uptime"] >= 0.0
-
-
-async def test_manual_session_rotate_key(make_node: NodeFactory) -> None:
-    node = await make_node()
-    session = await node.session_manager.create_session(b"12345678", bytes(32))
-    keys = [session.session_key]
-    for version in (1, 2, 3):
-        new_key = await session.rotate_key()
-        assert session.key_version == version
-        assert new_key == session.session_key
-        keys.append(new_key)
-    assert len(set(keys)) == 4
-    assert session.last_key_rotation >= session.created_at
-
-
-async def test_manual_session_send_raises_protocol_error(make_node: NodeFactory) -> None:
-    node = await make_node()
-    session = await node.session_manager.create_session(b"12345678", bytes(32))
-    with pytest.raises(ProtocolError):
-        await session.send(b"data")
-    # send_to_sessions names it among the ids it could not send to: it has no transport.
-    with pytest.raises(SessionNotFound) as info:
-        await node.send_to_sessions([session.session_id], b"data")
-    assert info.value.session_ids == (session.session_id,)
-    assert await node.send_to_all(b"data") == 0
-
-
 async def test_close_session_closes_a_manual_session(make_node: NodeFactory) -> None:
     node = await make_node()
     manager = node.session_manager
