@@ -44,8 +44,8 @@ def test_links_are_frozen_and_compared_by_identity() -> None:
 
 
 def test_transport_kinds_are_strings() -> None:
-    assert TransportKind.UDP == "udp"
-    assert TransportKind.WEBSOCKET == "websocket"
+    assert [str(kind) for kind in TransportKind] == ["udp", "websocket"]
+    assert TransportKind("udp") is TransportKind.UDP
 
 
 def test_a_session_takes_its_record_size_and_probe_ceiling_from_the_link() -> None:
