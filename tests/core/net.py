@@ -54,6 +54,7 @@ __all__ = [
     "craft_init",
     "dgram",
     "endpoint_snapshot",
+    "handshake_table",
     "init_payload",
     "make_pair",
     "make_seed",
@@ -207,6 +208,14 @@ def session_snapshot(session: Session) -> dict[str, Any]:
         "close_code": session.close_code,
         "timer": session.get_timer(),
     }
+
+
+def handshake_table(endpoint: Endpoint, name: str) -> dict[Any, Any]:
+    """One table of ``endpoint.handshakes.snapshot()`` (``initiating``, ``half_open``,
+    ``confirming``, ``peer_timestamps``, ...), keyed as the snapshot documents."""
+    table = endpoint.handshakes.snapshot()[name]
+    assert isinstance(table, dict)
+    return table
 
 
 def endpoint_snapshot(endpoint: Endpoint) -> dict[str, Any]:
