@@ -26,6 +26,7 @@ from seigr_stt.core.events import (
     PeerAddressChanged,
     SessionClosed,
 )
+from seigr_stt.core.flow import MAX_CHANNEL, channel_stream_id
 from seigr_stt.core.frames import (
     Close,
     Datagram,
@@ -34,13 +35,22 @@ from seigr_stt.core.frames import (
     serialize_frames,
     varint_size,
 )
-from seigr_stt.core.record import max_frames_size, parse_header
-from seigr_stt.core.flow import MAX_CHANNEL, channel_stream_id
 from seigr_stt.core.packetizer import STREAM_FRAME_OVERHEAD
+from seigr_stt.core.record import max_frames_size, parse_header
 from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, SessionNotFound
-from tests.core.net import DATA, Net, Pair, authentic_record, make_pair
+from tests.core.net import (
+    DATA,
+    Net,
+    Pair,
+    authentic_record,
+    endpoint_snapshot,
+    handshake_table,
+    make_pair,
+)
 
-ROOM = max_frames_size(1232) - STREAM_FRAME_OVERHEAD  # stream bytes of a record that carries only them
+ROOM = (
+    max_frames_size(1232) - STREAM_FRAME_OVERHEAD
+)  # stream bytes of a record that carries only them
 B_CHANNEL_0 = channel_stream_id(0, 1)  # the responder's message channel 0
 
 
@@ -183,10 +193,13 @@ def test_datagrams(pair: Pair) -> None:
     with pytest.raises(MessageTooLarge, match="max_datagram_size"):
         pair.a.endpoint.session(pair.sid).send_datagram(bytes(limit + 1), pair.net.now)
     assert pair.sa.is_active
-    pair.a.endpoint.session(pair.sid).send_datagram(bytes(range(256)) * 4 + bytes(limit - 1024), pair.net.now
+    pair.a.endpoint.session(pair.sid).send_datagram(
+        bytes(range(256)) * 4 + bytes(limit - 1024), pair.net.now
     )
     pair.a.endpoint.session(pair.sid).send_datagram(b"", pair.net.now)
-    pair.a.endpoint.session(pair.sid).ping(pair.net.now)  # shares the record budget with the datagram
+    pair.a.endpoint.session(pair.sid).ping(
+        pair.net.now
+    )  # shares the record budget with the datagram
     sent = pair.net.flush_node(pair.a)
     assert all(len(p.data) <= 1232 for p in sent)
     pair.net.run(0.0)
@@ -533,10 +546,17 @@ def test_early_timer_calls_in_handshake_and_closing_states(net: Net) -> None:
     net.connect(a, b)
     net.run(0.0)
     [session] = a.endpoint.sessions.values()
-    deadline = session.get_timer()
-    assert deadline is not None
-    session.handle_timer(deadline - 0.5)
-    assert session.flush(deadline - 0.5) == []
+    # In its handshake the session has no deadline of its own: the endpoint's handshake table
+    # retransmits FINAL and gives up; calling the session's timer early does nothing.
+    assert session.get_timer() is None
+    [(retry_at, _)] = handshake_table(a.endpoint, "confirming").values()
+    assert a.endpoint.get_timer() == retry_at
+    before = endpoint_snapshot(a.endpoint)
+    session.handle_timer(retry_at - 0.5)
+    assert session.flush(retry_at - 0.5) == []
+    a.endpoint.handle_timer(retry_at - 0.5)
+    assert a.endpoint.datagrams_to_send(retry_at - 0.5) == []
+    assert endpoint_snapshot(a.endpoint) == before
     net.run(2.0)
     assert session.is_active
     session.close(0, "", net.now)
