@@ -93,9 +93,9 @@ def test_early_credit_for_incomplete_messages_is_capped_per_session() -> None:
         pair.a.endpoint.session(pair.sid).send_message(ch, bytes(1536 * 1024), pair.net.now)
     pair.net.flush_node(pair.a)
     pair.net.run(30.0)
-    held = sum(len(parser.buffer) for parser in pair.sb._parsers.values())
+    held = sum(len(parser.buffer) for parser in pair.sb.channels.parsers.values())
     delivered = sum(len(e.data) for e in pair.b.events_of(MessageReceived))
     # At most the 4 MiB session window plus one maximum message, never the 12 MiB sent.
     assert held + delivered <= 4 * 1024 * 1024 + config.max_message_size + 64 * 1024
-    assert pair.sb._precredited <= config.max_message_size
+    assert pair.sb.channels.precredited <= config.max_message_size
     assert pair.sb.state == STT_SESSION_STATE_ACTIVE
