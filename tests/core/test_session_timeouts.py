@@ -21,6 +21,7 @@ from seigr_stt.constants import (
     KEY_GRACE_MIN_S,
     MAX_ACK_DELAY_S,
     REJECT_AFTER_TIME_S,
+    STT_SESSION_STATE_ACTIVE,
 )
 from seigr_stt.core.events import (
     KeyRotated,
@@ -302,3 +303,20 @@ def test_get_timer_is_the_earliest_deadline_and_early_calls_are_harmless(seed: i
                 assert net.flush_node(node) == []
                 assert endpoint_snapshot(node.endpoint) == before
         net.run(net.random.uniform(0.0, 1.5))
+
+
+def test_persistent_keepalive_sends_while_idle() -> None:
+    config = NodeConfig(persistent_keepalive_s=5.0, session_idle_timeout_s=None)
+    pair = make_pair(config=config)
+    before = len(pair.net.sent_by(pair.a))
+    pair.net.run(26.0)
+    sent = len(pair.net.sent_by(pair.a)) - before
+    assert 5 <= sent <= 6  # one empty record about every 5 s of silence
+    assert pair.sa.state == STT_SESSION_STATE_ACTIVE
+
+
+def test_without_persistent_keepalive_an_idle_session_stays_silent() -> None:
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None))
+    before = len(pair.net.sent_by(pair.a))
+    pair.net.run(26.0)
+    assert len(pair.net.sent_by(pair.a)) == before
