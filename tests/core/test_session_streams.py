@@ -59,6 +59,9 @@ from tests.core.net import DATA, Pair, authentic_record
 from tests.profiles import scaled
 
 MiB = 1024 * 1024
+#: Small windows (both peers) for the tests about window behaviour: the same proportions as the
+#: 1 MiB / 4 MiB defaults, a sixteenth of the bytes to move.
+SMALL = NodeConfig(stream_window=64 * 1024, session_window=256 * 1024)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -269,25 +272,24 @@ def test_probe_timeout_recovers_a_lost_tail() -> None:
 
 # -- flow control ----------------------------------------------------------------------------
 def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> None:
-    pair = lossy_pair(6, loss=0.05, duplicate=0.02, consume_b=False)
+    pair = lossy_pair(6, loss=0.05, duplicate=0.02, consume_b=False, config=SMALL)
     net, sa, sb = pair.net, pair.sa, pair.sb
-    data = payload(3 * MiB, "window")
+    window = SMALL.stream_window
+    data = payload(3 * window, "window")
     stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
     pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
-    run_until(
-        net, lambda: len(stream_data(pair.b).get(stream_id, b"")) >= STREAM_INITIAL_WINDOW_BYTES
-    )
+    run_until(net, lambda: len(stream_data(pair.b).get(stream_id, b"")) >= window)
     for _ in range(20):  # long after: still stopped at the window, nothing broken
         net.run(1.0)
         received = stream_data(pair.b)[stream_id]
-        assert len(received) == STREAM_INITIAL_WINDOW_BYTES
-        assert sb.streams.recv[stream_id].highest <= STREAM_INITIAL_WINDOW_BYTES
+        assert len(received) == window
+        assert sb.streams.recv[stream_id].highest <= window
         assert sa.recovery.bytes_in_flight <= sa.packetizer.cc.cwnd + sa.max_record_size
-        assert sa.send_buffered == len(data) - STREAM_INITIAL_WINDOW_BYTES  # the rest waits
+        assert sa.send_buffered == len(data) - window  # the rest waits
         assert sa.stream_buffered(stream_id) == sa.send_buffered
     assert sa.streams.send[stream_id].blocked_by_credit()
-    assert received == data[:STREAM_INITIAL_WINDOW_BYTES]
+    assert received == data[:window]
     no_violations(pair.a, pair.b)
     # Reading resumes the transfer.
     pair.b.auto_consume = True
@@ -299,19 +301,20 @@ def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> No
 
 
 def test_a_receiver_that_does_not_take_messages_stops_the_channel_at_its_window() -> None:
-    pair = lossy_pair(7, loss=0.05, duplicate=0.02, consume_b=False)
+    pair = lossy_pair(7, loss=0.05, duplicate=0.02, consume_b=False, config=SMALL)
     net = pair.net
-    datas = [payload(1000, i) for i in range(2500)]  # 2.5 MB on one channel
+    window = SMALL.stream_window
+    datas = [payload(1000, i) for i in range(160)]  # 2.4 windows on one channel
     for data in datas:
         pair.a.endpoint.session(pair.sid).send_message(4, data, net.now)
     net.flush()
     wire = 1000 + 2  # each message with its 2-byte length prefix
-    fits = STREAM_INITIAL_WINDOW_BYTES // wire
+    fits = window // wire
     run_until(net, lambda: len(messages_of(pair.b)) >= fits)
     net.run(20.0)
     assert messages_of(pair.b) == datas[:fits]  # what the window held, and not one more
     stream = pair.sb.streams.recv[channel_stream_id(4, 0)]
-    assert stream.highest <= STREAM_INITIAL_WINDOW_BYTES
+    assert stream.highest <= window
     no_violations(pair.a, pair.b)
     # The application takes every message it was given: the rest follows.
     pair.b.auto_consume = True
@@ -382,10 +385,11 @@ def test_lost_credit_updates_are_sent_again() -> None:
 
 
 def test_the_session_window_bounds_all_streams_together() -> None:
-    pair = lossy_pair(8, loss=0.02, duplicate=0.0, consume_b=False)
+    pair = lossy_pair(8, loss=0.02, duplicate=0.0, consume_b=False, config=SMALL)
     net = pair.net
+    session_window = SMALL.session_window
     streams = [pair.a.endpoint.session(pair.sid).open_stream(net.now) for _ in range(6)]
-    datas = {s: payload(STREAM_INITIAL_WINDOW_BYTES, s) for s in streams}  # 6 MiB in all
+    datas = {s: payload(SMALL.stream_window, s) for s in streams}  # 1.5 session windows
     for stream_id, data in datas.items():
         pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
@@ -393,10 +397,10 @@ def test_the_session_window_bounds_all_streams_together() -> None:
     def total() -> int:
         return sum(len(d) for d in stream_data(pair.b).values())
 
-    run_until(net, lambda: total() >= SESSION_INITIAL_WINDOW_BYTES)
+    run_until(net, lambda: total() >= session_window)
     net.run(10.0)
-    assert total() == SESSION_INITIAL_WINDOW_BYTES
-    assert pair.sa.streams.sent_data <= SESSION_INITIAL_WINDOW_BYTES
+    assert total() == session_window
+    assert pair.sa.streams.sent_data <= session_window
     no_violations(pair.a, pair.b)
     pair.b.auto_consume = True
     for stream_id, data in stream_data(pair.b).items():
