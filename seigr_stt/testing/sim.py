@@ -15,7 +15,6 @@ from typing import TypeVar
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import UDP_MAX_RECORD_SIZE
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.events import (
     Event,
     MessageReceived,
@@ -23,6 +22,7 @@ from seigr_stt.core.events import (
     StreamDataReceived,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.session import Session
 
 __all__ = ["SHARED_SEED", "START", "Net", "Node", "Packet", "make_seed", "seeded_rng"]

@@ -70,7 +70,8 @@ def simulate(
     def sender(node: Node, i: int) -> None:
         channel = i % CHANNELS
         number = i // CHANNELS
-        node.endpoint.session(sid).send_message(channel, b"%s:%d:%d" % (node.name.encode(), channel, number), net.now
+        node.endpoint.session(sid).send_message(
+            channel, b"%s:%d:%d" % (node.name.encode(), channel, number), net.now
         )
         net.flush_node(node)
 
