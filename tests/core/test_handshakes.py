@@ -446,3 +446,31 @@ def test_half_open_handshakes_expire(net: Net) -> None:
     assert b.endpoint.live_handshakes() == 0
     assert handshake_table(b.endpoint, "half_open_by_mac1") == {}
     assert b.endpoint.get_timer() is None
+
+
+def test_a_failed_handshake_is_counted_when_it_fails_not_when_its_event_is_read(
+    net: Net,
+) -> None:
+    a = net.add_node("A")
+    ep = a.endpoint
+    ep.connect("nowhere", net.now, link=a.link, timestamp_ns=1, timeout_s=5.0)
+    ep.datagrams_to_send(net.now)
+    while (at := ep.get_timer()) is not None:
+        ep.handle_timer(at)
+        ep.datagrams_to_send(at)
+    assert ep.counters.handshakes_failed == 1  # before events_received() was called
+    assert ep.snapshot().handshakes_failed == 1
+    # A session closed during its handshake fails it too: counted as the endpoint collects it.
+    b = net.add_node("B")
+    net.drop(lambda p: p.sender == "B" and p.type == DATA)  # the keys stay unconfirmed
+    handle = ep.connect("B", net.now, link=a.link, timestamp_ns=2, timeout_s=5.0)
+    net.flush_node(a)
+    net.run(0.0)
+    [sid] = ep.sessions
+    ep.session(sid).close(0, "never mind", net.now)
+    ep.datagrams_to_send(net.now)
+    assert ep.counters.handshakes_failed == 2
+    events = ep.events_received()
+    assert HandshakeAborted(handle, "never mind", timeout=False) in events
+    assert ep.counters.handshakes_failed == 2  # reading counts nothing more
+    assert b.endpoint.counters.handshakes_failed == 0
