@@ -170,3 +170,28 @@ def _recv_aead(pair: Pair) -> Aead:
     selected = pair.sb.keys.select_receive_key(0, pair.net.now)
     assert selected is not None
     return selected[1]
+
+
+def test_a_black_hole_mid_transfer_falls_back_to_the_base_size_and_the_transfer_completes() -> None:
+    pair = probing_pair()
+    net = pair.net
+    data = bytes(i % 253 for i in range(4 * 10**6))
+    stream_id = pair.sa.open_stream(net.now)
+    pair.sa.write_stream(stream_id, data, True, net.now)
+    net.flush()
+    while pair.sa.max_record_size < padded(8192):
+        net.run(0.05)
+    assert pair.sa.max_record_size == padded(8192)
+    net.filters.append(lambda packet: len(packet.data) > 1500)  # the route changes
+    net.run(30.0)
+    received = b"".join(e.data for e in pair.b.events_of(StreamDataReceived))
+    assert received == data
+    assert pair.sa.max_record_size <= padded(1452)  # fell back to the base size
+    assert pair.sa.is_active
+    # More bulk data: probing resumed from the bottom finds what the new path carries.
+    more = bytes(10**6)
+    pair.sa.write_stream(pair.sa.open_stream(net.now), more, True, net.now)
+    net.flush()
+    net.run(20.0)
+    assert pair.sa.max_record_size == padded(1452)
+    assert pair.sa.packetizer.cc.max_datagram == padded(1452)
