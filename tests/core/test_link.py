@@ -7,8 +7,11 @@ import dataclasses
 
 import pytest
 
+from seigr_stt.config import NodeConfig
+from seigr_stt.core.endpoint import Endpoint
+from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
-from tests.core.net import Net
+from tests.core.net import SHARED_SEED, Net, make_seed, seeded_rng
 
 UDP = Link(TransportKind.UDP, 1232, probe_max=1452)
 WS = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:4431", source="203.0.113.7")
@@ -59,3 +62,40 @@ def test_a_session_takes_its_record_size_and_probe_ceiling_from_the_link() -> No
         assert session.link.kind is TransportKind.UDP
         assert session.max_record_size == 1400
         assert session.pmtu.probe_size(10**6, net.now) is None  # the sim's links do not probe
+
+
+def test_a_session_over_a_connection_link_keeps_that_link() -> None:
+    # Two endpoints joined by one WebSocket-like connection: each side's address for the other
+    # is the connection, and the connection is each side's link.
+    def endpoint(name: str) -> Endpoint:
+        return Endpoint(
+            NodeIdentity.from_seed(make_seed(name)),
+            SharedSecrets.from_seed(SHARED_SEED),
+            NodeConfig(),
+            seeded_rng(name),
+        )
+
+    a, b = endpoint("ws-a"), endpoint("ws-b")
+    a_side = Link(TransportKind.WEBSOCKET, 65536, peer="198.51.100.2:443", source="198.51.100.2")
+    b_side = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:50000", source="203.0.113.7")
+    conn_at_a, conn_at_b = object(), object()
+    now = 1000.0
+    a.connect(conn_at_a, now, link=a_side, timestamp_ns=1, timeout_s=5.0)
+    for _ in range(6):  # carry packets both ways until nothing is left
+        for packet, addr in a.datagrams_to_send(now):
+            assert addr is conn_at_a
+            b.receive_datagram(packet, conn_at_b, now, b_side)
+        for packet, addr in b.datagrams_to_send(now):
+            assert addr is conn_at_b
+            a.receive_datagram(packet, conn_at_a, now, a_side)
+    [sid] = a.sessions
+    assert b.get_session(sid) is not None
+    assert a.session(sid).is_active
+    assert a.session(sid).link is a_side
+    assert b.session(sid).link is b_side
+    assert b.session(sid).max_datagram_size > 60_000  # the connection's record size
+    assert len(b.handshakes.buckets) == 1  # one source: the connection's host
+    b.abort_address(conn_at_b, 1, "connection closed")
+    b.datagrams_to_send(now)
+    assert not b.sessions
+    assert b.recently_closed(sid)
