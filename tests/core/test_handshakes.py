@@ -474,3 +474,18 @@ def test_a_failed_handshake_is_counted_when_it_fails_not_when_its_event_is_read(
     assert HandshakeAborted(handle, "never mind", timeout=False) in events
     assert ep.counters.handshakes_failed == 2  # reading counts nothing more
     assert b.endpoint.counters.handshakes_failed == 0
+
+
+def test_final_stops_once_the_responders_record_arrives(net: Net) -> None:
+    a, b = net.add_node("A"), net.add_node("B")
+    net.drop(lambda p: p.sender == "B" and p.type == DATA)  # the first confirmation is lost
+    start = net.now
+    net.connect(a, b)
+    net.run(30.0)
+    finals = net.sent_by(a, FINAL)
+    assert [p.sent_at - start for p in finals] == pytest.approx([0.0, 1.0])
+    assert b.endpoint.drops["duplicate_final"] == 1  # answered with another record
+    [sid] = a.endpoint.sessions
+    assert a.session(sid).is_active
+    assert handshake_table(a.endpoint, "confirming") == {}
+    assert a.endpoint.handshakes.confirming_count == 0
