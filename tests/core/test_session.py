@@ -37,7 +37,12 @@ from seigr_stt.core.frames import (
 )
 from seigr_stt.core.packetizer import STREAM_FRAME_OVERHEAD
 from seigr_stt.core.record import max_frames_size, parse_header
-from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, SessionNotFound
+from seigr_stt.exceptions import (
+    ConfigError,
+    MessageTooLarge,
+    SessionClosedError,
+    SessionNotFound,
+)
 from tests.core.net import (
     DATA,
     Net,
@@ -168,8 +173,9 @@ def test_invalid_channel(pair: Pair) -> None:
     # A channel is a stream id shifted by two bits: the largest is 2**60 - 1.
     assert MAX_CHANNEL == (1 << 60) - 1
     for channel in (-1, MAX_CHANNEL + 1, (1 << 62) - 1, 1 << 62):
-        with pytest.raises(ValueError, match="stream_id"):
+        with pytest.raises(ConfigError, match=r"stream_id must be within 0\.\.") as info:
             pair.a.endpoint.session(pair.sid).send_message(channel, b"x", pair.net.now)
+        assert isinstance(info.value, ValueError)  # ConfigError is a ValueError
     assert pair.sa.counters.messages_sent == 0
     pair.send(pair.a, b"ok", channel=MAX_CHANNEL)
     pair.net.run(0.0)
