@@ -95,7 +95,7 @@ from seigr_stt.testing import Net, Node, Packet, make_seed
 
 LOOPBACK = "127.0.0.1"
 CRASH_DIR = Path(__file__).resolve().parent / "crashes"
-PACKET_NAMES = {
+PACKET_NAMES: dict[int, str] = {
     PACKET_HANDSHAKE_INIT: "init",
     PACKET_HANDSHAKE_RESPONSE: "response",
     PACKET_HANDSHAKE_FINAL: "final",
@@ -701,7 +701,7 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
     stranger.setblocking(False)
     stranger.bind((LOOPBACK, 0))
     server_ep = server._endpoint
-    pacer = Pacer(lambda: (server_ep.packets_received, server_ep.bytes_received))
+    pacer = Pacer(lambda: (server_ep.counters.packets_received, server_ep.counters.bytes_received))
     ledger = Ledger()  # what the client sent; the server receives
     echoes = Ledger()  # what the server sent back
     app_failures: list[str] = []
@@ -743,9 +743,9 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
                     app_failures.append(f"client application: {exc}")
 
         tasks = [asyncio.create_task(serve()), asyncio.create_task(listen())]
-        created = server_ep.sessions_created
+        created = server_ep.counters.sessions_created
         drops_before = Counter(server_ep.drops)
-        received_before = server_ep.packets_received
+        received_before = server_ep.counters.packets_received
         corpus = list(wire.packets)
         started = time.perf_counter()
         deadline = started + max_seconds
@@ -812,18 +812,21 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
             report.fail(f"the server did not receive everything: {ledger.missing()}")
         if not echoes.complete():
             report.fail(f"the client did not receive every echo: {echoes.missing()}")
-        if server_ep.sessions_created != created:
+        if server_ep.counters.sessions_created != created:
             report.fail("a session was created by the fuzz")
         if not session.is_active() or len(server_ep.sessions) != 1:
             report.fail("the session did not survive")
         moved = Counter(server_ep.drops) - drops_before
         report.outcomes.update({f"drop {k}": v for k, v in moved.items()})
-        report.outcomes["datagrams read by the node"] = server_ep.packets_received - received_before
+        report.outcomes["datagrams read by the node"] = (
+            server_ep.counters.packets_received - received_before
+        )
         if pacer.lost:
             report.outcomes["datagrams lost before the node (kernel)"] = pacer.lost
+        sent_packets = server_ep.counters.packets_sent
         report.notes.append(
             f"session kept working: {sum(len(m) for m in ledger.messages.values())} messages "
-            f"sent, all received and echoed; server sent {server_ep.packets_sent:,} packets"
+            f"sent, all received and echoed; server sent {sent_packets:,} packets"
         )
         report.notes.append(f"corpus: {dict(wire.kinds)}")
         report.notes.append("mutations: " + ", ".join(f"{k} {v:,}" for k, v in mutator.ops.items()))

@@ -156,6 +156,12 @@ class DeadlineHeap(Generic[K]):
     def __contains__(self, key: object) -> bool:
         return key in self._deadlines
 
+    @property
+    def heap_size(self) -> int:
+        """Entries held, live and stale (for tests and debugging): after any :meth:`set`, at
+        most ``4 * len(self) + 64``, however often deadlines moved."""
+        return len(self._heap)
+
     def get(self, key: K) -> float | None:
         """The deadline of ``key``, or None."""
         return self._deadlines.get(key)

@@ -36,6 +36,7 @@ from seigr_stt.core.identity import SharedSecrets
 from seigr_stt.core.noise import SymmetricState
 from seigr_stt.core.record import pack_header, seal_record
 from seigr_stt.core.session import Session
+from seigr_stt.core.timers import SessionTimers
 from seigr_stt.testing import SHARED_SEED, START, Net, Node, Packet, make_seed, seeded_rng
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "craft_init",
     "dgram",
     "endpoint_snapshot",
+    "handshake_table",
     "init_payload",
     "make_pair",
     "make_seed",
@@ -198,24 +200,43 @@ def session_snapshot(session: Session) -> dict[str, Any]:
         "last_rotation_at": keys.last_rotation_at,
         "key_slots": keys.fingerprint(),
         "replay": keys.replay.snapshot(),
-        "last_received_at": session.last_received_at,
-        "last_sent_at": session.last_sent_at,
-        "timers": repr(session.timers),
+        "timers": {
+            name: getattr(session.timers, name)
+            for name in SessionTimers.__slots__
+            if not name.startswith("_")
+        },
+        "acks": (session.acks.inclusive_ranges(), session.acks.ack_due_at),
+        "in_flight": (session.recovery.bytes_in_flight, session.recovery.get_timer()),
         "rtt_s": session.rtt_s,
-        "has_output": session.packetizer.has_output(session.created_at),
+        "cwnd": session.packetizer.cc.cwnd,
+        "pending_frames": list(session.packetizer.pending),
+        "want_record": session.packetizer.want_record,
+        "has_output": session.packetizer.has_output(float("inf")),  # a delayed ACK included
+        "send_buffered": session.send_buffered,
         "pending_events": len(session.events),
         "close_code": session.close_code,
         "timer": session.get_timer(),
     }
 
 
+def handshake_table(endpoint: Endpoint, name: str) -> dict[Any, Any]:
+    """One table of ``endpoint.handshakes.snapshot()`` (``initiating``, ``half_open``,
+    ``confirming``, ``peer_timestamps``, ...), keyed as the snapshot documents."""
+    table = endpoint.handshakes.snapshot()[name]
+    assert isinstance(table, dict)
+    return table
+
+
 def endpoint_snapshot(endpoint: Endpoint) -> dict[str, Any]:
-    """The endpoint's tables and every session's :func:`session_snapshot`."""
+    """The endpoint's tables, figures and every session's :func:`session_snapshot`."""
+    # The endpoint's figures but those that count every packet (received, dropped).
+    figures = dataclasses.replace(
+        endpoint.snapshot(), drops={}, packets_received=0, bytes_received=0
+    )
     return {
         "sessions": {sid: session_snapshot(s) for sid, s in endpoint.sessions.items()},
         "local_indexes": sorted(s.local_index for s in endpoint.sessions.values()),
         "handshakes": endpoint.handshakes.snapshot(),
-        "sessions_created": endpoint.counters.sessions_created,
-        "sessions_closed": endpoint.counters.sessions_closed,
+        "figures": figures,  # sessions, tombstones, handshakes, sessions created and closed...
         "timer": endpoint.get_timer(),
     }

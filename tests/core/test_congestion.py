@@ -252,3 +252,25 @@ def test_pacer_clock_going_backwards_adds_nothing() -> None:
     assert not pacer.can_send()
     pacer.refill(4.0078125, CWND, SRTT)  # +937.5, measured from the last refill (4.0), not 5.0
     assert pacer.can_send()
+
+
+# -- undoing the cut of a spurious loss (the session calls undo() for reordering) ------------
+def test_undo_restores_the_window_a_spurious_loss_cut() -> None:
+    cc = NewReno(1200)
+    cc.cwnd = 48_000
+    cc.on_lost(largest_lost_sent=1.0, now=2.0, persistent=False)
+    assert cc.cwnd == 24_000
+    cc.undo()
+    assert cc.cwnd == 48_000
+    assert cc.ssthresh == float("inf")
+    cc.undo()  # nothing left to undo
+    assert cc.cwnd == 48_000
+
+
+def test_undo_does_nothing_after_persistent_congestion() -> None:
+    cc = NewReno(1200)
+    cc.cwnd = 48_000
+    cc.on_lost(largest_lost_sent=1.0, now=2.0, persistent=True)
+    assert cc.cwnd == cc.minimum
+    cc.undo()
+    assert cc.cwnd == cc.minimum

@@ -1,7 +1,11 @@
-"""The primitives module: both AEAD backends agree byte for byte, and errors are typed."""
+"""The primitives module: both AEAD backends agree byte for byte, errors are typed, and cipher
+objects live with their owner (the module holds no state)."""
 
 from __future__ import annotations
 
+import gc
+import types
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -9,64 +13,133 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seigr_stt.core import crypto
+from seigr_stt.core.keys import KeySchedule
 from tests.profiles import scaled
 
 BACKENDS = [
-    pytest.param((crypto._nacl_encrypt, crypto._nacl_decrypt), id="pynacl"),
-    pytest.param((crypto._pyca_encrypt, crypto._pyca_decrypt), id="cryptography"),
+    pytest.param(crypto.NaclAead, id="pynacl"),
+    pytest.param(crypto.PycaAead, id="cryptography"),
 ]
-Seal = Callable[[bytes, bytes, bytes, bytes], bytes]
 KEY = bytes(range(32))
-NONCE = bytes(4) + (7).to_bytes(8, "little")
+COUNTER = 7
 
 
 def test_the_fast_backend_is_in_use_when_installed() -> None:
     assert crypto.AEAD_BACKEND == "cryptography"  # the dev extras install it (speed extra)
+    assert isinstance(crypto.make_aead(KEY), crypto.PycaAead)
 
 
 @settings(max_examples=scaled(0.3), deadline=None)
 @given(st.binary(max_size=1500), st.binary(max_size=40), st.integers(0, 2**64 - 1))
 def test_backends_produce_identical_records(plaintext: bytes, ad: bytes, counter: int) -> None:
-    nonce = bytes(4) + counter.to_bytes(8, "little")
-    sealed = crypto._nacl_encrypt(KEY, nonce, ad, plaintext)
-    assert crypto._pyca_encrypt(KEY, nonce, ad, plaintext) == sealed
-    assert crypto._pyca_decrypt(KEY, nonce, ad, sealed) == plaintext
-    assert crypto._nacl_decrypt(KEY, nonce, ad, sealed) == plaintext
+    nacl, pyca = crypto.NaclAead(KEY), crypto.PycaAead(KEY)
+    sealed = nacl.encrypt(counter, ad, plaintext)
+    assert pyca.encrypt(counter, ad, plaintext) == sealed
+    assert pyca.decrypt(counter, ad, sealed) == plaintext
+    assert nacl.decrypt(counter, ad, sealed) == plaintext
     assert crypto.aead_encrypt(KEY, counter, ad, plaintext) == sealed
+    assert crypto.aead_decrypt(KEY, counter, ad, sealed) == plaintext
+
+
+def test_the_nonce_is_noises_four_zero_bytes_then_the_le64_counter() -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    nonce = bytes(4) + COUNTER.to_bytes(8, "little")
+    expected = ChaCha20Poly1305(KEY).encrypt(nonce, b"payload", b"ad")
+    for backend in (crypto.NaclAead, crypto.PycaAead):
+        assert backend(KEY).encrypt(COUNTER, b"ad", b"payload") == expected
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_refuses_a_forgery_with_decrypt_error(
-    backend: tuple[Seal, Seal],
+    backend: Callable[[bytes], crypto.Aead],
 ) -> None:
-    encrypt, decrypt = backend
-    sealed = encrypt(KEY, NONCE, b"ad", b"payload")
+    aead = backend(KEY)
+    sealed = aead.encrypt(COUNTER, b"ad", b"payload")
     for bad in (
         sealed[:-1] + bytes([sealed[-1] ^ 1]),
         bytes([sealed[0] ^ 0x80]) + sealed[1:],
     ):
         with pytest.raises(crypto.DecryptError):
-            decrypt(KEY, NONCE, b"ad", bad)
+            aead.decrypt(COUNTER, b"ad", bad)
     with pytest.raises(crypto.DecryptError):
-        decrypt(KEY, NONCE, b"other ad", sealed)
+        aead.decrypt(COUNTER, b"other ad", sealed)
+    with pytest.raises(crypto.DecryptError):
+        aead.decrypt(COUNTER + 1, b"ad", sealed)
+    with pytest.raises(crypto.DecryptError):
+        backend(bytes(32)).decrypt(COUNTER, b"ad", sealed)
 
 
-def test_short_ciphertext_is_a_decrypt_error() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_short_ciphertext_is_a_decrypt_error(backend: Callable[[bytes], crypto.Aead]) -> None:
+    aead = backend(KEY)
     for size in range(crypto.TAG_LEN):
+        with pytest.raises(crypto.DecryptError):
+            aead.decrypt(0, b"", bytes(size))
         with pytest.raises(crypto.DecryptError):
             crypto.aead_decrypt(KEY, 0, b"", bytes(size))
 
 
-def test_forget_key_drops_the_cached_cipher() -> None:
-    key = bytes(range(1, 33))
-    crypto.aead_encrypt(key, 0, b"", b"x")
-    assert key in crypto._CIPHERS
-    crypto.forget_key(key)
-    assert key not in crypto._CIPHERS
-    crypto.forget_key(key)  # idempotent
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cipher_objects_do_not_show_their_key(backend: Callable[[bytes], crypto.Aead]) -> None:
+    text = repr(backend(KEY))
+    assert KEY.hex() not in text
+    assert repr(KEY) not in text
 
 
-def test_cipher_cache_is_bounded() -> None:
-    for i in range(crypto._CIPHER_CACHE_MAX + 5):
-        crypto.aead_encrypt(i.to_bytes(32, "big"), 0, b"", b"")
-    assert len(crypto._CIPHERS) <= crypto._CIPHER_CACHE_MAX
+def test_the_module_holds_no_mutable_state() -> None:
+    # The old module-global cipher cache kept every traffic key's cipher object (and so the key)
+    # alive after the session erased it. No module-level container may come back.
+    mutable = (dict, list, set, bytearray, memoryview)
+    offenders = [
+        name
+        for name, value in vars(crypto).items()
+        if not name.startswith("__")
+        and isinstance(value, mutable)
+        and not isinstance(value, types.ModuleType)
+    ]
+    assert offenders == []
+    assert not hasattr(crypto, "forget_key")
+
+
+def test_one_shot_calls_keep_no_cipher_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _track_ciphers(monkeypatch, "_AEAD_CLASS")
+    sealed = crypto.aead_encrypt(KEY, 0, b"", b"x")
+    assert crypto.aead_decrypt(KEY, 0, b"", sealed) == b"x"
+    gc.collect()
+    assert len(made) == 2
+    assert [r() for r in made] == [None, None]
+
+
+def test_erasing_a_key_schedule_drops_its_cipher_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _track_ciphers(monkeypatch, "make_aead")
+    keys = KeySchedule(bytes(range(32)), bytes(range(1, 33)), bytes(32), 0.0)
+    assert len(made) == 3  # send, receive current, receive next
+    keys.rotate(1.0)  # the old send key's cipher goes with the key
+    gc.collect()
+    assert len(made) == 4
+    assert made[0]() is None
+    assert all(r() is not None for r in made[1:])
+    keys.erase()
+    gc.collect()
+    assert [r() for r in made] == [None] * 4
+    assert keys.erased
+
+
+def _track_ciphers(
+    monkeypatch: pytest.MonkeyPatch, attribute: str
+) -> list[weakref.ReferenceType[crypto.Aead]]:
+    """Make every cipher object through a weak-referenceable subclass and keep a weak reference
+    to each (the real classes use ``__slots__`` without ``__weakref__``)."""
+    made: list[weakref.ReferenceType[crypto.Aead]] = []
+    base = crypto._AEAD_CLASS
+
+    class Tracked(base):  # type: ignore[valid-type,misc]
+        __slots__ = ("__weakref__",)
+
+        def __init__(self, key: bytes) -> None:
+            super().__init__(key)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(crypto, attribute, Tracked)
+    return made

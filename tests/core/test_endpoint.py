@@ -10,11 +10,14 @@ from seigr_stt.constants import (
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_JITTER_S,
     MAC_BYTES,
+    RESPONDER_HALF_OPEN_TIMEOUT_S,
     SESSION_ID_BYTES,
     STT_SESSION_STATE_ACTIVE,
     STT_SESSION_STATE_HANDSHAKE,
 )
 from seigr_stt.core import endpoint as endpoint_module
+from seigr_stt.core import handshakes as handshakes_module
+from seigr_stt.core.cookie import check_mac2
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.events import (
     DatagramReceived,
@@ -24,8 +27,11 @@ from seigr_stt.core.events import (
     SessionEstablished,
 )
 from seigr_stt.core.frames import Close, serialize_frames
+from seigr_stt.core.handshake import parse_handshake_header
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.stats import DropReason
+from seigr_stt.core.timers import DeadlineHeap
 from seigr_stt.exceptions import ProtocolError, SessionNotFound
 from tests.core.net import (
     COOKIE,
@@ -39,10 +45,18 @@ from tests.core.net import (
     Pair,
     authentic_record,
     dgram,
+    handshake_table,
     make_pair,
     make_seed,
     seeded_rng,
 )
+
+UDP = Link(TransportKind.UDP, 1232)
+
+
+def initiating(node: Node) -> dict[bytes, tuple[bool, float, float]]:
+    """The node's handshakes waiting for a RESPONSE: index -> (has a cookie, retry, deadline)."""
+    return handshake_table(node.endpoint, "initiating")
 
 
 def established(node: Node) -> list[SessionEstablished]:
@@ -227,15 +241,15 @@ def test_max_sessions_refusal(net: Net) -> None:
     ]
     # The full endpoint also refuses to initiate.
     with pytest.raises(ProtocolError, match="max_sessions"):
-        b.endpoint.connect("C", net.now, timestamp_ns=1, max_record_size=1232, timeout_s=1)
+        b.endpoint.connect("C", net.now, timestamp_ns=1, link=UDP, timeout_s=1)
 
 
 def test_connect_counts_live_handshakes_against_max_sessions(net: Net) -> None:
     a = net.add_node("A", config=NodeConfig(max_sessions=2))
-    a.endpoint.connect("X", net.now, timestamp_ns=1, max_record_size=1232, timeout_s=5)
-    a.endpoint.connect("Y", net.now, timestamp_ns=2, max_record_size=1232, timeout_s=5)
+    a.endpoint.connect("X", net.now, timestamp_ns=1, link=UDP, timeout_s=5)
+    a.endpoint.connect("Y", net.now, timestamp_ns=2, link=UDP, timeout_s=5)
     with pytest.raises(ProtocolError):
-        a.endpoint.connect("Z", net.now, timestamp_ns=3, max_record_size=1232, timeout_s=5)
+        a.endpoint.connect("Z", net.now, timestamp_ns=3, link=UDP, timeout_s=5)
     assert a.endpoint.live_handshakes() == 2
 
 
@@ -246,7 +260,7 @@ def load_with_half_open(net: Net, b: Node, count: int = 1) -> None:
         net.connect(ghost, b)
         net.kill(ghost)
         net.run(0.0)
-    assert len(b.endpoint._half_open) == count
+    assert b.endpoint.handshakes.half_open == count
 
 
 def test_cookie_under_load(net: Net) -> None:
@@ -260,14 +274,15 @@ def test_cookie_under_load(net: Net) -> None:
     assert cookie_reply.dst == "A"
     assert b.endpoint.drops["cookie_required"] == 1
     assert net.sent_by(b, RESPONSE)[1:] == []  # only the ghost got a RESPONSE
-    pending = next(iter(a.endpoint._initiating.values()))
-    assert pending.cookie is not None
-    assert len(pending.cookie) == 16
+    [(has_cookie, _, _)] = initiating(a).values()
+    assert has_cookie
+    cookie = b.endpoint.handshakes.cookies.cookie_for(b.link.cookie_input("A"), net.now)
     net.run(2.0)
     inits = net.sent_by(a, INIT)
     assert len(inits) == 2
     assert inits[0].data[-MAC_BYTES:] == bytes(MAC_BYTES)
     assert inits[1].data[-MAC_BYTES:] != bytes(MAC_BYTES)
+    assert check_mac2(inits[1].data, cookie)  # the cookie b sent, 16 bytes as b made it
     assert inits[1].data[:-MAC_BYTES] == inits[0].data[:-MAC_BYTES]
     assert len(established(a)) == len(established(b)) == 1
     assert b.endpoint.drops["cookie_required"] == 1
@@ -294,9 +309,11 @@ def test_cookie_reply_checks(net: Net) -> None:
         before = a.endpoint.drops[reason]
         assert net.inject(a, packet, "B") == []
         assert a.endpoint.drops[reason] == before + 1
-        assert next(iter(a.endpoint._initiating.values())).cookie is None
+        [(has_cookie, _, _)] = initiating(a).values()
+        assert not has_cookie
     net.deliver_held(reply)
-    assert next(iter(a.endpoint._initiating.values())).cookie is not None
+    [(has_cookie, _, _)] = initiating(a).values()
+    assert has_cookie
 
 
 def test_half_open_table_full(net: Net) -> None:
@@ -313,9 +330,7 @@ def test_stale_timestamp(net: Net) -> None:
     a, b = two(net)
     first = net.establish(a, b)
     old_ts = net._timestamp_ns  # the timestamp of the handshake b accepted
-    handle = a.endpoint.connect(
-        "B", net.now, timestamp_ns=old_ts, max_record_size=1232, timeout_s=4
-    )
+    handle = a.endpoint.connect("B", net.now, timestamp_ns=old_ts, link=UDP, timeout_s=4)
     net.flush()
     net.run(0.0)
     assert b.endpoint.drops["stale_timestamp"] == 1
@@ -402,11 +417,14 @@ def test_handshake_replies_for_unknown_indexes(pair: Pair) -> None:
 
 def test_final_for_a_forgotten_half_open(net: Net) -> None:
     a, b = two(net)
-    net.drop(lambda p: p.type == FINAL, times=1)
+    net.drop(lambda p: p.type == FINAL, times=1000)  # FINAL and its retransmissions
     net.connect(a, b)
     net.run(0.0)
-    [final] = [p for p in net.sent_by(a, FINAL) if p.fate == "filtered"]
-    b.endpoint._forget_half_open(next(iter(b.endpoint._half_open)))
+    assert b.endpoint.handshakes.half_open == 1
+    net.run(RESPONDER_HALF_OPEN_TIMEOUT_S)  # b forgets the handshake
+    assert b.endpoint.handshakes.half_open == 0
+    final = net.sent_by(a, FINAL)[0]
+    assert final.fate == "filtered"
     assert net.deliver_held(final) == []
     assert b.endpoint.drops["unknown_index"] == 1
     assert not b.endpoint.sessions
@@ -439,9 +457,9 @@ def test_local_indexes_are_never_zero_and_never_reused() -> None:
         NodeConfig(),
         rng,
     )
-    ep.connect("X", 0.0, timestamp_ns=1, max_record_size=1232, timeout_s=5)
-    ep.connect("Y", 0.0, timestamp_ns=2, max_record_size=1232, timeout_s=5)
-    assert set(ep._initiating) == {first, second}
+    ep.connect("X", 0.0, timestamp_ns=1, link=UDP, timeout_s=5)
+    ep.connect("Y", 0.0, timestamp_ns=2, link=UDP, timeout_s=5)
+    assert set(handshake_table(ep, "initiating")) == {first, second}
     assert rng.indexes == []
     inits = ep.datagrams_to_send(0.0)
     assert [packet[4:8] for packet, _ in inits] == [first, second]
@@ -449,12 +467,14 @@ def test_local_indexes_are_never_zero_and_never_reused() -> None:
 
 def test_cancel_connect_only_touches_its_handle(pair: Pair) -> None:
     net, a = pair.net, pair.a
-    h1 = a.endpoint.connect("X", net.now, timestamp_ns=1, max_record_size=1232, timeout_s=5)
-    h2 = a.endpoint.connect("Y", net.now, timestamp_ns=2, max_record_size=1232, timeout_s=5)
+    h1 = a.endpoint.connect("X", net.now, timestamp_ns=1, link=UDP, timeout_s=5)
+    h2 = a.endpoint.connect("Y", net.now, timestamp_ns=2, link=UDP, timeout_s=5)
+    index = {addr: packet[4:8] for packet, addr in a.endpoint.datagrams_to_send(net.now)}
+    assert h1 != h2
     a.endpoint.cancel_connect(h1, net.now)
-    assert [p.handle for p in a.endpoint._initiating.values()] == [h2]
+    assert set(initiating(a)) == {index["Y"]}  # h2's handshake (to Y) is left
     a.endpoint.cancel_connect(12345, net.now)  # unknown: nothing happens
-    assert [p.handle for p in a.endpoint._initiating.values()] == [h2]
+    assert set(initiating(a)) == {index["Y"]}
     assert pair.sa.is_active  # the established session (another handle) is untouched
 
 
@@ -485,23 +505,28 @@ def test_abort_address(net: Net) -> None:
     ab = net.establish(a, b)
     ac = net.establish(a, c)
     handle = a.endpoint.connect(
-        "B", net.now, timestamp_ns=net.timestamp_ns(), max_record_size=1232, timeout_s=5
+        "B", net.now, timestamp_ns=net.timestamp_ns(), link=UDP, timeout_s=5
     )
-    a.endpoint.connect(
-        "Z", net.now, timestamp_ns=net.timestamp_ns(), max_record_size=1232, timeout_s=5
-    )
+    a.endpoint.connect("Z", net.now, timestamp_ns=net.timestamp_ns(), link=UDP, timeout_s=5)
     for name, src in (("D", "B"), ("E", "Z")):
         other = net.add_node(name)
-        other.endpoint.connect("A", net.now, timestamp_ns=1, max_record_size=1232, timeout_s=5)
+        other.endpoint.connect("A", net.now, timestamp_ns=1, link=UDP, timeout_s=5)
         for packet, _ in other.endpoint.datagrams_to_send(net.now):
-            a.endpoint.receive_datagram(packet, src, net.now, 1232)  # a half-open bound to src
-    assert len(a.endpoint._half_open) == 2
+            a.endpoint.receive_datagram(packet, src, net.now, a.link)  # a half-open bound to src
+    assert a.endpoint.handshakes.half_open == 2
+    # Which local index serves which address: a's INITs and RESPONSEs (sender index) say so.
+    init_to: dict[object, bytes] = {}
+    response_to: dict[object, bytes] = {}
+    for packet, addr in a.endpoint.datagrams_to_send(net.now):
+        ptype, sender, _ = parse_handshake_header(packet)
+        (init_to if ptype == INIT else response_to)[addr] = sender
+    assert set(init_to) == set(response_to) == {"B", "Z"}
     a.endpoint.abort_address("B", 9, "link closed")
     out = net.flush_node(a)
     assert [p for p in out if p.type == DATA] == []
     assert set(a.endpoint.sessions) == {ac}
-    assert [h.addr for h in a.endpoint._half_open.values()] == ["Z"]
-    assert [p.addr for p in a.endpoint._initiating.values()] == ["Z"]
+    assert set(handshake_table(a.endpoint, "half_open")) == {response_to["Z"]}
+    assert set(initiating(a)) == {init_to["Z"]}
     assert HandshakeAborted(handle, "connection closed", timeout=False) in a.events_of(
         HandshakeAborted
     )
@@ -509,23 +534,33 @@ def test_abort_address(net: Net) -> None:
 
 
 def test_peer_timestamp_table_is_bounded(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint_module, "PEER_TIMESTAMP_TABLE_MAX", 2)
+    monkeypatch.setattr(handshakes_module, "PEER_TIMESTAMP_TABLE_MAX", 2)
     b = net.add_node("B")
     peers = [net.add_node(f"P{i}") for i in range(3)]
     for peer in peers:
         net.establish(peer, b)
     statics = [p.endpoint.identity.static_public for p in peers]
-    assert list(b.endpoint._peer_timestamps) == statics[1:]  # the oldest was forgotten
+    table = handshake_table(b.endpoint, "peer_timestamps")
+    assert list(table) == statics[1:]  # the oldest was forgotten
 
 
-def test_schedule_heap_stays_bounded() -> None:
+def test_schedule_heap_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    heaps: list[DeadlineHeap[bytes]] = []
+
+    class Recorded(DeadlineHeap[bytes]):
+        def __init__(self) -> None:
+            super().__init__()
+            heaps.append(self)
+
+    monkeypatch.setattr(endpoint_module, "DeadlineHeap", Recorded)
     pair = make_pair(config=NodeConfig(session_idle_timeout_s=5.0, keepalive_s=1000.0))
     ep, peer = pair.a.endpoint, pair.b.endpoint
+    heap = heaps[0]  # the session deadlines of A's endpoint
 
     def shuttle(src: Endpoint, dst: Endpoint, src_addr: str, now: float) -> None:
         # Carry packets by hand: the net would call get_timer(), which prunes the heap itself.
         for data, _ in src.datagrams_to_send(now):
-            dst.receive_datagram(data, src_addr, now, 1232)
+            dst.receive_datagram(data, src_addr, now, UDP)
 
     now = pair.net.now
     deadlines = set()
@@ -536,7 +571,8 @@ def test_schedule_heap_stays_bounded() -> None:
         shuttle(peer, ep, "B", now)  # an ACK every second record
         deadlines.add(pair.sa.get_timer())
     assert len(deadlines) >= 450
-    assert len(ep._heap) <= 4 * len(ep._scheduled) + 64 + 1
+    assert len(heap) == 1
+    assert heap.heap_size <= 4 * len(heap) + 64 + 1
     assert ep.datagrams_to_send(now) == []
     assert ep.get_timer() == pair.sa.get_timer()
     now += 0.05
@@ -551,8 +587,8 @@ def test_records_after_close_before_draining_are_dropped(pair: Pair) -> None:
     close = authentic_record(pair.sb, serialize_frames([Close(3, "bye")]))
     after = authentic_record(pair.sb, dgram(b"after the close"))
     ep = pair.a.endpoint
-    ep.receive_datagram(close, "B", pair.net.now, 1232)
-    ep.receive_datagram(after, "B", pair.net.now, 1232)  # the adapter has not drained yet
+    ep.receive_datagram(close, "B", pair.net.now, pair.a.link)
+    ep.receive_datagram(after, "B", pair.net.now, pair.a.link)  # the adapter has not drained yet
     assert ep.drops == {"closed_session": 1}
     pair.net.flush()
     assert pair.a.events_of(DatagramReceived) == []

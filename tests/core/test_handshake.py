@@ -22,16 +22,13 @@ from seigr_stt.constants import (
     SESSION_ID_BYTES,
 )
 from seigr_stt.core import crypto
+from seigr_stt.core.cookie import check_mac1, check_mac2, finish_packet, mac1_of
 from seigr_stt.core.handshake import (
     HandshakeFailed,
     HandshakeResult,
     InitiatorHandshake,
     ResponderHandshake,
-    _finish,
     _pack,
-    check_mac1,
-    check_mac2,
-    mac1_of,
     parse_handshake_header,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
@@ -277,7 +274,7 @@ def test_reflection_of_our_own_static_key() -> None:
     state.read_message(twin.response_packet[HANDSHAKE_REPLY_HEADER_SIZE:-32])
     message = state.write_message(_pack({"i": I_INDEX, "r": R_INDEX}))
     header = bytes([1, PACKET_HANDSHAKE_FINAL, 0, 0]) + I_INDEX + R_INDEX
-    final = _finish(header + message, SECRETS.mac1_key, None)
+    final = finish_packet(header + message, SECRETS.mac1_key, None)
     with pytest.raises(HandshakeFailed) as info:
         twin.receive_final(final)
     assert info.value.reason == "reflection"

@@ -24,6 +24,22 @@ MIN = KEY_ROTATION_MIN_INTERVAL_S
 RTT = 0.1
 
 
+def key_id(aead: crypto.Aead) -> bytes:
+    """Which key a cipher object holds: the tag it computes over a fixed input."""
+    return aead.encrypt(0, b"key id", b"")
+
+
+def kid(key: bytes) -> bytes:
+    """:func:`key_id` of the cipher object for ``key``."""
+    return key_id(crypto.make_aead(key))
+
+
+def select(ks: KeySchedule, epoch: int, now: float) -> tuple[int, bytes] | None:
+    """``select_receive_key`` with the key named by :func:`key_id`."""
+    selected = ks.select_receive_key(epoch, now)
+    return None if selected is None else (selected[0], key_id(selected[1]))
+
+
 def make_pair(now: float = T0) -> tuple[KeySchedule, KeySchedule]:
     """The initiator's and the responder's schedules after one handshake."""
     return KeySchedule(K_AB, K_BA, EXPORTER, now), KeySchedule(K_BA, K_AB, EXPORTER, now)
@@ -31,16 +47,16 @@ def make_pair(now: float = T0) -> tuple[KeySchedule, KeySchedule]:
 
 def transmit(src: KeySchedule, dst: KeySchedule, now: float) -> str:
     """Seal one record on ``src`` and run ``dst``'s receive path; returns what happened."""
-    key, epoch, echo, counter = src.next_send()
-    record = seal_record(key, pack_header(epoch, echo, SID, counter), counter, b"payload")
+    aead, epoch, echo, counter = src.next_send()
+    record = seal_record(aead, pack_header(epoch, echo, SID, counter), counter, b"payload")
     header = parse_header(record)
     selected = dst.select_receive_key(header.epoch, now)
     if selected is None:
         return "epoch"
-    slot, rkey = selected
+    slot, raead = selected
     if not dst.replay.check(header.counter):
         return "replay"
-    assert open_record(rkey, record, header.counter) == b"payload"
+    assert open_record(raead, record, header.counter) == b"payload"
     assert dst.replay.accept(header.counter)
     promoted = dst.after_authenticated(slot, header.echo, now, RTT)
     return "promoted" if promoted else {SLOT_CURRENT: "current", SLOT_PREVIOUS: "previous"}[slot]
@@ -60,14 +76,14 @@ def test_initial_state() -> None:
 
 def test_select_by_epoch_same_next_previous() -> None:
     a, _ = make_pair()
-    assert a.select_receive_key(0, T0) == (SLOT_CURRENT, K_BA)
-    assert a.select_receive_key(1, T0) == (SLOT_NEXT, rekey(K_BA))
+    assert select(a, 0, T0) == (SLOT_CURRENT, kid(K_BA))
+    assert select(a, 1, T0) == (SLOT_NEXT, kid(rekey(K_BA)))
     assert a.select_receive_key(255, T0) is None  # no previous key yet
     for skipped in (2, 3, 128, 254):
         assert a.select_receive_key(skipped, T0) is None
     # Selecting changes nothing: the next epoch is still "next".
     assert a.recv_epoch == 0
-    assert a.select_receive_key(1, T0) == (SLOT_NEXT, rekey(K_BA))
+    assert select(a, 1, T0) == (SLOT_NEXT, kid(rekey(K_BA)))
 
 
 def test_promotion_only_through_after_authenticated_on_next() -> None:
@@ -77,9 +93,9 @@ def test_promotion_only_through_after_authenticated_on_next() -> None:
     assert a.after_authenticated(SLOT_NEXT, 0, T0, RTT) is True
     assert a.recv_epoch == 1
     assert a.send_epoch == 1  # the sending direction followed
-    assert a.select_receive_key(1, T0) == (SLOT_CURRENT, rekey(K_BA))
-    assert a.select_receive_key(2, T0) == (SLOT_NEXT, rekey(rekey(K_BA)))
-    assert a.select_receive_key(0, T0) == (SLOT_PREVIOUS, K_BA)
+    assert select(a, 1, T0) == (SLOT_CURRENT, kid(rekey(K_BA)))
+    assert select(a, 2, T0) == (SLOT_NEXT, kid(rekey(rekey(K_BA))))
+    assert select(a, 0, T0) == (SLOT_PREVIOUS, kid(K_BA))
     assert a.after_authenticated(SLOT_PREVIOUS, 0, T0, RTT) is False
     assert a.recv_epoch == 1
 
@@ -170,11 +186,11 @@ def test_previous_key_grace_period(rtt: float, grace: float) -> None:
     a.after_authenticated(SLOT_NEXT, 0, T0, rtt)
     assert a.get_timer() == pytest.approx(T0 + grace)
     a.handle_timer(T0 + grace - 0.01)
-    assert a.select_receive_key(0, T0 + grace - 0.01) == (SLOT_PREVIOUS, K_BA)
+    assert select(a, 0, T0 + grace - 0.01) == (SLOT_PREVIOUS, kid(K_BA))
     a.handle_timer(T0 + grace)
     assert a.get_timer() is None
     assert a.select_receive_key(0, T0 + grace) is None
-    assert a.select_receive_key(1, T0 + grace) == (SLOT_CURRENT, rekey(K_BA))
+    assert select(a, 1, T0 + grace) == (SLOT_CURRENT, kid(rekey(K_BA)))
 
 
 def test_previous_key_refused_at_expiry_even_before_the_timer() -> None:
@@ -190,7 +206,7 @@ def test_a_second_promotion_replaces_the_previous_key() -> None:
     a.after_authenticated(SLOT_NEXT, 0, T0, RTT)
     a.after_authenticated(SLOT_NEXT, 1, T0 + 1, RTT)
     assert a.recv_epoch == 2
-    assert a.select_receive_key(1, T0 + 1) == (SLOT_PREVIOUS, rekey(K_BA))
+    assert select(a, 1, T0 + 1) == (SLOT_PREVIOUS, kid(rekey(K_BA)))
     assert a.select_receive_key(0, T0 + 1) is None
     assert a.get_timer() == pytest.approx(T0 + 1 + KEY_GRACE_MIN_S)
 
@@ -201,8 +217,8 @@ def test_send_counter_never_resets() -> None:
         assert a.next_send()[3] == expected
     assert a.sent_in_epoch == 5
     a.rotate(T0)
-    key, epoch, echo, counter = a.next_send()
-    assert (key, epoch, echo, counter) == (rekey(K_AB), 1, 0, 5)
+    aead, epoch, echo, counter = a.next_send()
+    assert (key_id(aead), epoch, echo, counter) == (kid(rekey(K_AB)), 1, 0, 5)
     assert a.sent_in_epoch == 1
     assert a.epoch_started_at == a.last_rotation_at == T0
 
@@ -310,3 +326,27 @@ def test_keys_started_at_tracks_the_older_direction() -> None:
     transmit(b, a, T0 + 102)
     assert a.keys_started_at == T0 + 100
     assert a.recv_epoch_started_at == T0 + 102
+
+
+def test_fingerprint_changes_exactly_when_the_keys_do() -> None:
+    a, _ = make_pair()
+    before = a.fingerprint()
+    a.next_send()
+    a.select_receive_key(1, T0)
+    assert a.after_authenticated(SLOT_CURRENT, 0, T0, RTT) is False
+    assert a.fingerprint() == before  # counters and lookups are not key state
+    a.rotate(T0)
+    rotated = a.fingerprint()
+    assert rotated != before
+    a.after_authenticated(SLOT_NEXT, 1, T0, RTT)
+    promoted = a.fingerprint()
+    assert promoted not in (before, rotated)
+    a.handle_timer(T0 + KEY_GRACE_MIN_S)  # the previous receive key is erased
+    assert a.fingerprint() != promoted
+    erased_before = a.fingerprint()
+    a.erase()
+    assert a.fingerprint() != erased_before
+    for fingerprint in (before, rotated, promoted):
+        assert len(fingerprint) == 16
+        for key in (K_AB, K_BA, EXPORTER, rekey(K_AB), rekey(K_BA)):
+            assert key[:8] not in fingerprint  # it reveals no key

@@ -26,12 +26,19 @@ from seigr_stt.constants import (
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.handshake import InitiatorHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.ratelimit import TokenBuckets
 from seigr_stt.core.stats import DropReason
 from seigr_stt.testing import SHARED_SEED, START, make_seed, seeded_rng
 
 SECRETS = SharedSecrets.from_seed(SHARED_SEED)
 INITIATOR = NodeIdentity.from_seed(make_seed("initiator"))
+UDP = Link(TransportKind.UDP, UDP_MAX_RECORD_SIZE)
+
+
+def websocket(host: str, port: int) -> Link:
+    """One WebSocket connection from ``host:port``: its own link, its host the source."""
+    return Link(TransportKind.WEBSOCKET, 65536, peer=f"{host}:{port}", source=host)
 
 
 def responder(config: NodeConfig | None = None) -> Endpoint:
@@ -50,11 +57,9 @@ def init_packet() -> bytes:
     return handshake.init_packet()
 
 
-def feed(
-    ep: Endpoint, packet: bytes, addr: Hashable, now: float, source: Hashable | None = None
-) -> list[int]:
-    """One packet in; the types of the packets that came out."""
-    ep.receive_datagram(packet, addr, now, UDP_MAX_RECORD_SIZE, source=source)
+def feed(ep: Endpoint, packet: bytes, addr: Hashable, now: float, link: Link = UDP) -> list[int]:
+    """One packet in by ``link``; the types of the packets that came out."""
+    ep.receive_datagram(packet, addr, now, link)
     return [p[1] for p, _ in ep.datagrams_to_send(now)]
 
 
@@ -117,23 +122,31 @@ def test_defaults_and_config_fields() -> None:
     assert config.handshake_burst_per_source == HANDSHAKE_BURST_PER_SOURCE == 40
     assert HANDSHAKE_RATE_SOURCES_MAX == 4096
     assert "rate_limited" in tuple(DropReason)
-    assert responder()._handshake_buckets.max_sources == HANDSHAKE_RATE_SOURCES_MAX
+    assert responder().handshakes.buckets.max_sources == HANDSHAKE_RATE_SOURCES_MAX
 
 
 def test_inits_beyond_the_burst_are_rate_limited_per_source() -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=3, handshake_rate_per_source_per_s=1.0))
-    # Four ports of one host share its bucket when the adapter passes the host as the source.
-    outs = [feed(ep, init_packet(), ("10.0.0.1", 1000 + i), START, "10.0.0.1") for i in range(4)]
+    # Four ports of one host share its bucket: on a datagram link the source is the host.
+    outs = [feed(ep, init_packet(), ("10.0.0.1", 1000 + i), START) for i in range(4)]
     assert outs == [[PACKET_HANDSHAKE_RESPONSE]] * 3 + [[]]
     assert ep.drops == Counter({"rate_limited": 1})
-    assert len(ep._half_open) == 3
+    assert ep.handshakes.half_open == 3
     # Another host has its own bucket; the first host's refills with time.
-    assert feed(ep, init_packet(), ("10.0.0.2", 1), START, "10.0.0.2") == [
-        PACKET_HANDSHAKE_RESPONSE
-    ]
-    assert feed(ep, init_packet(), ("10.0.0.1", 9), START + 1.0, "10.0.0.1") == [
-        PACKET_HANDSHAKE_RESPONSE
-    ]
+    assert feed(ep, init_packet(), ("10.0.0.2", 1), START) == [PACKET_HANDSHAKE_RESPONSE]
+    assert feed(ep, init_packet(), ("10.0.0.1", 9), START + 1.0) == [PACKET_HANDSHAKE_RESPONSE]
+
+
+def test_websocket_connections_of_one_host_share_its_bucket() -> None:
+    ep = responder(NodeConfig(handshake_burst_per_source=3, handshake_rate_per_source_per_s=1.0))
+    # Each connection is its own link and address; the link names the host as the source.
+    links = [websocket("10.0.0.1", 1000 + i) for i in range(4)]
+    outs = [feed(ep, init_packet(), object(), START, link) for link in links]
+    assert outs == [[PACKET_HANDSHAKE_RESPONSE]] * 3 + [[]]
+    assert ep.drops == Counter({"rate_limited": 1})
+    other = websocket("10.0.0.2", 1000)
+    assert feed(ep, init_packet(), object(), START, other) == [PACKET_HANDSHAKE_RESPONSE]
+    assert feed(ep, init_packet(), object(), START + 1.0, links[0]) == [PACKET_HANDSHAKE_RESPONSE]
 
 
 def test_without_a_source_the_address_is_the_key() -> None:
@@ -171,12 +184,12 @@ def test_an_init_answered_with_a_cookie_spends_no_token() -> None:
     for _ in range(5):
         assert feed(ep, init_packet(), "A", START) == [PACKET_COOKIE_REPLY]
     assert ep.drops == Counter({"cookie_required": 5})
-    assert len(ep._handshake_buckets) == 1
+    assert len(ep.handshakes.buckets) == 1
     # A mac2-valid INIT from "A" passes the cookie check and spends the last token...
     handshake = InitiatorHandshake(
         INITIATOR, SECRETS, os.urandom(4), capabilities=0, timestamp_ns=2, rng=os.urandom
     )
-    cookie = ep._cookie_for("A", START)
+    cookie = ep.handshakes.cookies.cookie_for(UDP.cookie_input("A"), START)
     assert feed(ep, handshake.init_packet(cookie), "A", START) == [PACKET_HANDSHAKE_RESPONSE]
     # ... and the next one finds the bucket empty: no DH, no answer.
     again = InitiatorHandshake(
@@ -184,11 +197,20 @@ def test_an_init_answered_with_a_cookie_spends_no_token() -> None:
     )
     assert feed(ep, again.init_packet(cookie), "A", START) == []
     assert ep.drops["rate_limited"] == 1
-    assert len(ep._half_open) == 2
+    assert ep.handshakes.half_open == 2
 
 
-@pytest.mark.parametrize("source", ["10.0.0.1", ("10.0.0.1", 5), 42])
-def test_any_hashable_source(source: Hashable) -> None:
+@pytest.mark.parametrize(
+    ("first", "second", "link"),
+    [
+        (("x", 1), ("x", 2), UDP),  # a datagram link: the host of the address
+        ("A", "A", UDP),  # an address that is not a tuple is its own source
+        (42, 42, UDP),
+        (("x", 1), ("y", 2), websocket("10.0.0.1", 5)),  # the link names the source
+    ],
+)
+def test_any_hashable_source(first: Hashable, second: Hashable, link: Link) -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=1))
-    assert feed(ep, init_packet(), ("x", 1), START, source) == [PACKET_HANDSHAKE_RESPONSE]
-    assert feed(ep, init_packet(), ("x", 2), START, source) == []
+    assert feed(ep, init_packet(), first, START, link) == [PACKET_HANDSHAKE_RESPONSE]
+    assert feed(ep, init_packet(), second, START, link) == []
+    assert len(ep.handshakes.buckets) == 1

@@ -31,11 +31,13 @@ from tests.profiles import scaled
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
+AEAD = crypto.make_aead(KEY)
+OTHER_AEAD = crypto.make_aead(OTHER_KEY)
 SID = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 
 
 def sealed(frames: bytes, counter: int = 7, epoch: int = 3, echo: int = 2) -> bytes:
-    return seal_record(KEY, pack_header(epoch, echo, SID, counter), counter, frames)
+    return seal_record(AEAD, pack_header(epoch, echo, SID, counter), counter, frames)
 
 
 def test_header_layout() -> None:
@@ -53,7 +55,7 @@ def test_round_trip_and_padding(size: int) -> None:
     assert body % RECORD_PAD_MULTIPLE_BYTES == 0
     assert size + 1 <= body < size + 1 + RECORD_PAD_MULTIPLE_BYTES
     assert parse_header(record) == RecordHeader(3, 2, SID, 7)
-    assert open_record(KEY, record, 7) == frames
+    assert open_record(AEAD, record, 7) == frames
 
 
 def test_plaintext_layout() -> None:
@@ -64,14 +66,14 @@ def test_plaintext_layout() -> None:
 
 def test_frames_ending_in_zero_bytes_survive_padding_removal() -> None:
     frames = b"\x04\x03\x00\x00\x00"
-    assert open_record(KEY, sealed(frames), 7) == frames
-    assert open_record(KEY, sealed(bytes(15)), 7) == bytes(15)
+    assert open_record(AEAD, sealed(frames), 7) == frames
+    assert open_record(AEAD, sealed(bytes(15)), 7) == bytes(15)
 
 
 def test_minimum_record() -> None:
     record = sealed(b"")
     assert len(record) == RECORD_MIN_SIZE == 52
-    assert open_record(KEY, record, 7) == b""
+    assert open_record(AEAD, record, 7) == b""
 
 
 @pytest.mark.parametrize("limit", [52, 53, 67, 68, 100, 1232, 65536])
@@ -94,7 +96,7 @@ def test_wrong_inner_type_is_a_record_error(plaintext: bytes) -> None:
     header = pack_header(0, 0, SID, 1)
     record = header + crypto.aead_encrypt(KEY, 1, header, plaintext)
     with pytest.raises(RecordError, match="inner type"):
-        open_record(KEY, record, 1)
+        open_record(AEAD, record, 1)
 
 
 @pytest.mark.parametrize("offset", range(RECORD_HEADER_SIZE))
@@ -102,20 +104,20 @@ def test_tampered_header_fails_authentication(offset: int) -> None:
     record = bytearray(sealed(b"hello"))
     record[offset] ^= 0x10
     with pytest.raises(crypto.DecryptError):
-        open_record(KEY, bytes(record), 7)
+        open_record(AEAD, bytes(record), 7)
 
 
 def test_wrong_key_counter_or_body() -> None:
     record = sealed(b"hello")
     with pytest.raises(crypto.DecryptError):
-        open_record(OTHER_KEY, record, 7)
+        open_record(OTHER_AEAD, record, 7)
     with pytest.raises(crypto.DecryptError):
-        open_record(KEY, record, 8)
+        open_record(AEAD, record, 8)
     body_flipped = record[:-1] + bytes([record[-1] ^ 1])
     with pytest.raises(crypto.DecryptError):
-        open_record(KEY, body_flipped, 7)
+        open_record(AEAD, body_flipped, 7)
     with pytest.raises(crypto.DecryptError):
-        open_record(KEY, record[:-16], 7)
+        open_record(AEAD, record[:-16], 7)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_parse_header_rejects(packet: bytes, match: str) -> None:
 
 
 def test_parse_header_reads_every_field() -> None:
-    record = seal_record(KEY, pack_header(255, 254, SID, (1 << 64) - 1), 0, b"")
+    record = seal_record(AEAD, pack_header(255, 254, SID, (1 << 64) - 1), 0, b"")
     assert parse_header(record) == RecordHeader(255, 254, SID, (1 << 64) - 1)
     assert struct.unpack(">Q", record[12:20])[0] == (1 << 64) - 1
 
@@ -166,6 +168,20 @@ def test_arbitrary_bytes_raise_only_record_error(data: bytes) -> None:
 )
 def test_round_trip_any_frames(frames: bytes, epoch: int, echo: int, counter: int) -> None:
     header = pack_header(epoch, echo, SID, counter)
-    record = seal_record(KEY, header, counter, frames)
+    record = seal_record(AEAD, header, counter, frames)
     assert parse_header(record) == RecordHeader(epoch, echo, SID, counter)
-    assert open_record(KEY, record, counter) == frames
+    assert open_record(AEAD, record, counter) == frames
+
+
+@pytest.mark.parametrize("pad_to", [1232, 1233, 1400, 1452, 8192])
+def test_pad_to_fills_the_record_without_exceeding_it(pad_to: int) -> None:
+    # A path-MTU probe (§12.1) must be as large as the size it tests allows, and no larger.
+    record = seal_record(AEAD, pack_header(0, 0, SID, 3), 3, b"\x01", pad_to)
+    assert pad_to - RECORD_PAD_MULTIPLE_BYTES < len(record) <= pad_to
+    assert (len(record) - RECORD_HEADER_SIZE - AEAD_TAG_BYTES) % RECORD_PAD_MULTIPLE_BYTES == 0
+    assert open_record(AEAD, record, 3) == b"\x01"
+
+
+def test_pad_to_below_the_natural_size_changes_nothing() -> None:
+    header = pack_header(0, 0, SID, 3)
+    assert seal_record(AEAD, header, 3, bytes(100), 60) == seal_record(AEAD, header, 3, bytes(100))

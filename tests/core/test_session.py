@@ -37,8 +37,21 @@ from seigr_stt.core.frames import (
 )
 from seigr_stt.core.packetizer import STREAM_FRAME_OVERHEAD
 from seigr_stt.core.record import max_frames_size, parse_header
-from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, SessionNotFound
-from tests.core.net import DATA, Net, Pair, authentic_record, make_pair
+from seigr_stt.exceptions import (
+    ConfigError,
+    MessageTooLarge,
+    SessionClosedError,
+    SessionNotFound,
+)
+from tests.core.net import (
+    DATA,
+    Net,
+    Pair,
+    authentic_record,
+    endpoint_snapshot,
+    handshake_table,
+    make_pair,
+)
 
 ROOM = (
     max_frames_size(1232) - STREAM_FRAME_OVERHEAD
@@ -160,8 +173,9 @@ def test_invalid_channel(pair: Pair) -> None:
     # A channel is a stream id shifted by two bits: the largest is 2**60 - 1.
     assert MAX_CHANNEL == (1 << 60) - 1
     for channel in (-1, MAX_CHANNEL + 1, (1 << 62) - 1, 1 << 62):
-        with pytest.raises(ValueError, match="stream_id"):
+        with pytest.raises(ConfigError, match=r"stream_id must be within 0\.\.") as info:
             pair.a.endpoint.session(pair.sid).send_message(channel, b"x", pair.net.now)
+        assert isinstance(info.value, ValueError)  # ConfigError is a ValueError
     assert pair.sa.counters.messages_sent == 0
     pair.send(pair.a, b"ok", channel=MAX_CHANNEL)
     pair.net.run(0.0)
@@ -538,10 +552,17 @@ def test_early_timer_calls_in_handshake_and_closing_states(net: Net) -> None:
     net.connect(a, b)
     net.run(0.0)
     [session] = a.endpoint.sessions.values()
-    deadline = session.get_timer()
-    assert deadline is not None
-    session.handle_timer(deadline - 0.5)
-    assert session.flush(deadline - 0.5) == []
+    # In its handshake the session has no deadline of its own: the endpoint's handshake table
+    # retransmits FINAL and gives up; calling the session's timer early does nothing.
+    assert session.get_timer() is None
+    [(retry_at, _)] = handshake_table(a.endpoint, "confirming").values()
+    assert a.endpoint.get_timer() == retry_at
+    before = endpoint_snapshot(a.endpoint)
+    session.handle_timer(retry_at - 0.5)
+    assert session.flush(retry_at - 0.5) == []
+    a.endpoint.handle_timer(retry_at - 0.5)
+    assert a.endpoint.datagrams_to_send(retry_at - 0.5) == []
+    assert endpoint_snapshot(a.endpoint) == before
     net.run(2.0)
     assert session.is_active
     session.close(0, "", net.now)

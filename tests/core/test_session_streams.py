@@ -53,12 +53,15 @@ from seigr_stt.core.frames import (
 )
 from seigr_stt.core.record import open_record, parse_header
 from seigr_stt.core.session import Session
-from seigr_stt.exceptions import SessionClosedError, StreamError
+from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 from seigr_stt.testing import Net, Node, Packet
 from tests.core.net import DATA, Pair, authentic_record
 from tests.profiles import scaled
 
 MiB = 1024 * 1024
+#: Small windows (both peers) for the tests about window behaviour: the same proportions as the
+#: 1 MiB / 4 MiB defaults, a sixteenth of the bytes to move.
+SMALL = NodeConfig(stream_window=64 * 1024, session_window=256 * 1024)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -269,25 +272,24 @@ def test_probe_timeout_recovers_a_lost_tail() -> None:
 
 # -- flow control ----------------------------------------------------------------------------
 def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> None:
-    pair = lossy_pair(6, loss=0.05, duplicate=0.02, consume_b=False)
+    pair = lossy_pair(6, loss=0.05, duplicate=0.02, consume_b=False, config=SMALL)
     net, sa, sb = pair.net, pair.sa, pair.sb
-    data = payload(3 * MiB, "window")
+    window = SMALL.stream_window
+    data = payload(3 * window, "window")
     stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now)
     pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
-    run_until(
-        net, lambda: len(stream_data(pair.b).get(stream_id, b"")) >= STREAM_INITIAL_WINDOW_BYTES
-    )
+    run_until(net, lambda: len(stream_data(pair.b).get(stream_id, b"")) >= window)
     for _ in range(20):  # long after: still stopped at the window, nothing broken
         net.run(1.0)
         received = stream_data(pair.b)[stream_id]
-        assert len(received) == STREAM_INITIAL_WINDOW_BYTES
-        assert sb._recv[stream_id].highest <= STREAM_INITIAL_WINDOW_BYTES
-        assert sa.recovery.bytes_in_flight <= sa.cc.cwnd + sa.max_record_size
-        assert sa.send_buffered == len(data) - STREAM_INITIAL_WINDOW_BYTES  # the rest waits
+        assert len(received) == window
+        assert sb.streams.recv[stream_id].highest <= window
+        assert sa.recovery.bytes_in_flight <= sa.packetizer.cc.cwnd + sa.max_record_size
+        assert sa.send_buffered == len(data) - window  # the rest waits
         assert sa.stream_buffered(stream_id) == sa.send_buffered
-    assert sa._send[stream_id].blocked_by_credit()
-    assert received == data[:STREAM_INITIAL_WINDOW_BYTES]
+    assert sa.streams.send[stream_id].blocked_by_credit()
+    assert received == data[:window]
     no_violations(pair.a, pair.b)
     # Reading resumes the transfer.
     pair.b.auto_consume = True
@@ -299,19 +301,20 @@ def test_a_receiver_that_does_not_read_stops_a_byte_stream_at_its_window() -> No
 
 
 def test_a_receiver_that_does_not_take_messages_stops_the_channel_at_its_window() -> None:
-    pair = lossy_pair(7, loss=0.05, duplicate=0.02, consume_b=False)
+    pair = lossy_pair(7, loss=0.05, duplicate=0.02, consume_b=False, config=SMALL)
     net = pair.net
-    datas = [payload(1000, i) for i in range(2500)]  # 2.5 MB on one channel
+    window = SMALL.stream_window
+    datas = [payload(1000, i) for i in range(160)]  # 2.4 windows on one channel
     for data in datas:
         pair.a.endpoint.session(pair.sid).send_message(4, data, net.now)
     net.flush()
     wire = 1000 + 2  # each message with its 2-byte length prefix
-    fits = STREAM_INITIAL_WINDOW_BYTES // wire
+    fits = window // wire
     run_until(net, lambda: len(messages_of(pair.b)) >= fits)
     net.run(20.0)
     assert messages_of(pair.b) == datas[:fits]  # what the window held, and not one more
-    stream = pair.sb._recv[channel_stream_id(4, 0)]
-    assert stream.highest <= STREAM_INITIAL_WINDOW_BYTES
+    stream = pair.sb.streams.recv[channel_stream_id(4, 0)]
+    assert stream.highest <= window
     no_violations(pair.a, pair.b)
     # The application takes every message it was given: the rest follows.
     pair.b.auto_consume = True
@@ -335,7 +338,7 @@ def test_large_messages_a_receiver_does_not_take_stop_at_the_window() -> None:
     run_until(net, lambda: len(messages_of(pair.b)) == 1)
     net.run(10.0)
     assert messages_of(pair.b) == datas[:1]
-    stream = pair.sb._recv[channel_stream_id(0, 0)]
+    stream = pair.sb.streams.recv[channel_stream_id(0, 0)]
     assert stream.highest <= stream.consumed + STREAM_INITIAL_WINDOW_BYTES
     assert stream.credit <= STREAM_INITIAL_WINDOW_BYTES
     # Taking the first message lets the second (which now leads) complete, and no more.
@@ -382,10 +385,11 @@ def test_lost_credit_updates_are_sent_again() -> None:
 
 
 def test_the_session_window_bounds_all_streams_together() -> None:
-    pair = lossy_pair(8, loss=0.02, duplicate=0.0, consume_b=False)
+    pair = lossy_pair(8, loss=0.02, duplicate=0.0, consume_b=False, config=SMALL)
     net = pair.net
+    session_window = SMALL.session_window
     streams = [pair.a.endpoint.session(pair.sid).open_stream(net.now) for _ in range(6)]
-    datas = {s: payload(STREAM_INITIAL_WINDOW_BYTES, s) for s in streams}  # 6 MiB in all
+    datas = {s: payload(SMALL.stream_window, s) for s in streams}  # 1.5 session windows
     for stream_id, data in datas.items():
         pair.a.endpoint.session(pair.sid).write_stream(stream_id, data, True, net.now)
     net.flush()
@@ -393,10 +397,10 @@ def test_the_session_window_bounds_all_streams_together() -> None:
     def total() -> int:
         return sum(len(d) for d in stream_data(pair.b).values())
 
-    run_until(net, lambda: total() >= SESSION_INITIAL_WINDOW_BYTES)
+    run_until(net, lambda: total() >= session_window)
     net.run(10.0)
-    assert total() == SESSION_INITIAL_WINDOW_BYTES
-    assert pair.sa._sent_data <= SESSION_INITIAL_WINDOW_BYTES
+    assert total() == session_window
+    assert pair.sa.streams.sent_data <= session_window
     no_violations(pair.a, pair.b)
     pair.b.auto_consume = True
     for stream_id, data in stream_data(pair.b).items():
@@ -427,7 +431,7 @@ def test_max_streams_limits_open_streams_and_finished_streams_raise_it_again() -
                     event.stream_id, b"ok", True, net.now
                 )
         net.flush()
-        return pair.sa._peer_max_streams >= MAX_STREAMS_DEFAULT + 10
+        return pair.sa.streams.peer_max_streams >= MAX_STREAMS_DEFAULT + 10
 
     for stream_id in opened[:10]:
         ep.session(pair.sid).write_stream(stream_id, b"done", True, net.now)
@@ -440,8 +444,8 @@ def test_max_streams_limits_open_streams_and_finished_streams_raise_it_again() -
     assert len(pair.b.events_of(StreamOpened)) == 10  # empty streams open lazily, with data
     # Both sides forgot the finished streams (bounded memory).
     for stream_id in opened[:10]:
-        assert stream_id not in pair.sa._send
-        assert stream_id not in pair.sb._recv
+        assert stream_id not in pair.sa.streams.send
+        assert stream_id not in pair.sb.streams.recv
     no_violations(pair.a, pair.b)
 
 
@@ -482,7 +486,7 @@ def test_two_hundred_concurrent_byte_streams_in_both_directions() -> None:
     assert sorted(fins(pair.b)) == sorted(fins(pair.a)) == streams  # each FIN exactly once
     assert [e.stream_id for e in pair.b.events_of(StreamOpened)] == streams
     quiesce(pair)
-    assert pair.sa._send == {} and pair.sb._send == {}  # noqa: PT018 - every stream forgotten
+    assert pair.sa.streams.send == {} and pair.sb.streams.send == {}  # noqa: PT018 - every stream forgotten
     no_violations(pair.a, pair.b)
 
 
@@ -512,8 +516,8 @@ def test_reset_stream_reaches_the_receiver() -> None:
     with pytest.raises(StreamError, match=r"reset|no open"):  # reset, or reset and forgotten
         pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     quiesce(pair)
-    assert stream_id not in pair.sa._send
-    assert stream_id not in pair.sb._recv
+    assert stream_id not in pair.sa.streams.send
+    assert stream_id not in pair.sb.streams.recv
     assert pair.sa.counters.packets_lost >= 1
     no_violations(pair.a, pair.b)
 
@@ -534,8 +538,8 @@ def test_stop_sending_makes_the_sender_reset() -> None:
     with pytest.raises(StreamError, match=r"reset|no open"):  # reset, and then forgotten
         pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     quiesce(pair)
-    assert stream_id not in pair.sa._send
-    assert stream_id not in pair.sb._send
+    assert stream_id not in pair.sa.streams.send
+    assert stream_id not in pair.sb.streams.send
     no_violations(pair.a, pair.b)
 
 
@@ -565,7 +569,7 @@ def test_stop_sending_alone_leaves_the_receiving_half_open() -> None:
         pair.a.endpoint.session(pair.sid).write_stream(stream_id, b"more", False, net.now)
     forge(pair, Stream(stream_id, 0, True, b"answer"))  # b's half still reaches a
     assert stream_data(pair.a) == {stream_id: b"answer"}
-    assert stream_id not in pair.sa._send  # both halves done: forgotten
+    assert stream_id not in pair.sa.streams.send  # both halves done: forgotten
     assert pair.sa.is_active
 
 
@@ -577,9 +581,9 @@ def test_writes_after_fin_and_bad_codes_are_refused() -> None:
     with pytest.raises(StreamError, match="already closed for writing"):
         ep.session(pair.sid).write_stream(stream_id, b"more", False, now)
     for code in (-1, 1 << 62):
-        with pytest.raises(ValueError, match="out of range"):
+        with pytest.raises(ConfigError, match=r"reset code must be within 0\.\.2\*\*62-1"):
             ep.session(pair.sid).reset_stream(stream_id, code, now)
-        with pytest.raises(ValueError, match="close code"):
+        with pytest.raises(ConfigError, match=r"close code must be within 0\.\.2\*\*62-1"):
             ep.session(pair.sid).close(code, "", now)
     assert pair.sa.is_active
 
@@ -590,9 +594,9 @@ def test_a_reset_declares_the_final_size_and_returns_the_unread_credit() -> None
     forge(pair, Stream(stream_id, 0, False, b"abc"))
     forge(pair, ResetStream(stream_id, 8, 5000))  # 4997 bytes a will never see
     assert pair.a.events_of(StreamReset) == [StreamReset(pair.sid, stream_id, 8, False)]
-    recv = pair.sa._recv[stream_id]
+    recv = pair.sa.streams.recv[stream_id]
     assert (recv.final_size, recv.consumed) == (5000, 5000)
-    assert pair.sa._recv_data == 5000  # counted against the session window as sent
+    assert pair.sa.streams.max_data.used == 5000  # counted against the session window as sent
     forge(pair, ResetStream(stream_id, 8, 5000))  # a retransmission: ignored
     assert len(pair.a.events_of(StreamReset)) == 1
 
@@ -763,7 +767,7 @@ def test_rotation_every_100_ms_during_a_lossy_transfer_loses_nothing() -> None:
         net.schedule(
             net.now + i * 0.01,
             functools.partial(
-                pair.b.endpoint.send_message, pair.sid, 1, message, net.now + i * 0.01
+                pair.b.endpoint.session(pair.sid).send_message, 1, message, net.now + i * 0.01
             ),
         )
     net.flush()
@@ -796,31 +800,31 @@ def test_congestion_window_grows_in_slow_start_and_halves_on_loss() -> None:
     pair = lossy_pair(25, loss=0.0, delay_s=(0.02, 0.02), duplicate=0.0)
     net, sa = pair.net, pair.sa
     initial = INITIAL_WINDOW_PACKETS * sa.max_record_size
-    assert sa.cc.cwnd == initial
-    assert sa.cc.ssthresh == float("inf")
+    assert sa.packetizer.cc.cwnd == initial
+    assert sa.packetizer.cc.ssthresh == float("inf")
     pair.a.endpoint.session(pair.sid).send_message(0, payload(4 * MiB, "cc"), net.now)
     net.flush()
     samples: list[int] = []
     for _ in range(200):  # 200 ms: five round trips of slow start
         net.run(0.001)
-        samples.append(sa.cc.cwnd)
+        samples.append(sa.packetizer.cc.cwnd)
     assert samples == sorted(samples)  # only growth, no loss yet
     assert samples[-1] >= 8 * initial
-    assert sa.cc.ssthresh == float("inf")
+    assert sa.packetizer.cc.ssthresh == float("inf")
     # Lose two records in a row: one congestion event, one reduction.
     net.drop(lambda p: p.sender == "A" and p.type == DATA, times=2)
-    before = sa.cc.cwnd
-    while sa.cc.ssthresh == float("inf"):
-        before = sa.cc.cwnd
+    before = sa.packetizer.cc.cwnd
+    while sa.packetizer.cc.ssthresh == float("inf"):
+        before = sa.packetizer.cc.cwnd
         net.run(0.001)
-    after = sa.cc.cwnd
-    assert after == sa.cc.ssthresh
+    after = sa.packetizer.cc.cwnd
+    assert after == sa.packetizer.cc.ssthresh
     assert after < before
     assert after >= int(before * LOSS_REDUCTION_FACTOR)
     assert sa.counters.packets_lost >= 1
     # Congestion avoidance from here: about one record per round trip, not doubling.
     net.run(0.4)  # ten round trips
-    assert after < sa.cc.cwnd <= after + 12 * sa.max_record_size
+    assert after < sa.packetizer.cc.cwnd <= after + 12 * sa.max_record_size
 
 
 def test_the_rate_limit_of_the_path_is_found_and_used() -> None:

@@ -1,368 +1,223 @@
-"""Every timer of the core, with time injected (``docs/protocol.md`` §8). No wall clock."""
+"""Deadline bookkeeping (``docs/protocol.md`` §8): a session's named timers, moved by the hooks
+named after events, and the heap of many owners' deadlines. Their use by sessions and endpoints
+on the simulated network is tested in ``test_session_timeouts.py``."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from seigr_stt.config import NodeConfig
-from seigr_stt.constants import (
-    CLOSE_ATTEMPTS,
-    CLOSE_DEAD_PEER,
-    CLOSE_IDLE_TIMEOUT,
-    CLOSE_KEY_EXPIRED,
-    CLOSE_RETRANSMIT_S,
-    DEAD_PEER_TIMEOUT_S,
-    HANDSHAKE_ATTEMPT_MAX_S,
-    HANDSHAKE_RETRY_INITIAL_S,
-    HANDSHAKE_RETRY_JITTER_S,
-    HANDSHAKE_RETRY_MAX_S,
-    KEY_GRACE_MIN_S,
-    MAX_ACK_DELAY_S,
-    REJECT_AFTER_TIME_S,
-    RESPONDER_HALF_OPEN_TIMEOUT_S,
-)
-from seigr_stt.core.events import (
-    HandshakeAborted,
-    KeyRotated,
-    MessageReceived,
-    SessionClosed,
-    SessionEstablished,
-)
-from seigr_stt.core.record import parse_header
-from seigr_stt.exceptions import ConfigError
-from tests.core.net import (
-    DATA,
-    FINAL,
-    INIT,
-    Net,
-    Pair,
-    authentic_record,
-    endpoint_snapshot,
-    make_pair,
-)
+from seigr_stt.config import SessionConfig
+from seigr_stt.constants import CLOSE_RETRANSMIT_S, DEAD_PEER_TIMEOUT_S
+from seigr_stt.core.timers import DeadlineHeap, SessionTimers
+from tests.profiles import scaled
 
-J = HANDSHAKE_RETRY_JITTER_S
+T0 = 1000.0
+CONFIG = SessionConfig(session_idle_timeout_s=30.0, keepalive_s=10.0, persistent_keepalive_s=25.0)
 
 
-def retry_intervals(times: list[float]) -> list[float]:
-    return [b - a for a, b in itertools.pairwise(times)]
+# -- SessionTimers ---------------------------------------------------------------------------
+def test_a_new_session_arms_idle_and_persistent_keepalive_only() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    assert timers.created_at == T0
+    assert timers.idle_at == T0 + 30.0
+    assert timers.persistent_at == T0 + 25.0
+    assert (timers.keepalive_at, timers.dead_peer_at) == (None, None)
+    assert (timers.close_retry_at, timers.drain_at) == (None, None)
+    assert (timers.last_sent_at, timers.last_received_at, timers.last_active_at) == (None,) * 3
+    assert sorted(timers.armed()) == [T0 + 25.0, T0 + 30.0]
 
 
-@pytest.mark.parametrize(("timeout_s", "gives_up_after"), [(40.0, 40.0), (1000.0, 90.0)])
-def test_handshake_retry_backoff_and_give_up(
-    net: Net, timeout_s: float, gives_up_after: float
-) -> None:
-    a = net.add_node("A")
-    start = net.now
-    handle = a.endpoint.connect(
-        "nowhere", start, timestamp_ns=1, max_record_size=1232, timeout_s=timeout_s
+def test_none_disables_the_idle_timeout_and_the_persistent_keepalive() -> None:
+    config = SessionConfig(session_idle_timeout_s=None, persistent_keepalive_s=None)
+    timers = SessionTimers(config, T0)
+    assert list(timers.armed()) == []
+    timers.on_application_data(T0 + 1)
+    timers.on_record_sent(T0 + 1, ack_eliciting=False)
+    assert (timers.idle_at, timers.persistent_at) == (None, None)
+    assert list(timers.armed()) == []
+
+
+def test_application_data_moves_the_idle_timeout() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_application_data(T0 + 7)
+    assert timers.idle_at == T0 + 37.0
+    timers.on_record_sent(T0 + 8, ack_eliciting=True)  # a record is not application data
+    timers.on_authenticated_received(T0 + 9)
+    assert timers.idle_at == T0 + 37.0
+
+
+def test_an_ack_eliciting_record_received_arms_the_keepalive_and_sending_disarms_it() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_ack_eliciting_received(T0 + 1)
+    assert timers.keepalive_at == T0 + 11.0
+    timers.on_ack_eliciting_received(T0 + 2)  # the latest one counts
+    assert timers.keepalive_at == T0 + 12.0
+    timers.on_record_sent(T0 + 3, ack_eliciting=False)  # an ACK is the answer
+    assert timers.keepalive_at is None
+    assert timers.last_sent_at == T0 + 3
+
+
+def test_the_dead_peer_timer_runs_from_the_first_unanswered_eliciting_record() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_record_sent(T0 + 1, ack_eliciting=False)
+    assert timers.dead_peer_at is None  # nothing to answer
+    timers.on_record_sent(T0 + 2, ack_eliciting=True)
+    assert timers.dead_peer_at == T0 + 2 + DEAD_PEER_TIMEOUT_S
+    timers.on_record_sent(T0 + 5, ack_eliciting=True)  # does not push it back
+    assert timers.dead_peer_at == T0 + 2 + DEAD_PEER_TIMEOUT_S
+    timers.on_authenticated_received(T0 + 6)  # the peer answered
+    assert timers.dead_peer_at is None
+    assert timers.last_received_at == T0 + 6
+    timers.on_record_sent(T0 + 7, ack_eliciting=True)
+    assert timers.dead_peer_at == T0 + 7 + DEAD_PEER_TIMEOUT_S
+
+
+def test_every_record_sent_moves_the_persistent_keepalive() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_record_sent(T0 + 4, ack_eliciting=False)
+    assert timers.persistent_at == T0 + 29.0
+    timers.on_authenticated_received(T0 + 5)  # receiving does not keep a NAT mapping open
+    assert timers.persistent_at == T0 + 29.0
+
+
+@pytest.mark.parametrize(("rtt", "retry"), [(0.01, CLOSE_RETRANSMIT_S), (2.0, 4.0)])
+def test_close_retransmission_waits_for_two_rtts_at_least(rtt: float, retry: float) -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_drain_started(T0, pto_s=0.1)
+    timers.on_close_sent(T0 + 1, rtt)
+    assert timers.close_retry_at == pytest.approx(T0 + 1 + retry)
+    assert timers.drain_at is None  # sending the CLOSE ends the drain
+
+
+@pytest.mark.parametrize(("pto", "wait"), [(0.1, 2.0), (0.5, 2.0), (1.0, 4.0)])
+def test_a_draining_close_waits_two_seconds_or_four_ptos(pto: float, wait: float) -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_drain_started(T0, pto)
+    assert timers.drain_at == pytest.approx(T0 + wait)
+
+
+def test_closing_keeps_only_the_close_deadlines_and_closed_keeps_none() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_ack_eliciting_received(T0)
+    timers.on_record_sent(T0, ack_eliciting=True)
+    timers.on_ack_eliciting_received(T0 + 1)
+    timers.on_close_sent(T0 + 1, 0.1)
+    timers.on_closing()
+    assert list(timers.armed()) == [T0 + 1 + CLOSE_RETRANSMIT_S]
+    timers.on_closed()
+    assert list(timers.armed()) == []
+    assert timers.close_retry_at is None
+
+
+def test_due_compares_only_armed_deadlines() -> None:
+    assert not SessionTimers.due(None, T0)
+    assert not SessionTimers.due(T0 + 0.001, T0)
+    assert SessionTimers.due(T0, T0)
+    assert SessionTimers.due(T0 - 1, T0)
+
+
+def test_last_active_is_the_later_of_sent_and_received() -> None:
+    timers = SessionTimers(CONFIG, T0)
+    timers.on_authenticated_received(T0 + 3)
+    assert timers.last_active_at == T0 + 3
+    timers.on_record_sent(T0 + 2, ack_eliciting=False)
+    assert timers.last_active_at == T0 + 3
+    timers.on_record_sent(T0 + 4, ack_eliciting=False)
+    assert timers.last_active_at == T0 + 4
+
+
+def test_repr_names_the_armed_deadlines() -> None:
+    timers = SessionTimers(SessionConfig(session_idle_timeout_s=30.0), T0)
+    assert repr(timers) == "SessionTimers(idle_at=1030.000)"
+    timers.on_record_sent(T0, ack_eliciting=True)
+    assert "dead_peer_at=1015.000" in repr(timers)
+
+
+# -- DeadlineHeap ----------------------------------------------------------------------------
+def test_one_deadline_per_key_and_the_earliest_first() -> None:
+    heap: DeadlineHeap[str] = DeadlineHeap()
+    assert heap.earliest() is None
+    heap.set("a", 5.0)
+    heap.set("b", 3.0)
+    heap.set("c", 4.0)
+    assert (len(heap), heap.earliest()) == (3, 3.0)
+    heap.set("b", 9.0)  # replaces b's deadline
+    assert (len(heap), heap.earliest(), heap.get("b")) == (3, 4.0, 9.0)
+    heap.set("c", None)  # None disarms
+    assert "c" not in heap
+    assert heap.get("c") is None
+    heap.discard("a")
+    heap.discard("nothing")  # harmless
+    assert (len(heap), heap.earliest()) == (1, 9.0)
+
+
+def test_pop_due_yields_due_keys_in_deadline_order_and_disarms_them() -> None:
+    heap: DeadlineHeap[str] = DeadlineHeap()
+    for key, at in (("late", 10.0), ("b", 2.0), ("a", 1.0), ("tie1", 3.0), ("tie2", 3.0)):
+        heap.set(key, at)
+    heap.set("a", 2.5)  # its old entry (1.0) is stale: skipped
+    assert list(heap.pop_due(3.0)) == ["b", "a", "tie1", "tie2"]
+    assert len(heap) == 1
+    assert heap.earliest() == 10.0
+    assert list(heap.pop_due(9.999)) == []
+    assert list(heap.pop_due(10.0)) == ["late"]
+    assert heap.earliest() is None
+
+
+def test_setting_the_same_deadline_again_adds_no_entry() -> None:
+    heap: DeadlineHeap[int] = DeadlineHeap()
+    heap.set(1, 5.0)
+    size = heap.heap_size
+    for _ in range(100):
+        heap.set(1, 5.0)
+    assert heap.heap_size == size == 1
+
+
+def test_stale_entries_are_compacted() -> None:
+    heap: DeadlineHeap[int] = DeadlineHeap()
+    for step in range(10_000):
+        heap.set(step % 3, float(step))  # three keys, each moved thousands of times
+        assert heap.heap_size <= 4 * len(heap) + 64 + 1
+    assert len(heap) == 3
+    assert heap.earliest() == 9997.0
+
+
+@settings(max_examples=scaled(1), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["set", "discard", "pop"]),
+            st.integers(0, 5),
+            st.none() | st.floats(0, 100, allow_nan=False),
+        ),
+        max_size=200,
     )
-    net.flush()
-    net.run(200.0)
-    inits = net.sent_by(a, INIT)
-    assert len({p.data for p in inits}) == 1  # every retry is the same packet
-    intervals = retry_intervals([p.sent_at for p in inits])
-    bases = [min(HANDSHAKE_RETRY_INITIAL_S * 2**i, HANDSHAKE_RETRY_MAX_S) for i in range(99)]
-    for interval, base in zip(intervals, bases, strict=False):
-        assert base <= interval <= base + J
-    assert max(intervals) <= HANDSHAKE_RETRY_MAX_S + J
-    assert intervals[:3] == sorted(intervals[:3])
-    assert len(set(intervals)) > 3  # the jitter varies
-    [(t, failed)] = a.timed_events_of(HandshakeAborted)
-    assert failed == HandshakeAborted(handle, "no valid answer", timeout=True)
-    assert t == pytest.approx(start + min(gives_up_after, HANDSHAKE_ATTEMPT_MAX_S))
-    assert inits[-1].sent_at < t
-    assert gives_up_after - HANDSHAKE_RETRY_MAX_S - J <= inits[-1].sent_at - start
-    assert a.endpoint.live_handshakes() == 0
-    assert a.endpoint.get_timer() is None
-
-
-def test_final_retry_backoff_and_give_up(net: Net) -> None:
-    a, b = net.add_node("A"), net.add_node("B")
-    net.drop(lambda p: p.sender == "B" and p.type == DATA, times=10_000)
-    start = net.now
-    handle = net.connect(a, b, timeout_s=20.0)
-    net.run(60.0)
-    finals = net.sent_by(a, FINAL)
-    intervals = retry_intervals([p.sent_at for p in finals])
-    assert intervals == pytest.approx([1.0, 2.0, 4.0, 5.0, 5.0])
-    [(t, failed)] = a.timed_events_of(HandshakeAborted)
-    assert (failed.handle, failed.timeout) == (handle, True)
-    assert t == pytest.approx(start + 20.0)
-    assert a.events_of(SessionEstablished) == []
-    assert not a.endpoint.sessions
-    # The responder answered every copy; it holds a session the initiator gave up on.
-    assert b.endpoint.drops["duplicate_final"] == len(finals) - 1
-
-
-def test_an_only_receiving_side_answers_with_one_delayed_ack() -> None:
-    pair = make_pair(config=NodeConfig(keepalive_s=3.0))
-    net = pair.net
-    pair.send(pair.a, b"first")
-    net.run(0.5)
-    t_last = net.now
-    pair.send(pair.a, b"second")  # one ack-eliciting record: b owes an ACK within the delay
-    net.run(60.0)
-    b_records = [p for p in net.sent_by(pair.b, DATA)]
-    after = [p.sent_at for p in b_records if p.sent_at >= t_last]
-    # The ACK is the answer (it resets a's dead-peer timer): no keepalive follows it.
-    assert after == [pytest.approx(t_last + MAX_ACK_DELAY_S)]
-    assert [e.data for e in pair.b.events_of(MessageReceived)] == [b"first", b"second"]
-    assert pair.sa.all_acknowledged
-    assert pair.sa.is_active
-    assert pair.sb.is_active
-
-
-def test_keepalive_shorter_than_the_ack_delay_answers_first() -> None:
-    pair = make_pair(config_b=NodeConfig(keepalive_s=0.01))
-    net = pair.net
-    net.run(1.0)
-    t_last = net.now
-    pair.send(pair.a, b"only")
-    net.run(60.0)
-    after = [p.sent_at for p in net.sent_by(pair.b, DATA) if p.sent_at >= t_last]
-    assert after == [pytest.approx(t_last + 0.01)]  # the keepalive, carrying the ACK
-    assert pair.sa.all_acknowledged
-
-
-def test_no_keepalive_for_a_keepalive(pair: Pair) -> None:
-    net = pair.net
-    pair.send(pair.a, b"x")
-    net.run(50.0)
-    a_records = len(net.sent_by(pair.a, DATA))
-    b_records = len(net.sent_by(pair.b, DATA))
-    net.run(60.0)  # nothing eliciting in flight: silence, no ping-pong of empty records
-    assert len(net.sent_by(pair.a, DATA)) == a_records
-    assert len(net.sent_by(pair.b, DATA)) == b_records
-
-
-def test_dead_peer(pair: Pair) -> None:
-    net = pair.net
-    net.kill(pair.b)
-    sa = pair.sa
-    start = net.now
-    pair.send(pair.a, b"anyone there?")
-    net.run(DEAD_PEER_TIMEOUT_S - 0.01)
-    assert sa.is_active
-    net.run(1.0)
-    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
-    assert t == pytest.approx(start + DEAD_PEER_TIMEOUT_S)
-    assert (closed.code, closed.by_peer) == (CLOSE_DEAD_PEER, False)
-    assert pair.sid not in pair.a.endpoint.sessions
-    assert sa.keys.erased
-
-
-def test_an_answer_resets_the_dead_peer_timer(pair: Pair) -> None:
-    net = pair.net
-    for _ in range(10):
-        pair.send(pair.a, b"ping-like")
-        net.run(DEAD_PEER_TIMEOUT_S - 1)
-    assert pair.sa.is_active
-    assert pair.a.events_of(SessionClosed) == []
-
-
-def test_idle_timeout() -> None:
-    pair = make_pair(config_a=NodeConfig(session_idle_timeout_s=30.0))
-    net = pair.net
-    pair.send(pair.b, b"last words")
-    start = net.now
-    net.run(29.9)
-    assert pair.sa.is_active
-    net.run(1.0)
-    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
-    assert t == pytest.approx(start + 30.0)
-    assert (closed.code, closed.by_peer) == (CLOSE_IDLE_TIMEOUT, False)
-    [closed_b] = pair.b.events_of(SessionClosed)
-    assert (closed_b.code, closed_b.by_peer) == (CLOSE_IDLE_TIMEOUT, True)
-
-
-def test_idle_timeout_disabled(pair: Pair) -> None:
-    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, rekey_after_s=60.0))
-    for _ in range(10):
-        pair.net.run(100.0)
-    assert pair.sa.is_active
-    assert pair.sb.is_active
-    assert pair.sa.key_version == pair.sb.key_version >= 16
-
-
-def record_epochs(net: Net, pair: Pair, sender: str) -> list[tuple[float, int]]:
-    node = pair.a if sender == "A" else pair.b
-    return [(p.sent_at, parse_header(p.data).epoch) for p in net.sent_by(node, DATA)]
-
-
-def test_rotation_by_time() -> None:
-    pair = make_pair(config=NodeConfig(rekey_after_s=5.0))
-    net = pair.net
-    start = net.now
-    for _ in range(20):
-        pair.send(pair.a, b"tick")
-        net.run(1.0)
-    epochs = record_epochs(net, pair, "A")
-    first_rotated = min(t for t, e in epochs if e == 1)
-    assert first_rotated == pytest.approx(start + 5.0)
-    assert pair.sa.key_version == pair.sb.key_version == 4
-    assert [e.key_version for e in pair.a.events_of(KeyRotated)] == [1, 2, 3, 4]
-    assert [e.key_version for e in pair.b.events_of(KeyRotated)] == [1, 2, 3, 4]
-    assert pair.sa.keys.session_key == pair.sb.keys.session_key
-
-
-def test_rotation_by_time_when_idle(pair: Pair) -> None:
-    pair = make_pair(config=NodeConfig(rekey_after_s=5.0))
-    pair.net.run(12.0)
-    assert pair.sa.key_version == pair.sb.key_version == 2
-
-
-def test_rotation_by_message_count() -> None:
-    pair = make_pair(config=NodeConfig(rekey_after_messages=10))
-    net = pair.net
-    for _ in range(40):
-        pair.send(pair.a, b"counted")
-        net.run(0.1)
-    epochs = [e for _, e in record_epochs(net, pair, "A")]
-    assert epochs == sorted(epochs)
-    assert epochs[10] >= 1  # the eleventh record of an epoch already uses the next one
-    per_epoch = [len(list(group)) for _, group in itertools.groupby(epochs)]
-    assert max(per_epoch) <= 11  # ten records plus the one that carries the rotation
-    assert pair.sa.key_version == pair.sb.key_version >= 3
-    assert pair.sa.keys.session_key == pair.sb.keys.session_key
-
-
-def test_keys_expire_when_rotation_cannot_complete() -> None:
-    pair = make_pair(config_a=NodeConfig(session_idle_timeout_s=None))
-    net = pair.net
-    start = pair.sa.created_at
-    net.kill(pair.b)
-    net.run(REJECT_AFTER_TIME_S - 1.0 - (net.now - start))
-    assert pair.sa.is_active
-    assert pair.sa.key_version == 1  # rotated its sending side at 120 s; never confirmed
-    records_before = len(net.sent_by(pair.a, DATA))
-    net.run(2.0)
-    # At 180 s the session starts closing (CLOSE, retransmitted) and ends when no answer comes.
-    first_close = net.sent_by(pair.a, DATA)[records_before]
-    assert first_close.sent_at == pytest.approx(start + REJECT_AFTER_TIME_S)
-    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
-    assert t == pytest.approx(start + REJECT_AFTER_TIME_S + CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S)
-    assert closed.code == CLOSE_KEY_EXPIRED
-
-
-def test_rotation_cannot_be_disabled_or_set_beyond_key_expiry() -> None:
-    limit = REJECT_AFTER_TIME_S - 10
-    for bad in (None, limit + 0.001, REJECT_AFTER_TIME_S, 1e9):
-        with pytest.raises(ConfigError, match="rekey_after_s"):
-            NodeConfig(rekey_after_s=bad)  # type: ignore[arg-type]
-    assert NodeConfig(rekey_after_s=limit).rekey_after_s == limit
-
-
-def test_the_latest_rotation_allowed_completes_before_the_keys_expire() -> None:
-    limit = REJECT_AFTER_TIME_S - 10
-    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, rekey_after_s=limit))
-    start = pair.sa.created_at
-    pair.net.run(2 * REJECT_AFTER_TIME_S + 10 - (pair.net.now - start))
-    assert pair.a.events_of(SessionClosed) == []
-    assert pair.sa.is_active
-    assert pair.sb.is_active
-    rotated = [t - start for t, _ in pair.a.timed_events_of(KeyRotated)]
-    assert rotated[:2] == [pytest.approx(limit, abs=0.5), pytest.approx(2 * limit, abs=1.0)]
-    assert pair.sa.key_version == pair.sb.key_version == 2
-
-
-def test_previous_key_erased_after_grace(pair: Pair) -> None:
-    net = pair.net
-    early = authentic_record(pair.sa, b"")
-    late = authentic_record(pair.sa, b"")
-    pair.a.endpoint.session(pair.sid).request_rotation(net.now)
-    net.flush()
-    net.run(0.0)
-    assert pair.sb.keys.recv_epoch == 1
-    promoted_at = net.now
-    assert pair.sb.keys.get_timer() == pytest.approx(promoted_at + KEY_GRACE_MIN_S)
-    net.run(KEY_GRACE_MIN_S - 0.1)
-    assert net.inject(pair.b, early, "A") == []
-    assert pair.b.endpoint.drops == {}
-    assert pair.sb.counters.packets_received >= 2
-    net.run(0.2)
-    assert pair.sb.keys._recv_prev is None
-    assert net.inject(pair.b, late, "A") == []
-    assert pair.b.endpoint.drops == {"epoch": 1}
-
-
-def test_tombstones_expire(pair: Pair) -> None:
-    net = pair.net
-    straggler = authentic_record(pair.sa, b"")
-    pair.b.endpoint.session(pair.sid).close(0, "", net.now)
-    net.flush()
-    net.run(1.0)
-    closed_at = net.now - 1.0
-    assert pair.b.endpoint.get_timer() == pytest.approx(closed_at + 60.0)
-    net.run(58.0)
-    net.inject(pair.b, straggler, "A")
-    assert pair.b.endpoint.drops == {"tombstone": 1}
-    net.run(2.0)
-    assert pair.b.endpoint.snapshot().tombstones == 0
-    assert pair.b.endpoint.get_timer() is None
-    net.inject(pair.b, straggler, "A")
-    assert pair.b.endpoint.drops == {"tombstone": 1, "unknown_session": 1}
-
-
-def test_half_open_handshakes_expire(net: Net) -> None:
-    a, b = net.add_node("A"), net.add_node("B")
-    net.connect(a, b)
-    net.kill(a)
-    net.run(0.0)
-    start = net.now
-    assert b.endpoint.live_handshakes() == 1
-    assert b.endpoint.get_timer() == pytest.approx(start + RESPONDER_HALF_OPEN_TIMEOUT_S)
-    net.run(RESPONDER_HALF_OPEN_TIMEOUT_S - 0.1)
-    assert b.endpoint.live_handshakes() == 1
-    net.run(0.2)
-    assert b.endpoint.live_handshakes() == 0
-    assert b.endpoint._half_open_by_mac1 == {}
-    assert b.endpoint.get_timer() is None
-
-
-def component_deadlines(net: Net) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for node in net.nodes:
-        ep = node.endpoint
-        candidates = [s.get_timer() for s in ep.sessions.values()]
-        candidates += [min(p.retry_at, p.deadline) for p in ep._initiating.values()]
-        candidates += [h.expires_at for h in ep._half_open.values()]
-        candidates += list(ep._tombstones.values())
-        present = [t for t in candidates if t is not None]
-        out[node.name] = min(present) if present else None
-    return out
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_get_timer_is_the_earliest_deadline_and_early_calls_are_harmless(seed: int) -> None:
-    net = Net(seed=seed, delay_s=(0.0, 0.02), loss=0.1)
-    config = NodeConfig(keepalive_s=2.0, rekey_after_s=3.0, session_idle_timeout_s=20.0)
-    a, b = net.add_node("A", config=config), net.add_node("B", config=config)
-    net.connect(a, b)
-    for step in range(300):
-        r = net.random.random()
-        live = [s for s in a.endpoint.sessions if s in b.endpoint.sessions]
-        if live and r < 0.3:
-            node = a if r < 0.15 else b
-            sid = live[0]
-            if node.endpoint.sessions[sid].is_active:
-                node.endpoint.session(sid).send_message(0, b"x" * step, net.now)
-        elif live and r < 0.33:
-            node = a if r < 0.315 else b
-            if node.endpoint.sessions[live[0]].is_active:
-                node.endpoint.session(live[0]).request_rotation(net.now)
-        elif r < 0.34 and len(live) < 3:
-            net.connect(b, a)
-        net.flush()
-        expected = component_deadlines(net)
-        for node in net.nodes:
-            deadline = node.endpoint.get_timer()
-            assert deadline == expected[node.name]
-            if deadline is not None and deadline > net.now:
-                before = endpoint_snapshot(node.endpoint)
-                node.endpoint.handle_timer(net.now)
-                assert net.flush_node(node) == []
-                assert endpoint_snapshot(node.endpoint) == before
-        net.run(net.random.uniform(0.0, 1.5))
+)
+def test_the_heap_agrees_with_a_dict_of_deadlines(
+    ops: list[tuple[str, int, float | None]],
+) -> None:
+    heap: DeadlineHeap[int] = DeadlineHeap()
+    model: dict[int, float] = {}
+    for op, key, at in ops:
+        if op == "set":
+            heap.set(key, at)
+            if at is None:
+                model.pop(key, None)
+            else:
+                model[key] = at
+        elif op == "discard":
+            heap.discard(key)
+            model.pop(key, None)
+        else:
+            now = at if at is not None else 50.0
+            due = sorted((t, k) for k, t in model.items() if t <= now)
+            popped = list(heap.pop_due(now))
+            assert sorted(popped) == sorted(k for _, k in due)
+            assert [model[k] for k in popped] == sorted(model[k] for k in popped)
+            for k in popped:
+                del model[k]
+        assert len(heap) == len(model)
+        assert heap.earliest() == min(model.values(), default=None)
+        assert all(heap.get(k) == t for k, t in model.items())

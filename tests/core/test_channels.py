@@ -1,0 +1,192 @@
+"""Message channels (``docs/protocol.md`` §16.1, §16.3): length-prefixed messages on
+unidirectional streams, their credit, and the early credit that keeps a large message from
+stalling, capped per session."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from seigr_stt.config import NodeConfig, SessionConfig
+from seigr_stt.constants import STT_SESSION_STATE_ACTIVE
+from seigr_stt.core.channels import MessageChannels, MessageParser, message_header
+from seigr_stt.core.events import Event, MessageReceived
+from seigr_stt.core.flow import StreamTable, channel_stream_id
+from seigr_stt.core.frames import MaxData, MaxStreamData, Stream, encode_varint
+from seigr_stt.core.stats import SessionCounters
+from seigr_stt.exceptions import PeerViolation
+from tests.core.net import make_pair
+
+SID = b"\x00" * 8
+WINDOW = 4096
+CONFIG = SessionConfig(stream_window=WINDOW, session_window=4 * WINDOW, max_message_size=3 * WINDOW)
+PEER_CHANNEL_0 = channel_stream_id(0, 1)  # the peer's channel 0, as the initiator receives it
+
+
+class Receiver:
+    """The receiving side of one session's message channels (the initiator's)."""
+
+    def __init__(self, config: SessionConfig = CONFIG) -> None:
+        self.events: deque[Event] = deque()
+        counters = SessionCounters()
+        self.streams = StreamTable(SID, 0, config, self.events, counters)
+        self.channels = MessageChannels(SID, config, self.streams, self.events, counters)
+        self.offsets: dict[int, int] = {}
+
+    def feed(self, channel: int, data: bytes) -> None:
+        """The peer's next bytes on ``channel``, in order."""
+        stream_id = channel_stream_id(channel, 1)
+        offset = self.offsets.get(stream_id, 0)
+        received = self.streams.receive(Stream(stream_id, offset, False, data))
+        assert received is not None
+        stream, new = received
+        self.channels.deliver(stream_id, stream, new)
+        self.offsets[stream_id] = offset + len(data)
+
+    def messages(self) -> list[MessageReceived]:
+        return [e for e in self.events if isinstance(e, MessageReceived)]
+
+
+def framed(data: bytes) -> bytes:
+    return message_header(data) + data
+
+
+# -- parsing ---------------------------------------------------------------------------------
+def test_the_parser_pops_whole_messages_only() -> None:
+    parser = MessageParser()
+    assert parser.next_message(100) is None
+    parser.buffer += framed(b"one") + framed(b"") + framed(b"three")[:4]
+    assert parser.next_message(100) == (b"one", 4)
+    assert parser.next_message(100) == (b"", 1)
+    assert parser.next_message(100) is None  # "three" is incomplete
+    assert parser.head_length() == (1, 5)
+    parser.buffer += b"ee"
+    assert parser.next_message(100) == (b"three", 6)
+    assert parser.buffer == bytearray()
+
+
+def test_the_parser_refuses_an_announced_length_beyond_the_maximum() -> None:
+    parser = MessageParser()
+    parser.buffer += encode_varint(101)  # the length alone is enough to refuse
+    with pytest.raises(PeerViolation, match="larger than max_message_size"):
+        parser.next_message(100)
+
+
+def test_a_two_byte_prefix_for_a_1000_byte_message() -> None:
+    assert message_header(bytes(1000)) == encode_varint(1000)
+    assert len(message_header(bytes(1000))) == 2
+    assert len(message_header(b"x" * 63)) == 1
+
+
+# -- delivery and credit ---------------------------------------------------------------------
+def test_each_message_carries_the_credit_it_used() -> None:
+    receiver = Receiver()
+    receiver.feed(0, framed(b"hello") + framed(b"x" * 300)[:100])
+    [first] = receiver.messages()
+    assert first == MessageReceived(SID, 0, b"hello", 6)
+    receiver.feed(0, framed(b"x" * 300)[100:])
+    second = receiver.messages()[1]
+    assert (second.data, second.credit) == (b"x" * 300, 302)
+    assert receiver.streams.counters.messages_received == 2
+
+
+def test_credit_returns_when_the_application_takes_messages() -> None:
+    receiver = Receiver()
+    for _ in range(4):
+        receiver.feed(0, framed(bytes(1022)))  # 1024 bytes each: the stream window is used up
+    assert list(receiver.streams.credit_frames()) == []
+    for event in receiver.messages():
+        receiver.channels.consume(event.channel, event.credit)
+    assert list(receiver.streams.credit_frames()) == [MaxStreamData(PEER_CHANNEL_0, 2 * WINDOW)]
+
+
+def test_a_message_larger_than_the_window_gets_its_credit_early() -> None:
+    receiver = Receiver()
+    big = bytes(2 * WINDOW)
+    receiver.feed(0, framed(big)[:WINDOW])  # the whole window, and the message is not complete
+    stream = receiver.streams.recv[PEER_CHANNEL_0]
+    assert stream.credit > WINDOW  # returned early, or it could never complete
+    assert receiver.channels.precredited == WINDOW
+    assert receiver.channels.parsers[PEER_CHANNEL_0].precredited == WINDOW
+    rest = framed(big)[WINDOW:]
+    for start in range(0, len(rest), 1000):  # within the credit as it is returned
+        receiver.feed(0, rest[start : start + 1000])
+    [event] = receiver.messages()
+    assert event.data == big
+    assert 0 < event.credit < len(framed(big)) - WINDOW  # only what was not returned early
+    assert receiver.channels.precredited == 0
+    receiver.channels.consume(0, event.credit)
+    assert stream.consumed == len(framed(big))  # every byte's credit returned exactly once
+
+
+def test_early_credit_waits_for_the_messages_before_it() -> None:
+    receiver = Receiver()
+    receiver.feed(0, framed(bytes(1000)))  # taken by nobody yet
+    receiver.feed(0, framed(bytes(2 * WINDOW))[: WINDOW - 1002])
+    assert receiver.channels.precredited == 0  # the first message still holds its credit
+    [first] = receiver.messages()
+    receiver.channels.consume(0, first.credit)
+    assert receiver.channels.precredited > 0  # now the big one leads
+
+
+def test_early_credit_is_capped_at_one_maximum_message_per_session() -> None:
+    config = SessionConfig(
+        stream_window=WINDOW, session_window=16 * WINDOW, max_message_size=WINDOW + WINDOW // 2
+    )
+    receiver = Receiver(config)
+    for channel in range(4):
+        receiver.feed(channel, framed(bytes(WINDOW + 100))[:WINDOW])
+    assert receiver.channels.precredited <= config.max_message_size
+    assert receiver.channels.precredited == WINDOW  # one channel got it, the others wait
+
+
+def test_a_blocked_session_window_frees_the_head_messages() -> None:
+    config = SessionConfig(stream_window=2 * WINDOW, session_window=2 * WINDOW)
+    receiver = Receiver(config)
+    # Two messages that each fit their stream's credit but not the session's together.
+    receiver.feed(0, framed(bytes(WINDOW + 500))[:WINDOW])
+    receiver.feed(1, framed(bytes(WINDOW + 500))[:WINDOW])
+    assert receiver.streams.max_data.used == config.session_window  # all of it
+    assert MaxData(receiver.streams.max_data.value) in list(receiver.streams.credit_frames())
+    assert receiver.streams.max_data.value > 2 * WINDOW  # more session credit, or both stall
+
+
+# -- sessions --------------------------------------------------------------------------------
+def test_incomplete_messages_on_many_channels_cannot_exhaust_the_session_window() -> None:
+    # Five messages of 90 % of a stream window: each fits its stream's window, together they
+    # exceed the session window. Sent at once, none completes before the session window is
+    # spent; the receiver must return session credit for the incomplete messages or all stall.
+    config = NodeConfig(stream_window=64 * 1024, session_window=256 * 1024)
+    pair = make_pair(config=config)
+    payloads = [bytes([ch]) * (9 * config.stream_window // 10) for ch in range(5)]
+    assert sum(map(len, payloads)) > config.session_window
+    for ch, payload in enumerate(payloads):
+        pair.sa.send_message(ch, payload, pair.net.now)
+    pair.net.flush_node(pair.a)
+    pair.net.run(60.0)
+    got = {e.channel: e.data for e in pair.b.events_of(MessageReceived)}
+    assert got == dict(enumerate(payloads))
+    assert pair.sa.state == STT_SESSION_STATE_ACTIVE
+
+
+def test_early_credit_for_incomplete_messages_is_capped_per_session() -> None:
+    # Messages larger than a stream window get their credit back before they complete (or they
+    # could never complete). Across many channels of an application that reads nothing, that
+    # early credit stops at one maximum message, so the memory a peer can pin stays bounded.
+    config = NodeConfig(
+        max_message_size=128 * 1024, stream_window=64 * 1024, session_window=256 * 1024
+    )
+    pair = make_pair(config=config)
+    pair.b.auto_consume = False
+    for ch in range(8):
+        pair.sa.send_message(ch, bytes(96 * 1024), pair.net.now)  # 1.5 stream windows each
+    pair.net.flush_node(pair.a)
+    pair.net.run(30.0)
+    held = sum(len(parser.buffer) for parser in pair.sb.channels.parsers.values())
+    delivered = sum(len(e.data) for e in pair.b.events_of(MessageReceived))
+    # At most the session window plus one maximum message, never the 768 KiB sent.
+    assert held + delivered <= config.session_window + config.max_message_size + 4 * 1024
+    assert held + delivered >= config.session_window  # and the window itself was used
+    assert pair.sb.channels.precredited <= config.max_message_size
+    assert pair.sb.state == STT_SESSION_STATE_ACTIVE
