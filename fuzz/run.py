@@ -673,14 +673,14 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
     client = STTNode(generate_seed(), shared_seed, LOOPBACK, 0)
     await server.start(server_mode=True)
     await client.start()
-    assert server._udp is not None
-    assert client._udp is not None
-    server_addr = server._udp.address
-    client_udp = client._udp
+    assert server.udp_transport is not None
+    assert client.udp_transport is not None
+    server_addr = server.udp_transport.address
+    client_udp = client.udp_transport
     wire = Wire()
     recent: deque[bytes] = deque(maxlen=256)
     # Capture genuine packets both ways (the transports' send calls).
-    client_send, server_send = client_udp.sendto, server._udp.sendto
+    client_send, server_send = client_udp.sendto, server.udp_transport.sendto
 
     def client_sendto(data: bytes, addr: tuple[str, int]) -> None:
         wire.add(data, "client", "server")
@@ -696,11 +696,11 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
         server_send(data, addr)
 
     client_udp.sendto = client_sendto  # type: ignore[method-assign]
-    server._udp.sendto = server_sendto  # type: ignore[method-assign]
+    server.udp_transport.sendto = server_sendto  # type: ignore[method-assign]
     stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stranger.setblocking(False)
     stranger.bind((LOOPBACK, 0))
-    server_ep = server._endpoint
+    server_ep = server.endpoint
     pacer = Pacer(lambda: (server_ep.counters.packets_received, server_ep.counters.bytes_received))
     ledger = Ledger()  # what the client sent; the server receives
     echoes = Ledger()  # what the server sent back
@@ -710,14 +710,14 @@ async def fuzz_node(n: int, seed: int, shared_seed: bytes, max_seconds: float) -
         # Handshake packets of other members, too: INITs the server answers.
         extra = STTNode(generate_seed(), shared_seed, LOOPBACK, 0)
         await extra.start()
-        assert extra._udp is not None
-        extra_send = extra._udp.sendto
+        assert extra.udp_transport is not None
+        extra_send = extra.udp_transport.sendto
 
         def extra_sendto(data: bytes, addr: tuple[str, int]) -> None:
             wire.add(data, "extra", "server")
             extra_send(data, addr)
 
-        extra._udp.sendto = extra_sendto  # type: ignore[method-assign]
+        extra.udp_transport.sendto = extra_sendto  # type: ignore[method-assign]
         extra_session = await extra.connect_udp(*server_addr, timeout=10)
         await extra_session.close()
         await extra.stop()

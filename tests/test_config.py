@@ -49,7 +49,7 @@ def test_the_parts_validate_on_their_own_and_name_their_class() -> None:
     with pytest.raises(ConfigError, match=r"SessionConfig\.stream_window"):
         SessionConfig(stream_window=100)
     with pytest.raises(ConfigError, match=r"EndpointConfig\.max_sessions must be an int"):
-        EndpointConfig(max_sessions=2.0)
+        EndpointConfig(max_sessions=2.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"TransportConfig\.websocket_max_record_size"):
         TransportConfig(websocket_max_record_size=17 * 1024 * 1024)
 
@@ -75,4 +75,4 @@ def test_configs_are_frozen_and_keyword_only() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.max_sessions = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
-        NodeConfig(100)  # type: ignore[misc]
+        NodeConfig(100)  # type: ignore[call-arg]

@@ -356,15 +356,21 @@ class Session(SessionLifecycle):
         return records
 
     # -- timers (§8) --------------------------------------------------------------------------
+    def _recovering(self) -> bool:
+        """Whether loss detection runs: while active and while a close drains. Once CLOSE went
+        out, only its own retransmission (§9) repeats it; probes would add nothing."""
+        return self.state == SessionState.ACTIVE or self.timers.drain_at is not None
+
     def get_timer(self) -> float | None:
         """The next deadline of this session (seconds, same clock as ``now``), or None. A
         session still in its handshake has none: the endpoint's handshake table times it."""
         if self.state in (SessionState.CLOSED, SessionState.HANDSHAKE):
             return None
         timers = self.timers
+        loss_at = self.recovery.get_timer() if self._recovering() else None
         deadlines = [
             at
-            for at in (self.acks.ack_due_at, self.recovery.get_timer(), self.packetizer.pace_at())
+            for at in (self.acks.ack_due_at, loss_at, self.packetizer.pace_at())
             if at is not None
         ]
         if self.state == SessionState.CLOSING:
@@ -386,7 +392,7 @@ class Session(SessionLifecycle):
         if self.state in (SessionState.CLOSED, SessionState.HANDSHAKE):
             return
         timers = self.timers
-        lost, probe = self.recovery.on_timeout(now)
+        lost, probe = self.recovery.on_timeout(now) if self._recovering() else ([], False)
         if lost:
             self._on_lost(lost, now, False)
         if probe:

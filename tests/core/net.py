@@ -10,6 +10,7 @@ change.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,9 +231,11 @@ def handshake_table(endpoint: Endpoint, name: str) -> dict[Any, Any]:
 def endpoint_snapshot(endpoint: Endpoint) -> dict[str, Any]:
     """The endpoint's tables, figures and every session's :func:`session_snapshot`."""
     # The endpoint's figures but those that count every packet (received, dropped).
-    figures = dataclasses.replace(
-        endpoint.snapshot(), drops={}, packets_received=0, bytes_received=0
+    snap = endpoint.snapshot()
+    counters = dataclasses.replace(
+        snap.counters, drops=Counter(), packets_received=0, bytes_received=0
     )
+    figures = dataclasses.replace(snap, counters=counters)
     return {
         "sessions": {sid: session_snapshot(s) for sid, s in endpoint.sessions.items()},
         "local_indexes": sorted(s.local_index for s in endpoint.sessions.values()),

@@ -45,6 +45,7 @@ from seigr_stt.exceptions import (
 )
 from tests.core.net import (
     DATA,
+    INIT,
     Net,
     Pair,
     authentic_record,
@@ -572,3 +573,22 @@ def test_early_timer_calls_in_handshake_and_closing_states(net: Net) -> None:
     session.handle_timer(deadline - 0.1)
     assert session.flush(deadline - 0.1) == []
     assert session.state == STT_SESSION_STATE_CLOSING
+
+
+def test_the_handshake_round_trip_seeds_both_sides_rtt() -> None:
+    net = Net(seed=5, delay_s=(0.02, 0.02))  # 40 ms round trips from the first packet on
+    a, b = net.add_node("A"), net.add_node("B")
+    sid = net.establish(a, b)
+    # INIT -> RESPONSE for the initiator, RESPONSE -> FINAL for the responder: no ACK needed.
+    assert a.session(sid).rtt_s == pytest.approx(0.04)
+    assert b.session(sid).rtt_s == pytest.approx(0.04)
+
+
+def test_a_resent_handshake_packet_gives_no_rtt_sample() -> None:
+    # Karn's rule: with the first INIT lost, which INIT the RESPONSE answers is unknown.
+    net = Net(seed=6, delay_s=(0.02, 0.02))
+    a, b = net.add_node("A"), net.add_node("B")
+    net.drop(lambda p: p.type == INIT)
+    sid = net.establish(a, b)
+    assert a.session(sid).rtt_s is None
+    assert b.session(sid).rtt_s == pytest.approx(0.04)  # its RESPONSE went out once

@@ -74,13 +74,14 @@ def lossy_pair(
     config: NodeConfig | None = None,
     consume_b: bool = True,
 ) -> Pair:
-    """An established pair on a net that turns lossy once the handshake is done."""
-    net = Net(seed=seed)
+    """An established pair on a net that turns lossy once the handshake is done (the delay is on
+    from the start, so the handshake's RTT sample is the path's)."""
+    net = Net(seed=seed, delay_s=delay_s)
     a = net.add_node("A", config=config)
     b = net.add_node("B", config=config, auto_consume=consume_b)
     sid = net.establish(a, b)
     net.run(0.1)
-    net.loss, net.delay_s, net.duplicate = loss, delay_s, duplicate
+    net.loss, net.duplicate = loss, duplicate
     return Pair(net, a, b, sid)
 
 

@@ -38,16 +38,16 @@ def test_an_endpoint_snapshot_is_a_frozen_copy_with_every_reason() -> None:
     counters = EndpointCounters(sessions_created=3, packets_received=10)
     counters.drops[DropReason.AUTH] += 4
     snap = EndpointSnapshot.of(counters, sessions=2, handshakes_in_flight=1, tombstones=1)
-    assert set(snap.drops) == set(DropReason)
-    assert snap.drops[DropReason.AUTH] == 4
-    assert snap.drops[DropReason.MAC1] == 0
+    assert set(snap.counters.drops) == set(DropReason)
+    assert snap.counters.drops[DropReason.AUTH] == 4
+    assert snap.counters.drops[DropReason.MAC1] == 0
     assert snap.drops_total == 4
     assert (snap.sessions, snap.handshakes_in_flight, snap.tombstones) == (2, 1, 1)
-    assert (snap.sessions_created, snap.packets_received) == (3, 10)
+    assert (snap.counters.sessions_created, snap.counters.packets_received) == (3, 10)
     counters.drops[DropReason.AUTH] += 1
     counters.sessions_created += 1
-    assert snap.drops[DropReason.AUTH] == 4  # a copy: later drops do not reach it
-    assert snap.sessions_created == 3
+    assert snap.counters.drops[DropReason.AUTH] == 4  # a copy: later drops do not reach it
+    assert snap.counters.sessions_created == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         snap.sessions = 9  # type: ignore[misc]
 
@@ -58,14 +58,14 @@ def test_an_endpoint_snapshot_agrees_with_the_endpoint(pair: Pair) -> None:
     snap = ep.snapshot()
     assert endpoint_snapshot(ep) == before  # taking it changed nothing
     assert (snap.sessions, snap.handshakes_in_flight, snap.tombstones) == (1, 0, 0)
-    assert snap.sessions_created == ep.counters.sessions_created == 1
-    assert snap.packets_sent == ep.counters.packets_sent
-    assert snap.bytes_received == ep.counters.bytes_received
+    assert snap.counters.sessions_created == ep.counters.sessions_created == 1
+    assert snap.counters.packets_sent == ep.counters.packets_sent
+    assert snap.counters.bytes_received == ep.counters.bytes_received
     assert snap.drops_total == 0
     forged = authentic_record(pair.sb, b"")
     pair.net.inject(pair.a, forged[:-1] + bytes([forged[-1] ^ 1]), "B")
-    assert snap.drops[DropReason.AUTH] == 0
-    assert ep.snapshot().drops[DropReason.AUTH] == 1
+    assert snap.counters.drops[DropReason.AUTH] == 0
+    assert ep.snapshot().counters.drops[DropReason.AUTH] == 1
 
 
 def test_a_session_snapshot_is_frozen_and_its_counters_a_copy(pair: Pair) -> None:
