@@ -133,9 +133,11 @@ class NodeCollector(Collector):
             future.cancel()
 
     def describe(self) -> Iterator[Metric]:
+        """What this collector exports (names, types and help), without reading the node."""
         return iter(())  # collected at scrape time only (no registration-time scrape)
 
     def collect(self) -> Iterator[Metric]:
+        """The node's figures now, as Prometheus metric families."""
         snapshot = self._snapshot()
         yield from self._node_metrics(snapshot["node"])
         yield from self._session_metrics(snapshot["sessions"])

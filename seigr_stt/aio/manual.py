@@ -52,14 +52,17 @@ class ManualSession(STTSession):
 
     @property
     def state(self) -> SessionState:
+        """ACTIVE until closed, then CLOSED."""
         return self._state
 
     @property
     def is_manual(self) -> bool:
+        """True: ``SessionManager.create_session`` made this session."""
         return True
 
     @property
     def key_version(self) -> int:
+        """0 at creation, +1 per :meth:`rotate_key`."""
         return self._version
 
     @property

@@ -156,6 +156,7 @@ class STTNode:
 
     @property
     def is_running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
         return self._started and not self._stopped
 
     @property

@@ -106,10 +106,12 @@ class PeerSession(STTSession):
     # -- state --------------------------------------------------------------------------------
     @property
     def state(self) -> SessionState:
+        """The core session's state (it outlives the session's place in the endpoint)."""
         return self._core.state
 
     @property
     def is_manual(self) -> bool:
+        """False: a handshake made this session."""
         return False
 
     @property

@@ -67,6 +67,7 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes a session's log lines with its short id."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        """Prefix ``msg`` with the session's short id."""
         return f"[{self.extra['sid'] if self.extra else '?'}] {msg}", kwargs
 
 

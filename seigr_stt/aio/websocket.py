@@ -83,6 +83,7 @@ class WSLink:
         self._wakeup.set()
 
     async def wait_writable(self) -> None:
+        """Return once the send queue is below its high-water mark."""
         await self._writable.wait()
 
     async def _write_loop(self) -> None:
@@ -152,6 +153,7 @@ class WebSocketServer:
         self.links: set[WSLink] = set()
 
     async def start(self, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> None:
+        """Serve ``host:port`` (``wss://`` with ``ssl``); port 0 picks a free one."""
         self._server = await serve(
             self._handler,
             host,
@@ -169,6 +171,7 @@ class WebSocketServer:
 
     @property
     def address(self) -> tuple[str, int]:
+        """The ``(host, port)`` actually bound."""
         assert self._address is not None
         return self._address
 
@@ -189,6 +192,7 @@ class WebSocketServer:
         self._on_closed(link)
 
     async def close(self) -> None:
+        """Close every connection and stop serving."""
         for link in list(self.links):
             await link.aclose()
         if self._server is not None:

@@ -42,9 +42,11 @@ class NewReno:
 
     @property
     def minimum(self) -> int:
+        """The smallest window: ``MINIMUM_WINDOW_PACKETS`` records."""
         return MINIMUM_WINDOW_PACKETS * self.max_datagram
 
     def can_send(self, bytes_in_flight: int) -> bool:
+        """Whether a record may go out with ``bytes_in_flight`` in flight."""
         return bytes_in_flight < self.cwnd
 
     def on_acked(self, size: int, time_sent: float, app_limited: bool) -> None:
@@ -101,15 +103,18 @@ class Pacer:
         return PACING_GAIN * cwnd / max(srtt_s, 1e-4)
 
     def refill(self, now: float, cwnd: int, srtt_s: float) -> None:
+        """Add the tokens earned since the last refill (at most a burst)."""
         if self._last is not None:
             elapsed = max(now - self._last, 0.0)
             self._tokens = min(self.burst, self._tokens + elapsed * self._rate(cwnd, srtt_s))
         self._last = now
 
     def can_send(self) -> bool:
+        """Whether the bucket holds a token."""
         return self._tokens > 0
 
     def on_sent(self, size: int) -> None:
+        """A record of ``size`` bytes went out: spend its tokens."""
         self._tokens -= size
 
     def next_send_at(self, now: float, cwnd: int, srtt_s: float) -> float | None:

@@ -75,7 +75,9 @@ class Aead(Protocol):
     64-bit little-endian counter). Made by :func:`make_aead`; the key schedule holds one per
     traffic key, so a key's cipher object lives exactly as long as the key (no global cache)."""
 
-    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes: ...
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+        """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
+        ...
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
         """Raises :class:`DecryptError` on any mismatch."""
@@ -98,6 +100,7 @@ class NaclAead:
         return "NaclAead()"
 
     def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+        """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
         return bytes(
             _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(
                 plaintext, ad, _nonce(counter), self._key
@@ -105,6 +108,7 @@ class NaclAead:
         )
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+        """Open what ``encrypt`` sealed; raises :class:`DecryptError` on any mismatch."""
         if len(ciphertext) < TAG_LEN:
             raise DecryptError("ciphertext shorter than its tag")
         try:
@@ -137,9 +141,11 @@ class PycaAead:
         return "PycaAead()"
 
     def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+        """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
         return self._cipher.encrypt(_NONCE_PREFIX + _LE64.pack(counter), plaintext, ad)
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+        """Open what ``encrypt`` sealed; raises :class:`DecryptError` on any mismatch."""
         if len(ciphertext) < TAG_LEN:
             raise DecryptError("ciphertext shorter than its tag")
         try:

@@ -94,6 +94,7 @@ class Endpoint:
 
     @accept_incoming.setter
     def accept_incoming(self, value: bool) -> None:
+        """Answer peers' INITs (True) or take part only in our own handshakes."""
         self.handshakes.accept_incoming = value
 
     @property

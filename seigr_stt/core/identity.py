@@ -111,6 +111,7 @@ class SharedSecrets:
 
     @classmethod
     def from_seed(cls, shared_seed: bytes | bytearray | memoryview | str) -> SharedSecrets:
+        """The secrets of ``shared_seed`` (bytes, or hex/base64 text); WeakSeedError if weak."""
         raw = parse_seed(shared_seed, "shared_seed")
         return cls(
             psk=crypto.kdf(raw, LABEL_PSK),

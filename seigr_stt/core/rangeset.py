@@ -145,5 +145,6 @@ class RangeSet:
             yield position, stop
 
     def clear(self) -> None:
+        """Remove every range."""
         self._starts.clear()
         self._stops.clear()

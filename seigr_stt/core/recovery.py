@@ -106,6 +106,7 @@ class AckTracker:
 
     @property
     def ack_needed(self) -> bool:
+        """Whether an ACK is owed (now or at ``ack_due_at``)."""
         return self.ack_due_at is not None
 
     def inclusive_ranges(self) -> list[tuple[int, int]]:
@@ -183,6 +184,7 @@ class LossRecovery:
             self._eliciting_in_flight -= 1
 
     def on_sent(self, record: SentRecord) -> None:
+        """Track a sent record until it is acknowledged or declared lost."""
         if record.in_flight:
             self._sent[record.counter] = record
             self.bytes_in_flight += record.size

@@ -173,14 +173,17 @@ class Session(SessionLifecycle):
 
     @property
     def is_active(self) -> bool:
+        """Whether the session can carry data."""
         return self.state == SessionState.ACTIVE
 
     @property
     def last_sent_at(self) -> float | None:
+        """When the last record was sent (``now`` clock), or None."""
         return self.timers.last_sent_at
 
     @property
     def last_received_at(self) -> float | None:
+        """When the last authenticated record arrived (``now`` clock), or None."""
         return self.timers.last_received_at
 
     @property

@@ -121,6 +121,7 @@ class EndpointSnapshot:
 
     @property
     def drops_total(self) -> int:
+        """Every packet dropped, whatever the reason."""
         return sum(self.counters.drops.values())
 
     @classmethod

@@ -143,6 +143,7 @@ class UDPRelay:
         return self._front.address
 
     async def start(self) -> None:
+        """Bind the relay's sockets on 127.0.0.1 and start forwarding."""
         self._loop = asyncio.get_running_loop()
         seed = self.upstream_impairment.seed
         self._up = _Link(
