@@ -18,6 +18,7 @@ annotation allows it) and against the bounds in its metadata; a bad value raises
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
@@ -96,7 +97,8 @@ class _Validated:
     def __post_init__(self) -> None:
         owner = type(self).__name__
         hints = typing.get_type_hints(type(self))
-        for f in fields(self):  # type: ignore[arg-type]
+        assert dataclasses.is_dataclass(self)
+        for f in fields(self):
             _check_field(owner, f.name, hints[f.name], f.metadata, getattr(self, f.name))
         self._check()
 

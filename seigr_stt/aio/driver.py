@@ -124,8 +124,8 @@ class Driver:
         for packet, addr in endpoint.datagrams_to_send(now):
             if isinstance(addr, WSLink):
                 addr.send(packet)
-            elif udp is not None:
-                udp.sendto(packet, addr)  # type: ignore[arg-type]  # UDP addrs are (host, port)
+            elif udp is not None and isinstance(addr, tuple):
+                udp.sendto(packet, addr)
         for event in endpoint.events_received():
             self._route(event)
         # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
