@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import inspect
 import logging
 import os
@@ -30,12 +31,13 @@ from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
     CLOSE_RETRANSMIT_S,
+    NODE_ID_BYTES,
     WEBSOCKET_PATH,
     CloseCode,
 )
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.events import HandshakeAborted, SessionEstablished
-from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.exceptions import (
     ConfigError,
@@ -45,9 +47,28 @@ from seigr_stt.exceptions import (
     SessionClosedError,
     SessionNotFound,
     STTError,
+    WeakSeedError,
 )
 
 __all__ = ["EVENT_KINDS", "STTNode"]
+
+
+def _allowed_peers(
+    allowed: Iterable[bytes] | Callable[[bytes], bool] | None,
+) -> Callable[[bytes], bool] | None:
+    """``allowed_peers`` as a callable; ConfigError for anything but 32-byte node ids."""
+    if allowed is None or callable(allowed):
+        return allowed
+    if isinstance(allowed, bytes | str):
+        raise ConfigError("allowed_peers must be an iterable of node ids, not one id")
+    ids = frozenset(allowed)
+    for node_id in ids:
+        if not isinstance(node_id, bytes) or len(node_id) != NODE_ID_BYTES:
+            raise ConfigError(
+                f"allowed_peers holds node ids of {NODE_ID_BYTES} bytes, not {node_id!r}"
+            )
+    return ids.__contains__
+
 
 #: stop() first lets sessions deliver what was written (up to the drain limit), then closes.
 _STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
@@ -60,8 +81,14 @@ class STTNode:
 
     ``node_seed`` is this node's private seed (its identity: the same seed gives the same
     :attr:`node_id`); ``shared_seed`` is shared by every authorized peer. Both are bytes or
-    hex/base64 text of at least 32 random bytes; a weak seed raises
+    hex/base64 text of at least 32 random bytes, and they must differ; a weak seed raises
     :class:`~seigr_stt.exceptions.WeakSeedError` here. Nothing is bound until :meth:`start`.
+
+    ``allowed_peers`` pins the peers: the node ids (32 bytes each) of the members this node may
+    hold sessions with, or a callable ``allowed(node_id) -> bool``; None (the default) accepts
+    every holder of the shared seed. A refused peer's handshake fails: when we connect, with a
+    :class:`~seigr_stt.exceptions.HandshakeError` naming it; when it connects, it is dropped and
+    counted as ``peer_refused`` (it sees no answer).
     """
 
     def __init__(
@@ -74,9 +101,18 @@ class STTNode:
         ws_port: int | None = None,
         config: NodeConfig | None = None,
         logger: logging.Logger | None = None,
+        allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
     ) -> None:
         self._identity = NodeIdentity.from_seed(node_seed)
         self._secrets = SharedSecrets.from_seed(shared_seed)
+        if hmac.compare_digest(
+            parse_seed(node_seed, "node_seed"), parse_seed(shared_seed, "shared_seed")
+        ):
+            raise WeakSeedError(
+                "node_seed and shared_seed must differ: the node seed is this node's private "
+                "identity, the shared seed is what every authorized peer holds"
+            )
+        self.allowed_peers = _allowed_peers(allowed_peers)
         if not isinstance(host, str) or not host:
             raise ConfigError("host must be a non-empty string")
         for name, value in (("port", port), ("ws_port", ws_port)):
@@ -92,7 +128,12 @@ class STTNode:
         self.ws_port = ws_port
         self.logger = logger or logging.getLogger("seigr_stt.node")
         endpoint = Endpoint(
-            self._identity, self._secrets, self.config, os.urandom, accept_incoming=False
+            self._identity,
+            self._secrets,
+            self.config,
+            os.urandom,
+            accept_incoming=False,
+            allowed_peers=self.allowed_peers,
         )
         self._driver = Driver(
             endpoint, on_established=self._on_established, on_aborted=self._on_aborted

@@ -52,7 +52,8 @@ Rng = Callable[[int], bytes]
 class Endpoint:
     """Packet-type demux, the session table and its deadlines, tombstones and counters of one
     node. ``config`` holds the node-wide limits; sessions get ``session_config`` (by default
-    ``config`` itself when it is a :class:`~seigr_stt.config.NodeConfig`)."""
+    ``config`` itself when it is a :class:`~seigr_stt.config.NodeConfig`). ``allowed_peers``,
+    when given, decides by node id which members may hold a session with us (both roles)."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class Endpoint:
         *,
         accept_incoming: bool = True,
         session_config: SessionConfig | None = None,
+        allowed_peers: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.identity = identity
         self.secrets = secrets
@@ -74,7 +76,7 @@ class Endpoint:
         self._out: list[tuple[bytes, Hashable]] = []
         self._events: deque[Event] = deque()
         self.handshakes = HandshakeTable(
-            identity, secrets, config, rng, self.counters, self._send, self._events
+            identity, secrets, config, rng, self.counters, self._send, self._events, allowed_peers
         )
         self.handshakes.accept_incoming = accept_incoming
         self._sessions: dict[bytes, Session] = {}
@@ -122,6 +124,13 @@ class Endpoint:
     def get_session(self, session_id: bytes) -> Session | None:
         """The live session with this id, or None."""
         return self._sessions.get(session_id)
+
+    def bound_to(self, addr: Hashable) -> bool:
+        """Whether a session or a handshake in flight uses ``addr`` (e.g. a WebSocket
+        connection that still carries something)."""
+        return any(s.addr == addr for s in self._sessions.values()) or self.handshakes.bound_to(
+            addr
+        )
 
     def snapshot(self) -> EndpointSnapshot:
         """The endpoint's figures now, frozen."""

@@ -118,11 +118,14 @@ class HandshakeTable:
         counters: EndpointCounters,
         send: Send,
         events: deque[Event],
+        allowed: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.identity = identity
         self.secrets = secrets
         self.config = config
         self.accept_incoming = True
+        #: Which peers may hold a session with us, by node id (None: every member).
+        self.allowed = allowed
         self._rng = rng
         self._counters = counters
         self._send = send
@@ -263,6 +266,13 @@ class HandshakeTable:
         result = pending.handshake.result
         assert result is not None
         self._forget_initiating(receiver)
+        if self.allowed is not None and not self.allowed(result.peer_node_id):
+            # The responder proved it holds the shared seed, but it is not a peer we accept:
+            # no FINAL, and the caller learns why at once.
+            self._drop(DropReason.PEER_REFUSED)
+            reason = f"the peer {result.peer_node_id.hex()[:16]}… is not in allowed_peers"
+            self._abort(pending.handle, reason, timeout=False)
+            return None
         self._send(final, pending.addr)
         return Completed(
             result,
@@ -411,6 +421,9 @@ class HandshakeTable:
             self._drop(DropReason(exc.reason))
             return None
         self._forget_half_open(receiver)
+        if self.allowed is not None and not self.allowed(result.peer_node_id):
+            self._drop(DropReason.PEER_REFUSED)
+            return None
         last = self._peer_timestamps.get(result.peer_static)
         if last is not None and result.peer_timestamp_ns <= last:
             self._drop(DropReason.STALE_TIMESTAMP)
@@ -439,6 +452,14 @@ class HandshakeTable:
         self._deadlines.discard(("h", index))
         if self._half_open_by_mac1.get(half.init_mac1) == index:
             del self._half_open_by_mac1[half.init_mac1]
+
+    def bound_to(self, addr: Hashable) -> bool:
+        """Whether a handshake in flight uses ``addr``."""
+        return any(
+            entry.addr == addr
+            for table in (self._initiating, self._half_open, self._confirming)
+            for entry in table.values()
+        )
 
     def forget_address(self, addr: Hashable) -> None:
         """The transport to ``addr`` closed: every handshake with it fails."""

@@ -38,6 +38,7 @@ class DropReason(StrEnum):
     PAYLOAD = "payload"  # a handshake payload that does not decode or match its header
     REFLECTION = "reflection"  # our own handshake sent back to us
     STALE_TIMESTAMP = "stale_timestamp"  # a handshake no newer than the last from that peer
+    PEER_REFUSED = "peer_refused"  # a member whose node id allowed_peers refuses
     DUPLICATE_FINAL = "duplicate_final"  # a retransmitted FINAL (answered with a record)
     COOKIE = "cookie"  # a cookie reply that does not verify
     UNKNOWN_SESSION = "unknown_session"  # a record for no session

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import pytest
 
@@ -32,6 +32,7 @@ async def make_node(shared_seed: bytes) -> AsyncIterator[NodeFactory]:
         host: str = LOOPBACK,
         port: int = 0,
         config: NodeConfig | None = None,
+        allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
     ) -> STTNode:
         node = STTNode(
             node_seed if node_seed is not None else generate_seed(),
@@ -40,6 +41,7 @@ async def make_node(shared_seed: bytes) -> AsyncIterator[NodeFactory]:
             port,
             ws_port=0 if ws else None,
             config=config,
+            allowed_peers=allowed_peers,
         )
         nodes.append(node)
         await node.start(server_mode=server_mode)

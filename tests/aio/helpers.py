@@ -63,6 +63,7 @@ class NodeFactory(Protocol):
         host: str = LOOPBACK,
         port: int = 0,
         config: NodeConfig | None = None,
+        allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
     ) -> STTNode: ...
 
 

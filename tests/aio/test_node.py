@@ -742,3 +742,38 @@ async def test_session_objects_are_shared(pair: Pair) -> None:
     session, peer = await connect(pair.client, pair.server, pair.transport)
     assert seen == [peer]
     assert pair.client.session_manager.get_session(session.session_id) is session
+
+
+async def test_allowed_peers_pins_node_ids_in_both_roles(make_node: NodeFactory) -> None:
+    friend_seed, stranger_seed = generate_seed(), generate_seed()
+    friend_id = STTNode(friend_seed, generate_seed()).node_id
+    server = await make_node(allowed_peers=[friend_id])
+    friend = await make_node(server_mode=False, node_seed=friend_seed)
+    stranger = await make_node(server_mode=False, node_seed=stranger_seed)
+    assert server.udp_address is not None
+    session = await friend.connect_udp(*server.udp_address)
+    assert session.is_active()
+    with pytest.raises(HandshakeTimeout):  # the server answers nothing to a refused member
+        await stranger.connect_udp(*server.udp_address, timeout=1500 * MS)
+    assert server.get_stats()["drops"]["peer_refused"] >= 1
+    # As initiator, a node that pins its peers refuses a responder it does not know at once.
+    picky = await make_node(server_mode=False, allowed_peers=lambda node_id: node_id == friend_id)
+    with pytest.raises(HandshakeError, match="not in allowed_peers"):
+        await picky.connect_udp(*server.udp_address)
+    assert picky.get_stats()["drops"]["peer_refused"] == 1
+
+
+@pytest.mark.parametrize(
+    "allowed", [[b"short"], b"\x00" * 32, ["not bytes"], [bytes(33)]], ids=repr
+)
+def test_allowed_peers_must_be_node_ids(allowed: Any) -> None:
+    with pytest.raises(ConfigError, match="allowed_peers"):
+        STTNode(generate_seed(), generate_seed(), allowed_peers=allowed)
+
+
+def test_node_seed_and_shared_seed_must_differ() -> None:
+    seed = generate_seed()
+    with pytest.raises(WeakSeedError, match="must differ"):
+        STTNode(seed, seed)
+    with pytest.raises(WeakSeedError, match="must differ"):
+        STTNode(seed, seed.hex())  # the same seed in another encoding
