@@ -182,6 +182,10 @@ FRAME_MAX_DATA: Final = FrameType.MAX_DATA
 FRAME_MAX_STREAM_DATA: Final = FrameType.MAX_STREAM_DATA
 FRAME_MAX_STREAMS: Final = FrameType.MAX_STREAMS
 ACK_RANGES_MAX_ON_WIRE: Final = 256
+# Work per record is bounded: at most this many frames, and at most one ACK frame, per record; a
+# record beyond either is a protocol violation (a record of tiny frames must cost about what a
+# record of data of the same size costs).
+MAX_FRAMES_PER_RECORD: Final = 256
 
 # -- Application-level defaults (config.py) ------------------------------------------------------
 DEFAULT_MAX_SESSIONS: Final = 10_000
@@ -219,3 +223,9 @@ STREAM_SIDE_BIT: Final = 0x1
 STREAM_KIND_BIT: Final = 0x2
 STREAM_INDEX_SHIFT: Final = 2
 STREAM_SEND_HIGH_WATER_BYTES: Final = 1024 * 1024
+# Out-of-order data held for reassembly: one separate range ("fragment") per this many bytes of
+# the window, and never fewer than REASSEMBLY_MIN_FRAGMENTS, per stream and per session; a peer
+# that scatters more is closed with CLOSE_PROTOCOL_ERROR (§16.3). A fragment costs ~72 bytes of
+# bookkeeping, so this keeps it under 8 % of the window, whatever the chunking.
+REASSEMBLY_BYTES_PER_FRAGMENT: Final = 1024
+REASSEMBLY_MIN_FRAGMENTS: Final = 64

@@ -334,9 +334,11 @@ class PeerSession(STTSession):
         self._datagrams().put_nowait(event.data)
 
     def _on_pong(self, event: PongReceived) -> None:
-        future = self._pings.get(event.token)
-        if future is not None and not future.done():
-            future.set_result(asyncio.get_running_loop().time())
+        # A PONG answers every PING up to its token (the peer answers the latest one).
+        now = asyncio.get_running_loop().time()
+        for token, future in self._pings.items():
+            if token <= event.token and not future.done():
+                future.set_result(now)
 
     def _on_stream_opened(self, event: StreamOpened) -> None:
         stream = STTStream(self._driver, self._session_id, event.stream_id)

@@ -34,11 +34,14 @@ def message_header(data: bytes) -> bytes:
 class MessageParser:
     """Splits a message channel's byte stream into length-prefixed messages (§16.1)."""
 
-    __slots__ = ("buffer", "precredited")
+    __slots__ = ("buffer", "delivered_early", "precredited")
 
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.precredited = 0  # bytes of the partial message whose credit was returned early
+        #: For each message delivered and not yet taken by the application, in order: how much
+        #: of its credit was returned early.
+        self.delivered_early: deque[int] = deque()
 
     def next_message(self, max_size: int) -> tuple[bytes, int] | None:
         """Pop one complete message: ``(data, bytes it used on the stream)``, or None.
@@ -70,7 +73,14 @@ class MessageParser:
 
 class MessageChannels:
     """The receiving side of a session's message channels; the sending side is
-    :meth:`StreamTable.write_message` with :func:`message_header`."""
+    :meth:`StreamTable.write_message` with :func:`message_header`.
+
+    Early credit (§16.3) goes to one channel at a time, and the credit returned early is capped
+    at one maximum message per session, counting both the incomplete message being received and
+    the complete messages the application has not taken yet: an application that stops taking
+    messages holds at most the windows plus one maximum message, and one that takes everything
+    never stalls, however many channels carry messages larger than their windows at once.
+    """
 
     def __init__(
         self,
@@ -86,7 +96,15 @@ class MessageChannels:
         self.events = events
         self.counters = counters
         self.parsers: dict[int, MessageParser] = {}
-        self.precredited = 0  # credit returned early for incomplete messages, all channels
+        self.precredited = 0  # early credit of the incomplete message being served
+        self.held_early = 0  # early credit of complete messages the application has not taken
+        self.early_stream: int | None = None  # the channel served early credit now
+        self._waiting: deque[int] = deque()  # channels whose head message waits for its turn
+        self._waiting_set: set[int] = set()
+
+    def _session_blocked(self) -> bool:
+        limit = self.streams.max_data
+        return limit.used >= limit.value
 
     def deliver(self, stream_id: int, stream: ReceiveStream, data: bytes) -> None:
         """Take the newly contiguous ``data`` of channel stream ``stream_id``; every message it
@@ -103,28 +121,53 @@ class MessageChannels:
             early = min(parser.precredited, used)
             parser.precredited -= early
             self.precredited -= early
+            self.held_early += early
+            parser.delivered_early.append(early)
             self.counters.messages_received += 1
             self.events.append(MessageReceived(self.session_id, channel, message, used - early))
-        self._credit_partial(stream_id, stream, parser)
-        if self.streams.max_data.used >= self.streams.max_data.value:
+        if self.early_stream == stream_id and not parser.precredited:
+            self.early_stream = None  # its message completed: the next channel's turn
+        blocked = self._session_blocked()
+        self._credit_partial(stream_id, stream, parser, session_blocked=blocked)
+        if blocked:
             # The session window is used up while messages are incomplete: they fit their
             # streams' credit but can only complete with more session credit, which only their
-            # own bytes can free. Return it for every channel's head message (§16.3).
+            # own bytes can free. No more data can arrive until credit is returned, so this
+            # happens once per window: every channel's head message is looked at (§16.3).
             for other_id, other in self.parsers.items():
                 other_stream = self.streams.recv.get(other_id)
-                if other_stream is not None:
+                if other_stream is not None and other_id != stream_id:
                     self._credit_partial(other_id, other_stream, other, session_blocked=True)
+        self._serve_waiting()
 
     def consume(self, channel: int, credit: int) -> None:
         """The application took a message of ``channel`` whose event carried ``credit``: return
-        that much flow-control credit to the peer."""
+        that much flow-control credit to the peer (and the early credit it held frees room for
+        another channel's)."""
         stream_id = channel_stream_id(channel, self.streams.peer_side)
+        parser = self.parsers.get(stream_id)
+        if parser is not None and parser.delivered_early:
+            self.held_early -= parser.delivered_early.popleft()
         stream = self.streams.recv.get(stream_id)
         if stream is not None and credit > 0:
             self.streams.consume(stream_id, stream, credit)
+        if stream is not None and parser is not None:
+            self._credit_partial(
+                stream_id, stream, parser, session_blocked=self._session_blocked()
+            )  # now at the head, maybe
+        self._serve_waiting()
+
+    def _serve_waiting(self) -> None:
+        """Give early credit to the channels that waited for their turn, oldest first."""
+        for _ in range(len(self._waiting)):
+            if self.early_stream is not None:
+                return
+            stream_id = self._waiting.popleft()
+            self._waiting_set.discard(stream_id)
             parser = self.parsers.get(stream_id)
-            if parser is not None:
-                self._credit_partial(stream_id, stream, parser)  # now at the head, maybe
+            stream = self.streams.recv.get(stream_id)
+            if parser is not None and stream is not None:
+                self._credit_partial(stream_id, stream, parser, session_blocked=True)
 
     def _credit_partial(
         self,
@@ -136,8 +179,8 @@ class MessageChannels:
         """Return now the credit of a message still incomplete when it could not complete
         otherwise (§16.3): its bytes cannot be consumed until it is whole, so a message beyond
         the credit would stall. Only the message at the head qualifies (the application took
-        every message before it): a receiver that stops taking messages holds at most a window
-        of them plus one message, and the sender stops. Consumption returns the rest."""
+        every message before it), one channel at a time, within the cap of one maximum message
+        (see the class docstring); a message refused for now waits for its turn."""
         buf = parser.buffer
         partial = len(buf) - parser.precredited
         if partial <= 0:
@@ -152,14 +195,21 @@ class MessageChannels:
             size, length = head
             if start + size + length <= stream.credit and not session_blocked:
                 return  # it completes within the credit granted
-        if self.precredited + partial > self.config.max_message_size:
-            # Early credit across all channels is capped at one maximum message: a peer cannot
-            # make an idle application hold more than the windows plus that (§16.3).
+        if self.early_stream not in (None, stream_id) or (
+            self.precredited + self.held_early + partial > self.config.max_message_size
+        ):
+            if stream_id not in self._waiting_set:
+                self._waiting_set.add(stream_id)
+                self._waiting.append(stream_id)
             return
+        self.early_stream = stream_id
         parser.precredited += partial
         self.precredited += partial
-        self.streams.consume(stream_id, stream, partial)
+        self.streams.consume(stream_id, stream, partial, urgent=True)
 
     def clear(self) -> None:
         """Forget every channel (the session closed)."""
         self.parsers.clear()
+        self._waiting.clear()
+        self._waiting_set.clear()
+        self.early_stream = None

@@ -21,6 +21,7 @@ handshake message or a cookie (§10).
 
 from __future__ import annotations
 
+import hmac
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
@@ -226,10 +227,16 @@ class Endpoint:
                 link,
                 now,
                 session_count=len(self._sessions),
-                new_index=lambda: self.handshakes.new_index(self._by_local_index.__contains__),
+                # Our half must be unused, and so must the whole id the initiator's half makes
+                # with it: a member must not make two of its sessions share an id (§4.4).
+                new_index=lambda: self.handshakes.new_index(
+                    lambda index: index in self._by_local_index or sender + index in self._sessions
+                ),
             )
         elif ptype == PacketType.HANDSHAKE_RESPONSE:
-            completed = self.handshakes.receive_response(data, receiver, len(self._sessions), now)
+            completed = self.handshakes.receive_response(
+                data, receiver, len(self._sessions), now, self._sessions.__contains__
+            )
             if completed is not None:
                 self._register(completed, now)
                 self.handshakes.confirming(completed, now)
@@ -239,10 +246,12 @@ class Endpoint:
     def _receive_final(self, data: bytes, sender: bytes, receiver: bytes, now: float) -> None:
         established = self._by_local_index.get(receiver)
         if established is not None:
+            digest = established.final_digest
             if (
                 not established.initiator
                 and established.peer_index == sender
-                and established.final_digest == crypto.mac(self.secrets.mac1_key, data)
+                and digest is not None
+                and hmac.compare_digest(digest, crypto.mac(self.secrets.mac1_key, data))
             ):
                 established.confirm_again()  # our confirming record was lost
                 self.counters.drops[DropReason.DUPLICATE_FINAL] += 1
@@ -284,6 +293,7 @@ class Endpoint:
             rtt_sample_s=completed.rtt_sample_s,
         )
         session.final_digest = completed.final_digest
+        assert session.session_id not in self._sessions, "session ids are unique"
         self._sessions[session.session_id] = session
         self._by_local_index[session.local_index] = session
         self.counters.sessions_created += 1

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from seigr_stt.config import SessionConfig
 from seigr_stt.constants import (
     MAX_STREAMS_DEFAULT,
+    REASSEMBLY_BYTES_PER_FRAGMENT,
+    REASSEMBLY_MIN_FRAGMENTS,
     STREAM_INDEX_SHIFT,
     STREAM_KIND_BIT,
     STREAM_SIDE_BIT,
@@ -107,6 +109,14 @@ class StreamTable:
         self.send: dict[int, SendStream] = {}
         self.recv: dict[int, ReceiveStream] = {}
         self.channels_received = 0  # message channels the peer opened
+        # Out-of-order fragments held, and the most allowed per stream and per session.
+        self.fragments = 0
+        self._stream_fragments_max = max(
+            REASSEMBLY_MIN_FRAGMENTS, config.stream_window // REASSEMBLY_BYTES_PER_FRAGMENT
+        )
+        self._session_fragments_max = max(
+            REASSEMBLY_MIN_FRAGMENTS, config.session_window // REASSEMBLY_BYTES_PER_FRAGMENT
+        )
         # What the peer allows us (§16.2, §16.3).
         self.peer_max_data = config.session_window
         self.sent_data = 0  # sum over streams of the highest offset sent
@@ -123,6 +133,7 @@ class StreamTable:
         # Sending: streams with data, in turn; credit and control frames waiting.
         self._order: deque[int] = deque()
         self._queued: set[int] = set()
+        self._blocked_on_session: set[int] = set()  # data within their credit, not the session's
         self.credit_due: set[int] = set()  # receive streams whose credit must be announced
         self.control: deque[ResetStream | StopSending] = deque()
         self.send_buffered = 0  # sum of the send streams' buffered bytes
@@ -210,10 +221,16 @@ class StreamTable:
         stream = self.receive_stream_for(frame.stream_id)
         if stream is None:
             return None
+        before = stream.fragments
         data, growth = stream.receive(frame.offset, frame.data, frame.fin)
         self.max_data.used += growth
         if self.max_data.used > self.max_data.value:
             raise PeerViolation("session flow control credit exceeded")
+        self.fragments += stream.fragments - before
+        if stream.fragments > self._stream_fragments_max or (
+            self.fragments > self._session_fragments_max
+        ):
+            raise PeerViolation("too many out-of-order fragments")
         return stream, data
 
     def fin_to_report(self, stream_id: int, stream: ReceiveStream) -> bool:
@@ -223,15 +240,22 @@ class StreamTable:
             return True
         return False
 
-    def consume(self, stream_id: int, stream: ReceiveStream, n: int) -> None:
-        """The application is done with ``n`` bytes of ``stream``: grant more credit."""
-        if stream.consume(n) is not None:
+    def consume(
+        self, stream_id: int, stream: ReceiveStream, n: int, *, urgent: bool = False
+    ) -> None:
+        """The application is done with ``n`` bytes of ``stream``: grant more credit, after half
+        a window, or at once when ``urgent`` and the peer has used all it was granted (early
+        credit, §16.3: waiting for half a window could wait forever)."""
+        if stream.consume(n, urgent=urgent) is not None:
             self.credit_due.add(stream_id)
         self.consumed += n
         window = self.config.session_window
         target = self.consumed + window
-        if target - self.max_data.value >= window // 2:
-            self.max_data.value = target
+        limit = self.max_data
+        if target > limit.value and (
+            target - limit.value >= window // 2 or (urgent and limit.used >= limit.value)
+        ):
+            limit.value = target
 
     def consume_stream(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of byte stream ``stream_id``."""
@@ -258,6 +282,8 @@ class StreamTable:
         stream.highest = frame.final_size
         stream.final_size = frame.final_size
         stream.reset_code = frame.code
+        self.fragments -= stream.fragments
+        stream.discard_held()
         unread = frame.final_size - stream.consumed
         if unread > 0:
             self.consume(frame.stream_id, stream, unread)
@@ -285,7 +311,10 @@ class StreamTable:
         """More session credit from the peer."""
         if frame.maximum > self.peer_max_data:
             self.peer_max_data = frame.maximum
-            for stream_id in self.send:
+            # Only the streams that waited for session credit get a turn again: O(those), not
+            # O(every stream) per frame (a record full of MAX_DATA must stay cheap).
+            blocked, self._blocked_on_session = self._blocked_on_session, set()
+            for stream_id in blocked:
                 self.schedule(stream_id)
 
     def on_max_stream_data(self, frame: MaxStreamData) -> None:
@@ -337,6 +366,8 @@ class StreamTable:
         if recv is not None and recv.reset_code is None and not recv.finished:
             self.control.append(StopSending(stream_id, code))
             recv.reset_code = code
+            self.fragments -= recv.fragments
+            recv.discard_held()
             self._fin_reported.add(stream_id)
         self.maybe_forget(stream_id)
 
@@ -369,6 +400,8 @@ class StreamTable:
             high = self._sent_high.get(stream_id, 0)
             chunk = stream.next_chunk(room, high + self.peer_max_data - self.sent_data)
             if chunk is None:
+                if stream.has_pending():  # within its own credit: the session's is missing
+                    self._blocked_on_session.add(stream_id)
                 continue
             offset, data, fin = chunk
             end = offset + len(data)
@@ -446,9 +479,11 @@ class StreamTable:
         if send.done and recv_done:
             del self.send[stream_id]
             del self.recv[stream_id]
+            self.fragments -= recv.fragments
             self._sent_high.pop(stream_id, None)
             self._fin_reported.discard(stream_id)
             self.credit_due.discard(stream_id)
+            self._blocked_on_session.discard(stream_id)
             if stream_id & STREAM_SIDE_BIT == self.peer_side:
                 self._peer_streams_closed += 1
                 self.max_streams.value = self._peer_streams_closed + MAX_STREAMS_DEFAULT
@@ -459,10 +494,12 @@ class StreamTable:
         self.grant_credit = False
         self._order.clear()
         self._queued.clear()
+        self._blocked_on_session.clear()
 
     def clear(self) -> None:
         """Forget every stream (the session closed)."""
         self.stop_sending_frames()
         self.send.clear()
         self.recv.clear()
+        self.fragments = 0
         self.send_buffered = 0

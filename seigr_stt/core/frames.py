@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from seigr_stt.constants import ACK_RANGES_MAX_ON_WIRE, CLOSE_REASON_MAX_BYTES, FrameType
+from seigr_stt.constants import (
+    ACK_RANGES_MAX_ON_WIRE,
+    CLOSE_REASON_MAX_BYTES,
+    MAX_FRAMES_PER_RECORD,
+    FrameType,
+)
 from seigr_stt.exceptions import FrameError
 
 __all__ = [
@@ -470,17 +475,25 @@ def parse_frames(buf: bytes) -> list[Frame]:
     """Decode every frame in ``buf`` (an authenticated plaintext without its padding).
 
     Raises :class:`FrameError` on an unknown type (never read as another frame), a truncated
-    field, unknown flags, or a close reason that is too long or not UTF-8.
+    field, unknown flags, a close reason that is too long or not UTF-8, more than
+    ``MAX_FRAMES_PER_RECORD`` frames, or more than one ACK frame.
     """
     frames: list[Frame] = []
     pos = 0
     end = len(buf)
     readers = _READERS
+    acks = 0
     while pos < end:
+        if len(frames) == MAX_FRAMES_PER_RECORD:
+            raise FrameError(f"more than {MAX_FRAMES_PER_RECORD} frames in one record")
         ftype = buf[pos]
         reader = readers.get(ftype)
         if reader is None:
             raise FrameError(f"unknown frame type 0x{ftype:02x}")
+        if ftype == FrameType.ACK:
+            acks += 1
+            if acks > 1:
+                raise FrameError("more than one ACK frame in one record")
         frame, pos = reader(buf, pos + 1)
         frames.append(frame)
     return frames

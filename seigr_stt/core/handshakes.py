@@ -247,13 +247,22 @@ class HandshakeTable:
                 self.confirmed(session_id)
 
     def receive_response(
-        self, data: bytes, receiver: bytes, session_count: int, now: float
+        self,
+        data: bytes,
+        receiver: bytes,
+        session_count: int,
+        now: float,
+        session_exists: Callable[[bytes], bool] | None = None,
     ) -> Completed | None:
         """A RESPONSE (mac1 checked) to our INIT ``receiver``: on success FINAL is sent and the
         keys returned; the caller registers the session and then calls :meth:`confirming`."""
         pending = self._initiating.get(receiver)
         if pending is None:
             self._drop(DropReason.UNKNOWN_INDEX)
+            return None
+        if session_exists is not None and session_exists(receiver + data[4:8]):
+            # A member answered with the responder index of a live session's id (§4.4).
+            self._drop(DropReason.SESSION_ID_IN_USE)
             return None
         if session_count >= self.config.max_sessions:
             self._drop(DropReason.SESSION_LIMIT)

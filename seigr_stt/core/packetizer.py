@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from seigr_stt.constants import PACING_BURST_PACKETS
+from seigr_stt.constants import MAX_FRAMES_PER_RECORD, PACING_BURST_PACKETS
 from seigr_stt.core.congestion import NewReno, Pacer
 from seigr_stt.core.flow import StreamTable
 from seigr_stt.core.frames import (
     Ack,
     Frame,
     Ping,
+    Pong,
     frame_size,
     is_ack_eliciting,
     serialize_frames,
@@ -62,8 +63,10 @@ class RecordBuilder:
         self.timers = timers
         self.cc = NewReno(pmtu.size)
         self.pacer = Pacer(pmtu.size)
-        #: Frames sent once, never retransmitted: PING, PONG, DATAGRAM, CLOSE.
+        #: Frames sent once, never retransmitted: PING, DATAGRAM, CLOSE.
         self.pending: deque[Frame] = deque()
+        #: The latest PING token to answer (0: none): one PONG answers every PING before it.
+        self.pong_token = 0
         #: Send a record even with nothing to say (key confirmation, a new epoch, keepalive).
         self.want_record = False
         #: A probe timeout fired: send one ack-eliciting record whatever the window (§14.3).
@@ -84,6 +87,7 @@ class RecordBuilder:
         ack_due = self.acks.ack_due_at
         return bool(
             self.pending
+            or self.pong_token
             or self.want_record
             or self.probe
             or self.streams.has_control
@@ -120,6 +124,7 @@ class RecordBuilder:
             if ack_due is not None and (
                 ack_due <= now
                 or self.pending
+                or self.pong_token
                 or streams.has_control
                 or streams.has_stream_data
                 or self.want_record
@@ -140,8 +145,10 @@ class RecordBuilder:
             self.probe = False
             if not frames:
                 break
-            if size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit and not (
-                self.pending or streams.has_control
+            if (
+                size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit
+                and len(frames) < MAX_FRAMES_PER_RECORD
+                and not (self.pending or streams.has_control)
             ):
                 # The record had room left: everything that could go out went out.
                 break
@@ -154,8 +161,14 @@ class RecordBuilder:
     def _fill_queues(
         self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
     ) -> int:
+        if self.pong_token:
+            pong = Pong(self.pong_token)
+            if size + frame_size(pong) <= limit:
+                frames.append((pong, None))
+                size += frame_size(pong)
+                self.pong_token = 0
         pending = self.pending
-        while pending:
+        while pending and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(pending[0])
             if size + fsize > limit:
                 return size
@@ -163,7 +176,7 @@ class RecordBuilder:
             size += fsize
         streams = self.streams
         control = streams.control
-        while control:
+        while control and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(control[0])
             if size + fsize > limit:
                 return size
@@ -171,7 +184,7 @@ class RecordBuilder:
             size += fsize
         for frame in streams.credit_frames():
             fsize = frame_size(frame)
-            if size + fsize > limit:
+            if size + fsize > limit or len(frames) >= MAX_FRAMES_PER_RECORD:
                 streams.on_credit_delivery(frame, False)  # not sent: keep it due
                 return size
             frames.append((frame, streams.on_credit_delivery))
@@ -183,7 +196,10 @@ class RecordBuilder:
     ) -> int:
         streams = self.streams
         handler = streams.on_stream_delivery
-        while size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit:
+        while (
+            size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit
+            and len(frames) < MAX_FRAMES_PER_RECORD
+        ):
             frame = streams.next_stream_frame(limit - size - STREAM_FRAME_OVERHEAD)
             if frame is None:
                 break

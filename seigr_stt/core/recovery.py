@@ -9,6 +9,7 @@ the session for retransmission. Nothing here reads a clock.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ class LossRecovery:
     """Sender side: sent records, bytes in flight, loss detection and the probe timeout."""
 
     __slots__ = (
+        "_counters",
         "_eliciting_in_flight",
         "_lost_recently",
         "_sent",
@@ -162,6 +164,7 @@ class LossRecovery:
 
     def __init__(self) -> None:
         self._sent: OrderedDict[int, SentRecord] = OrderedDict()
+        self._counters: list[int] = []  # the counters of _sent, ascending (bisect)
         self.bytes_in_flight = 0
         self._eliciting_in_flight = 0
         self._lost_recently: OrderedDict[int, int] = OrderedDict()  # counter -> largest acked
@@ -186,7 +189,10 @@ class LossRecovery:
     def on_sent(self, record: SentRecord) -> None:
         """Track a sent record until it is acknowledged or declared lost."""
         if record.in_flight:
+            if self._counters and record.counter <= self._counters[-1]:
+                raise ValueError("records are sent with increasing counters")
             self._sent[record.counter] = record
+            self._counters.append(record.counter)
             self.bytes_in_flight += record.size
             if record.ack_eliciting:
                 self._eliciting_in_flight += 1
@@ -201,22 +207,18 @@ class LossRecovery:
         Counters we never sent (or already forgot) are ignored, so a peer cannot make us
         "acknowledge" data it never received by naming counters from the future.
         """
-        # Walk the records in flight in counter order up to ``largest``: what is still in flight
-        # below it is mostly what this ACK acknowledges (plus the few holes), so the cost is
-        # proportional to the acknowledged records, not to the ranges' span.
+        # Each range finds the records in flight it covers by bisection: the cost is
+        # O(ranges x log(in flight)) plus the records acknowledged, whatever the ranges' span or
+        # the holes between them (a peer cannot make one ACK walk every record in flight).
         ordered = sorted(ranges)
-        hits: list[int] = []
-        index = 0
-        for counter in self._sent:
-            if counter > largest:
-                break
-            while index < len(ordered) and ordered[index][1] < counter:
-                index += 1
-            if index == len(ordered):
-                break
-            if ordered[index][0] <= counter:
-                hits.append(counter)
-        acked = [self._sent.pop(counter) for counter in hits]
+        counters = self._counters
+        acked: list[SentRecord] = []
+        for low, high in reversed(ordered):  # from the top: deleting keeps lower indexes valid
+            start = bisect_left(counters, low)
+            stop = bisect_right(counters, high)
+            if start < stop:
+                acked.extend(self._sent.pop(counter) for counter in counters[start:stop])
+                del counters[start:stop]
         if self._lost_recently:
             self._detect_spurious(ordered)
         if not acked:
@@ -252,6 +254,12 @@ class LossRecovery:
                 lost.append(record)
             elif self.loss_time is None or candidate < self.loss_time:
                 self.loss_time = candidate
+        counters = self._counters
+        if lost and counters[len(lost) - 1] == lost[-1].counter:
+            del counters[: len(lost)]  # the usual case: the oldest records in flight
+        else:  # pragma: no cover - both thresholds grow with the counter, so lost is a prefix
+            for record in lost:
+                del counters[bisect_left(counters, record.counter)]
         for record in lost:
             del self._sent[record.counter]
             self._forget(record)
@@ -299,6 +307,7 @@ class LossRecovery:
         """Drop every record in flight (session closing): returns them."""
         records = list(self._sent.values())
         self._sent.clear()
+        self._counters.clear()
         self.bytes_in_flight = 0
         self._eliciting_in_flight = 0
         self.loss_time = None

@@ -284,8 +284,9 @@ class Session(SessionLifecycle):
         self.events.append(DatagramReceived(self.session_id, frame.data))
 
     def _handle_ping(self, frame: Ping, now: float) -> None:
-        if frame.token:
-            self.packetizer.pending.append(Pong(frame.token))
+        if frame.token > self.packetizer.pong_token:
+            # One PONG answers every PING so far: the latest token (§6), sent once.
+            self.packetizer.pong_token = frame.token
 
     def _handle_pong(self, frame: Pong, now: float) -> None:
         if 0 < frame.token <= self._ping_token:

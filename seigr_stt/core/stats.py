@@ -39,6 +39,7 @@ class DropReason(StrEnum):
     REFLECTION = "reflection"  # our own handshake sent back to us
     STALE_TIMESTAMP = "stale_timestamp"  # a handshake no newer than the last from that peer
     PEER_REFUSED = "peer_refused"  # a member whose node id allowed_peers refuses
+    SESSION_ID_IN_USE = "session_id_in_use"  # a RESPONSE naming the id of a live session
     DUPLICATE_FINAL = "duplicate_final"  # a retransmitted FINAL (answered with a record)
     COOKIE = "cookie"  # a cookie reply that does not verify
     UNKNOWN_SESSION = "unknown_session"  # a record for no session

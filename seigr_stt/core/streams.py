@@ -256,14 +256,22 @@ class ReceiveStream:
             self._base = stop
         return data
 
-    def consume(self, n: int) -> int | None:
+    def discard_held(self) -> None:
+        """Drop the out-of-order data held (the stream was reset: it will never be delivered)."""
+        self._ahead.clear()
+        self._buffer.clear()
+
+    def consume(self, n: int, *, urgent: bool = False) -> int | None:
         """The application is done with ``n`` more bytes; returns a new credit to announce
-        (when at least half a window was consumed since the last one), else None."""
+        (when at least half a window was consumed since the last one, or, when ``urgent``, as
+        soon as the peer has used all its credit), else None."""
         self.consumed += n
         if self.final_size is not None:
             return None
         target = self.consumed + self.window
-        if target - self.credit >= self.window // 2:
+        if target > self.credit and (
+            target - self.credit >= self.window // 2 or (urgent and self.highest >= self.credit)
+        ):
             self.credit = target
             return target
         return None

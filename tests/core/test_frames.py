@@ -20,6 +20,7 @@ from seigr_stt.constants import (
     FRAME_RESET_STREAM,
     FRAME_STOP_SENDING,
     FRAME_STREAM,
+    MAX_FRAMES_PER_RECORD,
 )
 from seigr_stt.core.frames import (
     VARINT_MAX,
@@ -145,10 +146,24 @@ def test_exact_encodings() -> None:
 
 
 def test_several_frames_back_to_back() -> None:
-    encoded = serialize_frames(ONE_OF_EACH)
-    assert len(encoded) == sum(frame_size(f) for f in ONE_OF_EACH)
-    assert parse_frames(encoded) == ONE_OF_EACH
-    assert serialize_frames(tuple(ONE_OF_EACH)) == encoded
+    # One record carries at most one ACK: one list per ACK example, each with every other frame.
+    others = [f for f in ONE_OF_EACH if not isinstance(f, Ack)]
+    for ack in (f for f in ONE_OF_EACH if isinstance(f, Ack)):
+        frames = [*others[:3], ack, *others[3:]]
+        encoded = serialize_frames(frames)
+        assert len(encoded) == sum(frame_size(f) for f in frames)
+        assert parse_frames(encoded) == frames
+        assert serialize_frames(tuple(frames)) == encoded
+
+
+def test_one_ack_and_at_most_max_frames_per_record() -> None:
+    ack = serialize_frames([Ack(0, ((0, 0),))])
+    with pytest.raises(FrameError, match="more than one ACK"):
+        parse_frames(ack + serialize_frames([Ping(1)]) + ack)
+    pings = serialize_frames([Ping(1)])
+    assert len(parse_frames(pings * MAX_FRAMES_PER_RECORD)) == MAX_FRAMES_PER_RECORD
+    with pytest.raises(FrameError, match=f"more than {MAX_FRAMES_PER_RECORD} frames"):
+        parse_frames(pings * (MAX_FRAMES_PER_RECORD + 1))
 
 
 def test_empty() -> None:
@@ -266,7 +281,11 @@ frames_strategy: st.SearchStrategy[Frame] = st.one_of(
 
 
 @settings(deadline=None)
-@given(st.lists(frames_strategy, max_size=12))
+@given(
+    st.lists(frames_strategy, max_size=12).filter(
+        lambda frames: sum(isinstance(f, Ack) for f in frames) <= 1
+    )
+)
 def test_round_trip_of_any_frame_list(frames: list[Frame]) -> None:
     encoded = serialize_frames(frames)
     assert len(encoded) == sum(frame_size(f) for f in frames)
