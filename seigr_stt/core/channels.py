@@ -77,9 +77,13 @@ class MessageChannels:
 
     Early credit (§16.3) goes to one channel at a time, and the credit returned early is capped
     at one maximum message per session, counting both the incomplete message being received and
-    the complete messages the application has not taken yet: an application that stops taking
-    messages holds at most the windows plus one maximum message, and one that takes everything
-    never stalls, however many channels carry messages larger than their windows at once.
+    the complete messages the application has not taken yet. While a channel is served, session
+    credit may run beyond the session window by one stream window per channel holding an
+    incomplete message (their stream credit stops them there). So an application that stops
+    taking messages holds at most ``session_window + n x stream_window + max_message_size``
+    bytes of messages (``n`` channels with incomplete messages, at most ``max_channels``), and
+    one that takes everything never stalls, however many channels carry messages larger than
+    their windows at once.
     """
 
     def __init__(
@@ -139,6 +143,14 @@ class MessageChannels:
                 if other_stream is not None and other_id != stream_id:
                     self._credit_partial(other_id, other_stream, other, session_blocked=True)
         self._serve_waiting()
+        if blocked:
+            # While a channel is served early credit it can complete only if its stream gets
+            # session credit, but the other incomplete messages hold the window and the sender
+            # shares new credit among them: extend it by what their own stream credit still
+            # lets them take (bounded by one stream window each), so the served one progresses.
+            serving = self.early_stream is not None
+            incomplete = sum(1 for p in self.parsers.values() if p.buffer) if serving else 0
+            self.streams.announce_if_blocked(incomplete * self.config.stream_window)
 
     def consume(self, channel: int, credit: int) -> None:
         """The application took a message of ``channel`` whose event carried ``credit``: return

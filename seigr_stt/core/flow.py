@@ -257,6 +257,20 @@ class StreamTable:
         ):
             limit.value = target
 
+    def announce_if_blocked(self, extension: int = 0) -> None:
+        """The peer used all the session credit it was granted: announce what was consumed
+        since, however little. When nothing was, and incomplete messages hold the window,
+        extend the session credit by one stream window at a time, up to ``extension`` beyond
+        the window (§16.3: their streams' own credit stops all but the one served early)."""
+        limit = self.max_data
+        if limit.used < limit.value:
+            return
+        target = self.consumed + self.config.session_window
+        if target > limit.value:
+            limit.value = target
+        elif limit.value < target + extension:
+            limit.value = min(limit.value + self.config.stream_window, target + extension)
+
     def consume_stream(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of byte stream ``stream_id``."""
         stream = self.recv.get(stream_id)
