@@ -130,22 +130,6 @@ def test_records_beyond_the_per_record_limits_close_the_session(frames: list[Fra
     assert closed_with(pair, CLOSE_PROTOCOL_ERROR)
 
 
-def test_an_ack_with_holes_everywhere_finds_records_by_bisection() -> None:
-    pair = make_pair()
-    recovery = pair.sa.recovery
-    for i in range(3000):  # 3,000 records in flight, none acknowledged yet
-        pair.sa.send_datagram(b"%d" % i, pair.net.now)
-        pair.sa.flush(pair.net.now)
-    in_flight = recovery.bytes_in_flight
-    largest = pair.sa.keys.send_counter - 1
-    # 255 ranges that each cover one counter past everything sent but the last: A must not walk
-    # its 3,000 records per range, and acknowledges exactly one.
-    ranges = ((largest, largest),) + tuple((i, i) for i in range(largest - 2, largest - 508, -2))
-    send_from_b(pair, [Ack(0, ranges[:255])])
-    assert pair.sa.state == SessionState.ACTIVE
-    assert recovery.bytes_in_flight < in_flight
-
-
 # -- F10: session ids ----------------------------------------------------------------------
 def test_two_sessions_of_a_member_cannot_share_an_id() -> None:
     from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
