@@ -15,11 +15,22 @@ from seigr_stt.constants import (
 from seigr_stt.core import flow as flow_module
 from seigr_stt.core.events import MessageReceived
 from seigr_stt.core.flow import StreamTable, channel_stream_id
-from seigr_stt.core.frames import Ack, Frame, MaxData, Ping, Pong, Stream, parse_frames
+from seigr_stt.core.frames import (
+    Ack,
+    Frame,
+    MaxData,
+    Ping,
+    Pong,
+    Stream,
+    parse_frames,
+    serialize_frames,
+)
+from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
+from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.record import open_record, parse_header
 from seigr_stt.core.session import Session
-from seigr_stt.testing import Packet
-from tests.core.net import DATA, Pair, authentic_record, make_pair, serialize_frames
+from seigr_stt.testing import SHARED_SEED, Packet, make_seed, seeded_rng
+from tests.core.net import DATA, FINAL, INIT, RESPONSE, Net, Pair, authentic_record, make_pair
 
 SMALL = NodeConfig(stream_window=64 * 1024, session_window=256 * 1024)
 B_CHANNEL_0 = channel_stream_id(0, 1)  # the responder's message channel 0, as A receives it
@@ -132,10 +143,6 @@ def test_records_beyond_the_per_record_limits_close_the_session(frames: list[Fra
 
 # -- F10: session ids ----------------------------------------------------------------------
 def test_two_sessions_of_a_member_cannot_share_an_id() -> None:
-    from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
-    from seigr_stt.core.identity import NodeIdentity
-    from seigr_stt.testing import SHARED_SEED, make_seed, seeded_rng
-    from tests.core.net import FINAL, INIT, RESPONSE, Net, SharedSecrets
 
     net = Net(seed=3)
     v = net.add_node("V")
