@@ -30,6 +30,7 @@ from seigr_stt.core.events import (
     SessionClosed,
     StreamDataReceived,
     StreamOpened,
+    StreamReleased,
     StreamReset,
 )
 from seigr_stt.core.flow import MAX_CHANNEL
@@ -164,6 +165,9 @@ class PeerSession(STTSession):
     def _datagrams_dropped(self) -> int:
         return self._datagrams_lost
 
+    def _streams_live(self) -> int:
+        return len(self._streams)
+
     # -- data ---------------------------------------------------------------------------------
     def _active_core(self) -> Session:
         core = self._core
@@ -254,12 +258,16 @@ class PeerSession(STTSession):
         return stream
 
     async def incoming_streams(self) -> AsyncIterator[STTStream]:
-        """Streams the peer opens, until the session closes."""
+        """Streams the peer opens, until the session closes. The peer may open more only as
+        streams it opened are taken here and finished (at most 256 wait at once)."""
         while True:
             stream = await self._incoming().get()
             if stream is None:
                 self._incoming().put_nowait(None)
                 return
+            if self._core.state != SessionState.CLOSED:
+                self._core.accept_stream(stream.stream_id)
+                self._driver.transmit_soon()
             yield stream
 
     # -- key rotation -------------------------------------------------------------------------
@@ -355,6 +363,11 @@ class PeerSession(STTSession):
         if stream is not None:
             stream.handle_reset(event.code, event.sending)
 
+    def _on_stream_released(self, event: StreamReleased) -> None:
+        # Finished both ways: the core forgot it, so do we. The application keeps what it
+        # holds of the stream (its unread bytes stay readable); nothing more arrives for it.
+        self._streams.pop(event.stream_id, None)
+
     def _on_key_rotated(self, event: KeyRotated) -> None:
         self.last_key_rotation = self._driver.unix_now()
         self._resolve_rotations(event.key_version)
@@ -420,6 +433,7 @@ _EVENT_HANDLERS: dict[type[Any], Callable[[PeerSession, Any], None]] = {
     StreamOpened: PeerSession._on_stream_opened,
     StreamDataReceived: PeerSession._on_stream_data,
     StreamReset: PeerSession._on_stream_reset,
+    StreamReleased: PeerSession._on_stream_released,
     KeyRotated: PeerSession._on_key_rotated,
     PeerAddressChanged: PeerSession._on_address_changed,
     SessionClosed: PeerSession._on_session_closed,

@@ -263,6 +263,7 @@ class STTSession(ABC):
             "packets_lost": counts["packets_lost"],
             "retransmitted_bytes": counts["retransmitted_bytes"],
             "streams_opened": counts["streams_opened"],
+            "streams_live": self._streams_live(),
             "cwnd": snap.cwnd if snap is not None else None,
             "bytes_in_flight": snap.bytes_in_flight if snap is not None else None,
             "datagrams_sent": counts["datagrams_sent"],
@@ -280,6 +281,10 @@ class STTSession(ABC):
         }
 
     def _datagrams_dropped(self) -> int:
+        return 0
+
+    def _streams_live(self) -> int:
+        """Byte streams this handle still tracks (not yet finished both ways)."""
         return 0
 
     def _recorded_activity(self) -> None:

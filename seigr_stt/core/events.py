@@ -17,6 +17,7 @@ __all__ = [
     "SessionEstablished",
     "StreamDataReceived",
     "StreamOpened",
+    "StreamReleased",
     "StreamReset",
 ]
 
@@ -67,6 +68,16 @@ class PongReceived:
 @dataclass(frozen=True, slots=True)
 class StreamOpened:
     """The peer opened byte stream ``stream_id``."""
+
+    session_id: bytes
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReleased:
+    """Byte stream ``stream_id`` is finished in both directions (or reset) and forgotten by
+    the core: the adapter drops its own state for it (what the application already holds of
+    it stays readable)."""
 
     session_id: bytes
     stream_id: int
@@ -143,4 +154,5 @@ Event = (
     | StreamOpened
     | StreamDataReceived
     | StreamReset
+    | StreamReleased
 )

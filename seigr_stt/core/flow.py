@@ -29,7 +29,7 @@ from seigr_stt.constants import (
     STREAM_KIND_BIT,
     STREAM_SIDE_BIT,
 )
-from seigr_stt.core.events import Event, StreamOpened, StreamReset
+from seigr_stt.core.events import Event, StreamOpened, StreamReleased, StreamReset
 from seigr_stt.core.frames import (
     VARINT_MAX,
     Frame,
@@ -128,7 +128,9 @@ class StreamTable:
         self.max_streams = Limit(MAX_STREAMS_DEFAULT)
         self.consumed = 0
         self.peer_streams_opened = 0
-        self._peer_streams_closed = 0
+        self._peer_streams_closed = 0  # released by the core and accepted by the application
+        self._accepted: set[int] = set()  # peer streams the application took, still live
+        self._released_unaccepted: set[int] = set()  # finished before the application took them
         self._fin_reported: set[int] = set()
         # Sending: streams with data, in turn; credit and control frames waiting.
         self._order: deque[int] = deque()
@@ -498,9 +500,27 @@ class StreamTable:
             self._fin_reported.discard(stream_id)
             self.credit_due.discard(stream_id)
             self._blocked_on_session.discard(stream_id)
+            self.events.append(StreamReleased(self.session_id, stream_id))
             if stream_id & STREAM_SIDE_BIT == self.peer_side:
-                self._peer_streams_closed += 1
-                self.max_streams.value = self._peer_streams_closed + MAX_STREAMS_DEFAULT
+                if stream_id in self._accepted:
+                    self._accepted.discard(stream_id)
+                    self._peer_stream_done()
+                else:
+                    self._released_unaccepted.add(stream_id)
+
+    def accept(self, stream_id: int) -> None:
+        """The application took the peer's stream ``stream_id`` (``incoming_streams``). The peer
+        may open another only once one it opened is both accepted and finished: streams an
+        application does not take hold back the peer (§16.2)."""
+        if stream_id in self._released_unaccepted:
+            self._released_unaccepted.discard(stream_id)
+            self._peer_stream_done()
+        elif stream_id in self.recv and stream_id & STREAM_SIDE_BIT == self.peer_side:
+            self._accepted.add(stream_id)
+
+    def _peer_stream_done(self) -> None:
+        self._peer_streams_closed += 1
+        self.max_streams.value = self._peer_streams_closed + MAX_STREAMS_DEFAULT
 
     def stop_sending_frames(self) -> None:
         """Send nothing more: the session is closing without draining."""

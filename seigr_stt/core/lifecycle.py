@@ -204,6 +204,12 @@ class SessionLifecycle:
         self.streams.reset(stream_id, code)
         self._changed()
 
+    def accept_stream(self, stream_id: int) -> None:
+        """The application took the peer's byte stream ``stream_id`` (announced by
+        :class:`StreamOpened`): once it is finished too, the peer may open another (§16.2)."""
+        self.streams.accept(stream_id)
+        self._changed()
+
     def consume_stream(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of byte stream ``stream_id``."""
         self.streams.consume_stream(stream_id, n)

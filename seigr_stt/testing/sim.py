@@ -20,6 +20,7 @@ from seigr_stt.core.events import (
     MessageReceived,
     SessionEstablished,
     StreamDataReceived,
+    StreamOpened,
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
@@ -81,7 +82,8 @@ class Node:
 
     The net plays the node's adapter: it drains the endpoint after every entry, records its
     events in :attr:`events` and, with ``auto_consume`` (the default), tells the endpoint at once
-    that the application took every message and stream byte (``consume_message`` and
+    that the application took every message, stream and stream byte (``consume_message``,
+    ``accept_stream`` and
     ``consume_stream``), so flow-control credit flows back as from an application that keeps up.
     Set ``auto_consume`` to False to play an application that reads nothing.
     """
@@ -278,6 +280,11 @@ class Net:
             session = node.endpoint.get_session(event.session_id)
             if session is not None:
                 session.consume_message(event.channel, event.credit)
+            return True
+        if isinstance(event, StreamOpened):
+            session = node.endpoint.get_session(event.session_id)
+            if session is not None:
+                session.accept_stream(event.stream_id)
             return True
         if isinstance(event, StreamDataReceived) and event.data:
             session = node.endpoint.get_session(event.session_id)

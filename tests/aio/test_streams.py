@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 
@@ -407,3 +408,46 @@ async def test_a_slow_message_consumer_keeps_the_sender_bounded(pair: Pair) -> N
     assert queue_peak <= STREAM_INITIAL_WINDOW_BYTES // MESSAGE_BYTES + 1
     in_flight = (SEND_HIGH_WATER_BYTES + STREAM_INITIAL_WINDOW_BYTES) // MESSAGE_BYTES + 2
     assert taken_when_sent >= count - in_flight
+
+
+async def test_finished_streams_are_released_and_an_idle_application_holds_the_peer_back(
+    pair: Pair,
+) -> None:
+    # A peer opening and aborting streams at once leaves nothing behind in the application's
+    # session, and one whose streams are never taken cannot open more than the limit (audit F6).
+    accepted: list[STTStream] = []
+
+    async def accept() -> None:
+        async for incoming in pair.peer.incoming_streams():
+            accepted.append(incoming)
+
+    async def open_aborted() -> None:
+        async with asyncio.timeout(10 * SECOND):
+            while True:
+                try:
+                    stream = await pair.session.open_stream()
+                except StreamError:  # at the limit until the server takes and finishes some
+                    await asyncio.sleep(0.01)
+                    continue
+                await stream.write(b"x")
+                stream.reset(1)
+                return
+
+    taking = asyncio.create_task(accept())
+    try:
+        for _ in range(300):  # more than MAX_STREAMS_DEFAULT: only taken ones free room
+            await open_aborted()
+        await wait_until(lambda: len(accepted) == 300, "every stream taken")
+        await wait_until(lambda: pair.peer.get_statistics()["streams_live"] == 0, "release")
+    finally:
+        taking.cancel()
+    await wait_until(lambda: pair.session.get_statistics()["streams_live"] == 0, "release")
+    # Nobody takes the next ones: the peer is held at the limit, whatever it finished.
+    opened_now = 0
+    with contextlib.suppress(StreamError):
+        for _ in range(256 + 64):
+            stream = await pair.session.open_stream()
+            stream.reset(1)
+            opened_now += 1
+            await asyncio.sleep(0.005)  # let any MAX_STREAMS the server sends arrive
+    assert opened_now == 256

@@ -14,7 +14,13 @@ from seigr_stt.constants import (
     MAX_STREAMS_DEFAULT,
     STT_SESSION_STATE_ACTIVE,
 )
-from seigr_stt.core.events import Event, SessionClosed, StreamOpened, StreamReset
+from seigr_stt.core.events import (
+    Event,
+    SessionClosed,
+    StreamOpened,
+    StreamReleased,
+    StreamReset,
+)
 from seigr_stt.core.flow import (
     KIND_MESSAGES,
     MAX_CHANNEL,
@@ -218,8 +224,9 @@ def test_acknowledged_data_leaves_the_buffer_and_lost_data_is_sent_again() -> No
 
 
 def test_a_finished_stream_is_forgotten_and_the_peer_may_open_another() -> None:
-    streams, _ = table(side=0)
+    streams, events = table(side=0)
     streams.receive(Stream(1, 0, True, b"request"))
+    streams.accept(1)  # the application took it
     assert streams.fin_to_report(1, streams.recv[1])
     assert not streams.fin_to_report(1, streams.recv[1])  # once
     streams.write(1, b"answer", True)
@@ -229,9 +236,27 @@ def test_a_finished_stream_is_forgotten_and_the_peer_may_open_another() -> None:
     streams.on_stream_delivery(frame, acked=True)
     assert 1 not in streams.send
     assert 1 not in streams.recv
+    assert StreamReleased(SID, 1) in events
     assert streams.max_streams.value == MAX_STREAMS_DEFAULT + 1
     assert list(streams.credit_frames()) == [MaxStreams(MAX_STREAMS_DEFAULT + 1)]
     assert streams.receive(Stream(1, 0, True, b"request")) is None  # a late copy: ignored
+
+
+def test_the_peer_opens_more_streams_only_as_the_application_takes_them() -> None:
+    # Streams the application never takes hold the peer back, even once they are finished:
+    # a peer cannot make an idle application queue streams without end (audit F6).
+    streams, _ = table(side=0)
+    streams.receive(Stream(1, 0, True, b""))  # the peer opens and finishes stream 0
+    assert streams.fin_to_report(1, streams.recv[1])
+    streams.write(1, b"", True)
+    [frame] = drain(streams)
+    streams.on_stream_delivery(frame, acked=True)
+    assert 1 not in streams.recv  # released by the core...
+    assert streams.max_streams.value == MAX_STREAMS_DEFAULT  # ...but not yet accepted
+    streams.accept(1)
+    assert streams.max_streams.value == MAX_STREAMS_DEFAULT + 1
+    streams.accept(1)  # twice changes nothing
+    assert streams.max_streams.value == MAX_STREAMS_DEFAULT + 1
 
 
 # -- resets ----------------------------------------------------------------------------------
