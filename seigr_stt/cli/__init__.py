@@ -14,7 +14,8 @@ of the package:
 - ``seeds``: seed files and environment variables;
 - ``console``: the event loop and the output lines every command uses;
 - ``client``: a client session to a node, for the client commands;
-- ``commands``: ``keygen``, ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
+- ``keys``: ``keygen`` (the atomic seed file writer);
+- ``commands``: ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
 - ``serve``: ``stt node``;
 - ``filetransfer``: the ``send-file`` protocol, sender and receiver;
 - ``stats``: ``stt stats``.

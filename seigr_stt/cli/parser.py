@@ -13,9 +13,10 @@ from typing import TypeVar
 
 from seigr_stt import __version__
 from seigr_stt.cli.client import client_command
-from seigr_stt.cli.commands import cmd_demo, cmd_keygen, connect_main, ping_main, send_main
+from seigr_stt.cli.commands import cmd_demo, connect_main, ping_main, send_main
 from seigr_stt.cli.errors import EXIT_CODES
 from seigr_stt.cli.filetransfer import send_file_main
+from seigr_stt.cli.keys import cmd_keygen
 from seigr_stt.cli.serve import cmd_node
 from seigr_stt.cli.stats import cmd_stats
 
