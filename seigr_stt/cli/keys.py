@@ -1,4 +1,7 @@
-"""``stt keygen``: a new random seed, written to its file atomically with mode 0600.
+"""``stt keygen`` and ``stt id``: a new random seed, written atomically; a seed's node id.
+
+``stt id`` derives the node id (what peers pin) from a node seed, as ``wg pubkey`` does for a
+WireGuard key: no node is started and no socket is opened.
 
 The seed file is never written in place. The new seed goes into a fresh temporary file in the
 target's directory (``O_CREAT | O_EXCL | O_NOFOLLOW``, mode 0600), is flushed to disk, and only
@@ -20,9 +23,12 @@ import sys
 from pathlib import Path
 
 from seigr_stt import generate_seed
+from seigr_stt.cli.console import say
 from seigr_stt.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError
+from seigr_stt.cli.seeds import parse_seed_text, read_node_seed
+from seigr_stt.core.identity import NodeIdentity
 
-__all__ = ["cmd_keygen", "write_private_file"]
+__all__ = ["cmd_id", "cmd_keygen", "write_private_file"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows; there a link is refused by lstat
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -154,4 +160,26 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     path = Path(args.output)
     write_private_file(path, (text + "\n").encode(), force=args.force)
     sys.stderr.write(f"wrote a new seed to {path} (mode 0600)\n")
+    return EXIT_OK
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    """``stt id [SEEDFILE]``: print the node id (64 hex digits) of a node seed; exit 0.
+
+    The seed is read from ``args.seedfile`` (``-``: standard input), else from ``STT_NODE_SEED``.
+    Nothing but the id is printed: no node is started, no socket opened, and the seed never
+    shown. Raises :class:`CLIError` (exit 2) when there is no seed, the file cannot be read, or
+    the seed is weak.
+    """
+    if args.seedfile == "-":
+        seed: bytes | None = parse_seed_text(sys.stdin.read(), "standard input", "node_seed")
+    else:
+        seed = read_node_seed(args.seedfile)
+    if seed is None:
+        raise CLIError(
+            "no node seed: give SEEDFILE (written by `stt keygen`), - for standard input, or set "
+            "STT_NODE_SEED",
+            EXIT_USAGE,
+        )
+    say(NodeIdentity.from_seed(seed).node_id.hex())
     return EXIT_OK

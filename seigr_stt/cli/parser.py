@@ -16,7 +16,7 @@ from seigr_stt.cli.client import client_command
 from seigr_stt.cli.commands import cmd_demo, connect_main, ping_main, send_main
 from seigr_stt.cli.errors import EXIT_CODES
 from seigr_stt.cli.filetransfer import send_file_main
-from seigr_stt.cli.keys import cmd_keygen
+from seigr_stt.cli.keys import cmd_id, cmd_keygen
 from seigr_stt.cli.serve import cmd_node
 from seigr_stt.cli.stats import cmd_stats
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             parents=parents,
-            epilog=(epilog + "\n" if epilog else "") + EXIT_CODES,
+            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + EXIT_CODES,
             formatter_class=_Formatter,
         )
 
@@ -161,6 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--format", choices=("hex", "base64"), default="hex")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.set_defaults(func=cmd_keygen)
+
+    node_id = add(
+        "id",
+        "print the node id of a node seed (what peers pin with --allow-peer)",
+        [],
+        "examples:\n  stt id node.seed\n  stt keygen - | stt id -\n\n"
+        "Starts no node and opens no socket. Without SEEDFILE the STT_NODE_SEED environment\n"
+        "variable is read. The seed itself is never printed.",
+    )
+    node_id.add_argument(
+        "seedfile",
+        nargs="?",
+        metavar="SEEDFILE",
+        help="a seed file written by `stt keygen`, or - for standard input",
+    )
+    node_id.set_defaults(func=cmd_id)
 
     node = add(
         "node",

@@ -17,32 +17,54 @@ from seigr_stt.cli.errors import EXIT_USAGE, CLIError
 from seigr_stt.core.identity import parse_seed
 from seigr_stt.exceptions import WeakSeedError
 
-__all__ = ["Seeds", "read_seeds"]
+__all__ = ["Seeds", "parse_seed_text", "read_node_seed", "read_seeds"]
 
 
 def _read_seed(path: str | None, env: str, what: str, flag: str) -> bytes | None:
-    """The seed in file ``path``, else in variable ``env``; None when neither is given."""
+    """The seed in file ``path``, else in variable ``env``; None when neither is given.
+
+    Messages name the source as ``FLAG PATH`` (``PATH`` alone when ``flag`` is empty) or ``ENV``.
+    """
     if path is not None:
         file = Path(path)
+        label = f"{flag} {path}" if flag else path
         try:
             text = file.read_text()
             mode = file.stat().st_mode
         except (OSError, UnicodeDecodeError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) else "not a text file"
-            raise CLIError(f"{flag} {path}: {detail}", EXIT_USAGE) from None
+            raise CLIError(f"{label}: {detail}", EXIT_USAGE) from None
         if os.name == "posix" and mode & 0o077:
             sys.stderr.write(f"stt: warning: {path} is readable by others; run chmod 600 {path}\n")
-        source = f"{flag} {path}"
+        source = label
     else:
         env_text = os.environ.get(env)
         if not env_text:
             return None
         text = env_text
         source = env
+    return parse_seed_text(text, source, what)
+
+
+def parse_seed_text(text: str, source: str, what: str) -> bytes:
+    """The seed in ``text`` (hex or base64); :class:`CLIError` (exit 2) naming ``source`` if weak.
+
+    The message is ``SOURCE: `` and the :class:`~seigr_stt.exceptions.WeakSeedError` text, which
+    never contains the seed.
+    """
     try:
         return parse_seed(text.strip(), what)
     except WeakSeedError as exc:  # its text never contains the seed
         raise CLIError(f"{source}: {exc}", EXIT_USAGE) from None
+
+
+def read_node_seed(path: str | None) -> bytes | None:
+    """The node seed in file ``path``, else in ``STT_NODE_SEED``; None when neither is given.
+
+    Raises :class:`CLIError` (exit 2) when the file cannot be read or the seed is weak; warns on
+    standard error about a file that others can read. Messages name ``path``, never the seed.
+    """
+    return _read_seed(path, "STT_NODE_SEED", "node_seed", "")
 
 
 @dataclass(frozen=True, slots=True)

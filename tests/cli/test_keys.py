@@ -1,10 +1,14 @@
-"""``stt keygen`` (:mod:`seigr_stt.cli.keys`): a new file of mode 0600, written atomically."""
+"""``stt keygen`` and ``stt id`` (:mod:`seigr_stt.cli.keys`): seed files and node ids."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import io
 import os
+import socket
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +16,8 @@ import pytest
 
 from seigr_stt.cli import keys, main
 from seigr_stt.cli.errors import CLIError
-from seigr_stt.core.identity import parse_seed
+from seigr_stt.core.identity import NodeIdentity, parse_seed
+from tests.cli.helpers import NodeProcess, run
 
 OLD = "old seed text, never a real one\n"
 
@@ -151,3 +156,84 @@ def test_the_mode_is_0600_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert _mode(target) == 0o600
+
+
+# -- stt id ------------------------------------------------------------------------------------
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any socket or event loop fail the test: ``stt id`` must need neither."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("stt id opened a socket or an event loop")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(asyncio, "new_event_loop", refuse)
+    monkeypatch.setattr(asyncio, "Runner", refuse)
+
+
+def test_id_prints_the_node_id_of_a_seed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "node.seed"
+    assert main(["keygen", str(target)]) == 0
+    capsys.readouterr()
+    text = target.read_text().strip()
+    expected = NodeIdentity.from_seed(text).node_id.hex()
+    monkeypatch.delenv("STT_NODE_SEED", raising=False)
+    _no_network(monkeypatch)
+    assert main(["id", str(target)]) == 0
+    out, err = capsys.readouterr()
+    assert out == expected + "\n"
+    assert err == ""
+    monkeypatch.setenv("STT_NODE_SEED", text)  # the environment, as the other commands read it
+    assert main(["id"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text + "\n"))
+    assert main(["id", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert out == expected + "\n"
+    assert text not in out + err
+
+
+def test_id_matches_the_id_a_running_node_prints(
+    echo_node: NodeProcess, seeds: dict[str, Path]
+) -> None:
+    result = run("id", str(seeds["node"]))
+    assert result.returncode == 0, result.stderr
+    assert f"node {result.stdout.strip()}" == echo_node.lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file or directory"),
+        ("00" * 32, "node_seed has too little entropy"),
+        (bytes(range(32)).hex(), "node_seed is structured"),
+        ("not a seed", "node_seed text is neither hex nor base64"),
+    ],
+)
+def test_id_refuses_a_missing_or_weak_seed_with_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    message: str,
+) -> None:
+    path = tmp_path / "node.seed"
+    if content is not None:
+        path.write_text(content + "\n")
+        path.chmod(0o600)
+    assert main(["id", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"stt id: {path}: ")
+    assert message in err
+    if content is not None:
+        assert content[:16] not in err
+
+
+def test_id_without_a_seed_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("STT_NODE_SEED", raising=False)
+    assert main(["id"]) == 2
+    assert "no node seed" in capsys.readouterr().err
