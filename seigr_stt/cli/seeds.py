@@ -2,7 +2,8 @@
 
 Seeds come from files written by ``stt keygen`` (``--node-seed`` / ``--shared-seed``) or from the
 ``STT_NODE_SEED`` / ``STT_SHARED_SEED`` environment variables (hex or base64 text). No message,
-log line or repr made here contains a seed.
+log line or repr made here contains a seed. :func:`read_seeds` also reads the command's pinned
+node ids (:mod:`seigr_stt.cli.pinning`), which travel with the seeds to the node.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seigr_stt.cli.errors import EXIT_USAGE, CLIError
+from seigr_stt.cli.pinning import check_not_seeds, read_allowed_peers
 from seigr_stt.core.identity import parse_seed
 from seigr_stt.exceptions import WeakSeedError
 
@@ -69,20 +71,28 @@ def read_node_seed(path: str | None) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class Seeds:
-    """A command's seeds: ``node`` is None when none was given (a random identity is used)."""
+    """A command's seeds, and the peers its node is pinned to.
+
+    ``node`` is None when no node seed was given (a random identity is used); ``allowed_peers``
+    is None when no peer was pinned (every holder of the shared seed is accepted), else the node
+    ids given to ``STTNode(..., allowed_peers=...)``. The repr shows none of it.
+    """
 
     node: bytes | None
     shared: bytes
+    allowed_peers: frozenset[bytes] | None = None
 
     def __repr__(self) -> str:
         return "Seeds(...)"
 
 
 def read_seeds(args: argparse.Namespace) -> Seeds:
-    """The seeds named by ``args.node_seed`` / ``args.shared_seed``, else by the environment.
+    """The seeds named by ``args.node_seed`` / ``args.shared_seed``, else by the environment, and
+    the pins of ``args.allow_peer`` / ``args.allowed_peers`` (see :mod:`seigr_stt.cli.pinning`).
 
-    Raises :class:`CLIError` (exit 2) when there is no shared seed, when a seed file cannot be
-    read, or when a seed is too short or too weak. Warns on standard error about a seed file
+    Raises :class:`CLIError` (exit 2) when there is no shared seed, when a seed file or the
+    allowed-peers file cannot be read, when a seed is too short or too weak, when a pinned id is
+    malformed, or when one is a seed of this command. Warns on standard error about a seed file
     that others can read.
     """
     shared = _read_seed(args.shared_seed, "STT_SHARED_SEED", "shared_seed", "--shared-seed")
@@ -93,4 +103,6 @@ def read_seeds(args: argparse.Namespace) -> Seeds:
             EXIT_USAGE,
         )
     node = _read_seed(args.node_seed, "STT_NODE_SEED", "node_seed", "--node-seed")
-    return Seeds(node, shared)
+    allowed = read_allowed_peers(args.allow_peer, args.allowed_peers)
+    check_not_seeds(allowed, node, shared)
+    return Seeds(node, shared, allowed)
