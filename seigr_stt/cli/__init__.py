@@ -1,6 +1,6 @@
 """The ``stt`` command line (also ``python -m seigr_stt``); see ``docs/cli.md``.
 
-Commands: ``keygen``, ``node``, ``connect``, ``send``, ``send-file``, ``ping``, ``stats``,
+Commands: ``keygen``, ``id``, ``node``, ``connect``, ``send``, ``send-file``, ``ping``, ``stats``,
 ``bench`` and ``demo``. Logging is configured here only (``--log-level``); the library installs
 no handlers. Seeds come from files written by ``stt keygen`` (``--node-seed`` /
 ``--shared-seed``) or from the ``STT_NODE_SEED`` / ``STT_SHARED_SEED`` environment variables
@@ -14,7 +14,8 @@ of the package:
 - ``seeds``: seed files and environment variables;
 - ``console``: the event loop and the output lines every command uses;
 - ``client``: a client session to a node, for the client commands;
-- ``commands``: ``keygen``, ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
+- ``keys``: ``keygen`` (the atomic seed file writer) and ``id``;
+- ``commands``: ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
 - ``serve``: ``stt node``;
 - ``filetransfer``: the ``send-file`` protocol, sender and receiver;
 - ``stats``: ``stt stats``.
@@ -64,14 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     is printed as ``stt COMMAND: MESSAGE`` on standard error and its code returned; Ctrl-C
     returns 130. As argparse does, ``--help`` and ``--version`` (exit 0) and bad arguments
     (exit 2) raise :class:`SystemExit` instead of returning. Configures logging (not for
-    ``keygen``).
+    ``keygen`` and ``id``).
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
         return cmd_bench(arguments[1:])
     args = build_parser().parse_args(arguments)
     try:
-        if args.command != "keygen":  # keygen logs nothing: leave the process's logging be
+        if args.command not in ("keygen", "id"):  # they log nothing: leave logging be
             _configure_logging(args.log_level)
         code: int = args.func(args)
         return code

@@ -59,9 +59,17 @@ async def client_session(
 ) -> AsyncIterator[tuple[STTNode, STTSession, float]]:
     """A started client node and a session to the target; yields (node, session, handshake s).
 
-    On exit the session is closed (its data delivered first) and the node stopped.
+    The node is pinned to ``seeds.allowed_peers`` (when given): a target with another node id
+    fails the handshake with a :class:`~seigr_stt.exceptions.HandshakeError`. On exit the session
+    is closed (its data delivered first) and the node stopped.
     """
-    node = STTNode(seeds.node or generate_seed(), seeds.shared, _bind_host(args), 0)
+    node = STTNode(
+        seeds.node or generate_seed(),
+        seeds.shared,
+        _bind_host(args),
+        0,
+        allowed_peers=seeds.allowed_peers,
+    )
     await node.start()
     try:
         started = time.perf_counter()
@@ -101,7 +109,8 @@ def client_command(
         except HandshakeTimeout:
             raise CLIError(
                 f"handshake with {target_text(args)} timed out after {args.timeout:g} s: the "
-                "node is unreachable, not in server mode, or does not share our shared seed",
+                "node is unreachable, not in server mode, does not share our shared seed, or "
+                "does not allow our node id",
                 EXIT_HANDSHAKE_TIMEOUT,
             ) from None
         except HandshakeError as exc:

@@ -1,7 +1,7 @@
-"""The commands that are neither a node nor a file transfer: keygen, demo, bench, connect, send
-and ping.
+"""The commands that are neither a node, a file transfer nor key handling: demo, bench, connect,
+send and ping.
 
-``keygen``, ``demo`` and ``bench`` run without a network peer; ``connect``, ``send`` and ``ping``
+``demo`` and ``bench`` run without a network peer; ``connect``, ``send`` and ``ping``
 are async bodies for :func:`~seigr_stt.cli.client.client_command`. The demo and the benchmarks
 (``seigr_stt.bench``) are imported only when their command runs.
 """
@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import importlib
-import os
 import statistics
 import struct
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seigr_stt import STTNode, generate_seed
+from seigr_stt import STTNode
 from seigr_stt.cli.client import client_session, target_text
 from seigr_stt.cli.console import run, say
 from seigr_stt.cli.errors import EXIT_CODES, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError
@@ -32,10 +29,10 @@ from seigr_stt.exceptions import MessageTooLarge, STTError
 if TYPE_CHECKING:
     from seigr_stt.aio.session import ReceivedPacket, STTSession
 
-__all__ = ["cmd_bench", "cmd_demo", "cmd_keygen", "connect_main", "ping_main", "send_main"]
+__all__ = ["cmd_bench", "cmd_demo", "connect_main", "ping_main", "send_main"]
 
 
-# -- keygen, demo, bench -------------------------------------------------------------------------
+# -- demo, bench ---------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     """``stt demo``: run :func:`seigr_stt.demo.run_demo` (two nodes in this process); exit 0."""
     from seigr_stt.demo import run_demo
@@ -45,29 +42,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run(demo())
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    """``stt keygen``: write a new random seed to ``args.output`` (``-``: standard output).
-
-    The file is created with mode 0600; an existing file is kept (exit 1) unless ``args.force``.
-    The seed is written only to the file (or to standard output when asked), never elsewhere.
-    """
-    seed = generate_seed()
-    text = seed.hex() if args.format == "hex" else base64.b64encode(seed).decode()
-    if args.output == "-":
-        sys.stdout.write(text + "\n")
-        return EXIT_OK
-    path = Path(args.output)
-    if path.exists() and not args.force:
-        sys.stderr.write(f"stt keygen: {path} exists (use --force to overwrite)\n")
-        return EXIT_FAILURE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-    os.chmod(path, 0o600)
-    sys.stderr.write(f"wrote a new seed to {path} (mode 0600)\n")
-    return EXIT_OK
 
 
 BENCH_HELP = """\

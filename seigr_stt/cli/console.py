@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
 
-__all__ = ["run", "say"]
+__all__ = ["printable", "run", "say"]
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -42,3 +42,24 @@ def say(text: str, file: IO[str] | None = None) -> None:
     stream = file or sys.stdout
     stream.write(text + "\n")
     stream.flush()
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char == "\\":
+        return "\\\\"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal: every non-printable character escaped.
+
+    Characters that :meth:`str.isprintable` rejects (C0 and C1 controls such as ESC, newline,
+    DEL; Unicode format characters such as bidirectional overrides; line and paragraph
+    separators) become ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``, and a backslash becomes
+    ``\\\\``, so the result is unambiguous and holds no terminal escape sequence. Printable text
+    (including non-ASCII letters) is kept as it is.
+    """
+    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)

@@ -28,8 +28,8 @@ exit codes:
   0    success
   1    failure (network error, refused transfer, no reply, missing optional package)
   2    usage error (bad arguments, missing or weak seed)
-  3    handshake timeout: the peer is unreachable, not in server mode, or does not share
-       our shared seed
+  3    handshake timeout: the peer is unreachable, not in server mode, does not share our
+       shared seed, or does not allow our node id
   130  interrupted (Ctrl-C)
 """
 

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import struct
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from seigr_stt.cli.client import client_session
-from seigr_stt.cli.console import say
+from seigr_stt.cli.console import printable, say
 from seigr_stt.cli.errors import EXIT_OK, EXIT_USAGE, CLIError
 from seigr_stt.cli.seeds import Seeds
 from seigr_stt.exceptions import STTError
@@ -40,6 +41,7 @@ __all__ = [
     "FileReceiver",
     "Progress",
     "encode_file_header",
+    "safe_file_name",
     "send_file_main",
 ]
 
@@ -158,7 +160,7 @@ async def send_file_main(args: argparse.Namespace, seeds: Seeds) -> int:
         async with client_session(args, seeds) as (_, session, _):
             stream = await session.open_stream()
             say(
-                f"sending {name} ({size} bytes) on stream {stream.stream_id} "
+                f"sending {printable(name)} ({size} bytes) on stream {stream.stream_id} "
                 f"(session {session.session_id.hex()[:8]} over {session.transport_type})"
             )
             reply_task = asyncio.create_task(stream.readexactly(_FILE_REPLY.size))
@@ -203,11 +205,30 @@ async def send_file_main(args: argparse.Namespace, seeds: Seeds) -> int:
 
 
 # -- receiver ----------------------------------------------------------------------------------
-def _unique_path(directory: Path, name: str) -> Path:
-    """A free path in ``directory`` for the base name of ``name`` (suffixed ``.1``, ``.2``, …)."""
-    base = Path(name.replace("\x00", "_").replace("\\", "_")).name.strip()
+# C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe_file_name(name: str) -> str:
+    """The file name a received file is stored under, from the name its sender announced.
+
+    Every control character (C0, DEL, C1; also U+2028/U+2029) and backslash becomes ``_``; then
+    only the base name is kept, stripped of surrounding white space, so no name leaves the receive
+    directory (``../x`` and ``/etc/x`` give ``x``). An empty name, ``.`` or ``..`` gives
+    ``received``; a name that looks like a transfer's part file (``.stt-….part``) gets a ``_``
+    prefix. The result is never empty and contains no ``/``.
+    """
+    base = Path(_CONTROL.sub("_", name).replace("\\", "_")).name.strip()
     if base in ("", ".", ".."):
-        base = "received"
+        return "received"
+    if base.startswith(".stt-") and base.endswith(".part"):
+        return "_" + base
+    return base
+
+
+def _unique_path(directory: Path, name: str) -> Path:
+    """A free path in ``directory`` for :func:`safe_file_name` of ``name`` (``.1``, ``.2``, …)."""
+    base = safe_file_name(name)
     path = directory / base
     n = 1
     while path.exists():
@@ -219,8 +240,10 @@ def _unique_path(directory: Path, name: str) -> Path:
 class FileReceiver:
     """Receives ``stt send-file`` transfers into ``receive_dir``; refuses them when it is None.
 
-    ``receive_dir`` must exist. Each transfer is stored under a free name derived from the base
-    name the sender announced, and printed on standard output with its sha256.
+    ``receive_dir`` must exist. Each transfer is stored under a free name derived from the name
+    the sender announced (:func:`safe_file_name`), and printed on standard output with its sha256;
+    the announced name is printed escaped (:func:`~seigr_stt.cli.console.printable`), so a peer
+    cannot write terminal escape sequences to the operator's terminal.
     """
 
     def __init__(self, receive_dir: Path | None) -> None:
@@ -280,8 +303,8 @@ class FileReceiver:
             await self._reply(stream, FILE_SIZE_MISMATCH, digest.digest())
             return
         say(
-            f"received file {name} ({size} bytes) from {session.session_id.hex()[:8]} "
-            f"sha256 {digest.hexdigest()} -> {path}"
+            f"received file {printable(name)} ({size} bytes) from {session.session_id.hex()[:8]} "
+            f"sha256 {digest.hexdigest()} -> {printable(str(path))}"
         )
         await self._reply(stream, FILE_STORED, digest.digest())
 

@@ -13,9 +13,11 @@ from typing import TypeVar
 
 from seigr_stt import __version__
 from seigr_stt.cli.client import client_command
-from seigr_stt.cli.commands import cmd_demo, cmd_keygen, connect_main, ping_main, send_main
+from seigr_stt.cli.commands import cmd_demo, connect_main, ping_main, send_main
 from seigr_stt.cli.errors import EXIT_CODES
 from seigr_stt.cli.filetransfer import send_file_main
+from seigr_stt.cli.keys import cmd_id, cmd_keygen
+from seigr_stt.cli.pinning import parse_node_id
 from seigr_stt.cli.serve import cmd_node
 from seigr_stt.cli.stats import cmd_stats
 
@@ -27,6 +29,10 @@ seeds:
   without them the STT_NODE_SEED / STT_SHARED_SEED environment variables (hex or base64
   text) are used. The shared seed is required; without a node seed a random identity is
   used. Seeds are never printed or logged.
+
+pinning:
+  --allow-peer NODE_ID (repeatable) and --allowed-peers FILE (one id per line) restrict the
+  node to those peers: a refused peer's handshake fails. `stt id SEEDFILE` prints a node id.
 """
 
 DEFAULT_UDP_PORT = 9000
@@ -107,6 +113,33 @@ def _seed_options() -> argparse.ArgumentParser:
     return seeds
 
 
+def _node_id(text: str) -> bytes:
+    """An argparse ``type=`` for a node id (64 hex digits); the error names the bad value."""
+    try:
+        return parse_node_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pin_options() -> argparse.ArgumentParser:
+    pins = argparse.ArgumentParser(add_help=False)
+    pins.add_argument(
+        "--allow-peer",
+        action="append",
+        type=_node_id,
+        metavar="NODE_ID",
+        help="accept sessions only with this node id (64 hex digits, as `stt id` prints it); "
+        "repeatable",
+    )
+    pins.add_argument(
+        "--allowed-peers",
+        metavar="FILE",
+        help="accept sessions only with the node ids in FILE (one per line, # comments); "
+        "adds to --allow-peer",
+    )
+    return pins
+
+
 def _target_options() -> argparse.ArgumentParser:
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("host", nargs="?", metavar="HOST", help="the node's UDP host")
@@ -141,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seigr_stt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     quiet = _common("warning")
-    client = [quiet, _seed_options(), _target_options()]
+    client = [quiet, _seed_options(), _pin_options(), _target_options()]
 
     def add(
         name: str, help_text: str, parents: list[argparse.ArgumentParser], epilog: str = ""
@@ -151,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             parents=parents,
-            epilog=(epilog + "\n" if epilog else "") + EXIT_CODES,
+            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + EXIT_CODES,
             formatter_class=_Formatter,
         )
 
@@ -161,10 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.set_defaults(func=cmd_keygen)
 
+    node_id = add(
+        "id",
+        "print the node id of a node seed (what peers pin with --allow-peer)",
+        [],
+        "examples:\n  stt id node.seed\n  stt keygen - | stt id -\n\n"
+        "Starts no node and opens no socket. Without SEEDFILE the STT_NODE_SEED environment\n"
+        "variable is read. The seed itself is never printed.",
+    )
+    node_id.add_argument(
+        "seedfile",
+        nargs="?",
+        metavar="SEEDFILE",
+        help="a seed file written by `stt keygen`, or - for standard input",
+    )
+    node_id.set_defaults(func=cmd_id)
+
     node = add(
         "node",
         "run a node over UDP and WebSocket until SIGINT/SIGTERM",
-        [_common("info"), _seed_options()],
+        [_common("info"), _seed_options(), _pin_options()],
         "On start it prints `node NODE_ID` and\n"
         "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output.\n\n" + SEED_HELP,
     )

@@ -102,7 +102,10 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
         args.port,
         ws_port=None if args.no_ws else args.ws_port,
         logger=logging.getLogger("seigr_stt.node"),
+        allowed_peers=seeds.allowed_peers,
     )
+    if seeds.allowed_peers is not None:
+        _log.info("pinned: sessions only with %d node id(s)", len(seeds.allowed_peers))
     runner = _NodeRunner(node, args)
     node.on("session_established", runner.on_established)
     node.on("key_rotated", runner.on_key_rotated)

@@ -1,17 +1,12 @@
-"""keygen, demo, bench, connect, send and ping (:mod:`seigr_stt.cli.commands`)."""
+"""demo, bench, connect, send and ping (:mod:`seigr_stt.cli.commands`)."""
 
 from __future__ import annotations
 
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from seigr_stt.cli import main
-from seigr_stt.core.identity import parse_seed
 from tests.cli.helpers import NodeProcess, clean_env, run
 
 
@@ -37,22 +32,6 @@ def test_demo_shows_the_whole_lifecycle() -> None:
     assert "udp session state CLOSED" in out
     assert "websocket session state CLOSED" in out
     assert "server drops: 0" in out
-
-
-def test_keygen_writes_a_private_valid_seed(tmp_path: Path) -> None:
-    target = tmp_path / "node.seed"
-    assert main(["keygen", str(target)]) == 0
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    seed = parse_seed(target.read_text().strip())
-    assert len(seed) == 32
-    assert main(["keygen", str(target)]) == 1  # refuses to overwrite
-    assert main(["keygen", str(target), "--force", "--format", "base64"]) == 0
-    assert parse_seed(target.read_text().strip()) != seed
-
-
-def test_keygen_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["keygen", "-"]) == 0
-    assert len(bytes.fromhex(capsys.readouterr().out.strip())) == 32
 
 
 def test_connect_over_udp_and_websocket(echo_node: NodeProcess, seeds: dict[str, Path]) -> None:

@@ -63,3 +63,82 @@ def test_send_file_header_layout() -> None:
         encode_file_header("", 1)
     with pytest.raises(ValueError, match="file name"):
         encode_file_header("x" * 1025, 1)
+
+
+@pytest.mark.parametrize(
+    ("announced", "stored"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("/etc/shadow", "shadow"),
+        ("a\\b\\..", "a_b_.."),
+        ("..", "received"),
+        ("x/..", "received"),
+        ("  ", "received"),
+        ("\x1b]0;owned\x07../evil\nname\x9b2J\x7f.txt", "evil_name_2J_.txt"),
+        ("tab\there\x00nul\x85nel\u2028ls", "tab_here_nul_nel_ls"),
+        (".stt-1f44aee4-0.part", "_.stt-1f44aee4-0.part"),
+        ("héllo wörld.txt", "héllo wörld.txt"),
+    ],
+)  # fmt: skip
+def test_safe_file_name_keeps_a_base_name_without_control_characters(
+    announced: str, stored: str
+) -> None:
+    from seigr_stt.cli.filetransfer import safe_file_name
+
+    name = safe_file_name(announced)
+    assert name == stored
+    assert "/" not in name
+    assert name.isprintable()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain name.txt", "plain name.txt"),
+        ("é ü 名前", "é ü 名前"),
+        ("\x1b[2J\x1b]0;owned\x07", "\\x1b[2J\\x1b]0;owned\\x07"),
+        ("a\nb\rc\td", "a\\x0ab\\x0dc\\x09d"),
+        ("\x7f\x9b\x85", "\\x7f\\x9b\\x85"),
+        ("rtl\u202etxt.exe", "rtl\\u202etxt.exe"),
+        ("back\\slash\\x1b", "back\\\\slash\\\\x1b"),  # a literal "\x1b" stays distinguishable
+    ],
+)  # fmt: skip
+def test_printable_escapes_every_non_printable_character(text: str, shown: str) -> None:
+    from seigr_stt.cli.console import printable
+
+    assert printable(text) == shown
+    assert "\x1b" not in printable(text)
+
+
+def test_a_hostile_file_name_is_escaped_on_screen_and_sanitized_on_disk(
+    seeds: dict[str, Path], tmp_path: Path
+) -> None:
+    """F17: ESC sequences, newlines, ``..`` and ``/`` in a peer's file name."""
+    inbox = tmp_path / "inbox"
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"payload")
+    name = "\x1b[2J\x1b]0;owned\x07../../evil\nname\x9b31m\x7f.txt"
+    node = NodeProcess.start(
+        "--shared-seed", str(seeds["shared"]), "--no-ws", "--receive-dir", str(inbox)
+    )
+    try:
+        sent = run(
+            "send-file", *node.target, str(source), "--name", name, "--no-progress",
+            "--shared-seed", str(seeds["shared"]),
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        line = node.expect("received file ")
+    finally:
+        assert node.stop() == 0, node.err
+    node.expect("stopped")
+    escaped = "\\x1b[2J\\x1b]0;owned\\x07../../evil\\x0aname\\x9b31m\\x7f.txt"
+    assert line.startswith(f"received file {escaped} (7 bytes) from ")
+    assert line.endswith(f"-> {inbox / 'evil_name_31m_.txt'}")
+    assert "sending " + escaped in sent.stdout
+    for text in [*node.lines, *node.err, sent.stdout, sent.stderr]:
+        assert "\x1b" not in text
+        assert "\x9b" not in text
+    assert [p.name for p in inbox.iterdir()] == ["evil_name_31m_.txt"]
+    assert (inbox / "evil_name_31m_.txt").read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox", "source.txt"]

@@ -14,7 +14,9 @@ from seigr_stt.cli.parser import build_parser, number
 from tests.cli.helpers import clean_env, run
 from tests.timing import SECOND
 
-COMMANDS = ("keygen", "node", "connect", "send", "send-file", "ping", "stats", "bench", "demo")
+COMMANDS = (
+    "keygen", "id", "node", "connect", "send", "send-file", "ping", "stats", "bench", "demo",
+)  # fmt: skip
 
 
 def test_usage_errors_exit_2() -> None:

@@ -13,6 +13,13 @@ from seigr_stt.core.identity import parse_seed
 from tests.cli.helpers import run
 
 
+def _args(node_seed: str | None = None, shared_seed: str | None = None) -> argparse.Namespace:
+    """What read_seeds reads: the seed options and the pinning options (none given)."""
+    return argparse.Namespace(
+        node_seed=node_seed, shared_seed=shared_seed, allow_peer=None, allowed_peers=None
+    )
+
+
 def test_missing_or_weak_seeds_are_usage_errors(tmp_path: Path, seeds: dict[str, Path]) -> None:
     result = run("connect", "127.0.0.1", "9", "--timeout", "1")
     assert result.returncode == 2
@@ -37,12 +44,10 @@ def test_seeds_from_files_before_the_environment(
     shared_text = seeds["shared"].read_text().strip()
     monkeypatch.setenv("STT_SHARED_SEED", seeds["other"].read_text().strip())
     monkeypatch.delenv("STT_NODE_SEED", raising=False)
-    from_env = read_seeds(argparse.Namespace(node_seed=None, shared_seed=None))
+    from_env = read_seeds(_args())
     assert from_env.shared == parse_seed(seeds["other"].read_text().strip())
     assert from_env.node is None
-    from_files = read_seeds(
-        argparse.Namespace(node_seed=str(seeds["node"]), shared_seed=str(seeds["shared"]))
-    )
+    from_files = read_seeds(_args(node_seed=str(seeds["node"]), shared_seed=str(seeds["shared"])))
     assert from_files.shared == parse_seed(shared_text)
     assert from_files.node == parse_seed(seeds["node"].read_text().strip())
 
@@ -55,7 +60,7 @@ def test_a_seed_never_shows_in_a_repr_or_an_error(monkeypatch: pytest.MonkeyPatc
     weak = "00" * 32
     monkeypatch.setenv("STT_SHARED_SEED", weak)
     with pytest.raises(CLIError) as info:
-        read_seeds(argparse.Namespace(node_seed=None, shared_seed=None))
+        read_seeds(_args())
     assert info.value.code == 2
     assert str(info.value).startswith("STT_SHARED_SEED: ")
     assert "00" * 8 not in str(info.value)
