@@ -16,7 +16,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
 from seigr_stt import HandshakeError, NodeConfig, NodeEvent, SessionState, STTNode, generate_seed
-from seigr_stt.aio import websocket
 from seigr_stt.aio.websocket import WSLink
 from seigr_stt.constants import CLOSE_GOING_AWAY
 from tests.aio.helpers import (
