@@ -157,15 +157,12 @@ class _Gate:
         elif admission is _Admission.REFUSED:
             self.refusing -= 1
 
-    def held_by(self, source: str) -> int:
-        """Pending connections of host ``source``."""
-        return self._by_source.get(source, 0)
-
 
 class _GatedConnection(ServerConnection):
     """A server connection admitted by a :class:`_Gate` on TCP accept and counted until it
     carries an established session (:meth:`settle`) or is lost. Each server uses a subclass
-    whose :attr:`gate` is its own."""
+    whose :attr:`gate` is its own. Under ``wss://`` asyncio reports the connection only once its
+    TLS handshake completes: until then only ``open_timeout`` bounds it."""
 
     gate: ClassVar[_Gate]
     admission: _Admission = _Admission.SETTLED
