@@ -5,7 +5,8 @@ Three parts, each read by one layer of the package, and the public facade that j
 * :class:`SessionConfig`: what one session needs (message limits, windows, timers, rotation);
   the sans-I/O :class:`~seigr_stt.core.session.Session` reads nothing else;
 * :class:`EndpointConfig`: the node-wide protocol limits (sessions, handshake admission);
-* :class:`TransportConfig`: record sizes per transport;
+* :class:`TransportConfig`: record sizes per transport, and the WebSocket server's deadlines and
+  connection limits;
 * :class:`NodeConfig`: all of the above as one flat set of keyword arguments, what
   :class:`~seigr_stt.STTNode` takes (``NodeConfig(max_sessions=100, keepalive_s=5)``). A
   ``NodeConfig`` *is* each of the three parts, so it can be passed wherever one is expected.
@@ -39,6 +40,7 @@ from seigr_stt.constants import (
     REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME_S,
+    RESPONDER_HALF_OPEN_TIMEOUT_S,
     SESSION_INITIAL_WINDOW_BYTES,
     STREAM_INITIAL_WINDOW_BYTES,
     TOMBSTONE_S,
@@ -202,7 +204,7 @@ class EndpointConfig(_Validated):
 
 @dataclass(frozen=True, kw_only=True)
 class TransportConfig(_Validated):
-    """Record sizes per transport (§5, §12)."""
+    """Record sizes per transport (§5, §12), and what one WebSocket connection may cost (§12.2)."""
 
     udp_max_record_size: int = field(
         default=UDP_MAX_RECORD_SIZE, metadata=_bounds(256, 65507, exclusive=False)
@@ -219,6 +221,60 @@ class TransportConfig(_Validated):
         default=WEBSOCKET_MAX_RECORD_SIZE, metadata=_bounds(256, 16 * 1024 * 1024, exclusive=False)
     )
     """Largest WebSocket binary message the node sends or accepts (bytes)."""
+
+    websocket_handshake_timeout_s: float = field(default=5.0, metadata=_bounds())
+    """Seconds an accepted WebSocket connection has, from its HTTP upgrade, to carry a handshake
+    the node keeps (a valid INIT from a member); otherwise it is closed (1008) and counted as
+    ``closed_handshake_timeout``. Also the deadline of the HTTP upgrade itself (and of the TLS
+    handshake under ``wss://``)."""
+
+    websocket_session_timeout_s: float = field(
+        default=RESPONDER_HALF_OPEN_TIMEOUT_S, metadata=_bounds()
+    )
+    """Seconds an accepted WebSocket connection has, from its HTTP upgrade, to carry an
+    established session; otherwise it is closed (1008, ``closed_handshake_timeout``). The default
+    is the responder's half-open lifetime (15 s). At least ``websocket_handshake_timeout_s``."""
+
+    websocket_idle_timeout_s: float = field(default=30.0, metadata=_bounds())
+    """Seconds a WebSocket connection (accepted or opened by this node) may carry no session and
+    no handshake before it is closed (1000, ``closed_idle``). A connection whose session lives is
+    never idle."""
+
+    websocket_max_pending: int = field(default=256, metadata=_bounds(0, 1 << 20))
+    """Accepted WebSocket connections without an established session (from the TCP accept on)
+    that the node holds at once; beyond it new connections are refused (HTTP 503, counted as
+    ``refused_connections``). Lowered at start to fit half the process's file-descriptor limit."""
+
+    websocket_max_pending_per_source: int = field(default=8, metadata=_bounds(0, 1 << 20))
+    """The share of ``websocket_max_pending`` one remote host may hold; beyond it that host's new
+    connections are refused (HTTP 503). Behind a reverse proxy every connection comes from the
+    proxy: raise it to ``websocket_max_pending`` there (docs/deployment.md)."""
+
+    websocket_send_queue_bytes: int = field(
+        default=16 * WEBSOCKET_MAX_RECORD_SIZE, metadata=_bounds(256, 1 << 34, exclusive=False)
+    )
+    """Bytes of records one WebSocket connection queues for its peer (1 MiB: 16 maximum records,
+    above the initial congestion window of 10). A record that would exceed it is dropped and
+    counted in ``send_dropped``; the session recovers it by retransmission and its congestion
+    window shrinks, which slows the sender. Application senders wait from half of it on. At least
+    ``websocket_max_record_size``."""
+
+    def _check(self) -> None:
+        super()._check()
+        owner = type(self).__name__
+        if self.websocket_session_timeout_s < self.websocket_handshake_timeout_s:
+            raise ConfigError(
+                f"{owner}.websocket_session_timeout_s must be at least the handshake timeout"
+            )
+        if self.websocket_max_pending_per_source > self.websocket_max_pending:
+            raise ConfigError(
+                f"{owner}.websocket_max_pending_per_source cannot exceed websocket_max_pending"
+            )
+        if self.websocket_send_queue_bytes < self.websocket_max_record_size:
+            raise ConfigError(
+                f"{owner}.websocket_send_queue_bytes must hold one record: at least "
+                f"websocket_max_record_size ({self.websocket_max_record_size})"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,25 @@ from seigr_stt.config import EndpointConfig, SessionConfig, TransportConfig
             {"handshake_load_threshold": 10, "handshake_half_open_max": 5},
             r"handshake_load_threshold cannot exceed handshake_half_open_max",
         ),
+        (
+            {"websocket_handshake_timeout_s": 0},
+            r"NodeConfig\.websocket_handshake_timeout_s must be greater than 0",
+        ),
+        ({"websocket_idle_timeout_s": None}, r"websocket_idle_timeout_s must be a number"),
+        ({"websocket_max_pending": 0}, r"NodeConfig\.websocket_max_pending must be greater"),
+        ({"websocket_send_queue_bytes": 255}, r"websocket_send_queue_bytes must be at least 256"),
+        (
+            {"websocket_handshake_timeout_s": 20.0},  # beyond the 15 s session deadline
+            r"NodeConfig\.websocket_session_timeout_s must be at least the handshake timeout",
+        ),
+        (
+            {"websocket_max_pending": 4, "websocket_max_pending_per_source": 5},
+            r"websocket_max_pending_per_source cannot exceed websocket_max_pending",
+        ),
+        (
+            {"websocket_max_record_size": 2 * 1024 * 1024},  # above the 1 MiB queue
+            r"websocket_send_queue_bytes must hold one record",
+        ),
     ],
 )
 def test_bad_values_name_the_field(fields: dict[str, Any], message: str) -> None:

@@ -145,10 +145,14 @@ class STTNode:
         self._ws = WebSocketTransport(
             self._driver.receive_websocket,
             self._on_ws_closed,
-            self.config.websocket_max_record_size,
+            self.config,
+            carries=self._driver.endpoint.bound_to,
         )
         self._connects: dict[int, asyncio.Future[PeerSession]] = {}
         self._sessions: dict[bytes, PeerSession] = {}
+        # The WebSocket link each WebSocket session was established over (its idle timer
+        # restarts when the session closes).
+        self._ws_session_links: dict[bytes, WSLink] = {}
         # (packet, flow-control credit to return once the application has taken it)
         self._rx: asyncio.Queue[tuple[ReceivedPacket, int] | None] = asyncio.Queue()
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
@@ -317,6 +321,9 @@ class STTNode:
     def _emit(self, event: NodeEvent) -> None:
         if event.kind == "session_closed":
             self._sessions.pop(event.session.session_id, None)
+            link = self._ws_session_links.pop(event.session.session_id, None)
+            if link is not None:
+                self._ws.released(link)
         for listener in self._listeners[event.kind]:
             try:
                 result = listener(event)
@@ -338,6 +345,10 @@ class STTNode:
         if core is None:  # pragma: no cover - closed in the same drain
             return
         transport = "websocket" if isinstance(event.addr, WSLink) else "udp"
+        if isinstance(event.addr, WSLink):
+            # No longer pending, and only the idle timeout applies (docs/protocol.md §12.2).
+            self._ws.established(event.addr)
+            self._ws_session_links[event.session_id] = event.addr
         session = PeerSession(
             self._driver, core, transport_type=transport, hooks=self._hooks, logger=self.logger
         )
@@ -529,9 +540,19 @@ class STTNode:
                 "websocket": {
                     "url": self.ws_url,
                     "connections": len(self._ws.links),
+                    # accepted connections without an established session yet
+                    "pending": self._ws.pending,
+                    # connections refused beyond websocket_max_pending(_per_source)
+                    "refused_connections": self._ws.refused_connections,
+                    # closed for no handshake / no session in time; for carrying nothing
+                    "closed_handshake_timeout": self._ws.closed_handshake_timeout,
+                    "closed_idle": self._ws.closed_idle,
                     # connections closed for a text message (1003) or an oversized one (1009)
                     "text_frames_refused": self._ws.text_frames_refused,
                     "oversized_refused": self._ws.oversized_refused,
+                    # packets dropped by full send queues; bytes queued now
+                    "send_dropped": self._ws.send_dropped,
+                    "send_queued_bytes": self._ws.send_queued_bytes,
                 },
             },
             "packets_received": counters.packets_received,

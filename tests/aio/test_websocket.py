@@ -16,7 +16,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
 from seigr_stt import HandshakeError, NodeConfig, NodeEvent, SessionState, STTNode, generate_seed
-from seigr_stt.aio import websocket
 from seigr_stt.aio.websocket import WSLink
 from seigr_stt.constants import CLOSE_GOING_AWAY
 from tests.aio.helpers import (
@@ -176,12 +175,12 @@ async def test_an_ssl_context_needs_a_wss_url(make_node: NodeFactory) -> None:
     assert client.session_manager.get_session_count() == 0
 
 
-async def test_large_messages_pass_the_link_backpressure(
-    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(websocket, "SEND_QUEUE_HIGH_WATER", 2)
-    server = await make_node()
-    client = await make_node(server_mode=False)
+async def test_large_messages_pass_the_link_backpressure(make_node: NodeFactory) -> None:
+    # A queue of two records: each message fills it, and the records that do not fit are
+    # dropped and recovered by retransmission.
+    config = NodeConfig(websocket_send_queue_bytes=2 * 65536)
+    server = await make_node(config=config)
+    client = await make_node(server_mode=False, config=config)
     session, peer = await connect(client, server, "websocket")
     messages = [bytes([i]) * (300 * 1024) for i in range(4)]
     for message in messages:
@@ -189,6 +188,9 @@ async def test_large_messages_pass_the_link_backpressure(
     await session.send(SENTINEL, stream_id=1)
     packets = await collect_until_sentinels(server, [(peer.session_id, 1)])
     assert [p.data for p in packets] == messages
+    (link,) = client.websocket_links
+    assert link.peak_queued_bytes <= 2 * 65536
+    assert session.is_active()
 
 
 async def test_sessions_share_one_server_but_not_links(make_node: NodeFactory) -> None:
