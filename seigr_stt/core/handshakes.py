@@ -49,7 +49,15 @@ from seigr_stt.core.stats import DropReason, EndpointCounters
 from seigr_stt.core.timers import DeadlineHeap
 from seigr_stt.exceptions import DecryptError, HandshakeFailed
 
-__all__ = ["Completed", "HandshakeTable"]
+__all__ = ["CONNECTION_CLOSED", "Completed", "HandshakeTable"]
+
+#: Why a handshake fails when its connection closes first. Over WebSocket a server closes a
+#: connection that carries no valid handshake within a few seconds, so this is also what a wrong
+#: shared seed (or a server not in server mode, or one that does not allow us) looks like there.
+CONNECTION_CLOSED = (
+    "connection closed before a valid answer (the peer may not share our shared_seed, "
+    "not be in server mode, or not allow our node id)"
+)
 
 Rng = Callable[[int], bytes]
 Send = Callable[[bytes, Hashable], None]
@@ -475,7 +483,7 @@ class HandshakeTable:
         for index, pending in list(self._initiating.items()):
             if pending.addr == addr:
                 self._forget_initiating(index)
-                self._abort(pending.handle, "connection closed", timeout=False)
+                self._abort(pending.handle, CONNECTION_CLOSED, timeout=False)
         for index, half in list(self._half_open.items()):
             if half.addr == addr:
                 self._forget_half_open(index)

@@ -28,6 +28,7 @@ from seigr_stt.core.events import (
 )
 from seigr_stt.core.frames import Close, serialize_frames
 from seigr_stt.core.handshake import parse_handshake_header
+from seigr_stt.core.handshakes import CONNECTION_CLOSED
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.stats import DropReason
@@ -527,7 +528,7 @@ def test_abort_address(net: Net) -> None:
     assert set(a.endpoint.sessions) == {ac}
     assert set(handshake_table(a.endpoint, "half_open")) == {response_to["Z"]}
     assert set(initiating(a)) == {init_to["Z"]}
-    assert HandshakeAborted(handle, "connection closed", timeout=False) in a.events_of(
+    assert HandshakeAborted(handle, CONNECTION_CLOSED, timeout=False) in a.events_of(
         HandshakeAborted
     )
     assert SessionClosed(ab, 9, "link closed", False) in a.events_of(SessionClosed)

@@ -28,7 +28,7 @@ from seigr_stt.constants import (
 from seigr_stt.core import crypto
 from seigr_stt.core.events import Event, HandshakeAborted, SessionClosed, SessionEstablished
 from seigr_stt.core.handshake import InitiatorHandshake
-from seigr_stt.core.handshakes import Completed, HandshakeTable
+from seigr_stt.core.handshakes import CONNECTION_CLOSED, Completed, HandshakeTable
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.noise import handshake_state
@@ -368,7 +368,7 @@ def test_forget_address_fails_the_handshakes_with_it() -> None:
     assert (node.table.initiating, node.table.half_open) == (2, 2)
     node.table.forget_address("X")
     assert (node.table.initiating, node.table.half_open) == (1, 1)
-    assert list(node.events) == [HandshakeAborted(handle, "connection closed", timeout=False)]
+    assert list(node.events) == [HandshakeAborted(handle, CONNECTION_CLOSED, timeout=False)]
     assert node.counters.handshakes_failed == 1
 
 
