@@ -294,7 +294,11 @@ class StreamTable:
             raise PeerViolation("reset below the data already received")
         if frame.final_size > stream.credit:
             raise PeerViolation("reset beyond the granted credit")
-        self.max_data.used += frame.final_size - stream.highest
+        growth = frame.final_size - stream.highest
+        if self.max_data.used + growth > self.max_data.value:
+            # The final size counts against the session window as data would (§16.5).
+            raise PeerViolation("session flow control credit exceeded")
+        self.max_data.used += growth
         stream.highest = frame.final_size
         stream.final_size = frame.final_size
         stream.reset_code = frame.code

@@ -715,6 +715,19 @@ def test_a_reset_beyond_the_credit_closes_with_protocol_error() -> None:
     assert violation(pair).reason == "reset beyond the granted credit"
 
 
+def test_a_reset_beyond_the_session_credit_closes_with_protocol_error() -> None:
+    """A final size counts against the session window as data does: resetting streams is no
+    way around it (formerly §13.1 #4)."""
+    pair = lossy_pair(19, loss=0.0, duplicate=0.0)
+    per_channel = STREAM_INITIAL_WINDOW_BYTES
+    channels = SESSION_INITIAL_WINDOW_BYTES // per_channel
+    for channel in range(channels):
+        forge(pair, Stream(channel_stream_id(channel, 1), per_channel - 1, False, b"z"))
+    assert pair.sa.is_active
+    forge(pair, ResetStream((0 << 2) | 1, 3, 1))  # b's first byte stream, one byte
+    assert violation(pair).reason == "session flow control credit exceeded"
+
+
 @pytest.mark.parametrize(
     ("data", "fin", "reason"),
     [
