@@ -151,6 +151,11 @@ CLOSE_RETRANSMIT_S: Final = 0.25
 CLOSE_ATTEMPTS: Final = 4
 TOMBSTONE_S: Final = 60.0
 
+# -- Path validation when a peer's address changes (§5.3; RFC 9000 §8.2, §9) -------------------
+PATH_AMPLIFICATION_FACTOR: Final = 3  # bytes sent to an unvalidated address per byte from it
+PATH_CHALLENGE_ATTEMPTS: Final = 3  # challenges sent before a candidate address is given up
+PATH_CHALLENGE_MIN_INTERVAL_S: Final = 0.1  # at least this (else 2 x PTO) between challenges
+
 # -- Denial of service (§10) ---------------------------------------------------------------------
 COOKIE_SECRET_LIFETIME_S: Final = 120.0
 HANDSHAKE_HALF_OPEN_MAX: Final = 1024

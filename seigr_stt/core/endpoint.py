@@ -74,6 +74,7 @@ class Endpoint:
             session_config = config if isinstance(config, SessionConfig) else SessionConfig()
         self.session_config = session_config
         self.counters = EndpointCounters()
+        self._rng = rng
         self._out: list[tuple[bytes, Hashable]] = []
         self._events: deque[Event] = deque()
         self.handshakes = HandshakeTable(
@@ -203,7 +204,7 @@ class Endpoint:
             return
         ptype = data[1]
         if ptype == PacketType.DATA:
-            self._receive_record(data, addr, now)
+            self._receive_record(data, addr, now, link)
             return
         if ptype == PacketType.COOKIE_REPLY:
             self.handshakes.receive_cookie_reply(data)
@@ -262,7 +263,7 @@ class Endpoint:
         if completed is not None:
             self._register(completed, now)
 
-    def _receive_record(self, data: bytes, addr: Hashable, now: float) -> None:
+    def _receive_record(self, data: bytes, addr: Hashable, now: float, link: Link) -> None:
         try:
             header = parse_header(data)
         except RecordError:
@@ -276,7 +277,7 @@ class Endpoint:
                 DropReason.TOMBSTONE if tombstone else DropReason.UNKNOWN_SESSION
             ] += 1
             return
-        reason = session.receive_record(data, header, addr, now)
+        reason = session.receive_record(data, header, addr, now, link)
         if reason is not None:
             self.counters.drops[reason] += 1
         self._dirty[session.session_id] = session
@@ -291,6 +292,7 @@ class Endpoint:
             handle=completed.handle,
             on_change=self._changed,
             rtt_sample_s=completed.rtt_sample_s,
+            rng=self._rng,
         )
         session.final_digest = completed.final_digest
         assert session.session_id not in self._sessions, "session ids are unique"
@@ -310,8 +312,7 @@ class Endpoint:
         while self._dirty:
             dirty, self._dirty = self._dirty, {}
             for session in dirty.values():
-                for packet in session.flush(now):
-                    self._out.append((packet, session.addr))
+                self._out += session.flush(now)
                 if session.events:
                     self._take_events(session)
                 if session.state != SessionState.HANDSHAKE:

@@ -105,6 +105,24 @@ class RecordBuilder:
             srtt_s=self.recovery.rtt.smoothed_s,
         )
 
+    def new_path(self, pmtu: PathMtuProber) -> None:
+        """The session moved to another host: the record size and the congestion window start
+        over on the new path (RFC 9000 §9.4)."""
+        self.pmtu = pmtu
+        self.cc = NewReno(pmtu.size)
+        self.pacer = Pacer(pmtu.size)
+
+    def seal_probe(self, frame: Frame, now: float) -> bytes:
+        """A record of ``frame`` alone, outside loss recovery and congestion control: a path
+        challenge to an address the session does not use yet (its loss is no congestion
+        signal on the session's path)."""
+        aead, epoch, echo, counter = self.keys.next_send()
+        header = pack_header(epoch, echo, self.session_id, counter)
+        record = seal_record(aead, header, counter, serialize_frames([frame]))
+        self.counters.packets_sent += 1
+        self.counters.bytes_sent += len(record)
+        return record
+
     # -- building -----------------------------------------------------------------------------
     def build(self, now: float, *, active: bool) -> list[bytes]:
         """Every record due now. ``active`` is False while closing: no path-MTU probe then."""

@@ -64,8 +64,9 @@ from seigr_stt.core.frames import (
 from seigr_stt.core.handshake import HandshakeResult
 from seigr_stt.core.keys import KeySchedule, RotationPolicy
 from seigr_stt.core.lifecycle import STATE_TRANSITIONS, SessionLifecycle
-from seigr_stt.core.link import Link
+from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.packetizer import RecordBuilder
+from seigr_stt.core.path import PathValidator
 from seigr_stt.core.pmtu import PathMtuProber
 from seigr_stt.core.record import RecordHeader, open_record
 from seigr_stt.core.recovery import AckTracker, LossRecovery, SentRecord
@@ -95,6 +96,7 @@ class Session(SessionLifecycle):
         handle: int | None = None,
         on_change: Callable[[Session], None] | None = None,
         rtt_sample_s: float | None = None,
+        rng: Callable[[int], bytes] | None = None,
     ) -> None:
         self.session_id = result.session_id
         self.local_index = result.local_index
@@ -128,6 +130,8 @@ class Session(SessionLifecycle):
         self.acks = AckTracker()
         self.timers = SessionTimers(config, now)
         self.pmtu = PathMtuProber(link.max_record_size, link.probe_max)
+        self.path = PathValidator(rng if rng is not None else _no_rng)
+        self._record_addr: Hashable = addr  # the source of the record being processed
         side = 0 if result.initiator else 1
         self.streams = StreamTable(self.session_id, side, config, self.events, self.counters)
         self.channels = MessageChannels(
@@ -193,16 +197,31 @@ class Session(SessionLifecycle):
 
     # -- network -> core ----------------------------------------------------------------------
     def receive_record(
-        self, packet: bytes, header: RecordHeader, addr: Hashable, now: float
+        self,
+        packet: bytes,
+        header: RecordHeader,
+        addr: Hashable,
+        now: float,
+        link: Link | None = None,
     ) -> DropReason | None:
-        """Authenticate and process one record; return a drop reason, or None if accepted.
+        """Authenticate and process one record from ``addr`` (by ``link``, default the
+        session's); return a drop reason, or None if accepted.
 
-        Order (§5.3): key by epoch -> replay pre-check -> AEAD -> replay window -> key promotion
-        -> address update -> frames. Nothing before the AEAD changes any state. Then call
-        ``Endpoint.datagrams_to_send``.
+        Order (§5.3): link -> key by epoch -> replay pre-check -> AEAD -> replay window -> key
+        promotion -> path validation -> frames. Nothing before the AEAD changes any state. Then
+        call ``Endpoint.datagrams_to_send``.
         """
         if self._takes_no_input():
             return DropReason.CLOSED_SESSION
+        if (
+            link is not None
+            and link is not self.link
+            and (link.kind != TransportKind.UDP or self.link.kind != TransportKind.UDP)
+        ):
+            # A session lives on the transport it was established on: a WebSocket connection
+            # is its own path, and a record of a UDP session replayed over WebSocket (or the
+            # reverse) is not the peer moving (audit F4). Dropped before authentication.
+            return DropReason.WRONG_LINK
         keys = self.keys
         selected = keys.select_receive_key(header.epoch, now)
         if selected is None:
@@ -230,11 +249,14 @@ class Session(SessionLifecycle):
         self.timers.on_authenticated_received(now)
         if keys.after_authenticated(slot, header.echo, now, self._rtt()):
             self.packetizer.want_record = True  # carry the new echo back at once
-        if addr != self.addr and (highest is None or header.counter > highest):
-            # Only the newest authenticated record moves the session (a delayed record from
-            # the old address must not move it back).
-            old, self.addr = self.addr, addr
-            self.events.append(PeerAddressChanged(self.session_id, old, addr))
+        self._record_addr = addr
+        if addr != self.addr:
+            # A new address is only a candidate until it answers a challenge (§5.3): the
+            # session keeps its path, and a spoofed source gets at most 3x what it sent.
+            newest = highest is None or header.counter > highest
+            token = self.path.on_record(addr, len(packet), newest, now, self._ping_token)
+            if token is not None:
+                self._ping_token = token  # application PINGs continue above the challenge
         if self.state == SessionState.HANDSHAKE:
             self._set_state(SessionState.ACTIVE)
             self.events.append(
@@ -289,8 +311,23 @@ class Session(SessionLifecycle):
             self.packetizer.pong_token = frame.token
 
     def _handle_pong(self, frame: Pong, now: float) -> None:
-        if 0 < frame.token <= self._ping_token:
+        validated = self.path.on_pong(frame.token, self._record_addr)
+        if validated is not None:
+            self._move_to(validated)
+        if self._ping_token and frame.token >= self._ping_token:
+            # The peer answers only its latest PING: our own PINGs before it are answered too.
+            self.events.append(PongReceived(self.session_id, self._ping_token))
+        elif 0 < frame.token < self._ping_token:
             self.events.append(PongReceived(self.session_id, frame.token))
+
+    def _move_to(self, addr: Hashable) -> None:
+        """The peer answered a challenge from ``addr``: send there from now on. On another host
+        the path is new: congestion control and the record size start over (RFC 9000 §9.4)."""
+        old, self.addr = self.addr, addr
+        if self.link.source_of(old) != self.link.source_of(addr):
+            self.pmtu = PathMtuProber(self.link.max_record_size, self.link.probe_max)
+            self.packetizer.new_path(self.pmtu)
+        self.events.append(PeerAddressChanged(self.session_id, old, addr))
 
     def _handle_max_data(self, frame: MaxData, now: float) -> None:
         self.streams.on_max_data(frame)
@@ -342,11 +379,12 @@ class Session(SessionLifecycle):
         self.packetizer.cc.on_lost(max(r.time_sent for r in lost), now, persistent)
 
     # -- core -> network ----------------------------------------------------------------------
-    def flush(self, now: float) -> list[bytes]:
-        """Return every record due now: queued frames, acknowledgements and stream data within
-        the congestion window and pacer, coalesced. The caller sends them to :attr:`addr` in
-        order. The endpoint calls this; an adapter calls ``Endpoint.datagrams_to_send``."""
-        records: list[bytes] = []
+    def flush(self, now: float) -> list[tuple[bytes, Hashable]]:
+        """Return every ``(record, address)`` due now, in order: queued frames,
+        acknowledgements and stream data within the congestion window and pacer, coalesced, to
+        :attr:`addr`; a path challenge to a candidate address. The endpoint calls this; an
+        adapter calls ``Endpoint.datagrams_to_send``."""
+        out: list[tuple[bytes, Hashable]] = []
         if self.state in (SessionState.ACTIVE, SessionState.CLOSING):
             packetizer = self.packetizer
             if packetizer.pending or self.streams.has_stream_data:
@@ -354,10 +392,18 @@ class Session(SessionLifecycle):
                 # otherwise wait for a received record or a timer to notice (§7).
                 self._maybe_rotate(now)
             if packetizer.has_output(now):
-                records = packetizer.build(now, active=self.state == SessionState.ACTIVE)
+                addr = self.addr
+                active = self.state == SessionState.ACTIVE
+                out = [(record, addr) for record in packetizer.build(now, active=active)]
+            challenge = self.path.challenge_due(now) if self.state == SessionState.ACTIVE else None
+            if challenge is not None:
+                candidate, token = challenge
+                record = packetizer.seal_probe(Ping(token), now)
+                self.path.on_challenge_sent(len(record), now, self.recovery.rtt.pto_s())
+                out.append((record, candidate))
         if self._close_after_flush:
             self._finish_close()
-        return records
+        return out
 
     # -- timers (§8) --------------------------------------------------------------------------
     def _recovering(self) -> bool:
@@ -381,6 +427,9 @@ class Session(SessionLifecycle):
             deadlines += [at for at in (timers.close_retry_at, timers.drain_at) if at is not None]
             return min(deadlines, default=None)
         deadlines += timers.armed()
+        path_at = self.path.get_timer()
+        if path_at is not None:
+            deadlines.append(path_at)
         rotate_at = self.rotation.get_timer(self.keys, self._rotation_interval())
         if rotate_at is not None:
             deadlines.append(rotate_at)
@@ -419,6 +468,7 @@ class Session(SessionLifecycle):
             self._changed()
             return
         self.keys.handle_timer(now)
+        self.path.handle_timer(now)
         if now >= self.keys.reject_at:
             self.close(CloseCode.KEY_EXPIRED, "keys expired before a rotation completed", now)
         elif timers.due(timers.dead_peer_at, now):
@@ -432,6 +482,10 @@ class Session(SessionLifecycle):
                 self.packetizer.want_record = True  # keepalive; persistent: NAT mappings (§8)
             self._maybe_rotate(now)
         self._changed()
+
+
+def _no_rng(n: int) -> bytes:
+    raise ValueError("this session was made without randomness: it cannot validate a new path")
 
 
 _ACTIVE = frozenset({SessionState.ACTIVE})

@@ -45,6 +45,7 @@ class DropReason(StrEnum):
     UNKNOWN_SESSION = "unknown_session"  # a record for no session
     TOMBSTONE = "tombstone"  # a record for a recently closed session
     CLOSED_SESSION = "closed_session"  # a record for a session that is closing down
+    WRONG_LINK = "wrong_link"  # a record of a session over another transport or connection
     EPOCH = "epoch"  # a record whose epoch selects no key
     REPLAY = "replay"  # a duplicate or too-old counter
     AUTH = "auth"  # a record that failed authentication

@@ -191,6 +191,8 @@ async def test_peer_address_change_follows_authenticated_packets(make_node: Node
         await session.send(b"from my new address", stream_id=1)
         (packet,) = await receive_n(server, 1)
         assert packet.data == b"from my new address"
+        # The new address is followed only once it answered a challenge (§5.3): one round trip.
+        await wait_until(lambda: bool(server_events), "the path to be validated")
         assert [(e.kind, e.session, e.old_address, e.new_address) for e in server_events] == [
             ("peer_address_changed", peer, old_address, new_address)
         ]
