@@ -31,9 +31,11 @@ from seigr_stt.constants import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT_S,
     HANDSHAKE_BURST_PER_SOURCE,
+    HANDSHAKE_BURST_UNPROVEN,
     HANDSHAKE_HALF_OPEN_MAX,
     HANDSHAKE_LOAD_THRESHOLD,
     HANDSHAKE_RATE_PER_SOURCE_PER_S,
+    HANDSHAKE_RATE_UNPROVEN_PER_S,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
@@ -177,15 +179,28 @@ class EndpointConfig(_Validated):
     handshake_rate_per_source_per_s: float = field(
         default=HANDSHAKE_RATE_PER_SOURCE_PER_S, metadata=_bounds()
     )
-    """Handshakes (Diffie-Hellman operations) one source host may cost this node per second,
-    on average: a per-source token bucket checked after mac1 and the cookie, before any DH.
-    INIT packets beyond it are dropped and counted as ``rate_limited`` (docs/protocol.md §10).
-    A source is the sender's IP address (all its ports share one bucket) or, on WebSocket,
-    the remote host of the connection."""
+    """Handshakes (Diffie-Hellman operations) one *proven* source host may cost this node per
+    second, on average: a per-source token bucket charged only for INIT packets with a valid
+    cookie (mac2), which proves the sender receives at its address, so a spoofer cannot drain
+    another host's bucket. INIT packets beyond it are dropped and counted as ``rate_limited``
+    (docs/protocol.md §10). A source is the sender's IP address (all its ports share one
+    bucket) or, on WebSocket, the remote host of the connection."""
 
     handshake_burst_per_source: int = field(default=HANDSHAKE_BURST_PER_SOURCE, metadata=_bounds())
-    """Handshakes one source host may start at once before ``handshake_rate_per_source_per_s``
-    applies (the bucket's capacity; a new source starts with a full bucket)."""
+    """Handshakes one proven source host may start at once before
+    ``handshake_rate_per_source_per_s`` applies (the bucket's capacity; a new source starts
+    with a full bucket)."""
+
+    handshake_rate_unproven_per_s: float = field(
+        default=HANDSHAKE_RATE_UNPROVEN_PER_S, metadata=_bounds()
+    )
+    """INIT packets without a valid cookie, from all sources together, that this node answers
+    per second on average (one token bucket for the whole node). While it is empty the node is
+    under load: every INIT must carry a cookie, and gets one in a cookie reply if it does not
+    (docs/protocol.md §10). Honest initiators then connect one round trip later."""
+
+    handshake_burst_unproven: int = field(default=HANDSHAKE_BURST_UNPROVEN, metadata=_bounds())
+    """Capacity of the node-wide bucket of ``handshake_rate_unproven_per_s``."""
 
     tombstone_s: float = field(default=TOMBSTONE_S, metadata=_bounds())
     """How long a closed session's id is remembered so stragglers are dropped quietly."""

@@ -61,6 +61,7 @@ class CloseCode(IntEnum):
     IDLE_TIMEOUT = 3
     DEAD_PEER = 4
     KEY_EXPIRED = 5
+    AEAD_LIMIT_REACHED = 6
 
 
 # -- Session states (user API, chapter 17; docs/protocol.md §9) --------------------------------
@@ -129,6 +130,9 @@ REPLAY_WINDOW_BLOCKS: Final = 128
 REPLAY_WINDOW_PACKETS: Final = (REPLAY_WINDOW_BLOCKS - 1) * REPLAY_WINDOW_BLOCK_BITS  # 8128
 REKEY_AFTER_MESSAGES: Final = 1 << 60
 REJECT_AFTER_MESSAGES: Final = (1 << 64) - (1 << 13) - 1
+#: Records that fail authentication under one receive key before the session closes
+#: (ChaCha20-Poly1305's integrity limit, RFC 9001 §6.6: 2**36 forgery attempts per key).
+AEAD_INTEGRITY_LIMIT: Final = 1 << 36
 
 # -- Key rotation (§7) ---------------------------------------------------------------------------
 EPOCH_MODULUS: Final = 256
@@ -163,6 +167,10 @@ HANDSHAKE_LOAD_THRESHOLD: Final = 64  # half-open handshakes above which mac2 is
 HANDSHAKE_RATE_PER_SOURCE_PER_S: Final = 20.0
 HANDSHAKE_BURST_PER_SOURCE: Final = 40
 HANDSHAKE_RATE_SOURCES_MAX: Final = 4096  # token buckets kept (LRU), one per source host
+HANDSHAKE_RATE_UNPROVEN_PER_S: Final = 100.0  # INITs without a cookie, all sources together
+HANDSHAKE_BURST_UNPROVEN: Final = 200
+INIT_REPLAY_WINDOW_S: Final = 180.0  # a completed handshake's INIT is refused this long after
+INIT_REPLAY_CACHE_MAX: Final = 4096  # completed INITs remembered (oldest first out)
 PEER_TIMESTAMP_TABLE_MAX: Final = 4096
 
 # -- Close codes carried by CLOSE (§9) -----------------------------------------------------------
@@ -172,6 +180,7 @@ CLOSE_PROTOCOL_ERROR: Final = CloseCode.PROTOCOL_ERROR
 CLOSE_IDLE_TIMEOUT: Final = CloseCode.IDLE_TIMEOUT
 CLOSE_DEAD_PEER: Final = CloseCode.DEAD_PEER
 CLOSE_KEY_EXPIRED: Final = CloseCode.KEY_EXPIRED
+CLOSE_AEAD_LIMIT_REACHED: Final = CloseCode.AEAD_LIMIT_REACHED
 CLOSE_REASON_MAX_BYTES: Final = 123
 
 # -- Frames (§6) ---------------------------------------------------------------------------------

@@ -11,8 +11,13 @@ session yet:
   arrived to confirm the keys; FINAL is retransmitted on the INIT schedule without jitter.
 
 Admission of an INIT goes from cheap to expensive (§10): header and mac1 (a keyed hash), the
-retransmission check, the half-open limit, the cookie (mac2) under load, the source's token
-bucket, the session limit, and only then Diffie-Hellman. Deadlines live in one
+replay cache of completed handshakes, reflection and the half-open limit, then the budget: an
+INIT with a valid cookie (mac2) has proven its source and spends a token of that source's
+bucket; one without spends a token of the node-wide bucket of unproven INITs, and while that
+bucket is empty (or the half-open table is loaded) it gets a cookie reply instead. A spoofed
+source address can therefore never spend an honest host's tokens. Then the session limit, and
+only then Diffie-Hellman. A retransmitted INIT (our RESPONSE was lost) passes the same budget
+before it gets the stored RESPONSE again. Deadlines live in one
 :class:`~seigr_stt.core.timers.DeadlineHeap`, so finding the next one is O(log n).
 """
 
@@ -31,6 +36,9 @@ from seigr_stt.constants import (
     HANDSHAKE_RETRY_JITTER_S,
     HANDSHAKE_RETRY_MAX_S,
     INDEX_BYTES,
+    INIT_REPLAY_CACHE_MAX,
+    INIT_REPLAY_WINDOW_S,
+    MAC_BYTES,
     PEER_TIMESTAMP_TABLE_MAX,
     RESPONDER_HALF_OPEN_TIMEOUT_S,
 )
@@ -44,10 +52,12 @@ from seigr_stt.core.handshake import (
 )
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link
-from seigr_stt.core.ratelimit import TokenBuckets
+from seigr_stt.core.ratelimit import TokenBucket, TokenBuckets
 from seigr_stt.core.stats import DropReason, EndpointCounters
 from seigr_stt.core.timers import DeadlineHeap
 from seigr_stt.exceptions import DecryptError, HandshakeFailed
+
+_NO_MAC2 = bytes(MAC_BYTES)  # the mac2 of an INIT sent without a cookie
 
 __all__ = ["CONNECTION_CLOSED", "Completed", "HandshakeTable"]
 
@@ -149,6 +159,12 @@ class HandshakeTable:
             config.handshake_burst_per_source,
             HANDSHAKE_RATE_SOURCES_MAX,
         )
+        #: INITs without a cookie, from every source together.
+        self.unproven = TokenBucket(
+            config.handshake_rate_unproven_per_s, config.handshake_burst_unproven
+        )
+        #: mac1 of the INITs of completed handshakes -> until when a copy is refused.
+        self._completed_inits: OrderedDict[bytes, float] = OrderedDict()
         self.cookies = CookieJar(secrets.cookie_key, rng)
         self._next_handle = 0
 
@@ -173,6 +189,7 @@ class HandshakeTable:
             "half_open_by_mac1": dict(self._half_open_by_mac1),
             "confirming": {s: (c.retry_at, c.deadline) for s, c in self._confirming.items()},
             "peer_timestamps": dict(self._peer_timestamps),
+            "completed_inits": dict(self._completed_inits),
             "timer": self._deadlines.earliest(),
         }
 
@@ -368,20 +385,21 @@ class HandshakeTable:
         if not self.accept_incoming:
             self._drop(DropReason.HANDSHAKE_STATE)
             return
-        source = link.source_of(addr)
         mac1 = mac1_of(data)
         known = self._half_open_by_mac1.get(mac1)
         if known is not None and known in self._half_open:
             # A retransmitted INIT: our RESPONSE was lost. Answer with the same bytes, within
-            # the source's handshake budget: a captured INIT replayed from spoofed sources must
-            # not draw unlimited replies (§10).
-            if not self.buckets.take(source, now):
-                self._drop(DropReason.RATE_LIMITED)
+            # the budget: a captured INIT replayed from spoofed sources must not draw unlimited
+            # replies, nor spend the tokens of the host it names (§10).
+            if not self._admit(data, sender, addr, link, now, retransmit=True):
                 return
             half = self._half_open[known]
             half.retransmitted = True
             self._send(half.handshake.response_packet, addr)
             self._counters.init_retransmits_answered += 1
+            return
+        if self._is_replayed(mac1, now):
+            self._drop(DropReason.REPLAYED_INIT)
             return
         ephemeral = data[8:40]
         if any(p.handshake.ephemeral_public == ephemeral for p in self._initiating.values()):
@@ -390,15 +408,7 @@ class HandshakeTable:
         if len(self._half_open) >= self.config.handshake_half_open_max:
             self._drop(DropReason.HALF_OPEN_FULL)
             return
-        cookie_input = link.cookie_input(addr)
-        if len(self._half_open) >= self.config.handshake_load_threshold and not self.cookies.check(
-            data, cookie_input, now
-        ):
-            self._drop(DropReason.COOKIE_REQUIRED)
-            self._send(self.cookies.reply(data, sender, cookie_input, now), addr)
-            return
-        if not self.buckets.take(source, now):
-            self._drop(DropReason.RATE_LIMITED)
+        if not self._admit(data, sender, addr, link, now):
             return
         if session_count + len(self) >= self.config.max_sessions:
             self._drop(DropReason.SESSION_LIMIT)
@@ -424,6 +434,50 @@ class HandshakeTable:
         self._deadlines.set(("h", index), half.expires_at)
         self._send(handshake.response_packet, addr)
 
+    def _admit(
+        self,
+        data: bytes,
+        sender: bytes,
+        addr: Hashable,
+        link: Link,
+        now: float,
+        *,
+        retransmit: bool = False,
+    ) -> bool:
+        """Spend the budget of one INIT (§10), or count the drop (and send a cookie reply).
+
+        A valid mac2 proves the source receives at its address: it spends that source's
+        token. Without one the INIT spends a token of the node-wide unproven bucket, unless the
+        node is under load (that bucket empty, or, for a new handshake, the half-open table at
+        the threshold): then it gets a cookie reply and is dropped. No spoofed address can
+        spend another's tokens. A ``retransmit`` adds no half-open entry, so only the bucket
+        decides its load."""
+        cookie_input = link.cookie_input(addr)
+        if data[-MAC_BYTES:] != _NO_MAC2 and self.cookies.check(data, cookie_input, now):
+            if self.buckets.take(link.source_of(addr), now):
+                return True
+            self._drop(DropReason.RATE_LIMITED)
+            return False
+        loaded = not retransmit and len(self._half_open) >= self.config.handshake_load_threshold
+        if loaded or not self.unproven.take(now):
+            self._drop(DropReason.COOKIE_REQUIRED)
+            self._send(self.cookies.reply(data, sender, cookie_input, now), addr)
+            return False
+        return True
+
+    def _is_replayed(self, mac1: bytes, now: float) -> bool:
+        """Whether an INIT with ``mac1`` completed a handshake less than
+        ``INIT_REPLAY_WINDOW_S`` ago: a copy replayed by anyone who saw it gets no DH and no
+        answer (the FINAL's timestamp check would refuse it anyway, but only after a DH)."""
+        cache = self._completed_inits
+        while cache:
+            oldest, until = next(iter(cache.items()))
+            if until > now and len(cache) <= INIT_REPLAY_CACHE_MAX:
+                break
+            del cache[oldest]
+        expires = cache.get(mac1)
+        return expires is not None and expires > now
+
     def receive_final(self, data: bytes, receiver: bytes, now: float) -> Completed | None:
         """A FINAL (mac1 checked) for our half-open ``receiver``: the initiator's membership and
         identity check out, and its timestamp is newer than any before (a replayed INIT would
@@ -438,6 +492,8 @@ class HandshakeTable:
             self._drop(DropReason(exc.reason))
             return None
         self._forget_half_open(receiver)
+        self._completed_inits[half.init_mac1] = now + INIT_REPLAY_WINDOW_S
+        self._completed_inits.move_to_end(half.init_mac1)
         if self.allowed is not None and not self.allowed(result.peer_node_id):
             self._drop(DropReason.PEER_REFUSED)
             return None

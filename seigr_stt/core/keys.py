@@ -33,13 +33,15 @@ SLOT_NEXT = 1
 
 
 class _Key:
-    """One traffic key and its cipher object: both go when the key is erased."""
+    """One traffic key and its cipher object: both go when the key is erased. ``forgeries``
+    counts the records that failed authentication under it (receive keys)."""
 
-    __slots__ = ("aead", "key")
+    __slots__ = ("aead", "forgeries", "key")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self.aead = crypto.make_aead(key)
+        self.forgeries = 0
 
     def __repr__(self) -> str:
         return "_Key(<secret>)"
@@ -199,6 +201,18 @@ class KeySchedule:
                 return None
             return SLOT_PREVIOUS, self._recv_prev.aead
         return None
+
+    def count_forgery(self, slot: int) -> int:
+        """A record selected ``slot`` (by :meth:`select_receive_key`) and failed
+        authentication: returns how many have failed under that key, this one included."""
+        key = {
+            SLOT_PREVIOUS: self._recv_prev,
+            SLOT_CURRENT: self._recv_current,
+            SLOT_NEXT: self._recv_next,
+        }[slot]
+        assert key is not None  # select_receive_key returned it
+        key.forgeries += 1
+        return key.forgeries
 
     def after_authenticated(self, slot: int, wire_echo: int, now: float, rtt_s: float) -> bool:
         """Record that a record of ``slot`` authenticated; returns True if the slots were promoted.

@@ -14,6 +14,7 @@ Randomness comes in as ``rng``; nothing reads a clock.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Hashable
 
 from seigr_stt.constants import (
@@ -28,6 +29,10 @@ __all__ = ["CHALLENGE_RECORD_BYTES", "PathValidator"]
 #: The size of a challenge record: header, one padding block (a PING's type and token of at
 #: most 8 bytes plus the inner type fit in one) and tag: the smallest record.
 CHALLENGE_RECORD_BYTES = RECORD_MIN_SIZE
+
+
+def _token_bytes(token: int) -> bytes:
+    return token.to_bytes(8, "big")  # PING tokens are varints: below 2**62
 
 
 class _Candidate:
@@ -103,7 +108,11 @@ class PathValidator:
     def on_pong(self, token: int, addr: Hashable) -> Hashable | None:
         """A PONG with ``token`` came from ``addr``: the validated address, or None."""
         candidate = self._candidate
-        if candidate is None or token != candidate.token or addr != candidate.addr:
+        if candidate is None or addr != candidate.addr:
+            return None
+        # The token is a secret of ours meeting input: compared in constant time (it arrives
+        # authenticated, so only the peer could time it, but nothing is left to reason about).
+        if not hmac.compare_digest(_token_bytes(token), _token_bytes(candidate.token)):
             return None
         self._candidate = None
         self.validated += 1

@@ -1,4 +1,5 @@
-"""Per-source token buckets: how many handshakes one source may cost per second (§10).
+"""Token buckets: how many handshakes a source, or all unproven sources together, may cost
+per second (§10).
 
 Sans-I/O like the rest of the core: time comes in as ``now``.
 """
@@ -8,7 +9,41 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-__all__ = ["TokenBuckets"]
+__all__ = ["TokenBucket", "TokenBuckets"]
+
+
+def _refill(held: float, last: float, now: float, rate: float, burst: int) -> tuple[float, float]:
+    """Tokens held at ``now`` (and the new stamp). A clock that steps back refills nothing and
+    keeps the later stamp."""
+    stamp = max(now, last)
+    return min(float(burst), held + (stamp - last) * rate), stamp
+
+
+class TokenBucket:
+    """One token bucket: ``rate`` tokens a second, at most ``burst`` held; starts full."""
+
+    __slots__ = ("_stamp", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int, now: float = 0.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = now
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(rate={self.rate}, burst={self.burst}, tokens={self._tokens:.1f})"
+
+    def available(self, now: float) -> bool:
+        """Whether a token could be spent at ``now`` (nothing is spent)."""
+        self._tokens, self._stamp = _refill(self._tokens, self._stamp, now, self.rate, self.burst)
+        return self._tokens >= 1.0
+
+    def take(self, now: float) -> bool:
+        """Spend one token; False (nothing spent) when the bucket is empty."""
+        if not self.available(now):
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 class TokenBuckets:
@@ -38,10 +73,7 @@ class TokenBuckets:
             if len(self._buckets) >= self.max_sources:
                 self._buckets.popitem(last=False)
         else:
-            held, last = entry
-            # A clock that steps back refills nothing (and keeps the later stamp).
-            stamp = max(now, last)
-            tokens = min(float(self.burst), held + (stamp - last) * self.rate)
+            tokens, stamp = _refill(*entry, now, self.rate, self.burst)
             self._buckets.move_to_end(source)
         allowed = tokens >= 1.0
         self._buckets[source] = (tokens - 1.0 if allowed else tokens, stamp)

@@ -29,6 +29,7 @@ from typing import Any
 from seigr_stt.config import SessionConfig
 from seigr_stt.constants import (
     ACK_DELAY_EXPONENT,
+    AEAD_INTEGRITY_LIMIT,
     CLOSE_ATTEMPTS,
     CloseCode,
     FrameType,
@@ -235,6 +236,10 @@ class Session(SessionLifecycle):
             frames_bytes = open_record(aead, packet, header.counter)
         except DecryptError:
             self.counters.auth_failures += 1
+            if keys.count_forgery(slot) >= AEAD_INTEGRITY_LIMIT:
+                # Past this many forgery attempts a key no longer guarantees integrity
+                # (RFC 9001 §6.6); the peer rotates every 120 s, so only a flood gets here.
+                self.close(CloseCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached", now)
             return DropReason.AUTH
         except RecordError:
             self._protocol_violation(now, "invalid record padding")

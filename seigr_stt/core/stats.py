@@ -30,7 +30,8 @@ class DropReason(StrEnum):
     MAC1 = "mac1"  # handshake packet without a valid mac1 (not a member, or garbage)
     COOKIE_REQUIRED = "cookie_required"  # under load: INIT without a valid mac2 (cookie sent)
     HALF_OPEN_FULL = "half_open_full"  # too many handshakes in flight
-    RATE_LIMITED = "rate_limited"  # INIT beyond its source's token bucket
+    RATE_LIMITED = "rate_limited"  # INIT with a cookie beyond its source's token bucket
+    REPLAYED_INIT = "replayed_init"  # a copy of the INIT of a recently completed handshake
     SESSION_LIMIT = "session_limit"  # max_sessions reached
     UNKNOWN_INDEX = "unknown_index"  # handshake reply for no handshake of ours
     HANDSHAKE_AUTH = "handshake_auth"  # Noise decryption failed or an invalid DH key

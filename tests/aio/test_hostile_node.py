@@ -713,37 +713,97 @@ async def test_half_open_table_is_bounded(
 async def test_token_bucket_limits_one_host_on_every_port_and_transport(
     make_node: NodeFactory, shared_seed: bytes, count_dh: type[_CountingResponder]
 ) -> None:
-    # A refill too slow to return a token during the test (one per 11 days), so the counts below
-    # are exact whatever the clock does; the refill itself is tests/test_rate_limit.py's subject.
-    config = NodeConfig(handshake_burst_per_source=5, handshake_rate_per_source_per_s=1e-6)
+    """A host proven by its cookie spends one bucket, whatever its port or transport."""
+    # Refills too slow to return a token during the test (one per 11 days), so the counts below
+    # are exact whatever the clock does; the refill itself is tests/core/test_ratelimit.py's.
+    config = NodeConfig(
+        handshake_burst_per_source=5,
+        handshake_rate_per_source_per_s=1e-6,
+        handshake_burst_unproven=1,
+        handshake_rate_unproven_per_s=1e-6,
+    )
     server = await make_node(config=config)
     assert server.udp_address is not None
     assert server.ws_url is not None
+    udp_address = server.udp_address
     secrets = SharedSecrets.from_seed(shared_seed)
     identity = NodeIdentity.from_seed(generate_seed())
-    sockets = [loopback_udp_socket() for _ in range(10)]
+    sockets = [loopback_udp_socket() for _ in range(11)]
     try:
         before = drops(server)
-        for sock in sockets:
-            sock.sendto(member_init(secrets, identity).init_packet(), server.udp_address)
-        # The same host over WebSocket shares the bucket.
-        async with ws_connect(server.ws_url, compression=None, proxy=None) as ws:
-            for _ in range(5):
-                await ws.send(member_init(secrets, identity).init_packet())
-            await wait_until(
-                lambda: sum((drops(server) - before).values()) + count_dh.created >= 15,
-                "every INIT",
-            )
-            await asyncio.sleep(50 * MS)
+        # The node-wide bucket of INITs without a cookie holds one: spent here.
+        sockets[0].sendto(member_init(secrets, identity).init_packet(), udp_address)
+        assert (await next_reply(sockets[0]))[1] == RESPONSE
+        # From now on an INIT needs the cookie of its address; with it, it spends its host's
+        # bucket: 5 tokens for 10 UDP ports and 5 WebSocket connections of 127.0.0.1.
+        for sock in sockets[1:]:
+            handshake = member_init(secrets, identity)
+            sock.sendto(handshake.init_packet(), udp_address)
+            reply = await next_reply(sock)
+            assert reply[1] == COOKIE
+            cookie = open_cookie(secrets, reply, handshake.init_packet())
+            sock.sendto(handshake.init_packet(cookie), udp_address)
+
+        def proven_handled() -> int:
+            return (drops(server) - before)["rate_limited"] + count_dh.created - 1
+
+        await wait_until(lambda: proven_handled() == 10, "the proven INITs over UDP")
+        for i in range(5):
+            async with ws_connect(server.ws_url, compression=None, proxy=None) as ws:
+                handshake = member_init(secrets, identity)
+                await ws.send(handshake.init_packet())
+                answer = await ws.recv()
+                assert isinstance(answer, bytes)
+                assert answer[1] == COOKIE
+                cookie = open_cookie(secrets, answer, handshake.init_packet())
+                await ws.send(handshake.init_packet(cookie))
+                await wait_until(lambda: proven_handled() == 11 + i, "the proven INIT")  # noqa: B023
+        await asyncio.sleep(50 * MS)
     finally:
         for sock in sockets:
             sock.close()
     moved = drops(server) - before
-    assert set(moved) == {"rate_limited"}
+    assert moved == Counter({"cookie_required": 15, "rate_limited": 10})
     # One bucket for the host: its 5 tokens, then nothing, on 10 UDP ports and over WebSocket
     # alike (a bucket per port would have let all 10 UDP INITs through, one per transport 10).
-    assert count_dh.created == 5
-    assert moved["rate_limited"] == 10
+    assert count_dh.created == 1 + 5
+
+
+async def test_replayed_inits_from_a_hosts_address_do_not_lock_it_out(
+    make_node: NodeFactory, shared_seed: bytes, count_dh: type[_CountingResponder]
+) -> None:
+    """Audit F5 (r15): one INIT, captured once, replayed many times with the address of the
+    host that wants to connect (on loopback every sender is that host). The replays never spend
+    the host's own tokens: they drain only the node-wide bucket of unproven INITs, then get
+    cookie replies; the host proves its address with the cookie it receives and connects."""
+    config = NodeConfig(
+        handshake_burst_per_source=5,
+        handshake_rate_per_source_per_s=1e-6,
+        handshake_burst_unproven=10,
+        handshake_rate_unproven_per_s=1e-6,
+    )
+    server = await make_node(config=config, ws=False)
+    client = await make_node(server_mode=False, ws=False)
+    assert server.udp_address is not None
+    captured = member_init(
+        SharedSecrets.from_seed(shared_seed), NodeIdentity.from_seed(generate_seed())
+    ).init_packet()
+    spoofer = loopback_udp_socket()
+    try:
+        for _ in range(200):
+            spoofer.sendto(captured, server.udp_address)
+        await wait_until(lambda: sum(drops(server).values()) >= 190, "the replays")
+        replies = recv_all(spoofer)
+        session = await client.connect_udp(*server.udp_address, timeout=10 * SECOND)
+    finally:
+        spoofer.close()
+    assert session.is_active()
+    # One DH for the captured INIT, one for the host; 9 stored RESPONSEs, then only cookies.
+    assert Counter(r[1] for r in replies) == Counter({RESPONSE: 10, COOKIE: 190})
+    assert all(len(r) < len(captured) for r in replies)  # never more than the request
+    assert count_dh.created == 2
+    assert drops(server)["rate_limited"] == 0
+    await round_trip(session, client, server, b"in despite the replays")
 
 
 async def next_reply(sock: socket.socket) -> bytes:
@@ -774,17 +834,17 @@ async def test_replayed_init_and_replies_for_unknown_indexes(
     before = drops(scene.server)
     await hostile_burst(scene, [*unknown, first, scene.captured["response"]])
     assert drops(scene.server) - before == Counter({"unknown_index": 4})
-    # The client's INIT and FINAL replayed after the handshake: one more DH (the half-open
-    # entry is gone), and the replayed FINAL is a byte-identical duplicate, answered to the
-    # session's address only.
+    # The client's INIT and FINAL replayed after the handshake: the INIT of a completed
+    # handshake is refused unanswered and without a DH (§10); the replayed FINAL is a
+    # byte-identical duplicate, answered to the session's address only.
     before = drops(scene.server)
     scene.send_raw(scene.captured["init"])
-    assert (await next_reply(scene.raw))[1] == RESPONSE
-    assert count_dh.created == 2
+    await wait_until(lambda: drops(scene.server)["replayed_init"] > before["replayed_init"])
+    assert count_dh.created == 1
     scene.send_raw(scene.captured["final"])
     await wait_until(lambda: drops(scene.server)["duplicate_final"] > before["duplicate_final"])
     assert recv_all(scene.raw) == []
-    assert drops(scene.server) - before == Counter({"duplicate_final": 1})
+    assert drops(scene.server) - before == Counter({"duplicate_final": 1, "replayed_init": 1})
     await round_trip(scene.session, scene.client, scene.server, b"after replays")
 
 

@@ -106,7 +106,7 @@ def side(name: str, config: NodeConfig | None = None) -> Side:
 _timestamps = itertools.count(1)
 
 
-def fresh_init(name: str = "peer") -> bytes:
+def fresh_init(name: str = "peer", cookie: bytes | None = None) -> bytes:
     """An INIT from a new initiator (a new ephemeral key, index and timestamp each time)."""
     n = next(_timestamps)
     handshake = InitiatorHandshake(
@@ -117,7 +117,12 @@ def fresh_init(name: str = "peer") -> bytes:
         timestamp_ns=n,
         rng=seeded_rng(f"{name}:{n}"),
     )
-    return handshake.init_packet()
+    return handshake.init_packet(cookie)
+
+
+def proven_init(responder: Side, addr: Hashable, now: float = T0) -> bytes:
+    """A fresh INIT carrying the cookie ``responder`` gives ``addr`` (mac2 proves the source)."""
+    return fresh_init(cookie=responder.table.cookies.cookie_for(UDP.cookie_input(addr), now))
 
 
 @pytest.fixture
@@ -196,7 +201,7 @@ def test_the_half_open_limit_comes_before_the_cookie(dh_calls: list[int]) -> Non
     responder.feed_init(fresh_init(), ("10.0.0.2", 1), T0)
     assert responder.counters.drops == Counter({"half_open_full": 1})
     assert types_sent(responder) == []  # not even a cookie reply
-    assert len(responder.table.buckets) == 1  # only the first source spent a token
+    assert len(responder.table.buckets) == 0  # no source proven, none charged
     assert len(dh_calls) == dh_before
 
 
@@ -205,7 +210,8 @@ def test_the_cookie_comes_before_the_token_bucket(dh_calls: list[int]) -> None:
         handshake_half_open_max=8, handshake_load_threshold=1, handshake_burst_per_source=1
     )
     responder = side("r", config)
-    responder.feed_init(fresh_init(), ("10.0.0.1", 1), T0)  # spends 10.0.0.1's only token
+    proven = proven_init(responder, ("10.0.0.1", 1))
+    responder.feed_init(proven, ("10.0.0.1", 1), T0)  # spends 10.0.0.1's only token
     responder.take_sent()
     dh_before = len(dh_calls)
     responder.feed_init(fresh_init(), ("10.0.0.1", 2), T0)  # under load, without a cookie
@@ -217,10 +223,14 @@ def test_the_cookie_comes_before_the_token_bucket(dh_calls: list[int]) -> None:
 def test_the_token_bucket_comes_before_the_session_limit(dh_calls: list[int]) -> None:
     config = NodeConfig(max_sessions=5, handshake_burst_per_source=1)
     responder = side("r", config)
-    responder.feed_init(fresh_init(), ("10.0.0.1", 1), T0, session_count=5)
+    responder.feed_init(
+        proven_init(responder, ("10.0.0.1", 1)), ("10.0.0.1", 1), T0, session_count=5
+    )
     assert responder.counters.drops == Counter({"session_limit": 1})
     assert len(responder.table.buckets) == 1  # the bucket was checked (a token spent) first
-    responder.feed_init(fresh_init(), ("10.0.0.1", 2), T0, session_count=5)
+    responder.feed_init(
+        proven_init(responder, ("10.0.0.1", 2)), ("10.0.0.1", 2), T0, session_count=5
+    )
     assert responder.counters.drops == Counter({"session_limit": 1, "rate_limited": 1})
     assert types_sent(responder) == []
     assert dh_calls == []  # the session limit still comes before any Diffie-Hellman

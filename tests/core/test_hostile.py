@@ -22,6 +22,7 @@ from seigr_stt.constants import (
     CLOSE_PROTOCOL_ERROR,
     HANDSHAKE_INIT_HEADER_SIZE,
     HANDSHAKE_REPLY_HEADER_SIZE,
+    INIT_REPLAY_WINDOW_S,
     MAC_BYTES,
     PROTOCOL_VERSION,
     RECORD_HEADER_SIZE,
@@ -530,6 +531,29 @@ def test_our_own_init_sent_back(net: Net) -> None:
     net.connect(a, b)
     [init] = net.sent_by(a, INIT)
     quiet_drop(a, init.data, "reflection", src="B")
+
+
+def test_a_replayed_init_of_a_completed_handshake_costs_no_diffie_hellman(scene: Scene) -> None:
+    """Whoever saw a handshake can replay its INIT, from any address: for
+    ``INIT_REPLAY_WINDOW_S`` after the handshake completed the copy is refused before any
+    Diffie-Hellman and without an answer (the FINAL's timestamp would refuse it, but only after
+    a DH and a RESPONSE reflected to the address the copy names)."""
+    b = scene.pair.b
+    for src in ("A", "VICTIM"):
+        quiet_drop(b, scene.init, "replayed_init", src=src)
+    # With a cookie in its mac2 it is the same INIT: still refused.
+    quiet_drop(b, scene.init[:-MAC_BYTES] + bytes(range(MAC_BYTES)), "replayed_init")
+
+
+def test_a_replayed_init_is_answered_again_once_the_window_passed(net: Net) -> None:
+    a, b = net.add_node("A"), net.add_node("B")
+    net.establish(a, b)
+    [init] = net.sent_by(a, INIT)
+    responses = len(net.sent_by(b, RESPONSE))
+    net.run(INIT_REPLAY_WINDOW_S + 1.0)
+    net.inject(b, init.data, "VICTIM")
+    assert len(net.sent_by(b, RESPONSE)) == responses + 1  # a DH again; its FINAL never comes
+    assert b.endpoint.drops["replayed_init"] == 0
 
 
 def test_our_own_records_sent_back(scene: Scene) -> None:

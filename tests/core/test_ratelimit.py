@@ -1,7 +1,9 @@
-"""The per-source handshake token bucket (docs/protocol.md §10), sans-I/O.
+"""The handshake budget (docs/protocol.md §10), sans-I/O: a node-wide bucket for INITs without
+a cookie, per-source buckets for INITs whose cookie (mac2) proved their source.
 
 Where it sits among the INIT checks: after mac1 (a non-member's garbage never touches it), after
-the cookie check (an INIT answered with a cookie spends nothing), before any Diffie-Hellman.
+the half-open limit, before any Diffie-Hellman. An INIT answered with a cookie spends nothing,
+and no spoofed address can spend an honest host's tokens (audit F5).
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from hypothesis import strategies as st
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
     HANDSHAKE_BURST_PER_SOURCE,
+    HANDSHAKE_BURST_UNPROVEN,
     HANDSHAKE_RATE_PER_SOURCE_PER_S,
     HANDSHAKE_RATE_SOURCES_MAX,
+    HANDSHAKE_RATE_UNPROVEN_PER_S,
     PACKET_COOKIE_REPLY,
     PACKET_HANDSHAKE_RESPONSE,
     UDP_MAX_RECORD_SIZE,
 )
+from seigr_stt.core.crypto import mac as crypto_mac
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.handshake import InitiatorHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
-from seigr_stt.core.ratelimit import TokenBuckets
+from seigr_stt.core.ratelimit import TokenBucket, TokenBuckets
 from seigr_stt.core.stats import DropReason
 from seigr_stt.testing import SHARED_SEED, START, make_seed, seeded_rng
 
@@ -50,11 +55,16 @@ def responder(config: NodeConfig | None = None) -> Endpoint:
     )
 
 
-def init_packet() -> bytes:
+def init_packet(cookie: bytes | None = None) -> bytes:
     handshake = InitiatorHandshake(
         INITIATOR, SECRETS, os.urandom(4), capabilities=0, timestamp_ns=1, rng=os.urandom
     )
-    return handshake.init_packet()
+    return handshake.init_packet(cookie)
+
+
+def proven_init(ep: Endpoint, addr: Hashable, link: Link = UDP, now: float = START) -> bytes:
+    """An INIT whose mac2 carries the cookie ``ep`` gives ``addr`` (as if from a cookie reply)."""
+    return init_packet(ep.handshakes.cookies.cookie_for(link.cookie_input(addr), now))
 
 
 def feed(ep: Endpoint, packet: bytes, addr: Hashable, now: float, link: Link = UDP) -> list[int]:
@@ -115,50 +125,105 @@ def test_no_source_ever_gets_more_than_burst_plus_rate_times_time(
     assert len(buckets) <= 3
 
 
+def test_the_single_bucket_refills_caps_and_ignores_a_clock_stepping_back() -> None:
+    bucket = TokenBucket(rate=2.0, burst=2, now=10.0)
+    assert [bucket.take(10.0) for _ in range(3)] == [True, True, False]
+    assert not bucket.available(10.4)  # 0.8 token
+    assert bucket.available(10.5)  # looking spends nothing
+    assert bucket.take(10.5)
+    assert not bucket.take(5.0)  # back in time: nothing refilled
+    assert not bucket.take(10.9)  # still measured from 10.5
+    assert [bucket.take(1000.0) for _ in range(3)] == [True, True, False]  # capped at the burst
+
+
 # -- in the endpoint ------------------------------------------------------------------------------
 def test_defaults_and_config_fields() -> None:
     config = NodeConfig()
     assert config.handshake_rate_per_source_per_s == HANDSHAKE_RATE_PER_SOURCE_PER_S == 20.0
     assert config.handshake_burst_per_source == HANDSHAKE_BURST_PER_SOURCE == 40
+    assert config.handshake_rate_unproven_per_s == HANDSHAKE_RATE_UNPROVEN_PER_S == 100.0
+    assert config.handshake_burst_unproven == HANDSHAKE_BURST_UNPROVEN == 200
     assert HANDSHAKE_RATE_SOURCES_MAX == 4096
     assert "rate_limited" in tuple(DropReason)
     assert responder().handshakes.buckets.max_sources == HANDSHAKE_RATE_SOURCES_MAX
 
 
-def test_inits_beyond_the_burst_are_rate_limited_per_source() -> None:
+def test_inits_without_a_cookie_share_one_node_wide_bucket_then_get_cookies() -> None:
+    ep = responder(NodeConfig(handshake_burst_unproven=3, handshake_rate_unproven_per_s=1.0))
+    outs = [feed(ep, init_packet(), (f"10.0.0.{i}", 1000), START) for i in range(5)]
+    assert outs == [[PACKET_HANDSHAKE_RESPONSE]] * 3 + [[PACKET_COOKIE_REPLY]] * 2
+    assert ep.drops == Counter({"cookie_required": 2})
+    assert len(ep.handshakes.buckets) == 0  # no source was charged: none is proven
+    assert ep.handshakes.half_open == 3
+    # With the cookie of its reply, a host is proven and spends its own bucket instead...
+    addr = ("10.0.0.4", 1000)
+    assert feed(ep, proven_init(ep, addr), addr, START) == [PACKET_HANDSHAKE_RESPONSE]
+    assert len(ep.handshakes.buckets) == 1
+    # ...and the node-wide bucket refills with time.
+    assert feed(ep, init_packet(), ("10.0.0.9", 1), START + 1.0) == [PACKET_HANDSHAKE_RESPONSE]
+
+
+def test_proven_inits_beyond_the_burst_are_rate_limited_per_source() -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=3, handshake_rate_per_source_per_s=1.0))
     # Four ports of one host share its bucket: on a datagram link the source is the host.
-    outs = [feed(ep, init_packet(), ("10.0.0.1", 1000 + i), START) for i in range(4)]
+    addrs = [("10.0.0.1", 1000 + i) for i in range(4)]
+    outs = [feed(ep, proven_init(ep, addr), addr, START) for addr in addrs]
     assert outs == [[PACKET_HANDSHAKE_RESPONSE]] * 3 + [[]]
     assert ep.drops == Counter({"rate_limited": 1})
     assert ep.handshakes.half_open == 3
     # Another host has its own bucket; the first host's refills with time.
-    assert feed(ep, init_packet(), ("10.0.0.2", 1), START) == [PACKET_HANDSHAKE_RESPONSE]
-    assert feed(ep, init_packet(), ("10.0.0.1", 9), START + 1.0) == [PACKET_HANDSHAKE_RESPONSE]
+    other = ("10.0.0.2", 1)
+    assert feed(ep, proven_init(ep, other), other, START) == [PACKET_HANDSHAKE_RESPONSE]
+    addr = ("10.0.0.1", 9)
+    assert feed(ep, proven_init(ep, addr), addr, START + 1.0) == [PACKET_HANDSHAKE_RESPONSE]
 
 
 def test_websocket_connections_of_one_host_share_its_bucket() -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=3, handshake_rate_per_source_per_s=1.0))
     # Each connection is its own link and address; the link names the host as the source.
     links = [websocket("10.0.0.1", 1000 + i) for i in range(4)]
-    outs = [feed(ep, init_packet(), object(), START, link) for link in links]
+    addrs = [object() for _ in links]
+    outs = [
+        feed(ep, proven_init(ep, addr, link), addr, START, link)
+        for addr, link in zip(addrs, links, strict=True)
+    ]
     assert outs == [[PACKET_HANDSHAKE_RESPONSE]] * 3 + [[]]
     assert ep.drops == Counter({"rate_limited": 1})
-    other = websocket("10.0.0.2", 1000)
-    assert feed(ep, init_packet(), object(), START, other) == [PACKET_HANDSHAKE_RESPONSE]
-    assert feed(ep, init_packet(), object(), START + 1.0, links[0]) == [PACKET_HANDSHAKE_RESPONSE]
+    other, addr = websocket("10.0.0.2", 1000), object()
+    assert feed(ep, proven_init(ep, addr, other), addr, START, other) == [PACKET_HANDSHAKE_RESPONSE]
+    packet = proven_init(ep, addrs[0], links[0])
+    assert feed(ep, packet, addrs[0], START + 1.0, links[0]) == [PACKET_HANDSHAKE_RESPONSE]
 
 
-def test_without_a_source_the_address_is_the_key() -> None:
-    ep = responder(NodeConfig(handshake_burst_per_source=1))
-    assert feed(ep, init_packet(), "A", START) == [PACKET_HANDSHAKE_RESPONSE]
-    assert feed(ep, init_packet(), "A", START) == []
-    assert feed(ep, init_packet(), "B", START) == [PACKET_HANDSHAKE_RESPONSE]
-    assert ep.drops == Counter({"rate_limited": 1})
+def test_a_spoofer_replaying_a_hosts_init_cannot_lock_that_host_out() -> None:
+    """Audit F5: one captured INIT replayed with the victim's source address, many times.
+    It never spends the victim's tokens; once the node-wide bucket is empty the copies get
+    cookie replies (smaller than the INIT) and no Diffie-Hellman, and the victim, which does
+    receive at its address, comes in with its cookie."""
+    config = NodeConfig(
+        handshake_burst_unproven=5,
+        handshake_rate_unproven_per_s=1.0,
+        handshake_burst_per_source=2,
+        handshake_rate_per_source_per_s=0.1,
+    )
+    ep = responder(config)
+    victim = ("10.0.0.7", 4000)
+    captured = init_packet()
+    outs = [feed(ep, captured, victim, START + i * 0.01) for i in range(100)]
+    responses = sum(out == [PACKET_HANDSHAKE_RESPONSE] for out in outs)
+    cookies = sum(out == [PACKET_COOKIE_REPLY] for out in outs)
+    assert responses == 5  # the first and 4 "retransmissions", all from the node-wide bucket
+    assert cookies == 95
+    assert ep.handshakes.half_open == 1  # one Diffie-Hellman in all
+    assert len(ep.handshakes.buckets) == 0  # nobody's per-source tokens were spent
+    # The victim's own handshakes go through with the cookie its address receives.
+    for _ in range(2):
+        packet = proven_init(ep, victim, now=START + 1.0)
+        assert feed(ep, packet, victim, START + 1.0) == [PACKET_HANDSHAKE_RESPONSE]
 
 
-def test_bad_mac1_spends_no_token_and_retransmitted_inits_are_budgeted() -> None:
-    ep = responder(NodeConfig(handshake_burst_per_source=1))
+def test_bad_mac1_spends_nothing_and_retransmitted_inits_are_budgeted() -> None:
+    ep = responder(NodeConfig(handshake_burst_unproven=2, handshake_rate_unproven_per_s=1.0))
     garbage = bytearray(init_packet())
     garbage[-20] ^= 1  # mac1 broken
     for _ in range(5):
@@ -166,13 +231,16 @@ def test_bad_mac1_spends_no_token_and_retransmitted_inits_are_budgeted() -> None
     init = init_packet()
     assert feed(ep, init, "A", START) == [PACKET_HANDSHAKE_RESPONSE]
     # The same INIT again (a lost RESPONSE, or a replay of a captured INIT): answered with the
-    # stored RESPONSE, but only within the source's budget, and the bucket is empty now.
-    assert feed(ep, init, "A", START) == []
-    assert ep.drops == Counter({"mac1": 5, "rate_limited": 1})
-    later = START + 2.0 / ep.config.handshake_rate_per_source_per_s  # a token again
-    assert feed(ep, init, "A", later) == [PACKET_HANDSHAKE_RESPONSE]
-    assert ep.counters.init_retransmits_answered == 1
-    assert ep.drops["rate_limited"] == 1
+    # stored RESPONSE within the node-wide budget...
+    assert feed(ep, init, "A", START) == [PACKET_HANDSHAKE_RESPONSE]
+    # ...then, that bucket empty, with a cookie reply; with the cookie, the stored RESPONSE.
+    assert feed(ep, init, "A", START) == [PACKET_COOKIE_REPLY]
+    cookie = ep.handshakes.cookies.cookie_for(UDP.cookie_input("A"), START)
+    with_cookie = init[:-16] + crypto_mac(cookie, init[:-16])
+    assert feed(ep, with_cookie, "A", START) == [PACKET_HANDSHAKE_RESPONSE]
+    assert ep.drops == Counter({"mac1": 5, "cookie_required": 1})
+    assert ep.counters.init_retransmits_answered == 2
+    assert ep.handshakes.half_open == 1
 
 
 def test_an_init_answered_with_a_cookie_spends_no_token() -> None:
@@ -184,20 +252,14 @@ def test_an_init_answered_with_a_cookie_spends_no_token() -> None:
     for _ in range(5):
         assert feed(ep, init_packet(), "A", START) == [PACKET_COOKIE_REPLY]
     assert ep.drops == Counter({"cookie_required": 5})
-    assert len(ep.handshakes.buckets) == 1
-    # A mac2-valid INIT from "A" passes the cookie check and spends the last token...
-    handshake = InitiatorHandshake(
-        INITIATOR, SECRETS, os.urandom(4), capabilities=0, timestamp_ns=2, rng=os.urandom
-    )
-    cookie = ep.handshakes.cookies.cookie_for(UDP.cookie_input("A"), START)
-    assert feed(ep, handshake.init_packet(cookie), "A", START) == [PACKET_HANDSHAKE_RESPONSE]
+    assert len(ep.handshakes.buckets) == 0
+    # Two mac2-valid INITs from "A" pass the cookie check and spend its two tokens...
+    for _ in range(2):
+        assert feed(ep, proven_init(ep, "A"), "A", START) == [PACKET_HANDSHAKE_RESPONSE]
     # ... and the next one finds the bucket empty: no DH, no answer.
-    again = InitiatorHandshake(
-        INITIATOR, SECRETS, os.urandom(4), capabilities=0, timestamp_ns=3, rng=os.urandom
-    )
-    assert feed(ep, again.init_packet(cookie), "A", START) == []
+    assert feed(ep, proven_init(ep, "A"), "A", START) == []
     assert ep.drops["rate_limited"] == 1
-    assert ep.handshakes.half_open == 2
+    assert ep.handshakes.half_open == 3
 
 
 @pytest.mark.parametrize(
@@ -211,6 +273,6 @@ def test_an_init_answered_with_a_cookie_spends_no_token() -> None:
 )
 def test_any_hashable_source(first: Hashable, second: Hashable, link: Link) -> None:
     ep = responder(NodeConfig(handshake_burst_per_source=1))
-    assert feed(ep, init_packet(), first, START, link) == [PACKET_HANDSHAKE_RESPONSE]
-    assert feed(ep, init_packet(), second, START, link) == []
+    assert feed(ep, proven_init(ep, first, link), first, START, link) == [PACKET_HANDSHAKE_RESPONSE]
+    assert feed(ep, proven_init(ep, second, link), second, START, link) == []
     assert len(ep.handshakes.buckets) == 1

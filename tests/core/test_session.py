@@ -9,6 +9,7 @@ import pytest
 
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
+    CLOSE_AEAD_LIMIT_REACHED,
     CLOSE_ATTEMPTS,
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -49,6 +50,7 @@ from tests.core.net import (
     Net,
     Pair,
     authentic_record,
+    dgram,
     endpoint_snapshot,
     handshake_table,
     make_pair,
@@ -592,3 +594,38 @@ def test_a_resent_handshake_packet_gives_no_rtt_sample() -> None:
     sid = net.establish(a, b)
     assert a.session(sid).rtt_s is None
     assert b.session(sid).rtt_s == pytest.approx(0.04)  # its RESPONSE went out once
+
+
+# -- the AEAD integrity limit (RFC 9001 §6.6) ----------------------------------------------------
+def forgery(pair: Pair, counter: int) -> bytes:
+    """A record of the session, from b, with a valid header and a bad tag."""
+    record = authentic_record(pair.sb, dgram(b"forged"), counter=counter)
+    return record[:-1] + bytes([record[-1] ^ 1])
+
+
+def test_too_many_forgeries_under_one_key_close_the_session(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("seigr_stt.core.session.AEAD_INTEGRITY_LIMIT", 3)
+    net = pair.net
+    base = 1 << 30  # counters never used, so the replay check lets every forgery reach the AEAD
+    for i in range(2):
+        net.inject(pair.a, forgery(pair, base + i), "B")
+    assert pair.sa.is_active
+    assert pair.a.endpoint.drops == {"auth": 2}
+    # A rotation brings a new key: its count starts over.
+    pair.a.endpoint.session(pair.sid).request_rotation(net.now)
+    pair.send(pair.a, b"in the new epoch")
+    net.run(0.5)
+    assert pair.sa.keys.recv_epoch == pair.sb.keys.send_epoch == 1
+    for i in range(2):
+        net.inject(pair.a, forgery(pair, base + 10 + i), "B")
+    assert pair.sa.is_active
+    session = pair.sa
+    net.inject(pair.a, forgery(pair, base + 20), "B")  # the third under this key
+    net.run(1.0)
+    [closed] = pair.a.events_of(SessionClosed)
+    assert (closed.code, closed.by_peer) == (CLOSE_AEAD_LIMIT_REACHED, False)
+    assert session.counters.auth_failures == 5
+    [peer_closed] = pair.b.events_of(SessionClosed)
+    assert (peer_closed.code, peer_closed.by_peer) == (CLOSE_AEAD_LIMIT_REACHED, True)
