@@ -45,14 +45,16 @@ _HOST = "127.0.0.1"
 
 def _config(params: JSON) -> NodeConfig:
     """The bench's node settings: defaults, but with room for the sessions of the scale run and
-    without the per-source handshake rate limit (every client here is 127.0.0.1, and the
-    handshake workloads connect as fast as they can by design)."""
+    without the handshake rate limits (every client here is 127.0.0.1, and the handshake
+    workloads connect as fast as they can by design)."""
     sessions = int(params.get("sessions", 0))
     settings: dict[str, Any] = {
         "max_sessions": max(10_000, sessions + 1_000),
         "max_message_size": max(16 * 1024 * 1024, int(params.get("size", 0)) + 16),
         "handshake_rate_per_source_per_s": 1e9,
         "handshake_burst_per_source": 1_000_000_000,
+        "handshake_rate_unproven_per_s": 1e9,
+        "handshake_burst_unproven": 1_000_000_000,
     }
     known = {f.name for f in dataclasses.fields(NodeConfig)}
     return NodeConfig(**{k: v for k, v in settings.items() if k in known})
