@@ -172,6 +172,23 @@ async def settle(node: STTNode, sent: int, base: int, *, slack: int = 0) -> None
     )
 
 
+async def quiescent(scene: Scene) -> None:
+    """Wait until the legitimate session owes nothing on either side (no ACK due, nothing in
+    flight): a delayed ACK sent during a burst would look like an answer to the burst."""
+    sid = scene.session.session_id
+
+    def idle() -> bool:
+        for node in (scene.server, scene.client):
+            session = endpoint_of(node).sessions.get(sid)
+            if session is None:
+                continue
+            if session.acks.ack_needed or session.recovery.bytes_in_flight:
+                return False
+        return True
+
+    await wait_until(idle, "the session to settle")
+
+
 @dataclass
 class Quiet:
     """Checks that a hostile burst changed nothing the node shows: no packet sent, no session
@@ -274,6 +291,7 @@ async def hostile_burst(scene: Scene, packets: list[bytes], *, from_client: bool
     """Send ``packets`` to the server (from a stranger's socket, or from the client's own
     address through the relay) and wait until each is counted as a drop; check that nothing
     else happened and that the session still works. Returns the number of drops."""
+    await quiescent(scene)
     quiet = Quiet(scene.server, scene.session.session_id)
     for i, data in enumerate(packets):
         if from_client:
