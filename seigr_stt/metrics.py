@@ -216,11 +216,29 @@ class NodeCollector(Collector):
             ("send_dropped", "UDP datagrams dropped because the send queue was full."),
         ):
             yield CounterMetricFamily(f"stt_udp_{key}", help_text, value=udp[key])
+        ws = transports["websocket"]
         yield GaugeMetricFamily(
-            "stt_websocket_connections",
-            "Open WebSocket connections.",
-            value=transports["websocket"]["connections"],
+            "stt_websocket_connections", "Open WebSocket connections.", value=ws["connections"]
         )
+        yield GaugeMetricFamily(
+            "stt_websocket_pending",
+            "WebSocket connections without an established session yet.",
+            value=ws["pending"],
+        )
+        yield GaugeMetricFamily(
+            "stt_websocket_send_queued_bytes",
+            "Bytes queued for WebSocket peers now.",
+            value=ws["send_queued_bytes"],
+        )
+        for key, help_text in (
+            ("refused_connections", "WebSocket connections refused beyond the pending limits."),
+            ("closed_handshake_timeout", "WebSocket connections closed for no handshake in time."),
+            ("closed_idle", "WebSocket connections closed for carrying nothing."),
+            ("text_frames_refused", "WebSocket connections closed for a text message."),
+            ("oversized_refused", "WebSocket connections closed for an oversized message."),
+            ("send_dropped", "Records dropped because a WebSocket send queue was full."),
+        ):
+            yield CounterMetricFamily(f"stt_websocket_{key}", help_text, value=ws[key])
         yield GaugeMetricFamily(
             "stt_receive_queue",
             "Messages received and not yet taken by the application.",

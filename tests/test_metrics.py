@@ -108,6 +108,9 @@ async def test_scrape_shows_node_and_session_figures(nodes: tuple[STTNode, STTNo
         assert value(samples, "stt_bytes_received_total") > 5300
         assert value(samples, "stt_udp_datagrams_received_total") > 0
         assert value(samples, "stt_websocket_connections") == 1
+        assert value(samples, "stt_websocket_pending") == 0  # the one connection has a session
+        assert value(samples, "stt_websocket_refused_connections_total") == 0
+        assert value(samples, "stt_websocket_send_dropped_total") == 0
         peer = client.node_id.hex()[:16]
         for session, transport, size in ((udp, "udp", 5000), (ws, "websocket", 300)):
             labels = {
