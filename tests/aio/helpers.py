@@ -163,7 +163,9 @@ class UDPRelay:
     The client talks to :attr:`address`; the relay talks to the server from its current *back*
     socket. :meth:`rebind` switches to a new back socket, so the server sees the client's packets
     come from a new address (a NAT rebinding). Every datagram sent toward the server is kept in
-    :attr:`to_server` so a test can replay it with :meth:`inject`.
+    :attr:`to_server` so a test can replay it with :meth:`inject`. A test that sets
+    :attr:`divert` takes datagrams off the path: one from the client for which it returns True
+    is neither forwarded nor kept (what an on-path attacker does with a packet it withholds).
     """
 
     def __init__(self, server_addr: tuple[str, int]) -> None:
@@ -175,6 +177,7 @@ class UDPRelay:
         self.backs: list[socket.socket] = []
         self.to_server: list[bytes] = []
         self.to_client: list[bytes] = []
+        self.divert: Callable[[bytes], bool] | None = None
         self._loop.add_reader(self.front.fileno(), self._from_client)
         self.rebind()
 
@@ -206,6 +209,8 @@ class UDPRelay:
             except (BlockingIOError, InterruptedError):
                 return
             self.client_addr = (str(addr[0]), int(addr[1]))
+            if self.divert is not None and self.divert(data):
+                continue
             self.to_server.append(data)
             self.backs[-1].sendto(data, self.server_addr)
 

@@ -56,13 +56,10 @@ from seigr_stt.constants import (
 from seigr_stt.core import crypto
 from seigr_stt.core import handshakes as handshakes_module
 from seigr_stt.core.cookie import mac1_of
-from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.frames import Datagram, Stream, serialize_frames
-from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
+from seigr_stt.core.handshake import ResponderHandshake
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.noise import SymmetricState
-from seigr_stt.core.record import pack_header, seal_record
-from seigr_stt.core.session import Session
 from seigr_stt.core.stats import DropReason
 from tests.aio.helpers import (
     NodeFactory,
@@ -71,6 +68,15 @@ from tests.aio.helpers import (
     loopback_udp_socket,
     receive_n,
     wait_until,
+)
+from tests.aio.hostile import (
+    core_session,
+    drops,
+    endpoint_of,
+    forge_record,
+    member_init,
+    recv_all,
+    round_trip,
 )
 from tests.timing import MS, SECOND
 
@@ -94,31 +100,6 @@ LOW_ORDER_POINTS = [
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def endpoint_of(node: STTNode) -> Endpoint:
-    """The node's sans-I/O endpoint (its tables are what a flood must not grow)."""
-    return node.endpoint
-
-
-def core_session(node: STTNode, session_id: bytes) -> Session:
-    return endpoint_of(node).sessions[session_id]
-
-
-def drops(node: STTNode) -> Counter[str]:
-    return Counter(node.get_stats()["drops"])
-
-
-def member_init(secrets: SharedSecrets, identity: NodeIdentity) -> InitiatorHandshake:
-    """A genuine INIT as any holder of the shared seed can build it (fresh index and key)."""
-    return InitiatorHandshake(
-        identity,
-        secrets,
-        os.urandom(4),
-        capabilities=0,
-        timestamp_ns=time.time_ns(),
-        rng=os.urandom,
-    )
-
-
 def craft_init(
     secrets: SharedSecrets, e_pub: bytes, payload: bytes, *, prologue: bytes = PROLOGUE
 ) -> bytes:
@@ -144,23 +125,6 @@ def open_cookie(secrets: SharedSecrets, reply: bytes, init: bytes) -> bytes:
     return crypto.xaead_decrypt(
         secrets.cookie_key, nonce, mac1_of(init), reply[8 + COOKIE_NONCE_BYTES :]
     )
-
-
-def forge_record(session: Session, frames: bytes, *, epoch: int | None = None) -> bytes:
-    """A record sealed with ``session``'s real send key: what an authenticated (member) peer
-    that breaks the protocol can send."""
-    key, real_epoch, echo, counter = session.keys.next_send()
-    header = pack_header(real_epoch if epoch is None else epoch, echo, session.session_id, counter)
-    return seal_record(key, header, counter, frames)
-
-
-def recv_all(sock: socket.socket) -> list[bytes]:
-    out: list[bytes] = []
-    while True:
-        try:
-            out.append(sock.recv(65535))
-        except (BlockingIOError, InterruptedError):
-            return out
 
 
 async def settle(node: STTNode, sent: int, base: int, *, slack: int = 0) -> None:
@@ -224,17 +188,6 @@ class Quiet:
         session = ep.sessions[self.session_id]
         assert session.addr == self.addr
         assert session.keys.send_epoch == self.key_version
-
-
-async def round_trip(session: STTSession, client: STTNode, server: STTNode, tag: bytes) -> None:
-    """One message each way on ``session``: the session still works."""
-    peer = server.session_manager.get_session(session.session_id)
-    assert peer is not None
-    await session.send(b"up:" + tag, stream_id=7)
-    (up,) = await receive_n(server, 1)
-    await peer.send(b"down:" + tag, stream_id=7)
-    (down,) = await receive_n(client, 1)
-    assert (up.data, down.data) == (b"up:" + tag, b"down:" + tag)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from seigr_stt.core.frames import Ping, serialize_frames
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
 from tests.aio.helpers import LOOPBACK, NodeFactory, connect, receive_n, wait_until
-from tests.aio.test_hostile_node import forge_record, member_init
+from tests.aio.hostile import forge_record, member_init
 from tests.aio.test_websocket import closed_with
 from tests.timing import SECOND
 
