@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Mutation fuzzer for every parser of seigr_stt and for a live node's UDP endpoint.
+"""Mutation fuzzer for every parser of seigr_stt, for a live node's UDP endpoint, and for the
+stream and control frames of an authenticated session.
 
 One command (from the repository root, with the project installed)::
 
-    python fuzz/run.py --packets 1000000 [--seed N] [--targets parsers,endpoint,node]
+    python fuzz/run.py --packets 1000000 [--seed N] [--targets parsers,endpoint,node,frames]
 
 Targets (each gets ``--packets`` mutated inputs):
 
@@ -20,17 +21,28 @@ Targets (each gets ``--packets`` mutated inputs):
     A live ``STTNode`` on 127.0.0.1 over UDP, with an established session that keeps exchanging
     messages (the server echoes); mutated packets come from the client's own address and from a
     stranger's socket.
+``frames``
+    A hostile member: records sealed with a live session's real keys, carrying generated
+    sequences of STREAM (in order, overlapping, out of order, at and beyond the credit and the
+    final size), ACK, MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS, RESET_STREAM, STOP_SENDING, PING,
+    PONG, DATAGRAM and (rarely) CLOSE frames, or their mutated encoding, handed to a sans-I/O
+    endpoint. Each must be accepted or close the session cleanly (a protocol violation, or the
+    member's CLOSE); a closed session is replaced by a new one. What the endpoint holds
+    (out-of-order bytes, incomplete messages, fragments, streams, queued frames) is checked
+    against the windows and limits every 16 records.
 
-Every input is a mutation of captured valid packets of every type (INIT, RESPONSE, FINAL,
-COOKIE_REPLY, records) or plaintexts (frames, handshake payloads): bit flips, interesting
-bytes, truncation, extension, insertion, deletion, random ranges, splicing of two packets,
-exact replays and random bytes behind a valid two-byte prefix, one to three stacked.
+Every input of the first three targets is a mutation of captured valid packets of every type
+(INIT, RESPONSE, FINAL, COOKIE_REPLY, records) or plaintexts (frames, handshake payloads): bit
+flips, interesting bytes, truncation, extension, insertion, deletion, random ranges, splicing of
+two packets, exact replays and random bytes behind a valid two-byte prefix, one to three stacked.
 
 Asserted throughout: no exception escapes; no forgery is accepted (the application never
 receives a byte that the legitimate peer did not send, nothing twice, nothing out of order;
 no session is created or closed by the fuzz); the session still works at the end (everything
-sent arrives). Figures are printed: inputs, time, rate, drops by reason. Exit status 1 on any
-failure; crashing inputs are written to ``fuzz/crashes/``.
+sent arrives); under valid keys (``frames``), no authentic record is dropped, no session closes
+but cleanly, and memory stays within the flow-control windows. Figures are printed: inputs,
+time, rate, drops or closes by reason. Exit status 1 on any failure; crashing inputs are
+written to ``fuzz/crashes/``.
 
 Loopback only. Every loop is bounded by ``--packets`` and by ``--max-seconds`` per target.
 """
@@ -42,6 +54,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import socket
 import sys
 import time
@@ -62,6 +75,8 @@ from seigr_stt.constants import (
     PACKET_HANDSHAKE_INIT,
     PACKET_HANDSHAKE_RESPONSE,
     PROTOCOL_VERSION,
+    CloseCode,
+    SessionState,
 )
 from seigr_stt.core import handshake as handshake_module
 from seigr_stt.core.events import (
@@ -77,6 +92,7 @@ from seigr_stt.core.frames import (
     Ack,
     Close,
     Datagram,
+    Frame,
     FrameError,
     MaxData,
     MaxStreamData,
@@ -86,11 +102,12 @@ from seigr_stt.core.frames import (
     ResetStream,
     StopSending,
     Stream,
+    encode_varint,
     parse_frames,
     serialize_frames,
 )
 from seigr_stt.core.handshake import HandshakeFailed, parse_handshake_header
-from seigr_stt.core.record import RecordError, parse_header
+from seigr_stt.core.record import RecordError, pack_header, parse_header, seal_record
 from seigr_stt.testing import Net, Node, Packet, make_seed
 
 LOOPBACK = "127.0.0.1"
@@ -617,6 +634,436 @@ def fuzz_endpoint(n: int, seed: int, shared_seed: bytes, max_seconds: float) -> 
     return report
 
 
+# -- target: stream and control frames under valid keys -----------------------------------------
+#: Small windows and limits, so that the fuzz reaches them within a few records.
+FRAMES_CONFIG = NodeConfig(
+    stream_window=64 * 1024,
+    session_window=256 * 1024,
+    max_message_size=96 * 1024,
+    max_channels=8,
+)
+_PATTERN = random.Random("frames-pattern").randbytes(1 << 20)
+
+
+class StreamContent:
+    """The bytes the member means to send on one of its streams, made as they are needed: slices
+    of a random pattern on a byte stream (its final size chosen up front), length-prefixed
+    messages on a message channel (now and then one beyond ``max_message_size``)."""
+
+    __slots__ = ("data", "final", "high", "messages", "rng")
+
+    def __init__(self, rng: random.Random, messages: bool, window: int) -> None:
+        self.rng = rng
+        self.messages = messages
+        self.data = bytearray()
+        self.high = 0  # the highest offset sent so far
+        self.final: int | None = None
+        if not messages:
+            self.final = rng.choice((0, rng.randrange(1, 4096), rng.randrange(1, 3 * window)))
+
+    def slice(self, offset: int, length: int) -> bytes:
+        end = offset + length
+        if self.final is not None:
+            end = min(end, self.final)
+        rng = self.rng
+        while len(self.data) < end:
+            if not self.messages:
+                start = rng.randrange(len(_PATTERN) - 8192)
+                self.data += _PATTERN[start : start + rng.randint(1, 8192)]
+                continue
+            r = rng.random()
+            size = (
+                rng.randint(0, 64)
+                if r < 0.6
+                else rng.randint(65, 4096)
+                if r < 0.95
+                else rng.randint(4097, FRAMES_CONFIG.max_message_size)
+                if r < 0.999
+                else FRAMES_CONFIG.max_message_size + rng.randint(1, 1 << 20)
+            )
+            self.data += encode_varint(size)
+            start = rng.randrange(len(_PATTERN) - 4096)
+            while size > 0:  # the pattern, repeated as far as the message needs
+                piece = _PATTERN[start : start + min(size, 4096)]
+                self.data += piece
+                size -= len(piece)
+        return bytes(self.data[offset:end])
+
+
+class FrameFuzz:
+    """A member M with a genuine session to V (the endpoint under test) on an in-memory net.
+    Each input is one record of generated frames, or of their mutated encoding, sealed with the
+    session's real keys (as a member's own implementation could) and handed to V from M's
+    address. M is a genuine endpoint that answers V (acknowledgements, CLOSE), except that it
+    ignores what V's answers say about streams it never opened itself. A session that V closes
+    is replaced by a new one."""
+
+    def __init__(self, seed: int, shared_seed: bytes) -> None:
+        self.rng = random.Random(seed)
+        self.mutator = Mutator(random.Random(seed + 4), replay=False)
+        self.net = Net(seed=seed)
+        self.v = self.net.add_node("V", shared_seed=shared_seed, config=FRAMES_CONFIG)
+        self.m = self.net.add_node("M", shared_seed=shared_seed, config=FRAMES_CONFIG)
+        self.sessions = 0
+        self.rotations = 0
+        self.peaks: Counter[str] = Counter()
+        self.new_session()
+
+    def new_session(self) -> None:
+        net = self.net
+        self.sid = net.establish(self.m, self.v)
+        self.mcore = self.m.endpoint.session(self.sid)
+        # A hostile member ignores V's answers about streams it never opened (RESET_STREAM
+        # after its STOP_SENDING, ...): its session stays open whatever V says.
+        self.mcore._protocol_violation = lambda now, detail: None  # type: ignore[method-assign]
+        self.vcore = self.v.endpoint.session(self.sid)
+        self.content: dict[int, StreamContent] = {}
+        self.planned = 0
+        self.sessions += 1
+
+    # -- generation -------------------------------------------------------------------------------
+    def stream_id(self, kind: str) -> int:
+        """One of the member's byte streams (mostly the last ones opened, rarely one beyond the
+        limit) or message channels (rarely one beyond ``max_channels``), or very rarely a stream
+        of V's side."""
+        rng = self.rng
+        r = rng.random()
+        if r < 0.0005:
+            return (rng.randrange(8) << 2) | rng.choice((1, 3))  # V's side: never the member's
+        if kind == "channel" or (kind == "any" and r < 0.3):
+            channel = rng.randrange(8) if rng.random() < 0.999 else rng.randrange(8, 16)
+            return (channel << 2) | 2
+        opened = self.vcore.streams.peer_streams_opened
+        r = rng.random()
+        if r < 0.7:
+            index = max(0, opened + rng.randint(-3, 1))
+        elif r < 0.999:
+            index = rng.randrange(opened + 1)
+        else:
+            index = rng.randrange(400)  # beyond the stream limit (256) at times
+        return index << 2
+
+    def content_of(self, sid: int) -> StreamContent:
+        content = self.content.get(sid)
+        if content is None:
+            content = StreamContent(self.rng, bool(sid & 2), FRAMES_CONFIG.stream_window)
+            self.content[sid] = content
+        return content
+
+    def stream_frame(self) -> Frame:
+        """A STREAM frame of the member's content: mostly the next bytes, or old ones again,
+        or bytes ahead within the credit; rarely beyond the credit or the final size."""
+        rng = self.rng
+        sid = self.stream_id("channel" if rng.random() < 0.3 else "bytes")
+        content = self.content_of(sid)
+        recv = self.vcore.streams.recv.get(sid)
+        base = recv.delivered if recv is not None else 0
+        credit = recv.credit if recv is not None else FRAMES_CONFIG.stream_window
+        if content.final is not None:
+            credit = min(credit, content.final)
+        r = rng.random()
+        if r < 0.6:  # the next bytes, in order or nearly
+            offset = base + (rng.randrange(64) if rng.random() < 0.3 else 0)
+        elif r < 0.8:  # old bytes again: duplicates and overlaps
+            offset = max(0, base - rng.randrange(1, 4096))
+        elif r < 0.9995:  # ahead, out of order, within the credit
+            offset = rng.randrange(base, max(base + 1, credit))
+        elif r < 0.9998:  # beyond the credit (or the final size)
+            offset = credit + rng.randrange(-8, 64)
+        else:
+            offset = rng.randrange(1 << rng.choice((16, 32, 61)))
+        offset = max(0, offset)
+        length = rng.choice((0, 1, rng.randint(1, 64), rng.randint(64, 1200)))
+        if rng.random() < 0.01:
+            length = rng.randint(1200, 16_000)
+        if r < 0.9995:  # within the credit and the final size, and the session's credit
+            session = self.vcore.streams.max_data
+            room = session.value - session.used - self.planned  # what this record may still add
+            end = min(credit, max(content.high, content.high + room))  # not even a 0-byte frame
+            offset = max(0, min(offset, end))  # beyond: it would raise the highest offset too
+            length = max(0, min(length, end - offset))
+        made = 4 * FRAMES_CONFIG.session_window  # no content is made beyond this offset
+        data = content.slice(offset, length) if offset + length < made else bytes(length)
+        end = offset + len(data)
+        self.planned += max(0, end - content.high)
+        content.high = max(content.high, end)
+        fin = content.final is not None and end == content.final and rng.random() < 0.7
+        if rng.random() < 0.0005:
+            fin = not fin  # a final size that moves
+        return Stream(sid, offset, fin, data)
+
+    def reset_frame(self) -> Frame:
+        """RESET_STREAM of a byte stream at the data received so far (rarely below it, or
+        beyond the credit); the member sends nothing beyond it from then on."""
+        rng = self.rng
+        sid = self.stream_id("bytes")
+        recv = self.vcore.streams.recv.get(sid)
+        content = self.content_of(sid)
+        high = max(content.high, recv.highest if recv is not None else 0)
+        if recv is not None and recv.final_size is not None:
+            final = recv.final_size
+        else:  # a little beyond what was sent, within the stream's and the session's credit
+            room = (recv.credit if recv is not None else FRAMES_CONFIG.stream_window) - high
+            if content.final is not None:
+                room = min(room, content.final - high)
+            session = self.vcore.streams.max_data
+            room = min(room, session.value - session.used - self.planned, 64)
+            final = high + (rng.randrange(room + 1) if room > 0 and rng.random() < 0.3 else 0)
+        r = rng.random()
+        if r < 0.003:
+            final -= 1  # below what was received
+        elif r < 0.006:
+            final += FRAMES_CONFIG.stream_window  # beyond the credit
+        final = max(0, final)
+        self.planned += max(0, final - high)
+        content.high = max(content.high, final)
+        if content.final is None or final < content.final:
+            content.final = final
+        return ResetStream(sid, self.varint(), final)
+
+    def varint(self) -> int:
+        rng = self.rng
+        return rng.choice((0, 1, rng.randrange(64), rng.randrange(1 << 20), rng.randrange(1 << 62)))
+
+    def ack_frame(self) -> Ack | None:
+        rng = self.rng
+        sent = self.vcore.keys.send_counter  # counters V used so far: 0 .. sent - 1
+        if sent == 0:
+            return None
+        if rng.random() < 0.002:
+            largest = sent + rng.randrange(8)  # a record never sent
+        else:
+            largest = rng.randrange(max(0, sent - 64), sent)
+        ranges = []
+        high = largest
+        for _ in range(rng.choice((1, 1, 2, 3, rng.randint(1, 40)))):
+            low = max(0, high - rng.randrange(4))
+            ranges.append((low, high))
+            high = low - 2 - rng.randrange(4)
+            if high < 0:
+                break
+        return Ack(rng.randrange(1 << rng.choice((3, 14))), tuple(ranges))
+
+    def frame(self) -> Frame:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.45:
+            return self.stream_frame()
+        if r < 0.52:
+            return MaxData(self.vcore.streams.peer_max_data + rng.randint(-100, 1 << 20))
+        if r < 0.57:
+            return MaxData(self.varint())
+        if r < 0.64:
+            return MaxStreamData(self.stream_id("any") | rng.choice((0, 0, 1)), self.varint())
+        if r < 0.68:
+            return MaxStreams(self.varint())
+        if r < 0.72:
+            return self.reset_frame()
+        if r < 0.76:
+            return StopSending(self.stream_id("bytes"), self.varint())
+        if r < 0.84:
+            return Ping(self.varint())
+        if r < 0.88:
+            return Pong(self.varint())
+        return Datagram(_PATTERN[: rng.choice((0, 1, rng.randrange(300)))])
+
+    def frames(self) -> list[Frame]:
+        rng = self.rng
+        r = rng.random()
+        count = (
+            1
+            if r < 0.35
+            else rng.randint(2, 8)
+            if r < 0.85
+            else rng.randint(9, 64)
+            if r < 0.98
+            else rng.randint(65, 256)
+            if r < 0.998
+            else rng.randint(257, 300)
+        )
+        frames: list[Frame] = []
+        size = 0
+        self.planned = 0  # session credit the record's STREAM frames use up
+        for _ in range(count):
+            frame = self.frame()
+            size += len(frame.data) if isinstance(frame, Stream | Datagram) else 8
+            if size > 60_000:
+                break
+            frames.append(frame)
+        if rng.random() < 0.3:
+            ack = self.ack_frame()
+            if ack is not None:
+                frames.insert(rng.randrange(len(frames) + 1), ack)
+        if rng.random() < 0.0005:
+            frames.append(Close(self.varint(), "fuzz"))
+        return frames
+
+    # -- one input --------------------------------------------------------------------------------
+    def one(self, report: Report) -> None:
+        """Seal one generated (and maybe mutated) record, hand it to V, check what V made of it."""
+        rng, net, vcore = self.rng, self.net, self.vcore
+        frames = self.frames()
+        plaintext = serialize_frames(frames)
+        mutated = rng.random() < 0.01
+        if mutated:
+            plaintext = self.mutator.one(plaintext, serialize_frames([self.frame()]))
+        aead, epoch, echo, counter = self.mcore.keys.next_send()
+        header = pack_header(epoch, echo, self.sid, counter)
+        if rng.random() < 0.0005:  # no inner type: a plaintext the peer cannot have written
+            record = header + aead.encrypt(counter, header, bytes(16 * rng.randint(1, 4)))
+        else:
+            record = seal_record(aead, header, counter, plaintext)
+        drops = sum(self.v.endpoint.drops.values())
+        try:
+            net.inject(self.v, record, self.m.addr)
+        except Exception as exc:
+            report.fail(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", plaintext)
+            raise FuzzFailure("V raised") from exc
+        if sum(self.v.endpoint.drops.values()) != drops:
+            moved = Counter(self.v.endpoint.drops)
+            report.fail(f"an authentic record was dropped (drops now {dict(moved)})", plaintext)
+            raise FuzzFailure("dropped")
+        if vcore.state == SessionState.ACTIVE:
+            report.outcomes["accepted" + (" (mutated)" if mutated else "")] += 1
+            return
+        if vcore.closed_by_peer:
+            try:
+                has_close = any(isinstance(f, Close) for f in parse_frames(plaintext))
+            except FrameError:
+                has_close = False
+            if not has_close:
+                report.fail("V closed as if the member sent CLOSE, which it did not", plaintext)
+                raise FuzzFailure("close")
+            report.outcomes["closed: the member's CLOSE"] += 1
+        elif vcore.close_code == CloseCode.PROTOCOL_ERROR:
+            reason = _HEX.sub("…", vcore.close_reason)
+            report.outcomes[f"closed: protocol violation: {reason}"] += 1
+        else:
+            report.fail(f"closed with code {vcore.close_code}: {vcore.close_reason}", plaintext)
+            raise FuzzFailure("close code")
+        self.restart()
+
+    def restart(self) -> None:
+        """The session closed: let the CLOSE exchange finish (and time pass, so that new
+        handshakes stay within V's per-source rate), then establish a new one."""
+        self.net.run(0.1)
+        for node in (self.m, self.v):
+            old = node.endpoint.sessions.get(self.sid)
+            if old is not None and old.state != SessionState.CLOSED:
+                raise FuzzFailure(f"{node.name}: the closed session is still {old.state.name}")
+        self.new_session()
+
+    def check_bounds(self) -> None:
+        """What V holds stays within the windows, the caps and the stream limits."""
+        cfg = FRAMES_CONFIG
+        core = self.vcore
+        streams = core.streams
+        held = 0
+        worst = 0
+        for stream in streams.recv.values():
+            held += stream.held_bytes
+            worst = max(worst, stream.held_bytes)
+        partial = sum(len(p.buffer) for p in core.channels.parsers.values())
+        peaks = self.peaks
+        for name, value in (
+            ("out-of-order bytes held (all streams)", held),
+            ("out-of-order bytes held (one stream)", worst),
+            ("incomplete message bytes held", partial),
+            ("fragments", streams.fragments),
+            ("receive streams", len(streams.recv)),
+            ("send streams", len(streams.send)),
+            ("queued control frames", len(streams.control)),
+            ("queued one-shot frames", len(core.packetizer.pending)),
+            ("V sessions", len(self.v.endpoint.sessions)),
+        ):
+            peaks[name] = max(peaks[name], value)
+        bound = 2 * (cfg.session_window + cfg.max_channels * cfg.stream_window)
+        if held + partial > bound + cfg.max_message_size or worst > 2 * cfg.stream_window:
+            raise FuzzFailure(f"V holds {held} + {partial} bytes (one stream {worst})")
+        if streams.fragments > max(64, cfg.session_window // 1024):
+            raise FuzzFailure(f"V holds {streams.fragments} fragments")
+        if len(streams.recv) > streams.max_streams.value + cfg.max_channels:
+            raise FuzzFailure(f"V holds {len(streams.recv)} receive streams")
+        if len(streams.control) > 2 * (len(streams.send) + len(streams.recv)) + 16:
+            raise FuzzFailure(f"V queues {len(streams.control)} control frames")
+        if len(self.v.endpoint.sessions) > 2 or len(self.m.endpoint.sessions) > 2:
+            raise FuzzFailure("sessions pile up")
+
+    def tick(self, i: int) -> None:
+        """Between inputs: time passes (V's answers reach M and M's answers V), now and then
+        M rotates its keys; the net's logs are trimmed."""
+        net = self.net
+        if i % 8 == 7:
+            net.run(0.001)
+            if self.vcore.state != SessionState.ACTIVE:  # closed by a timer
+                code = self.vcore.close_code
+                if code not in (CloseCode.IDLE_TIMEOUT, CloseCode.KEY_EXPIRED):
+                    raise FuzzFailure(f"V closed the session by itself: {code}")
+                self.restart()
+        if i % 3000 == 2999 and self.mcore.state == SessionState.ACTIVE:
+            self.mcore.request_rotation(net.now)
+            net.flush()
+            self.rotations += 1
+        if i % 1024 == 0:
+            for node in (self.m, self.v):
+                node.events.clear()
+            net.log.clear()
+            net.deliveries.clear()
+
+
+_HEX = re.compile(r"0x[0-9a-f]+|\d+")
+
+
+def fuzz_frames(n: int, seed: int, shared_seed: bytes, max_seconds: float) -> Report:
+    report = Report("frames")
+    fuzz = FrameFuzz(seed, shared_seed)
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    done = 0
+    try:
+        for i in range(n):
+            if i % 4096 == 0 and time.perf_counter() > deadline:
+                report.notes.append(f"stopped by --max-seconds after {i:,}")
+                break
+            fuzz.one(report)
+            done += 1
+            if i % 16 == 0:
+                fuzz.check_bounds()
+            fuzz.tick(i)
+        fuzz.check_bounds()
+    except FuzzFailure as exc:
+        if not report.failures:
+            report.fail(str(exc))
+    except Exception as exc:
+        report.fail(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    report.inputs = done
+    report.seconds = time.perf_counter() - started
+    cfg = FRAMES_CONFIG
+    report.notes.append(
+        f"sessions: {fuzz.sessions:,} (a new one after each close); key rotations asked "
+        f"{fuzz.rotations}; simulated {fuzz.net.now - 1000:.1f} s"
+    )
+    report.notes.append(
+        f"windows: stream {cfg.stream_window:,}, session {cfg.session_window:,}; "
+        "peaks: " + ", ".join(f"{k} {v:,}" for k, v in fuzz.peaks.items())
+    )
+    report.notes.append(f"peak RSS of the process: {_max_rss_mib():.0f} MiB")
+    report.notes.append(
+        "mutations: " + ", ".join(f"{k} {v:,}" for k, v in fuzz.mutator.ops.items())
+    )
+    return report
+
+
+def _max_rss_mib() -> float:
+    """The process's peak resident set size in MiB (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0.0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024
+
+
 # -- target: a live node --------------------------------------------------------------------------
 MAX_UDP_PAYLOAD = 65507
 
@@ -856,6 +1303,8 @@ def run(
             reports.append(fuzz_endpoint(packets, seed, shared_seed, max_seconds))
         elif target == "node":
             reports.append(asyncio.run(fuzz_node(packets, seed, shared_seed, max_seconds)))
+        elif target == "frames":
+            reports.append(fuzz_frames(packets, seed, shared_seed, max_seconds))
         else:
             raise SystemExit(f"unknown target {target!r}")
         if not quiet:
@@ -867,7 +1316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=100_000, help="inputs per target")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--targets", default="parsers,endpoint,node")
+    parser.add_argument("--targets", default="parsers,endpoint,node,frames")
     parser.add_argument(
         "--max-seconds", type=float, default=3600.0, help="time bound of each target"
     )

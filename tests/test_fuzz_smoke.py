@@ -31,6 +31,17 @@ def test_fuzz_smoke(target: str) -> None:
     assert sum(v for k, v in report.outcomes.items() if "drop" in k or "refused" in k) > 0
 
 
+def test_fuzz_smoke_frames_under_valid_keys() -> None:
+    fuzzer = load_fuzzer()
+    (report,) = fuzzer.run(3000, 7, ["frames"], 60.0, quiet=True)
+    assert report.failures == []
+    assert report.inputs == 3000
+    outcomes = report.outcomes
+    closes = sum(v for k, v in outcomes.items() if k.startswith("closed: protocol violation"))
+    assert outcomes["accepted"] > 2000
+    assert closes > 10  # each followed by a new session
+
+
 def test_fuzz_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     fuzzer = load_fuzzer()
     assert fuzzer.main(["--packets", "300", "--seed", "3", "--targets", "parsers"]) == 0
