@@ -1011,7 +1011,7 @@ class FrameFuzz:
             net.deliveries.clear()
 
 
-_HEX = re.compile(r"0x[0-9a-f]+|\d+")
+_HEX = re.compile(r"0x[0-9a-f]+|\b\d{2,}\b")  # the numbers in close reasons
 
 
 def fuzz_frames(n: int, seed: int, shared_seed: bytes, max_seconds: float) -> Report:
