@@ -56,7 +56,7 @@ from tests.aio.helpers import (
     next_incoming_stream,
     wait_until,
 )
-from tests.aio.hostile import LoopLag, Member, ServerWork, endpoint_of, make_member, round_trip
+from tests.aio.hostile import LoopLag, Member, ServerWork, make_member, round_trip
 from tests.timing import SECOND
 
 SMALL = NodeConfig(stream_window=64 * KIB, session_window=256 * KIB)
@@ -254,7 +254,7 @@ async def test_a_flood_of_pings_gets_one_pong_per_record(
         real_handler(session, frame, now)
 
     monkeypatch.setitem(session_module._HANDLERS_BY_CLASS, Pong, (counting, states))
-    server = endpoint_of(arena.server).counters
+    server = member.server_core.counters  # what the node sends the member
     count = 30
     records = [
         member.record([Ping(MAX_FRAMES_PER_RECORD * r + i) for i in range(1, 257)])

@@ -265,7 +265,7 @@ async def test_spoofed_copies_from_many_addresses_cost_at_most_three_times_each(
         before = drops(path.server)
         for sock in sockets:  # only the first copy is the newest: the others are replays
             sock.sendto(stolen, path.server_addr)
-        await wait_until(lambda: drops(path.server)["replay"] - before["replay"] == 19)
+        await wait_until(lambda: drops(path.server)["replay"] - before["replay"] >= 19)
         path.release()
         await wait_until(lambda: path.core.path.candidate is None, "the server to give up")
         answers = [recv_all(sock) for sock in sockets]
