@@ -189,7 +189,8 @@ class ReceiveStream:
 
     @property
     def held_bytes(self) -> int:
-        """Memory held for out-of-order data (the buffer, gaps included): at most a window."""
+        """Memory held for out-of-order data (the buffer, gaps included): below two windows (it
+        ends within the credit, and its delivered prefix is dropped once it is half of it)."""
         return len(self._buffer)
 
     @property
@@ -228,6 +229,8 @@ class ReceiveStream:
         return self._pop_contiguous(), growth
 
     def _store(self, offset: int, data: bytes) -> None:
+        if not data:
+            return  # an empty frame ahead holds nothing (and must reserve no buffer)
         buffer = self._buffer
         if not self._ahead:
             self._base = self.delivered  # the buffer is empty: start it at the next offset

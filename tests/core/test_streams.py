@@ -554,3 +554,12 @@ def test_send_receive_round_trip(writes: list[bytes], window: int, seed: int) ->
     assert recv.finished
     assert recv.final_size == len(data)
     assert send.buffered == 0
+
+
+def test_an_empty_frame_ahead_holds_no_memory() -> None:
+    r = ReceiveStream(65_536)
+    assert r.receive(60_000, b"", False) == (b"", 60_000)  # counts for flow control...
+    assert r.held_bytes == 0  # ...but reserves nothing
+    assert r.fragments == 0
+    assert r.receive(0, b"abc", False) == (b"abc", 0)
+    assert r.held_bytes == 0
