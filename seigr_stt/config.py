@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from seigr_stt.constants import (
+    DEAD_PEER_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT_S,
@@ -38,6 +39,7 @@ from seigr_stt.constants import (
     HANDSHAKE_RATE_UNPROVEN_PER_S,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
+    PING_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
     REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
@@ -127,6 +129,18 @@ class SessionConfig(_Validated):
 
     keepalive_s: float = field(default=KEEPALIVE_TIMEOUT_S, metadata=_bounds())
     """Send an empty record when we received data but sent nothing for this long."""
+
+    ping_interval_s: float | None = field(default=PING_INTERVAL_S, metadata=_bounds())
+    """When nothing was received from the peer for this long, send it a PING it must
+    acknowledge (the heartbeat of an idle session, like websockets' ``ping_interval``), so a
+    vanished peer is noticed within ``ping_interval_s + dead_peer_timeout_s`` (15 s by default)
+    even when the application sends nothing. The peer only acknowledges it: one small record
+    each way per interval. None: an idle session notices nothing until it sends."""
+
+    dead_peer_timeout_s: float = field(default=DEAD_PEER_TIMEOUT_S, metadata=_bounds())
+    """After sending a record that must be acknowledged, how long without any authenticated
+    record from the peer before the session closes with ``CLOSE_DEAD_PEER`` (nothing is sent
+    to a peer that is gone). Like websockets' ``ping_timeout``."""
 
     persistent_keepalive_s: float | None = field(default=None, metadata=_bounds())
     """Send an empty record whenever nothing was sent for this long, even when idle (like

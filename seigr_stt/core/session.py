@@ -129,7 +129,7 @@ class Session(SessionLifecycle):
             # the rotation interval start from the path's delay, not the 100 ms default.
             self.recovery.rtt.update(rtt_sample_s, 0.0)
         self.acks = AckTracker()
-        self.timers = SessionTimers(config, now)
+        self.timers = SessionTimers(config, now, initiator=self.initiator)
         self.pmtu = PathMtuProber(link.max_record_size, link.probe_max)
         self.path = PathValidator(rng if rng is not None else _no_rng)
         self._record_addr: Hashable = addr  # the source of the record being processed
@@ -485,6 +485,11 @@ class Session(SessionLifecycle):
         else:
             if timers.due(timers.keepalive_at, now) or timers.due(timers.persistent_at, now):
                 self.packetizer.want_record = True  # keepalive; persistent: NAT mappings (§8)
+            if timers.due(timers.heartbeat_at, now):
+                # Silence for ping_interval_s: a record the peer must acknowledge, so that a
+                # vanished peer trips the dead-peer timer even when nothing else is sent (§8).
+                self.packetizer.pending.append(Ping(0))
+                timers.on_heartbeat_sent(now)
             self._maybe_rotate(now)
         self._changed()
 

@@ -17,13 +17,16 @@ from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 from seigr_stt.config import SessionConfig
-from seigr_stt.constants import CLOSE_RETRANSMIT_S, DEAD_PEER_TIMEOUT_S
+from seigr_stt.constants import CLOSE_RETRANSMIT_S
 
 __all__ = ["DeadlineHeap", "SessionTimers"]
 
 K = TypeVar("K", bound=Hashable)
 
 _CLOSE_DRAIN_MIN_S = 2.0
+#: The responder waits this much longer than ping_interval_s before its own heartbeat, so that
+#: the initiator's PING (and the ACK that answers it) keeps both quiet: one PING per interval.
+RESPONDER_HEARTBEAT_FACTOR = 1.5
 
 
 class SessionTimers:
@@ -31,10 +34,12 @@ class SessionTimers:
 
     __slots__ = (
         "_config",
+        "_ping_interval_s",
         "close_retry_at",
         "created_at",
         "dead_peer_at",
         "drain_at",
+        "heartbeat_at",
         "idle_at",
         "keepalive_at",
         "last_received_at",
@@ -42,8 +47,12 @@ class SessionTimers:
         "persistent_at",
     )
 
-    def __init__(self, config: SessionConfig, now: float) -> None:
+    def __init__(self, config: SessionConfig, now: float, *, initiator: bool = True) -> None:
         self._config = config
+        ping = config.ping_interval_s
+        self._ping_interval_s = (
+            None if ping is None else ping if initiator else ping * RESPONDER_HEARTBEAT_FACTOR
+        )
         self.created_at = now
         self.last_sent_at: float | None = None
         self.last_received_at: float | None = None
@@ -55,8 +64,12 @@ class SessionTimers:
         persistent = config.persistent_keepalive_s
         #: Nothing sent for ``persistent_keepalive_s``: send an empty record (NAT mappings).
         self.persistent_at: float | None = now + persistent if persistent is not None else None
-        #: An ack-eliciting record sent and nothing received since, for DEAD_PEER_TIMEOUT_S.
+        #: An ack-eliciting record sent and nothing received since, for dead_peer_timeout_s.
         self.dead_peer_at: float | None = None
+        ping = self._ping_interval_s
+        #: Nothing received for ``ping_interval_s`` (1.5x on the responder): send a PING the
+        #: peer must acknowledge.
+        self.heartbeat_at: float | None = now + ping if ping is not None else None
         #: Closing: when to retransmit CLOSE, and when a draining close stops waiting.
         self.close_retry_at: float | None = None
         self.drain_at: float | None = None
@@ -64,7 +77,7 @@ class SessionTimers:
     def __repr__(self) -> str:
         armed = ", ".join(
             f"{name}={getattr(self, name):.3f}"
-            for name in ("idle_at", "keepalive_at", "persistent_at", "dead_peer_at")
+            for name in ("idle_at", "keepalive_at", "persistent_at", "heartbeat_at", "dead_peer_at")
             if getattr(self, name) is not None
         )
         return f"SessionTimers({armed})"
@@ -74,6 +87,9 @@ class SessionTimers:
         """After an authenticated record is received."""
         self.last_received_at = now
         self.dead_peer_at = None  # the peer answered
+        ping = self._ping_interval_s
+        if ping is not None:
+            self.heartbeat_at = now + ping
 
     def on_ack_eliciting_received(self, now: float) -> None:
         """After a received record that the peer expects an answer to (it is acknowledged)."""
@@ -87,7 +103,12 @@ class SessionTimers:
         if persistent is not None:
             self.persistent_at = now + persistent
         if ack_eliciting and self.dead_peer_at is None:
-            self.dead_peer_at = now + DEAD_PEER_TIMEOUT_S
+            self.dead_peer_at = now + self._config.dead_peer_timeout_s
+
+    def on_heartbeat_sent(self, now: float) -> None:
+        """A heartbeat PING was queued: the next one after another interval of silence."""
+        ping = self._ping_interval_s
+        self.heartbeat_at = now + ping if ping is not None else None
 
     def on_application_data(self, now: float) -> None:
         """After application data is sent or received (datagrams, messages, stream bytes)."""
@@ -107,6 +128,7 @@ class SessionTimers:
     def on_closing(self) -> None:
         """The session is closing: only the close deadlines remain armed."""
         self.idle_at = self.keepalive_at = self.persistent_at = self.dead_peer_at = None
+        self.heartbeat_at = None
 
     def on_closed(self) -> None:
         """The session is closed: nothing remains armed."""
@@ -126,6 +148,7 @@ class SessionTimers:
             self.idle_at,
             self.keepalive_at,
             self.persistent_at,
+            self.heartbeat_at,
             self.dead_peer_at,
             self.close_retry_at,
             self.drain_at,

@@ -412,7 +412,8 @@ def test_handshake_retry_backoff_and_give_up(
 
 
 def test_final_retry_backoff_and_give_up(net: Net) -> None:
-    a, b = net.add_node("A"), net.add_node("B")
+    # B's heartbeat would find A dead after 15 s (its records are all dropped): not the subject.
+    a, b = net.add_node("A"), net.add_node("B", config=NodeConfig(ping_interval_s=None))
     net.drop(lambda p: p.sender == "B" and p.type == DATA, times=10_000)
     start = net.now
     handle = net.connect(a, b, timeout_s=20.0)

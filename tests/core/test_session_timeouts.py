@@ -20,6 +20,7 @@ from seigr_stt.constants import (
     DEAD_PEER_TIMEOUT_S,
     KEY_GRACE_MIN_S,
     MAX_ACK_DELAY_S,
+    PING_INTERVAL_S,
     REJECT_AFTER_TIME_S,
     STT_SESSION_STATE_ACTIVE,
 )
@@ -29,6 +30,7 @@ from seigr_stt.core.events import (
     SessionClosed,
 )
 from seigr_stt.core.record import parse_header
+from seigr_stt.core.timers import RESPONDER_HEARTBEAT_FACTOR
 from seigr_stt.exceptions import ConfigError
 from tests.core.net import (
     DATA,
@@ -42,7 +44,7 @@ from tests.core.net import (
 
 
 def test_an_only_receiving_side_answers_with_one_delayed_ack() -> None:
-    pair = make_pair(config=NodeConfig(keepalive_s=3.0))
+    pair = make_pair(config=NodeConfig(keepalive_s=3.0, ping_interval_s=None))
     net = pair.net
     pair.send(pair.a, b"first")
     net.run(0.5)
@@ -60,7 +62,10 @@ def test_an_only_receiving_side_answers_with_one_delayed_ack() -> None:
 
 
 def test_keepalive_shorter_than_the_ack_delay_answers_first() -> None:
-    pair = make_pair(config_b=NodeConfig(keepalive_s=0.01))
+    pair = make_pair(
+        config_a=NodeConfig(ping_interval_s=None),
+        config_b=NodeConfig(keepalive_s=0.01, ping_interval_s=None),
+    )
     net = pair.net
     net.run(1.0)
     t_last = net.now
@@ -71,7 +76,8 @@ def test_keepalive_shorter_than_the_ack_delay_answers_first() -> None:
     assert pair.sa.all_acknowledged
 
 
-def test_no_keepalive_for_a_keepalive(pair: Pair) -> None:
+def test_no_keepalive_for_a_keepalive() -> None:
+    pair = make_pair(config=NodeConfig(ping_interval_s=None))  # the heartbeat has its own test
     net = pair.net
     pair.send(pair.a, b"x")
     net.run(50.0)
@@ -174,7 +180,9 @@ def test_rotation_by_message_count() -> None:
 
 
 def test_keys_expire_when_rotation_cannot_complete() -> None:
-    pair = make_pair(config_a=NodeConfig(session_idle_timeout_s=None))
+    # Without a heartbeat nothing is sent while idle, so the dead peer goes unnoticed until
+    # the keys expire (with one, the dead-peer timer closes the session first).
+    pair = make_pair(config_a=NodeConfig(session_idle_timeout_s=None, ping_interval_s=None))
     net = pair.net
     start = pair.sa.created_at
     net.kill(pair.b)
@@ -306,7 +314,9 @@ def test_get_timer_is_the_earliest_deadline_and_early_calls_are_harmless(seed: i
 
 
 def test_persistent_keepalive_sends_while_idle() -> None:
-    config = NodeConfig(persistent_keepalive_s=5.0, session_idle_timeout_s=None)
+    config = NodeConfig(
+        persistent_keepalive_s=5.0, session_idle_timeout_s=None, ping_interval_s=None
+    )
     pair = make_pair(config=config)
     before = len(pair.net.sent_by(pair.a))
     pair.net.run(26.0)
@@ -315,8 +325,45 @@ def test_persistent_keepalive_sends_while_idle() -> None:
     assert pair.sa.state == STT_SESSION_STATE_ACTIVE
 
 
-def test_without_persistent_keepalive_an_idle_session_stays_silent() -> None:
-    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None))
+def test_without_heartbeat_or_persistent_keepalive_an_idle_session_stays_silent() -> None:
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, ping_interval_s=None))
     before = len(pair.net.sent_by(pair.a))
     pair.net.run(26.0)
     assert len(pair.net.sent_by(pair.a)) == before
+
+
+def test_an_idle_session_exchanges_one_heartbeat_and_its_ack_per_interval() -> None:
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None))
+    net = pair.net
+    before = {node.name: len(net.sent_by(node)) for node in (pair.a, pair.b)}
+    net.run(5 * PING_INTERVAL_S + 0.5)
+    sent = {node.name: len(net.sent_by(node)) - before[node.name] for node in (pair.a, pair.b)}
+    # The initiator's PING and the ACK answering it keep the responder's (longer) heartbeat
+    # quiet: one PING and one ACK per interval in all.
+    assert sent == {"A": 5, "B": 5}
+    assert pair.sa.is_active
+    assert pair.sb.is_active
+
+
+def test_a_peer_gone_while_idle_is_found_within_ping_interval_and_dead_peer_timeout() -> None:
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None))
+    net = pair.net
+    start = max(pair.sa.timers.last_received_at or 0.0, pair.sa.created_at)
+    net.kill(pair.b)
+    net.run(30.0)
+    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
+    assert (closed.code, closed.by_peer) == (CLOSE_DEAD_PEER, False)
+    assert t == pytest.approx(start + PING_INTERVAL_S + DEAD_PEER_TIMEOUT_S, abs=0.1)
+
+
+def test_the_responder_finds_a_vanished_initiator_too() -> None:
+    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None))
+    net = pair.net
+    start = max(pair.sb.timers.last_received_at or 0.0, pair.sb.created_at)
+    net.kill(pair.a)
+    net.run(30.0)
+    [(t, closed)] = pair.b.timed_events_of(SessionClosed)
+    assert (closed.code, closed.by_peer) == (CLOSE_DEAD_PEER, False)
+    limit = start + RESPONDER_HEARTBEAT_FACTOR * PING_INTERVAL_S + DEAD_PEER_TIMEOUT_S
+    assert t == pytest.approx(limit, abs=0.1)
+    assert t - start < 20.0

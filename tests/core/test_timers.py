@@ -14,7 +14,9 @@ from seigr_stt.core.timers import DeadlineHeap, SessionTimers
 from tests.profiles import scaled
 
 T0 = 1000.0
-CONFIG = SessionConfig(session_idle_timeout_s=30.0, keepalive_s=10.0, persistent_keepalive_s=25.0)
+CONFIG = SessionConfig(
+    session_idle_timeout_s=30.0, keepalive_s=10.0, persistent_keepalive_s=25.0, ping_interval_s=5.0
+)
 
 
 # -- SessionTimers ---------------------------------------------------------------------------
@@ -23,14 +25,17 @@ def test_a_new_session_arms_idle_and_persistent_keepalive_only() -> None:
     assert timers.created_at == T0
     assert timers.idle_at == T0 + 30.0
     assert timers.persistent_at == T0 + 25.0
+    assert timers.heartbeat_at == T0 + 5.0
     assert (timers.keepalive_at, timers.dead_peer_at) == (None, None)
     assert (timers.close_retry_at, timers.drain_at) == (None, None)
     assert (timers.last_sent_at, timers.last_received_at, timers.last_active_at) == (None,) * 3
-    assert sorted(timers.armed()) == [T0 + 25.0, T0 + 30.0]
+    assert sorted(timers.armed()) == [T0 + 5.0, T0 + 25.0, T0 + 30.0]
 
 
 def test_none_disables_the_idle_timeout_and_the_persistent_keepalive() -> None:
-    config = SessionConfig(session_idle_timeout_s=None, persistent_keepalive_s=None)
+    config = SessionConfig(
+        session_idle_timeout_s=None, persistent_keepalive_s=None, ping_interval_s=None
+    )
     timers = SessionTimers(config, T0)
     assert list(timers.armed()) == []
     timers.on_application_data(T0 + 1)
@@ -130,9 +135,24 @@ def test_last_active_is_the_later_of_sent_and_received() -> None:
 
 def test_repr_names_the_armed_deadlines() -> None:
     timers = SessionTimers(SessionConfig(session_idle_timeout_s=30.0), T0)
-    assert repr(timers) == "SessionTimers(idle_at=1030.000)"
+    assert repr(timers) == "SessionTimers(idle_at=1030.000, heartbeat_at=1005.000)"
     timers.on_record_sent(T0, ack_eliciting=True)
-    assert "dead_peer_at=1015.000" in repr(timers)
+    assert "dead_peer_at=1010.000" in repr(timers)
+
+
+def test_the_heartbeat_follows_the_last_record_received() -> None:
+    timers = SessionTimers(SessionConfig(ping_interval_s=5.0, dead_peer_timeout_s=7.0), T0)
+    assert timers.heartbeat_at == T0 + 5.0
+    timers.on_record_sent(T0 + 2, ack_eliciting=True)  # sending does not move it...
+    assert timers.heartbeat_at == T0 + 5.0
+    assert timers.dead_peer_at == T0 + 2 + 7.0  # ...but arms the dead-peer timer
+    timers.on_authenticated_received(T0 + 3)  # receiving does
+    assert timers.heartbeat_at == T0 + 8.0
+    assert timers.dead_peer_at is None
+    timers.on_heartbeat_sent(T0 + 8)
+    assert timers.heartbeat_at == T0 + 13.0
+    timers.on_closing()
+    assert timers.heartbeat_at is None
 
 
 # -- DeadlineHeap ----------------------------------------------------------------------------
