@@ -62,6 +62,7 @@ class CloseCode(IntEnum):
     DEAD_PEER = 4
     KEY_EXPIRED = 5
     AEAD_LIMIT_REACHED = 6
+    SERVER_FULL = 7  # in a refusing RESPONSE (§4.4), never in CLOSE
 
 
 # -- Session states (user API, chapter 17; docs/protocol.md §9) --------------------------------
@@ -182,6 +183,7 @@ CLOSE_IDLE_TIMEOUT: Final = CloseCode.IDLE_TIMEOUT
 CLOSE_DEAD_PEER: Final = CloseCode.DEAD_PEER
 CLOSE_KEY_EXPIRED: Final = CloseCode.KEY_EXPIRED
 CLOSE_AEAD_LIMIT_REACHED: Final = CloseCode.AEAD_LIMIT_REACHED
+CLOSE_SERVER_FULL: Final = CloseCode.SERVER_FULL
 CLOSE_REASON_MAX_BYTES: Final = 123
 
 # -- Frames (§6) ---------------------------------------------------------------------------------

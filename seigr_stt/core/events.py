@@ -41,6 +41,9 @@ class HandshakeAborted:
     handle: int
     reason: str
     timeout: bool
+    #: The close code of a responder that refused the handshake (``CloseCode.SERVER_FULL``), or
+    #: None.
+    code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from seigr_stt.exceptions import HandshakeFailed
 
 __all__ = [
     "HandshakeFailed",
+    "HandshakeRefused",
     "HandshakeResult",
     "InitiatorHandshake",
     "ResponderHandshake",
@@ -92,6 +93,16 @@ def parse_handshake_header(packet: bytes) -> tuple[int, bytes, bytes]:
             raise HandshakeFailed("size")
         return ptype, packet[4:8], packet[8:12]
     raise HandshakeFailed("type")
+
+
+class HandshakeRefused(Exception):
+    """An authentic RESPONSE that refuses the session with close code ``code`` (for example
+    ``CloseCode.SERVER_FULL``): the responder proved its identity, so the initiator can say
+    why instead of timing out."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the responder refused the session (code {code})")
+        self.code = code
 
 
 def _pack(payload: dict[str, Any]) -> bytes:
@@ -225,7 +236,8 @@ class InitiatorHandshake:
     def receive_response(self, packet: bytes) -> bytes:
         """Process a RESPONSE (mac1 already checked); return the FINAL packet to send.
 
-        Afterwards :attr:`result` holds the keys. Raises :class:`HandshakeFailed`.
+        Afterwards :attr:`result` holds the keys. Raises :class:`HandshakeFailed`, or
+        :class:`HandshakeRefused` for an authentic RESPONSE that refuses the session (§4.4).
         """
         ptype, sender, receiver = parse_handshake_header(packet)
         if ptype != PACKET_HANDSHAKE_RESPONSE or receiver != self.local_index:
@@ -244,6 +256,9 @@ class InitiatorHandshake:
         capabilities = _int_field(payload, "c")
         if state.remote_static == self.identity.static_public:
             raise HandshakeFailed("reflection", "the peer has our own static key")
+        if "x" in payload:
+            # The responder authenticated itself (es) and refuses: no FINAL, no session.
+            raise HandshakeRefused(_int_field(payload, "x"))
         self._state = state
         header = bytes([PROTOCOL_VERSION, PACKET_HANDSHAKE_FINAL, 0, 0]) + self.local_index + sender
         message = self._state.write_message(_pack({"i": self.local_index, "r": sender}))
@@ -272,6 +287,7 @@ class ResponderHandshake:
         *,
         capabilities: int,
         rng: Callable[[int], bytes],
+        refuse: int | None = None,
     ) -> None:
         ptype, sender, _ = parse_handshake_header(init_packet)
         if ptype != PACKET_HANDSHAKE_INIT:
@@ -297,9 +313,10 @@ class ResponderHandshake:
         try:
             # Message 2 does the first DH (ee) with the INIT's ephemeral: a low-order point
             # surfaces here, not in read_message (message 1 carries no DH).
-            message = self._state.write_message(
-                _pack({"i": local_index, "r": sender, "c": capabilities})
-            )
+            fields: dict[str, Any] = {"i": local_index, "r": sender, "c": capabilities}
+            if refuse is not None:
+                fields["x"] = refuse  # a refusal: the initiator sends no FINAL (§4.4)
+            message = self._state.write_message(_pack(fields))
         except NoiseError as exc:
             raise HandshakeFailed("handshake_auth", str(exc)) from exc
         self.response_packet = finish_packet(header + message, secrets.mac1_key, None)

@@ -41,10 +41,12 @@ from seigr_stt.constants import (
     MAC_BYTES,
     PEER_TIMESTAMP_TABLE_MAX,
     RESPONDER_HALF_OPEN_TIMEOUT_S,
+    CloseCode,
 )
 from seigr_stt.core.cookie import CookieJar, check_mac1, mac1_of, open_cookie_reply
 from seigr_stt.core.events import Event, HandshakeAborted
 from seigr_stt.core.handshake import (
+    HandshakeRefused,
     HandshakeResult,
     InitiatorHandshake,
     ResponderHandshake,
@@ -206,9 +208,9 @@ class HandshakeTable:
     def _drop(self, reason: DropReason) -> None:
         self._counters.drops[reason] += 1
 
-    def _abort(self, handle: int, reason: str, *, timeout: bool) -> None:
+    def _abort(self, handle: int, reason: str, *, timeout: bool, code: int | None = None) -> None:
         self._counters.handshakes_failed += 1
-        self._events.append(HandshakeAborted(handle, reason, timeout=timeout))
+        self._events.append(HandshakeAborted(handle, reason, timeout=timeout, code=code))
 
     def _jitter(self) -> float:
         return int.from_bytes(self._rng(2), "big") / 0xFFFF * HANDSHAKE_RETRY_JITTER_S
@@ -296,6 +298,15 @@ class HandshakeTable:
             final = pending.handshake.receive_response(data)
         except HandshakeFailed as exc:
             self._drop(DropReason(exc.reason))
+            return None
+        except HandshakeRefused as refused:
+            self._forget_initiating(receiver)
+            reason = (
+                "the server is full (it holds max_sessions sessions)"
+                if refused.code == CloseCode.SERVER_FULL
+                else f"the peer refused the session (code {refused.code})"
+            )
+            self._abort(pending.handle, reason, timeout=False, code=refused.code)
             return None
         result = pending.handshake.result
         assert result is not None
@@ -410,9 +421,10 @@ class HandshakeTable:
             return
         if not self._admit(data, sender, addr, link, now):
             return
-        if session_count + len(self) >= self.config.max_sessions:
-            self._drop(DropReason.SESSION_LIMIT)
-            return
+        # At max_sessions the member still gets an answer, within the same budget: a RESPONSE
+        # that refuses (§4.4), so its connect fails at once with "server full" instead of
+        # timing out. It keeps no state here; the drop is counted as session_limit.
+        full = session_count + len(self) >= self.config.max_sessions
         index = new_index()
         try:
             handshake = ResponderHandshake(
@@ -422,9 +434,14 @@ class HandshakeTable:
                 data,
                 capabilities=self.config.capabilities,
                 rng=self._rng,
+                refuse=CloseCode.SERVER_FULL if full else None,
             )
         except HandshakeFailed as exc:
             self._drop(DropReason(exc.reason))
+            return
+        if full:
+            self._drop(DropReason.SESSION_LIMIT)
+            self._send(handshake.response_packet, addr)
             return
         half = _HalfOpen(
             handshake, addr, link, now + RESPONDER_HALF_OPEN_TIMEOUT_S, mac1, sent_at=now

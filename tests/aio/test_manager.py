@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from seigr_stt import (
     ConfigError,
+    HandshakeError,
     HandshakeTimeout,
     NodeConfig,
     NodeEvent,
@@ -161,9 +163,12 @@ async def test_max_sessions_limits_handshakes(make_node: NodeFactory, transport:
     server = await make_node(config=NodeConfig(max_sessions=1))
     client = await make_node(server_mode=False, config=NodeConfig(max_sessions=2))
     first, _ = await connect(client, server, transport)
-    with pytest.raises(HandshakeTimeout):
-        await connect(client, server, transport, timeout=1500 * MS)
-    assert server.get_stats()["drops"]["session_limit"] >= 1
+    started = time.perf_counter()
+    with pytest.raises(HandshakeError, match="server is full") as refused:
+        await connect(client, server, transport, timeout=10 * SECOND)
+    assert not isinstance(refused.value, HandshakeTimeout)  # told at once, not timed out
+    assert time.perf_counter() - started < 5 * SECOND
+    assert server.get_stats()["drops"]["session_limit"] == 1
     assert server.session_manager.get_session_count() == 1
     await first.close()
     second, _ = await connect(client, server, transport)

@@ -6,6 +6,7 @@ import pytest
 
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
+    CLOSE_SERVER_FULL,
     COOKIE_REPLY_SIZE,
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_JITTER_S,
@@ -233,13 +234,23 @@ def test_max_sessions_refusal(net: Net) -> None:
     c = net.add_node("C")
     net.establish(a, b)
     handle = net.connect(c, b, timeout_s=3.0)
-    net.run(5.0)
-    assert b.endpoint.drops["session_limit"] >= 1
+    net.run(0.0)
+    # The member gets a RESPONSE that refuses (§4.4): it fails at once, sends no FINAL, and
+    # the full endpoint keeps no state for it.
+    assert b.endpoint.drops["session_limit"] == 1
     assert len(b.endpoint.sessions) == 1
-    assert [p for p in net.sent_by(b) if p.dst == "C"] == []
+    assert b.endpoint.live_handshakes() == 0
+    assert [p.type for p in net.sent_by(b) if p.dst == "C"] == [RESPONSE]
+    assert net.sent_by(c, FINAL) == []
     assert c.events_of(HandshakeAborted) == [
-        HandshakeAborted(handle, "no valid answer", timeout=True)
+        HandshakeAborted(
+            handle,
+            "the server is full (it holds max_sessions sessions)",
+            timeout=False,
+            code=CLOSE_SERVER_FULL,
+        )
     ]
+    assert c.endpoint.live_handshakes() == 0
     # The full endpoint also refuses to initiate.
     with pytest.raises(ProtocolError, match="max_sessions"):
         b.endpoint.connect("C", net.now, timestamp_ns=1, link=UDP, timeout_s=1)

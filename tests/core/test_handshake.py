@@ -25,6 +25,7 @@ from seigr_stt.core import crypto
 from seigr_stt.core.cookie import check_mac1, check_mac2, finish_packet, mac1_of
 from seigr_stt.core.handshake import (
     HandshakeFailed,
+    HandshakeRefused,
     HandshakeResult,
     InitiatorHandshake,
     ResponderHandshake,
@@ -405,3 +406,21 @@ def test_reprs_hide_secrets() -> None:
         assert secret.hex() not in text
         assert repr(secret) not in text
     assert I_INDEX.hex() in repr(alice)
+
+
+def test_a_refusing_response_names_its_code_and_leaves_the_initiator_untouched() -> None:
+    alice = initiator()
+    bob = ResponderHandshake(
+        BOB, SECRETS, R_INDEX, alice.init_packet(), capabilities=0, rng=seeded_rng(2), refuse=7
+    )
+    with pytest.raises(HandshakeRefused) as refused:
+        alice.receive_response(bob.response_packet)
+    assert refused.value.code == 7
+    assert alice.result is None
+    assert alice.final_packet is None
+    # Tampered, the refusal is an ordinary authentication failure, not a refusal.
+    with pytest.raises(HandshakeFailed):
+        alice.receive_response(flip(bob.response_packet, 40))
+    # The genuine answer still counts afterwards.
+    good = responder(alice.init_packet())
+    assert alice.receive_response(good.response_packet)

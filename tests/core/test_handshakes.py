@@ -220,7 +220,9 @@ def test_the_cookie_comes_before_the_token_bucket(dh_calls: list[int]) -> None:
     assert len(dh_calls) == dh_before
 
 
-def test_the_token_bucket_comes_before_the_session_limit(dh_calls: list[int]) -> None:
+def test_the_token_bucket_comes_before_the_session_limit_and_its_refusal(
+    dh_calls: list[int],
+) -> None:
     config = NodeConfig(max_sessions=5, handshake_burst_per_source=1)
     responder = side("r", config)
     responder.feed_init(
@@ -232,8 +234,11 @@ def test_the_token_bucket_comes_before_the_session_limit(dh_calls: list[int]) ->
         proven_init(responder, ("10.0.0.1", 2)), ("10.0.0.1", 2), T0, session_count=5
     )
     assert responder.counters.drops == Counter({"session_limit": 1, "rate_limited": 1})
-    assert types_sent(responder) == []
-    assert dh_calls == []  # the session limit still comes before any Diffie-Hellman
+    # The first got a refusing RESPONSE (its DH is the price of telling a member "full"), and
+    # no state; the second, beyond its source's budget, nothing at all.
+    assert types_sent(responder) == [PacketType.HANDSHAKE_RESPONSE]
+    assert len(dh_calls) == 2  # ee and es of the one refusal
+    assert responder.table.half_open == 0
 
 
 def test_an_admitted_init_costs_diffie_hellman_and_gets_a_response(
