@@ -23,11 +23,13 @@ of the package:
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
 from seigr_stt.cli.commands import cmd_bench
+from seigr_stt.cli.console import configure_logging, prefix, set_command
 from seigr_stt.cli.errors import (
     EXIT_FAILURE,
     EXIT_HANDSHAKE_TIMEOUT,
@@ -48,22 +50,13 @@ __all__ = [
 ]
 
 
-def _configure_logging(level_name: str) -> None:
-    level = getattr(logging, level_name.upper())
-    logging.basicConfig(
-        level=min(level, logging.WARNING),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("seigr_stt").setLevel(level)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 3 handshake timeout).
 
     ``argv`` defaults to ``sys.argv[1:]``. A command's :class:`~seigr_stt.cli.errors.CLIError`
     is printed as ``stt COMMAND: MESSAGE`` on standard error and its code returned; Ctrl-C
-    returns 130. As argparse does, ``--help`` and ``--version`` (exit 0) and bad arguments
+    returns 130; output cut short by a closed pipe (``stt show | head``) ends quietly with 1.
+    As argparse does, ``--help`` and ``--version`` (exit 0) and bad arguments
     (exit 2) raise :class:`SystemExit` instead of returning. Configures logging (not for
     ``keygen`` and ``id``).
     """
@@ -71,14 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["bench"]:
         return cmd_bench(arguments[1:])
     args = build_parser().parse_args(arguments)
+    set_command(args.command)
     try:
-        if args.command not in ("keygen", "id"):  # they log nothing: leave logging be
-            _configure_logging(args.log_level)
+        # keygen and id log nothing: leave logging be; stt node may take its level from --config
+        if args.command not in ("keygen", "id") and getattr(args, "log_level", None):
+            configure_logging(args.log_level)
         code: int = args.func(args)
         return code
     except CLIError as exc:
-        sys.stderr.write(f"stt {args.command}: {exc}\n")
+        sys.stderr.write(f"{prefix()}: {exc}\n")
         return exc.code
     except KeyboardInterrupt:
-        sys.stderr.write("stt: interrupted\n")
+        sys.stderr.write(f"{prefix()}: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`stt show | head`): stop quietly, and keep the
+        # interpreter's final flush from failing again on the closed pipe.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    finally:
+        set_command(None)

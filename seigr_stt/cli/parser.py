@@ -19,6 +19,7 @@ from seigr_stt.cli.filetransfer import send_file_main
 from seigr_stt.cli.keys import cmd_id, cmd_keygen
 from seigr_stt.cli.pinning import parse_node_id
 from seigr_stt.cli.serve import cmd_node
+from seigr_stt.cli.show import cmd_show
 from seigr_stt.cli.stats import cmd_stats
 
 __all__ = ["DEFAULT_UDP_PORT", "DEFAULT_WS_PORT", "build_parser", "number"]
@@ -93,13 +94,17 @@ _non_negative_int = number(int, minimum=0)
 _positive_float = number(float, positive=True)
 
 
-def _common(default_level: str) -> argparse.ArgumentParser:
+def _common(default_level: str, *, from_config: bool = False) -> argparse.ArgumentParser:
+    """``--log-level``; with ``from_config`` its default is None (``stt node`` applies the
+    config file's ``log_level``, then ``default_level``)."""
     common = argparse.ArgumentParser(add_help=False)
+    also = " or the config file's log_level" if from_config else ""
     common.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
-        default=default_level,
-        help=f"log level of the seigr_stt loggers, on standard error (default {default_level})",
+        default=None if from_config else default_level,
+        help=f"log level of the seigr_stt loggers, on standard error (default {default_level}"
+        f"{also})",
     )
     return common
 
@@ -213,25 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
     node = add(
         "node",
         "run a node over UDP and WebSocket until SIGINT/SIGTERM",
-        [_common("info"), _seed_options(), _pin_options()],
+        [_common("info", from_config=True), _seed_options(), _pin_options()],
+        "examples:\n  stt node --node-seed node.seed --shared-seed shared.seed --echo\n"
+        "  stt node --config node.toml --port 9100   # the file, with another port\n\n"
         "On start it prints `node NODE_ID` and\n"
-        "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output.\n\n" + SEED_HELP,
+        "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output, and opens the\n"
+        "control socket that `stt show` reads.\n\n"
+        "config file:\n"
+        "  --config FILE (TOML) sets these options (as top-level keys: host, port, ws_port,\n"
+        "  ws = false, node_seed, shared_seed, ...) and every NodeConfig field in the tables\n"
+        "  [session], [endpoint] and [transport]; an option on the command line wins.\n"
+        "  See docs/cli.md for the format.\n\n" + SEED_HELP,
     )
-    node.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     node.add_argument(
-        "--port", type=_port, default=DEFAULT_UDP_PORT, help="UDP port (default 9000; 0: any)"
+        "--config",
+        metavar="FILE",
+        help="read options and NodeConfig fields from this TOML file (command-line options win)",
     )
-    node.add_argument(
-        "--ws-port",
-        type=_port,
-        default=DEFAULT_WS_PORT,
-        help="WebSocket port (default 9001; 0: any)",
-    )
-    node.add_argument("--no-ws", action="store_true", help="serve UDP only")
+    node.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    node.add_argument("--port", type=_port, help="UDP port (default 9000; 0: any)")
+    node.add_argument("--ws-port", type=_port, help="WebSocket port (default 9001; 0: any)")
+    node.add_argument("--no-ws", action="store_true", default=None, help="serve UDP only")
     node.add_argument(
         "--server",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help="accept peers' handshakes (default: yes)",
     )
     node.add_argument(
@@ -240,14 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (needs the metrics "
         "extra)",
     )
+    node.add_argument("--metrics-host", help="address of the metrics server (default 127.0.0.1)")
     node.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        help="address of the metrics server (default 127.0.0.1)",
+        "--control-socket",
+        metavar="PATH",
+        help="the Unix socket `stt show` reads (default: $XDG_RUNTIME_DIR/stt-PORT.sock, "
+        "else /tmp/stt-UID-PORT.sock; `none`: no socket)",
     )
-    node.add_argument("--echo", action="store_true", help="send every message back to its sender")
     node.add_argument(
-        "--receive-dir", type=Path, metavar="DIR", help="store files sent with `stt send-file` here"
+        "--echo",
+        action="store_true",
+        default=None,
+        help="send every message back to its sender",
+    )
+    node.add_argument(
+        "--receive-dir", metavar="DIR", help="store files sent with `stt send-file` here"
     )
     node.set_defaults(func=cmd_node)
 
@@ -311,6 +328,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ping.add_argument("--stream", type=_non_negative_int, default=0, help="message channel")
     ping.set_defaults(func=client_command(ping_main))
+
+    show = add(
+        "show",
+        "show a running node's peers, endpoints, handshakes and transfer (like `wg show`)",
+        [],
+        "examples:\n  stt show               # every node of this user\n"
+        "  stt show 9000          # the node on UDP port 9000\n"
+        "  stt show --socket /run/stt/node.sock --json\n\n"
+        "Reads the control socket that `stt node` opens (--control-socket); needs no metrics.",
+    )
+    show.add_argument(
+        "port",
+        nargs="?",
+        type=_port,
+        metavar="PORT",
+        help="the node's UDP port, which names its default control socket",
+    )
+    show.add_argument("--socket", metavar="PATH", help="the node's control socket")
+    show.add_argument("--json", action="store_true", help="print the figures as JSON")
+    show.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="seconds to wait (default 5)"
+    )
+    show.set_defaults(func=cmd_show)
 
     stats = add(
         "stats",

@@ -49,15 +49,18 @@ class NodeProcess:
     port: int = 0
     ws_url: str | None = None
     metrics_url: str | None = None
+    control: str | None = None
 
     @classmethod
-    def start(cls, *args: str) -> NodeProcess:
+    def start(cls, *args: str, ports: bool = True, **env: str) -> NodeProcess:
+        """Start ``stt node ARGS`` (with ``--port 0 --ws-port 0`` first when ``ports``)."""
+        first = ("--port", "0", "--ws-port", "0") if ports else ()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "seigr_stt", "node", "--port", "0", "--ws-port", "0", *args],
+            [sys.executable, "-m", "seigr_stt", "node", *first, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=clean_env(),
+            env=clean_env(**env),
         )
         node = cls(proc)
         assert proc.stdout is not None
@@ -68,6 +71,8 @@ class NodeProcess:
         assert match is not None
         node.host, node.port = match[1], int(match[2])
         node.ws_url, node.metrics_url = match[3], match[4]
+        if "none" not in args:  # else no control socket: --control-socket none
+            node.control = node.expect("control ").removeprefix("control ")
         return node
 
     @staticmethod
