@@ -62,7 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
-        return cmd_bench(arguments[1:])
+        set_command("bench")
+        try:
+            return cmd_bench(arguments[1:])
+        except CLIError as exc:
+            sys.stderr.write(f"{prefix()}: {exc}\n")
+            return exc.code
+        finally:
+            set_command(None)
     args = build_parser().parse_args(arguments)
     set_command(args.command)
     try:

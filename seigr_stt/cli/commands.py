@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 
 from seigr_stt import STTNode
 from seigr_stt.cli.client import client_session, close_text, target_text
-from seigr_stt.cli.console import prefix, run, say
+from seigr_stt.cli.console import configure_logging, prefix, run, say
 from seigr_stt.cli.errors import (
-    EXIT_CODES,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     CLIError,
+    exit_codes,
 )
 from seigr_stt.cli.seeds import Seeds
 from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, STTError
@@ -53,19 +53,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 BENCH_HELP = """\
-usage: stt bench [ARGS ...]
+usage: stt bench [--log-level LEVEL] [ARGS ...]
 
 Run the benchmarks (seigr_stt.bench); every argument is passed on to them,
 so `stt bench --help` shows their options.
 """
 
+BENCH_LOG_HELP = """
+stt bench also takes:
+  --log-level {debug,info,warning,error}
+                        log level of the seigr_stt loggers, on standard error
+                        (default warning)
+"""
+
+
+def _log_level(argv: list[str]) -> tuple[str, list[str]]:
+    """``--log-level LEVEL`` (or ``=LEVEL``) taken out of ``argv``: (level, the rest)."""
+    level, rest = "warning", []
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--log-level":
+            level = next(arguments, "")
+        elif arg.startswith("--log-level="):
+            level = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    if level not in ("debug", "info", "warning", "error"):
+        raise CLIError(
+            f"--log-level must be one of debug, info, warning, error, not {level!r}", EXIT_USAGE
+        )
+    return level, rest
+
 
 def cmd_bench(argv: list[str]) -> int:
     """``stt bench``: run ``seigr_stt.bench.main(argv)`` and return its exit code.
 
-    ``argv`` is every argument after ``bench``, unparsed. The benchmarks are imported only here;
-    without them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
+    ``argv`` is every argument after ``bench``, unparsed, except ``--log-level LEVEL``, which
+    configures logging as for the other commands. The benchmarks are imported only here; without
+    them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
     """
+    level, argv = _log_level(argv)
+    asks_help = any(arg in ("-h", "--help") for arg in argv)
     try:
         bench = importlib.import_module("seigr_stt.bench")
     except ImportError as exc:
@@ -74,14 +102,17 @@ def cmd_bench(argv: list[str]) -> int:
         bench = None
     run = getattr(bench, "main", None)
     if run is None:
-        if any(arg in ("-h", "--help") for arg in argv):
-            sys.stdout.write(BENCH_HELP + "\n" + EXIT_CODES)
+        if asks_help:
+            sys.stdout.write(BENCH_HELP + "\n" + exit_codes(False))
             return EXIT_OK
-        sys.stderr.write(
-            "stt bench: the benchmarks (seigr_stt.bench) are not part of this installation\n"
-        )
-        return EXIT_FAILURE
-    code = run(argv)
+        raise CLIError("the benchmarks (seigr_stt.bench) are not part of this installation")
+    configure_logging(level)
+    try:
+        code = run(argv)
+    except SystemExit as done:  # their --help
+        if asks_help and not done.code:
+            sys.stdout.write(BENCH_LOG_HELP + "\n" + exit_codes(False))
+        raise
     return int(code or 0)
 
 

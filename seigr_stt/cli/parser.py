@@ -14,7 +14,7 @@ from typing import TypeVar
 from seigr_stt import __version__
 from seigr_stt.cli.client import client_command
 from seigr_stt.cli.commands import cmd_demo, connect_main, ping_main, send_main
-from seigr_stt.cli.errors import EXIT_CODES
+from seigr_stt.cli.errors import EXIT_CODES, exit_codes
 from seigr_stt.cli.filetransfer import send_file_main
 from seigr_stt.cli.keys import cmd_id, cmd_keygen
 from seigr_stt.cli.pinning import parse_node_id
@@ -179,23 +179,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seigr_stt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     quiet = _common("warning")
-    client = [quiet, _seed_options(), _pin_options(), _target_options()]
+    client_parents = [quiet, _seed_options(), _pin_options(), _target_options()]
 
     def add(
-        name: str, help_text: str, parents: list[argparse.ArgumentParser], epilog: str = ""
+        name: str,
+        help_text: str,
+        parents: list[argparse.ArgumentParser],
+        epilog: str = "",
+        *,
+        client: bool = False,
     ) -> argparse.ArgumentParser:
+        """A command; a ``client`` one reaches a node (usage shows HOST PORT or --ws URL, and
+        its exit codes include 3, the handshake timeout)."""
         return sub.add_parser(
             name,
             help=help_text,
             description=help_text,
             parents=parents,
-            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + EXIT_CODES,
+            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + exit_codes(client),
             formatter_class=_Formatter,
+            usage=f"stt {name} [options] (HOST PORT | --ws URL)"
+            + {"send": " MESSAGE", "send-file": " PATH"}.get(name, "")
+            if client
+            else None,
         )
 
     keygen = add("keygen", "write a new random seed file (mode 0600)", [quiet])
     keygen.add_argument("output", help="file to write, or - for standard output")
-    keygen.add_argument("--format", choices=("hex", "base64"), default="hex")
+    keygen.add_argument(
+        "--format",
+        choices=("hex", "base64"),
+        default="hex",
+        help="how the 32 random bytes are written: hex (default) or base64; both are read back",
+    )
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.set_defaults(func=cmd_keygen)
 
@@ -271,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     connect = add(
         "connect",
         "handshake with a node, print the session, then close",
-        client,
+        client_parents,
         "examples:\n  stt connect 127.0.0.1 9000 --shared-seed shared.seed\n"
         "  stt connect --ws ws://127.0.0.1:9001/stt --shared-seed shared.seed\n\n" + SEED_HELP,
+        client=True,
     )
     connect.add_argument(
         "--rotate", action="store_true", help="also rotate the session's keys once"
@@ -283,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     send = add(
         "send",
         "send one message to a node",
-        client,
+        client_parents,
         "example:\n  stt send 127.0.0.1 9000 hello --shared-seed shared.seed --wait-reply\n\n"
         + SEED_HELP,
+        client=True,
     )
     send.add_argument("message", metavar="MESSAGE", help="the message text, or - for stdin")
     send.add_argument(
@@ -299,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     send_file = add(
         "send-file",
         "send a file over a byte stream, with a progress bar",
-        client,
+        client_parents,
         "The node must run with --receive-dir. Both sides print the file's sha256.\n\n" + SEED_HELP,
+        client=True,
     )
     send_file.add_argument("path", type=Path, metavar="PATH", help="the file to send")
     send_file.add_argument(
@@ -316,8 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     ping = add(
         "ping",
         "measure round-trip times to a node running with --echo",
-        client,
+        client_parents,
         "Each ping is a message the node echoes back; prints min/avg/p50/max.\n\n" + SEED_HELP,
+        client=True,
     )
     ping.add_argument("--count", "-c", type=_positive_int, default=5, help="pings (default 5)")
     ping.add_argument(
@@ -358,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         [quiet],
         "HOST PORT are those of `stt node --metrics-port PORT` (http://HOST:PORT/metrics).",
     )
+    stats.usage = "stt stats [options] (HOST PORT | --url URL)"
     stats.add_argument("host", nargs="?", metavar="HOST", help="the metrics server's host")
     stats.add_argument("port", nargs="?", type=_port, metavar="PORT", help="the metrics port")
     stats.add_argument("--url", help="the full metrics URL instead of HOST PORT")
