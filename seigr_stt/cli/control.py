@@ -55,13 +55,15 @@ def default_socket_path(port: int) -> Path:
 
 
 def find_sockets() -> list[Path]:
-    """Every default-named control socket in :func:`default_socket_dir`, by port."""
+    """Every default-named control socket of this user in :func:`default_socket_dir`, by port
+    (sockets of other users, which anyone could plant in /tmp, are left out)."""
     directory, prefix = default_socket_dir()
     found = []
     for path in directory.glob(f"{prefix}*.sock"):
         port = path.name.removeprefix(prefix).removesuffix(".sock")
         with contextlib.suppress(OSError):
-            if port.isdigit() and stat.S_ISSOCK(path.lstat().st_mode):
+            info = path.lstat()
+            if port.isdigit() and stat.S_ISSOCK(info.st_mode) and info.st_uid == os.getuid():
                 found.append((int(port), path))
     return [path for _, path in sorted(found)]
 
@@ -193,7 +195,13 @@ class ControlServer:
             try:
                 probe.connect(str(self.path))
             except OSError:  # nobody listens: left by a node that died
-                self.path.unlink(missing_ok=True)
+                try:
+                    self.path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise CLIError(
+                        f"cannot replace the stale control socket {self.path}: {exc.strerror}; "
+                        "choose another with --control-socket"
+                    ) from None
                 return
         raise CLIError(
             f"another node already serves the control socket {self.path}; choose another with "

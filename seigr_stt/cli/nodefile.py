@@ -181,7 +181,7 @@ def load_node_file(path: Path) -> tuple[dict[str, Any], NodeConfig]:
                 parsed = parse(key, value)
             except ValueError as exc:
                 raise CLIError(f"{path}: {exc}", EXIT_USAGE) from None
-            if is_path:
+            if is_path and parsed != "none":  # control_socket = "none": no socket
                 parsed = str(path.parent / Path(str(parsed)).expanduser())
             options[attribute] = parsed
         else:

@@ -54,7 +54,7 @@ def test_a_file_with_every_field_gives_that_config(tmp_path: Path) -> None:
     assert config == NodeConfig()
     # and changed values arrive, "none" where a field may be None
     path.write_text(
-        'host = "::1"\nnode_seed = "seeds/node.seed"\nws = false\n'
+        'host = "::1"\nnode_seed = "seeds/node.seed"\nws = false\ncontrol_socket = "none"\n'
         '[session]\npersistent_keepalive_s = 25\nsession_idle_timeout_s = "none"\n'
         "[endpoint]\nmax_sessions = 7\n[transport]\nudp_max_record_size = 1400\n"
     )
@@ -63,6 +63,7 @@ def test_a_file_with_every_field_gives_that_config(tmp_path: Path) -> None:
         "host": "::1",
         "node_seed": str(tmp_path / "seeds" / "node.seed"),  # relative to the file
         "no_ws": True,
+        "control_socket": "none",
     }
     assert config == NodeConfig(
         persistent_keepalive_s=25,
