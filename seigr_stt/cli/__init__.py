@@ -61,23 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``keygen`` and ``id``).
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["bench"]:
-        set_command("bench")
-        try:
-            return cmd_bench(arguments[1:])
-        except CLIError as exc:
-            sys.stderr.write(f"{prefix()}: {exc}\n")
-            return exc.code
-        finally:
-            set_command(None)
-    args = build_parser().parse_args(arguments)
-    set_command(args.command)
     try:
-        # keygen and id log nothing: leave logging be; stt node may take its level from --config
-        if args.command not in ("keygen", "id") and getattr(args, "log_level", None):
-            configure_logging(args.log_level)
-        code: int = args.func(args)
-        return code
+        return _run(arguments)
     except CLIError as exc:
         sys.stderr.write(f"{prefix()}: {exc}\n")
         return exc.code
@@ -93,3 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         set_command(None)
+
+
+def _run(arguments: list[str]) -> int:
+    if arguments[:1] == ["bench"]:
+        set_command("bench")
+        return cmd_bench(arguments[1:])
+    args = build_parser().parse_args(arguments)
+    set_command(args.command)
+    # keygen and id log nothing: leave logging be; stt node may take its level from --config
+    if args.command not in ("keygen", "id") and getattr(args, "log_level", None):
+        configure_logging(args.log_level)
+    code: int = args.func(args)
+    return code

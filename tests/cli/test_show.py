@@ -126,13 +126,18 @@ def test_a_second_node_on_the_same_control_socket_is_refused(
     )
 
 
-def test_show_into_a_closed_pipe_ends_quietly(echo_node: NodeProcess) -> None:
+@pytest.mark.parametrize("command", ["show", "stats"])
+def test_output_into_a_closed_pipe_ends_quietly(echo_node: NodeProcess, command: str) -> None:
     assert echo_node.control is not None
+    assert echo_node.metrics_url is not None
+    target = (
+        ["--socket", echo_node.control] if command == "show" else ["--url", echo_node.metrics_url]
+    )
     read, write = os.pipe()
     os.close(read)  # `stt show | head` after head has exited
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "seigr_stt", "show", "--socket", echo_node.control],
+            [sys.executable, "-m", "seigr_stt", command, *target],
             stdout=write, stderr=subprocess.PIPE, text=True, timeout=30 * SECOND, check=False,
             env=clean_env(),
         )  # fmt: skip
