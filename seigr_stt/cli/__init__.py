@@ -1,22 +1,26 @@
 """The ``stt`` command line (also ``python -m seigr_stt``); see ``docs/cli.md``.
 
-Commands: ``keygen``, ``id``, ``node``, ``connect``, ``send``, ``send-file``, ``ping``, ``stats``,
-``bench`` and ``demo``. Logging is configured here only (``--log-level``); the library installs
-no handlers. Seeds come from files written by ``stt keygen`` (``--node-seed`` /
+Commands: ``keygen``, ``id``, ``node``, ``connect``, ``send``, ``send-file``, ``ping``, ``show``,
+``stats``, ``bench`` and ``demo``. Logging is configured by the CLI only (``--log-level``); the
+library installs no handlers. Seeds come from files written by ``stt keygen`` (``--node-seed`` /
 ``--shared-seed``) or from the ``STT_NODE_SEED`` / ``STT_SHARED_SEED`` environment variables
 and are never printed or logged.
 
 This module runs the command line (:func:`main`) and names its exit codes. One job per module
 of the package:
 
-- ``errors``: the exit codes and ``CLIError``;
+- ``errors``: the exit codes, their help footer and ``CLIError``;
 - ``parser``: the argparse tree and its argument types;
 - ``seeds``: seed files and environment variables;
-- ``console``: the event loop and the output lines every command uses;
+- ``console``: the event loop, logging, and the output, warning and error lines every command
+  uses (all prefixed ``stt COMMAND:``);
 - ``client``: a client session to a node, for the client commands;
 - ``keys``: ``keygen`` (the atomic seed file writer) and ``id``;
 - ``commands``: ``demo``, ``bench``, ``connect``, ``send``, ``ping``;
 - ``serve``: ``stt node``;
+- ``nodefile``: ``stt node --config FILE`` (TOML);
+- ``control``: the node's control socket, and the snapshot it answers;
+- ``show``: ``stt show``, which reads it;
 - ``filetransfer``: the ``send-file`` protocol, sender and receiver;
 - ``stats``: ``stt stats``.
 """
