@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,16 @@ def test_every_option_key_sets_a_node_option() -> None:
     args = vars(_node_args())
     for key, (attribute, _, _) in OPTION_KEYS.items():
         assert attribute in args, key
+
+
+def test_the_example_of_docs_cli_md_loads(tmp_path: Path) -> None:
+    docs = Path(__file__).parents[2] / "docs" / "cli.md"
+    (example,) = re.findall(r"```toml\n(.*?)```", docs.read_text(), re.S)
+    path = tmp_path / "node.toml"
+    path.write_text(example)
+    options, config = load_node_file(path)
+    assert options["port"] == 9000
+    assert options["shared_seed"] == str(tmp_path / "shared.seed")
+    assert config.persistent_keepalive_s == 25
+    assert config.session_idle_timeout_s is None
+    assert config.max_sessions == 1000
