@@ -62,6 +62,23 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
         return {labels[label]: value for labels, value in samples.get(name, [])}
 
     info = samples["stt_node_info"][0][0]
+    # started by role when the exporter labels them (initiator / responder), else one figure
+    roles = {
+        labels.get("role", ""): int(value)
+        for labels, value in samples.get("stt_handshakes_started_total", [])
+    }
+    handshakes = [f"initiated {roles.get('initiator', roles.get('', 0))}"]
+    if "responder" in roles:
+        handshakes.append(f"accepted {roles['responder']}")
+    handshakes += [
+        f"{kind} {one(f'stt_handshakes_{kind}_total')}"
+        for kind in ("accepted", "rejected")
+        if f"stt_handshakes_{kind}_total" in samples
+    ]
+    handshakes += [
+        f"failed {one('stt_handshakes_failed_total')}",
+        f"in flight {one('stt_handshakes_in_flight')}",
+    ]
     state = labelled("stt_sessions", "state")
     drops = labelled("stt_drops_total", "reason")
     drop_text = ", ".join(f"{k} {int(v)}" for k, v in sorted(drops.items()) if v) or "none"
@@ -75,19 +92,7 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
         + " ".join(f"{s} {int(state.get(s, 0))}" for s in ("active", "handshake", "closing"))
         + f" (created {one('stt_sessions_created_total')}, "
         f"closed {one('stt_sessions_closed_total')})",
-        "handshakes "
-        + ", ".join(
-            [f"initiated {one('stt_handshakes_started_total')}"]
-            + [
-                f"{kind} {one(f'stt_handshakes_{kind}_total')}"
-                for kind in ("accepted", "rejected")
-                if f"stt_handshakes_{kind}_total" in samples
-            ]
-            + [
-                f"failed {one('stt_handshakes_failed_total')}",
-                f"in flight {one('stt_handshakes_in_flight')}",
-            ]
-        ),
+        "handshakes " + ", ".join(handshakes),
         f"packets    sent {one('stt_packets_sent_total')}, "
         f"received {one('stt_packets_received_total')}",
         f"bytes      sent {format_bytes(one('stt_bytes_sent_total'))}, "

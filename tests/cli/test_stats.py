@@ -35,3 +35,25 @@ def test_stats_without_an_exporter_exits_1() -> None:
     result = run("stats", "127.0.0.1", str(port), "--timeout", "2")
     assert result.returncode == 1
     assert "--metrics-port" in result.stderr
+
+
+def test_handshakes_by_role_when_the_exporter_labels_them() -> None:
+    from seigr_stt.cli.stats import _summary
+
+    info = {"node_id": "00" * 8, "udp": "127.0.0.1:9000", "websocket": "", "server_mode": "True"}
+    Samples = dict[str, list[tuple[dict[str, str], float]]]
+    samples: Samples = {
+        "stt_node_info": [(info, 1.0)],
+        "stt_node_running": [({}, 1.0)],
+        "stt_handshakes_failed_total": [({}, 2.0)],
+    }
+    plain: Samples = {**samples, "stt_handshakes_started_total": [({}, 4.0)]}
+    assert "handshakes initiated 4, failed 2, in flight 0" in _summary(plain)
+    by_role: Samples = {
+        **samples,
+        "stt_handshakes_started_total": [
+            ({"role": "initiator"}, 1.0),
+            ({"role": "responder"}, 9.0),
+        ],
+    }
+    assert "handshakes initiated 1, accepted 9, failed 2, in flight 0" in _summary(by_role)
