@@ -210,7 +210,7 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            writer.write(json.dumps(self._snapshot()).encode() + b"\n")
+            writer.write(json.dumps(self._snapshot(), default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
             pass
