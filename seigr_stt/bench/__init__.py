@@ -5,6 +5,11 @@ docs/performance.md's targets, seigr_stt and its peers interleaved round by roun
 fresh subprocess on a fresh event loop (uvloop when installed), and prints a Markdown table of
 medians, min–max and ratios with each target's verdict. ``--smoke`` runs every workload once with
 tiny sizes in this process (a few seconds; the test suite runs it). See bench/README.md.
+
+Where it may create network namespaces (root on Linux), the suite first runs the real-path metrics
+(bulk, RTT, handshakes) across a veth pair with MTU 1500 between two namespaces it creates and
+deletes itself (:mod:`seigr_stt.bench.netns`); elsewhere it says why it skips them and runs the
+loopback metrics only.
 """
 
 from __future__ import annotations
@@ -49,11 +54,30 @@ def _parser() -> argparse.ArgumentParser:
         help="event loop of the workloads (auto: uvloop when installed)",
     )
     parser.add_argument(
+        "--real-path",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bulk, RTT and handshakes across a veth pair (MTU 1500) between two network "
+        "namespaces made for the run: auto = when they can be made here (root on Linux) and "
+        "not with --smoke/--inprocess; on = always (tiny with --smoke), off = never",
+    )
+    parser.add_argument(
         "--inprocess",
         action="store_true",
         help="run both peers in this process on one loop (the default with --smoke)",
     )
     return parser
+
+
+def _real_path_skipped(mode: str, smoke: bool, inprocess: bool) -> str:
+    """Why the real-path metrics are not run, or ``""`` when they are."""
+    from seigr_stt.bench.netns import unavailable_reason
+
+    if mode == "off":
+        return "--real-path off"
+    if mode == "auto" and (smoke or inprocess):
+        return "--smoke and --inprocess run in one process (--real-path on runs it, tiny)"
+    return unavailable_reason()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,10 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     only = [m.strip() for m in args.only.split(",") if m.strip()] or None
+    skip_path = _real_path_skipped(args.real_path, args.smoke, args.inprocess)
+    if skip_path and args.real_path == "on":
+        sys.stderr.write(f"stt bench: the real path cannot run here: {skip_path}\n")
+        return 1
     try:
-        metrics = build_suite(args.smoke, args.rounds, only)
+        metrics = build_suite(args.smoke, args.rounds, only, real_path=not skip_path)
     except ValueError as exc:
         parser.error(str(exc))
+    if skip_path and args.real_path == "auto":
+        sys.stderr.write(
+            "stt bench: real path (veth pair, MTU 1500, two network namespaces) skipped: "
+            f"{skip_path}; loopback only\n"
+        )
+    if not metrics:
+        sys.stderr.write("stt bench: nothing to run (the metrics asked for are skipped)\n")
+        return 1
     loop = loop_name(args.loop)
     command = shlex.join(["python", "-m", "seigr_stt.bench", *args_list])
     suite = run_suite(
@@ -83,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=command,
         log=sys.stderr,
     )
+    if skip_path:
+        suite.env["path"] = f"not run: {skip_path}"
     sys.stdout.write(render(suite))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(suite), indent=1, default=str) + "\n")

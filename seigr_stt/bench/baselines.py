@@ -5,13 +5,19 @@ cryptography's ChaCha20Poly1305, the fastest binding here), an 8-byte counter as
 reliability, no congestion control, no replay window. Its one-way rates are what the receiver
 manages to decrypt while the sender blasts (the kernel drops the rest).
 
-*websockets* is the ``websockets`` library over TCP, without TLS and without compression.
+*websockets* is the ``websockets`` library over TCP, without compression; plain, or over TLS
+(``tls=True``: TLS 1.3 with a self-signed P-256 certificate made by each server, which its clients
+trust and verify).
+
+Servers bind to ``params["host"]`` (default 127.0.0.1): the real-path runs put the server in one
+network namespace and the client in another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from typing import Any, cast
 
@@ -21,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from seigr_stt.bench import tls
 from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, measure_rtt, poll_until
 
 __all__ = [
@@ -35,6 +42,12 @@ __all__ = [
 ]
 
 _HOST = "127.0.0.1"
+
+
+def _host(params: JSON) -> str:
+    return str(params.get("host", _HOST))
+
+
 _UP_KEY = bytes(range(32))  # client -> server
 _DOWN_KEY = bytes(range(32, 64))  # server -> client
 _PREFIX = b"\x00\x00\x00\x00"
@@ -122,7 +135,7 @@ async def raw_server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
     loop = asyncio.get_running_loop()
     receiver = Receiver()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _RawServer(params.get("mode") == "echo", receiver), local_addr=(_HOST, 0)
+        lambda: _RawServer(params.get("mode") == "echo", receiver), local_addr=(_host(params), 0)
     )
     try:
         host, port = transport.get_extra_info("sockname")[:2]
@@ -202,8 +215,16 @@ async def raw_client_rtt(params: JSON, info: JSON) -> JSON:
 
 # -- websockets ------------------------------------------------------------------------------
 async def ws_server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
-    """A websockets server that counts (``mode="sink"``) or echoes (``"echo"``) messages."""
+    """A websockets server that counts (``mode="sink"``) or echoes (``"echo"``) messages; over
+    TLS when ``tls`` is set (its ready info then carries the certificate as ``ca``)."""
     echo = params.get("mode") == "echo"
+    host = _host(params)
+    context: ssl.SSLContext | None = None
+    info: JSON = {}
+    if params.get("tls"):
+        cert, key = tls.self_signed([host])
+        context = tls.server_context(cert, key)
+        info["ca"] = cert.decode("ascii")
     receiver = Receiver()
     connections = 0
 
@@ -221,10 +242,11 @@ async def ws_server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
                     receiver.add(data)
 
     async with serve(
-        handler, _HOST, 0, compression=None, max_size=None, ping_interval=None
+        handler, host, 0, compression=None, max_size=None, ping_interval=None, ssl=context
     ) as server:
-        host, port = next(iter(server.sockets)).getsockname()[:2]
-        ready({"url": f"ws://{host}:{port}/"})
+        bound, port = next(iter(server.sockets)).getsockname()[:2]
+        scheme = "wss" if context is not None else "ws"
+        ready({**info, "url": f"{scheme}://{bound}:{port}/"})
         await stop.wait()
         server.close()
         await server.wait_closed()
@@ -232,8 +254,14 @@ async def ws_server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
 
 
 async def _ws_connect(info: JSON) -> ClientConnection:
+    context = tls.client_context(str(info["ca"])) if info.get("ca") else None
     return await connect(
-        str(info["url"]), compression=None, max_size=None, ping_interval=None, proxy=None
+        str(info["url"]),
+        compression=None,
+        max_size=None,
+        ping_interval=None,
+        proxy=None,
+        ssl=context,
     )
 
 

@@ -1,13 +1,17 @@
 """The case catalogue: every metric with its cases, the metric keys, the targets of
 docs/performance.md and the extra ratios shown in the table.
 
+The real-path metrics (``path_*``, :data:`PATH_METRIC_KEYS`) run the same workloads with the server
+in one network namespace and the client in another, across a veth pair with MTU 1500
+(:mod:`seigr_stt.bench.netns`); they are built only when asked for (``real_path=True``).
+
 Nothing here runs anything: :func:`build_suite` describes the work (which server, client, relay
 and parameters, how many rounds) and :mod:`seigr_stt.bench.orchestrate` runs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from seigr_stt import generate_seed
@@ -18,12 +22,17 @@ __all__ = [
     "AIOQUIC",
     "EXTRA_RATIOS",
     "LIBP2P_BULK_MBPS",
+    "LOOPBACK_METRIC_KEYS",
     "METRIC_KEYS",
+    "PATH_METRIC_KEYS",
+    "PATH_PEERS",
+    "PATH_TARGETS",
     "RAW",
     "SEIGR_UDP",
     "SEIGR_WS",
     "TARGETS",
     "WEBSOCKETS",
+    "WEBSOCKETS_TLS",
     "build_suite",
 ]
 
@@ -31,7 +40,11 @@ SEIGR_UDP = "seigr_stt UDP"
 SEIGR_WS = "seigr_stt WebSocket"
 RAW = "raw UDP + ChaCha20-Poly1305"
 WEBSOCKETS = "websockets"
+WEBSOCKETS_TLS = "websockets + TLS"
 AIOQUIC = "aioquic"
+
+#: The peers of the real-path table, in its column order (seigr_stt UDP is divided by each).
+PATH_PEERS = (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC, RAW)
 
 #: py-libp2p 0.8 (TCP, Noise, yamux) bulk MB/s from docs/performance.md: not run here (its
 #: stack is not a dependency), so targets against it compare with this recorded figure.
@@ -39,8 +52,13 @@ LIBP2P_BULK_MBPS = 100.0
 
 
 # -- the cases ----------------------------------------------------------------------------------
-def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> list[Metric]:
-    """Every metric with its cases; ``smoke`` makes every case tiny and one round."""
+def build_suite(
+    smoke: bool, rounds: int, only: Sequence[str] | None = None, *, real_path: bool = False
+) -> list[Metric]:
+    """Every metric with its cases; ``smoke`` makes every case tiny and one round. With
+    ``real_path`` the ``path_*`` metrics come first (across the veth pair: the caller checks that
+    namespaces can be made here, :func:`seigr_stt.bench.netns.unavailable_reason`); without it
+    they are left out. ``only`` keeps the named metrics (``ValueError`` for unknown names)."""
     shared = generate_seed().hex()
 
     def p(**kw: Any) -> JSON:
@@ -63,9 +81,10 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
         pin = kw.pop("pin", None)
         relay = kw.pop("relay", None)
         mode = kw.pop("mode", "sink")
+        netns = kw.pop("netns", False)
         params = p(transport=transport, mode=mode, **kw)
         return Case(
-            metric, system, "seigr", f"seigr:{client}", params, variant, pin, relay, timeout
+            metric, system, "seigr", f"seigr:{client}", params, variant, pin, relay, timeout, netns
         )
 
     def other(metric: str, system: str, server: str, client: str, **kw: Any) -> Case:
@@ -74,9 +93,19 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
         pin = kw.pop("pin", None)
         relay = kw.pop("relay", None)
         mode = kw.pop("mode", "sink")
+        netns = kw.pop("netns", False)
         params = p(mode=mode, **kw)
         return Case(
-            metric, system, server, f"{server}:{client}", params, variant, pin, relay, timeout
+            metric,
+            system,
+            server,
+            f"{server}:{client}",
+            params,
+            variant,
+            pin,
+            relay,
+            timeout,
+            netns,
         )
 
     mbps = Quantity("mbps", "throughput", "MB/s", digits=1)
@@ -86,6 +115,8 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
     msg = {"count": big, "duration_s": dur}
 
     metrics: list[Metric] = []
+    if real_path:
+        metrics += _path_metrics(s, rounds, seigr, other)
     metrics.append(
         Metric(
             "handshakes",
@@ -96,6 +127,7 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
                 seigr("handshakes", "ws", "handshakes", **hs),
                 other("handshakes", AIOQUIC, "aioquic", "handshakes", **hs),
                 other("handshakes", WEBSOCKETS, "websockets", "handshakes", **hs),
+                other("handshakes", WEBSOCKETS_TLS, "websockets", "handshakes", tls=True, **hs),
             ),
             rounds,
         )
@@ -109,6 +141,7 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
                 seigr("msg64", "udp", "messages", size=64, **msg),
                 seigr("msg64", "ws", "messages", size=64, **msg),
                 other("msg64", WEBSOCKETS, "websockets", "messages", size=64, **msg),
+                other("msg64", WEBSOCKETS_TLS, "websockets", "messages", size=64, tls=True, **msg),
                 other("msg64", RAW, "raw", "blast", size=64, **msg),
             ),
             rounds,
@@ -128,6 +161,7 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
         )
     )
     bulk = {"chunk": 65536, "bytes": big, "duration_s": bulk_dur}
+    ws_bulk = {"size": 16384, "count": big, "duration_s": bulk_dur}
     metrics.append(
         Metric(
             "bulk_udp",
@@ -144,19 +178,12 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
     metrics.append(
         Metric(
             "bulk_ws",
-            "Bulk stream over WebSocket (websockets: 16 KiB messages, no encryption)",
+            "Bulk stream over WebSocket (websockets: 16 KiB messages, plain and over TLS)",
             (mbps,),
             (
                 seigr("bulk_ws", "ws", "bulk", **bulk),
-                other(
-                    "bulk_ws",
-                    WEBSOCKETS,
-                    "websockets",
-                    "messages",
-                    size=16384,
-                    count=big,
-                    duration_s=bulk_dur,
-                ),
+                other("bulk_ws", WEBSOCKETS, "websockets", "messages", **ws_bulk),
+                other("bulk_ws", WEBSOCKETS_TLS, "websockets", "messages", tls=True, **ws_bulk),
             ),
             rounds,
         )
@@ -176,6 +203,16 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
                     other(key, RAW, "raw", "rtt", mode="echo", pin=pin, **rtt),
                     other(key, AIOQUIC, "aioquic", "rtt", mode="echo", pin=pin, **rtt),
                     other(key, WEBSOCKETS, "websockets", "rtt", mode="echo", pin=pin, **rtt),
+                    other(
+                        key,
+                        WEBSOCKETS_TLS,
+                        "websockets",
+                        "rtt",
+                        mode="echo",
+                        pin=pin,
+                        tls=True,
+                        **rtt,
+                    ),
                 ),
                 rounds,
             )
@@ -266,14 +303,15 @@ def build_suite(smoke: bool, rounds: int, only: Sequence[str] | None = None) -> 
         )
     )
     if only:
-        unknown = set(only) - {m.key for m in metrics}
+        unknown = set(only) - set(METRIC_KEYS)
         if unknown:
             raise ValueError(f"unknown metric(s): {', '.join(sorted(unknown))}")
         metrics = [m for m in metrics if m.key in only]
     return metrics
 
 
-METRIC_KEYS = (
+PATH_METRIC_KEYS = ("path_bulk", "path_rtt", "path_handshakes")
+LOOPBACK_METRIC_KEYS = (
     "handshakes",
     "msg64",
     "dgram1000",
@@ -286,8 +324,137 @@ METRIC_KEYS = (
     "loss",
     "size",
 )
+METRIC_KEYS = PATH_METRIC_KEYS + LOOPBACK_METRIC_KEYS
+
+
+def _path_metrics(
+    smoke: bool,
+    rounds: int,
+    seigr: Callable[..., Case],
+    other: Callable[..., Case],
+) -> list[Metric]:
+    """The real-path metrics: bulk, RTT and handshakes across the veth pair (``netns=True``).
+    Smoke sizes: a 256 KiB stream, a few echoes and connects (a few seconds in all)."""
+    bulk_dur = 1.0 if smoke else 3.0
+    total = 256 * 1024 if smoke else 1 << 40
+    bulk = {"chunk": 65536, "bytes": total, "duration_s": bulk_dur, "netns": True}
+    ws_bulk = {"size": 16384, "count": total // 16384, "duration_s": bulk_dur, "netns": True}
+    hs = {"count": 3 if smoke else 300, "duration_s": 1.0 if smoke else 3.0, "netns": True}
+    rtt: JSON = {"size": 64, "warmup": 2 if smoke else 200, "count": 10 if smoke else 3000}
+    rtt.update(duration_s=1.0 if smoke else 4.0, mode="echo", netns=True)
+    raw_bulk = {"size": 1200, "count": total // 1200, "duration_s": bulk_dur, "netns": True}
+    return [
+        Metric(
+            "path_bulk",
+            "Real path, MTU 1500: bulk stream (seigr_stt and aioquic: 64 KiB writes; websockets: "
+            "16 KiB messages; raw UDP: 1200 B datagrams delivered)",
+            (Quantity("mbps", "throughput", "MB/s", digits=1),),
+            (
+                seigr("path_bulk", "udp", "bulk", **bulk),
+                seigr("path_bulk", "ws", "bulk", **bulk),
+                other("path_bulk", WEBSOCKETS, "websockets", "messages", **ws_bulk),
+                other("path_bulk", WEBSOCKETS_TLS, "websockets", "messages", tls=True, **ws_bulk),
+                other("path_bulk", AIOQUIC, "aioquic", "bulk", **bulk),
+                other("path_bulk", RAW, "raw", "blast", **raw_bulk),
+            ),
+            rounds,
+        ),
+        Metric(
+            "path_rtt",
+            "Real path, MTU 1500: round-trip time of 64 B echoes",
+            (
+                Quantity("p50_us", "RTT p50", "µs", higher_is_better=False),
+                Quantity("p99_us", "RTT p99", "µs", higher_is_better=False),
+            ),
+            (
+                seigr("path_rtt", "udp", "rtt", **rtt),
+                seigr("path_rtt", "ws", "rtt", **rtt),
+                other("path_rtt", WEBSOCKETS, "websockets", "rtt", **rtt),
+                other("path_rtt", WEBSOCKETS_TLS, "websockets", "rtt", tls=True, **rtt),
+                other("path_rtt", AIOQUIC, "aioquic", "rtt", **rtt),
+                other("path_rtt", RAW, "raw", "rtt", **rtt),
+            ),
+            rounds,
+        ),
+        Metric(
+            "path_handshakes",
+            "Real path, MTU 1500: handshakes / connection setups per second (sequential)",
+            (Quantity("rate", "handshakes", "/s"),),
+            (
+                seigr("path_handshakes", "udp", "handshakes", **hs),
+                seigr("path_handshakes", "ws", "handshakes", **hs),
+                other("path_handshakes", WEBSOCKETS, "websockets", "handshakes", **hs),
+                other(
+                    "path_handshakes", WEBSOCKETS_TLS, "websockets", "handshakes", tls=True, **hs
+                ),
+                other("path_handshakes", AIOQUIC, "aioquic", "handshakes", **hs),
+            ),
+            rounds,
+        ),
+    ]
+
+
+#: The targets of the performance issue (issue 12) on the real path: numbered P1a ... so that
+#: they do not mix with those of docs/performance.md.
+PATH_TARGETS = (
+    Target(
+        "P1a",
+        "real-path bulk >= 0.30x websockets + TLS",
+        "path_bulk",
+        "mbps",
+        SEIGR_UDP,
+        ">=",
+        0.30,
+        WEBSOCKETS_TLS,
+    ),
+    Target("P1b", "real-path bulk >= 8x aioquic", "path_bulk", "mbps", SEIGR_UDP, ">=", 8, AIOQUIC),
+    Target(
+        "P2a",
+        "real-path RTT p50 <= 1.0x websockets",
+        "path_rtt",
+        "p50_us",
+        SEIGR_UDP,
+        "<=",
+        1.0,
+        WEBSOCKETS,
+    ),
+    Target(
+        "P2b", "real-path RTT p50 <= 2.0x raw UDP", "path_rtt", "p50_us", SEIGR_UDP, "<=", 2.0, RAW
+    ),
+    Target(
+        "P3a",
+        "real-path handshakes >= 1.0x websockets",
+        "path_handshakes",
+        "rate",
+        SEIGR_UDP,
+        ">=",
+        1.0,
+        WEBSOCKETS,
+    ),
+    Target(
+        "P3b",
+        "real-path handshakes >= 5x aioquic",
+        "path_handshakes",
+        "rate",
+        SEIGR_UDP,
+        ">=",
+        5,
+        AIOQUIC,
+    ),
+    Target(
+        "P4",
+        "real-path bulk over WebSocket >= 0.8x websockets + TLS",
+        "path_bulk",
+        "mbps",
+        SEIGR_WS,
+        ">=",
+        0.8,
+        WEBSOCKETS_TLS,
+    ),
+)
 
 TARGETS = (
+    *PATH_TARGETS,
     Target("1a", "handshakes >= 8x aioquic", "handshakes", "rate", SEIGR_UDP, ">=", 8, AIOQUIC),
     Target(
         "1b",
@@ -373,11 +540,14 @@ TARGETS = (
 
 #: Ratios shown next to peers in the results table (besides those of the targets).
 EXTRA_RATIOS = {
+    "path_bulk": PATH_PEERS,
+    "path_rtt": PATH_PEERS,
+    "path_handshakes": (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC),
     "msg64": (RAW,),
     "dgram1000": (RAW,),
     "bulk_udp": (RAW,),
-    "bulk_ws": (WEBSOCKETS,),
-    "handshakes": (),
+    "bulk_ws": (WEBSOCKETS, WEBSOCKETS_TLS),
+    "handshakes": (WEBSOCKETS_TLS,),
     "rtt": (RAW, AIOQUIC),
     "rtt_pinned": (),
 }

@@ -44,6 +44,7 @@ class Case:
     pin: tuple[int, ...] | None = None
     relay: JSON | None = None
     timeout_s: float = 60.0
+    netns: bool = False  # server and client across the veth path (seigr_stt.bench.netns)
 
     @property
     def name(self) -> str:

@@ -3,9 +3,11 @@ case of every metric round after round.
 
 Every case is a server, a client and sometimes an impairing relay, each in a fresh subprocess
 (``python -m seigr_stt.bench.worker``) on a fresh event loop, bounded by a timeout; smoke mode runs
-them in this process, still on a fresh event loop per case. Rounds are interleaved: round 1 of
-every case of a metric, then round 2, ... so slow drifts of a shared machine hit every system
-alike.
+them in this process, still on a fresh event loop per case. The real-path cases (``Case.netns``)
+run their server in one network namespace and their client in the other, across the veth pair
+that :func:`run_suite` creates for the run and deletes after it (:mod:`seigr_stt.bench.netns`).
+Rounds are interleaved: round 1 of every case of a metric, then round 2, ... so slow drifts of a
+shared machine hit every system alike.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from typing import IO
 
 from seigr_stt.bench.common import JSON, run_loop
 from seigr_stt.bench.model import Case, CaseResult, Metric, Suite
+from seigr_stt.bench.netns import NetnsError, VethPath, veth_path
 from seigr_stt.bench.report import format_value
 from seigr_stt.bench.worker import MARK, run_case_inprocess
 
@@ -121,8 +124,10 @@ class _Proc:
             await self._stderr_task
 
 
-async def _spawn(spec: JSON, label: str) -> _Proc:
+async def _spawn(spec: JSON, label: str, prefix: Sequence[str] = ()) -> _Proc:
+    """Start ``python -m seigr_stt.bench.worker SPEC`` (after ``prefix``: ``ip netns exec NS``)."""
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         sys.executable,
         "-m",
         "seigr_stt.bench.worker",
@@ -134,13 +139,33 @@ async def _spawn(spec: JSON, label: str) -> _Proc:
     return _Proc(proc, label)
 
 
-async def _run_subprocess(case: Case, loop: str) -> JSON:
+def _sides(case: Case, path: VethPath | None) -> tuple[JSON, JSON, list[str], list[str]]:
+    """The server's and client's params and argv prefixes: across ``path`` for a real-path case
+    (each binds to its own end's address), else both on loopback."""
+    if not case.netns:
+        return case.params, case.params, [], []
+    if path is None:
+        raise RuntimeError("a real-path case needs the veth path (run_suite creates it)")
+    if case.relay is not None:
+        raise ValueError("a real-path case cannot have a relay")
+    return (
+        {**case.params, "host": path.server_addr},
+        {**case.params, "host": path.client_addr},
+        path.exec_prefix("server"),
+        path.exec_prefix("client"),
+    )
+
+
+async def _run_subprocess(case: Case, loop: str, path: VethPath | None = None) -> JSON:
     base: JSON = {"loop": loop, "pin": list(case.pin) if case.pin else None}
     timeout = case.timeout_s
+    server_params, client_params, server_prefix, client_prefix = _sides(case, path)
     procs: list[_Proc] = []
     try:
         server = await _spawn(
-            {**base, "role": "server", "server": case.server, "params": case.params}, "server"
+            {**base, "role": "server", "server": case.server, "params": server_params},
+            "server",
+            server_prefix,
         )
         procs.append(server)
         info = await server.expect("ready", 30.0)
@@ -154,8 +179,15 @@ async def _run_subprocess(case: Case, loop: str) -> JSON:
             procs.append(relay)
             info = {**info, "udp": (await relay.expect("ready", 30.0))["udp"]}
         client = await _spawn(
-            {**base, "role": "client", "client": case.client, "params": case.params, "info": info},
+            {
+                **base,
+                "role": "client",
+                "client": case.client,
+                "params": client_params,
+                "info": info,
+            },
             "client",
+            client_prefix,
         )
         procs.append(client)
         client_result = await client.expect("result", timeout)
@@ -169,9 +201,10 @@ async def _run_subprocess(case: Case, loop: str) -> JSON:
             await proc.end()
 
 
-def run_case(case: Case, loop: str, inprocess: bool) -> JSON:
-    """One run of one case: fresh event loop(s), bounded by the case's timeout."""
-    if inprocess:
+def run_case(case: Case, loop: str, inprocess: bool, path: VethPath | None = None) -> JSON:
+    """One run of one case: fresh event loop(s), bounded by the case's timeout; a real-path case
+    (``case.netns``) across ``path``, in subprocesses whatever ``inprocess`` says."""
+    if inprocess and not case.netns:
         spec: JSON = {
             "server": case.server,
             "client": case.client,
@@ -180,7 +213,7 @@ def run_case(case: Case, loop: str, inprocess: bool) -> JSON:
             "timeout_s": case.timeout_s,
         }
         return run_loop(run_case_inprocess(spec), loop)
-    return run_loop(_run_subprocess(case, loop), "asyncio")
+    return run_loop(_run_subprocess(case, loop, path), "asyncio")
 
 
 # -- the suite -----------------------------------------------------------------------------------
@@ -226,6 +259,22 @@ def environment(loop: str, inprocess: bool) -> JSON:
     }
 
 
+@contextlib.contextmanager
+def _path_for(metrics: Sequence[Metric], env: JSON) -> Iterator[VethPath | None]:
+    """The veth path when a case needs it (deleted on the way out), else None; ``env["path"]``
+    says which path the real-path cases ran on, or why they could not."""
+    if not any(case.netns for metric in metrics for case in metric.cases):
+        yield None
+        return
+    try:
+        with veth_path() as path:
+            env["path"] = path.describe()
+            yield path
+    except NetnsError as exc:
+        env["path"] = f"not created: {exc}"
+        yield None
+
+
 def run_suite(
     metrics: Sequence[Metric],
     *,
@@ -234,40 +283,46 @@ def run_suite(
     command: str,
     log: IO[str] | None = None,
 ) -> Suite:
-    """Run every metric's cases, rounds interleaved (A B C A B C ...)."""
+    """Run every metric's cases, rounds interleaved (A B C A B C ...); the real-path cases across
+    a veth pair between two network namespaces made for this run and deleted after it."""
     suite = Suite(list(metrics), {}, environment(loop, inprocess), command)
     started = time.perf_counter()
     total = sum(m.rounds * len(m.cases) for m in metrics)
     done = 0
-    for metric in metrics:
-        for case in metric.cases:
-            suite.results[(metric.key, case.name)] = CaseResult(case)
-        for round_index in range(metric.rounds):
+    with _path_for(metrics, suite.env) as path:
+        if log is not None and "path" in suite.env:
+            log.write(f"real path: {suite.env['path']}\n")
+        for metric in metrics:
             for case in metric.cases:
-                done += 1
-                result = suite.results[(metric.key, case.name)]
-                if case.skip_reason:
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    raw = run_case(case, loop, inprocess)
-                    values = measure(case, raw)
-                except Exception as exc:
-                    result.values.append(None)
-                    result.raw.append(None)
-                    result.errors.append(f"round {round_index + 1}: {exc}")
-                    note = f"FAILED: {exc}"
-                else:
-                    result.values.append(values)
-                    result.raw.append(raw)
-                    q = metric.quantities[0]
-                    note = f"{format_value(values.get(q.key, math.nan), q.digits)} {q.unit}"
-                if log is not None:
-                    log.write(
-                        f"[{done}/{total}] {metric.key} round {round_index + 1}: "
-                        f"{case.name}: {note} ({time.perf_counter() - t0:.1f} s)\n"
-                    )
-                    log.flush()
+                suite.results[(metric.key, case.name)] = CaseResult(case)
+            for round_index in range(metric.rounds):
+                for case in metric.cases:
+                    done += 1
+                    result = suite.results[(metric.key, case.name)]
+                    if case.skip_reason:
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        if case.netns and path is None:
+                            raise RuntimeError(f"no real path: {suite.env['path']}")
+                        raw = run_case(case, loop, inprocess, path)
+                        values = measure(case, raw)
+                    except Exception as exc:
+                        result.values.append(None)
+                        result.raw.append(None)
+                        result.errors.append(f"round {round_index + 1}: {exc}")
+                        note = f"FAILED: {exc}"
+                    else:
+                        result.values.append(values)
+                        result.raw.append(raw)
+                        q = metric.quantities[0]
+                        note = f"{format_value(values.get(q.key, math.nan), q.digits)} {q.unit}"
+                    if log is not None:
+                        log.write(
+                            f"[{done}/{total}] {metric.key} round {round_index + 1}: "
+                            f"{case.name}: {note} ({time.perf_counter() - t0:.1f} s)\n"
+                        )
+                        log.flush()
     suite.elapsed_s = time.perf_counter() - started
     suite.env["load_after"] = _load()
     return suite

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import functools
 import ssl
 import tempfile
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seigr_stt.bench import tls
 from seigr_stt.bench.common import DONE, END, JSON, Ready, Receiver, measure_rtt, poll_until
 
 try:
@@ -49,40 +49,16 @@ __all__ = [
 ]
 
 _HOST = "127.0.0.1"
+
+
+def _host(params: JSON) -> str:
+    """Where servers and clients bind: ``params["host"]`` (a real-path run's namespace address)
+    or 127.0.0.1."""
+    return str(params.get("host", _HOST))
+
+
 _ALPN = ["seigr-bench"]
 _DATAGRAM_FRAME_MAX = 65536
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class _State:
@@ -132,13 +108,13 @@ async def server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
     """An aioquic server for every workload: ``mode="echo"`` echoes stream data."""
     state = _State(params.get("mode") == "echo")
     with tempfile.TemporaryDirectory(prefix="seigr-bench-") as tmp:
-        cert, key = _self_signed(Path(tmp))
+        cert, key = tls.write_pair(Path(tmp), *tls.self_signed([_host(params)]))
         config = QuicConfiguration(
             is_client=False, alpn_protocols=_ALPN, max_datagram_frame_size=_DATAGRAM_FRAME_MAX
         )
         config.load_cert_chain(cert, key)
         quic_server = await serve(
-            _HOST,
+            _host(params),
             0,
             configuration=config,
             create_protocol=functools.partial(_ServerProtocol, state),
@@ -158,14 +134,14 @@ async def server(params: JSON, ready: Ready, stop: asyncio.Event) -> JSON:
 
 
 class _Client:
-    """One aioquic client connection bound to 127.0.0.1 (aioquic's own ``connect`` binds ::)."""
+    """One aioquic client connection bound to ``host`` (aioquic's own ``connect`` binds ::)."""
 
     def __init__(self, transport: asyncio.DatagramTransport, protocol: _ClientProtocol) -> None:
         self.transport = transport
         self.protocol = protocol
 
     @classmethod
-    async def open(cls, info: JSON) -> _Client:
+    async def open(cls, info: JSON, host: str) -> _Client:
         loop = asyncio.get_running_loop()
         config = QuicConfiguration(
             is_client=True,
@@ -176,7 +152,7 @@ class _Client:
         )
         connection = QuicConnection(configuration=config)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _ClientProtocol(connection), local_addr=(_HOST, 0)
+            lambda: _ClientProtocol(connection), local_addr=(host, 0)
         )
         host, port = info["udp"]
         protocol.connect((str(host), int(port)))
@@ -219,7 +195,7 @@ async def client_handshakes(params: JSON, info: JSON) -> JSON:
     start = time.perf_counter()
     try:
         while len(opened) < count and time.perf_counter() - start < duration:
-            opened.append(await _Client.open(info))
+            opened.append(await _Client.open(info, _host(params)))
         elapsed = time.perf_counter() - start
     finally:
         await asyncio.gather(*(c.close() for c in opened), return_exceptions=True)
@@ -228,7 +204,7 @@ async def client_handshakes(params: JSON, info: JSON) -> JSON:
 
 async def client_bulk(params: JSON, info: JSON) -> JSON:
     """One stream written in ``chunk`` pieces with at most 1 MiB unacknowledged."""
-    client = await _Client.open(info)
+    client = await _Client.open(info, _host(params))
     chunk_size, total, duration = int(params["chunk"]), int(params["bytes"]), params["duration_s"]
     chunk = bytes(chunk_size)
     sent = 0
@@ -254,7 +230,7 @@ async def client_bulk(params: JSON, info: JSON) -> JSON:
 
 async def client_datagrams(params: JSON, info: JSON) -> JSON:
     """DATAGRAM frames (RFC 9221) of ``size`` bytes as fast as aioquic takes them."""
-    client = await _Client.open(info)
+    client = await _Client.open(info, _host(params))
     size, count, duration = int(params["size"]), int(params["count"]), params["duration_s"]
     payload = bytes(size)
     sent = 0
@@ -284,7 +260,7 @@ async def client_datagrams(params: JSON, info: JSON) -> JSON:
 
 async def client_rtt(params: JSON, info: JSON) -> JSON:
     """Sequential echoes on one bidirectional stream; percentiles of the round trip in µs."""
-    client = await _Client.open(info)
+    client = await _Client.open(info, _host(params))
     payload = bytes(int(params["size"]))
     try:
         stream_id = client.quic.get_next_available_stream_id()

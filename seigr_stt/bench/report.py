@@ -11,7 +11,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from seigr_stt.bench.cases import EXTRA_RATIOS, SEIGR_UDP, SEIGR_WS, TARGETS
+from seigr_stt.bench.cases import (
+    EXTRA_RATIOS,
+    PATH_METRIC_KEYS,
+    PATH_PEERS,
+    SEIGR_UDP,
+    SEIGR_WS,
+    TARGETS,
+)
 from seigr_stt.bench.common import JSON, median
 from seigr_stt.bench.model import Case, CaseResult, Metric, Quantity, Suite, Target
 
@@ -144,6 +151,56 @@ def _cell(result: CaseResult, quantity: Quantity) -> tuple[str, str]:
     return format_value(median(values), quantity.digits), spread
 
 
+def _path_table(suite: Suite) -> list[str]:
+    """The real-path summary: medians per system, then seigr_stt ÷ each peer (median and
+    min–max of per-round ratios). No lines when no real-path metric ran."""
+    metrics = [m for m in suite.metrics if m.key in PATH_METRIC_KEYS]
+    if not metrics:
+        return []
+    systems = list(dict.fromkeys(c.name for m in metrics for c in m.cases))
+    lines = [
+        "## Real path (veth pair, MTU 1500, between two network namespaces)",
+        "",
+        "Medians of interleaved rounds (↓: lower is better).",
+        "",
+        "| metric | " + " | ".join(systems) + " |",
+        "|---|" + "---:|" * len(systems),
+    ]
+    rows: list[tuple[Metric, Quantity]] = [(m, q) for m in metrics for q in m.quantities]
+    for metric, quantity in rows:
+        cells = []
+        for name in systems:
+            result = suite.result(metric.key, name)
+            cells.append(_cell(result, quantity)[0] if result is not None else "")
+        arrow = "" if quantity.higher_is_better else " ↓"
+        label = f"{quantity.label} ({quantity.unit}){arrow}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "seigr_stt ÷ peer: median (min–max) of per-round ratios.",
+        "",
+        "| metric | " + " | ".join(PATH_PEERS) + " |",
+        "|---|" + "---:|" * len(PATH_PEERS),
+    ]
+    for metric, quantity in rows:
+        for subject in (SEIGR_UDP, SEIGR_WS):
+            mine = suite.result(metric.key, subject)
+            if mine is None or not mine.finite(quantity.key):
+                continue
+            cells = []
+            for peer_name in PATH_PEERS:
+                peer = suite.result(metric.key, peer_name)
+                rs = ratios(mine.series(quantity.key), peer.series(quantity.key)) if peer else []
+                cells.append(
+                    f"{_ratio_fmt(median(rs))}× ({_ratio_fmt(min(rs))}–{_ratio_fmt(max(rs))})"
+                    if rs
+                    else "—"
+                )
+            arrow = "" if quantity.higher_is_better else " ↓"
+            lines.append(f"| {quantity.label}{arrow}, {subject} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render(suite: Suite) -> str:
     """The Markdown report: environment, results, targets, curves, failures."""
     env = suite.env
@@ -155,8 +212,10 @@ def render(suite: Suite) -> str:
         f"({env['implementation']}), loop {env['loop']}, AEAD {env['aead']}; {env['mode']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + "  ",
         f"Duration: {suite.elapsed_s:.0f} s; load average (1, 5, 15 min) before "
-        f"{env['load_before']}, after {env.get('load_after', '?')}",
+        f"{env['load_before']}, after {env.get('load_after', '?')}  ",
+        f"Real path: {env.get('path', 'not asked for')}",
         "",
+        *_path_table(suite),
         "## Results",
         "",
         "Medians of interleaved rounds, with min–max over the rounds; ratios are medians (min–max) "
@@ -181,7 +240,7 @@ def render(suite: Suite) -> str:
                 )
     lines += [
         "",
-        "## Targets (docs/performance.md)",
+        "## Targets (docs/performance.md; P…: the performance issue's, on the real path)",
         "",
         "| # | target | seigr_stt | peer | peer value | ratio (min–max) | verdict |",
         "|---|---|---:|---|---:|---|---|",

@@ -43,6 +43,12 @@ __all__ = [
 _HOST = "127.0.0.1"
 
 
+def _host(params: JSON) -> str:
+    """Where the node binds: ``params["host"]`` (a real-path run's namespace address) or
+    127.0.0.1."""
+    return str(params.get("host", _HOST))
+
+
 def _config(params: JSON) -> NodeConfig:
     """The bench's node settings: defaults, but with room for the sessions of the scale run and
     without the handshake rate limits (every client here is 127.0.0.1, and the handshake
@@ -64,7 +70,7 @@ def _node(params: JSON, *, ws: bool = False) -> STTNode:
     return STTNode(
         generate_seed(),
         bytes.fromhex(str(params["shared"])),
-        _HOST,
+        _host(params),
         0,
         ws_port=0 if ws else None,
         config=_config(params),

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from seigr_stt.bench import main
-from seigr_stt.bench.cases import METRIC_KEYS, build_suite
+from seigr_stt.bench.cases import LOOPBACK_METRIC_KEYS, build_suite
 
-ROW_METRICS = [key for key in METRIC_KEYS if key not in ("loss", "size")]
+ROW_METRICS = [key for key in LOOPBACK_METRIC_KEYS if key not in ("loss", "size")]
 
 
 def test_smoke_runs_every_workload_and_prints_every_row(
@@ -30,7 +30,7 @@ def test_smoke_runs_every_workload_and_prints_every_row(
     assert "loss 5%" in out  # the loss curve's table
     assert "65536 B" in out  # the message-size curve's table
     data = json.loads(report.read_text())
-    assert {m["key"] for m in data["metrics"]} == set(METRIC_KEYS)
+    assert {m["key"] for m in data["metrics"]} == set(LOOPBACK_METRIC_KEYS)
     for metric in data["metrics"]:
         for case in metric["cases"]:
             assert not case["errors"], (metric["key"], case["name"], case["errors"])
