@@ -269,6 +269,7 @@ def _path_for(metrics: Sequence[Metric], env: JSON) -> Iterator[VethPath | None]
     try:
         with veth_path() as path:
             env["path"] = path.describe()
+            env["path_namespaces"] = [path.server_ns, path.client_ns]
             yield path
     except NetnsError as exc:
         env["path"] = f"not created: {exc}"

@@ -3,12 +3,15 @@ server and client reported."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from seigr_stt.bench.cases import RAW, SEIGR_UDP
 from seigr_stt.bench.common import JSON
 from seigr_stt.bench.model import Case
-from seigr_stt.bench.orchestrate import measure
+from seigr_stt.bench.netns import VethPath
+from seigr_stt.bench.orchestrate import _sides, measure
 
 
 def _case(server: str, client: str, **params: object) -> Case:
@@ -40,3 +43,18 @@ def test_one_way_rates_are_the_receivers_and_raw_udp_needs_no_confirmation() -> 
     assert measure(blast, raw) == {"rate": 900.0, "mbps": 0.5, "delivered_pct": 90.0}
     with pytest.raises(RuntimeError, match="never confirmed"):
         measure(_case("seigr", "seigr:messages"), raw)
+
+
+def test_a_real_path_case_puts_its_server_and_client_each_in_its_namespace() -> None:
+    path = VethPath("ns-s", "ns-c", "if-s", "if-c", "10.1.2.1", "10.1.2.2", 1500)
+    case = Case("path_rtt", SEIGR_UDP, "seigr", "seigr:rtt", {"size": 64}, netns=True)
+    server, client, server_prefix, client_prefix = _sides(case, path)
+    assert (server, client) == ({"size": 64, "host": "10.1.2.1"}, {"size": 64, "host": "10.1.2.2"})
+    assert server_prefix == ["ip", "netns", "exec", "ns-s"]
+    assert client_prefix == ["ip", "netns", "exec", "ns-c"]
+    with pytest.raises(RuntimeError, match="needs the veth path"):
+        _sides(case, None)
+    with pytest.raises(ValueError, match="relay"):
+        _sides(dataclasses.replace(case, relay={"loss": 0.1}), path)
+    loopback = dataclasses.replace(case, netns=False)
+    assert _sides(loopback, path) == ({"size": 64}, {"size": 64}, [], [])
