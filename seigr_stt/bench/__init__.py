@@ -81,7 +81,8 @@ def _real_path_skipped(mode: str, smoke: bool, inprocess: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the suite; print the table. Returns 0, or 1 when a case failed, 2 on bad usage."""
+    """Run the suite; print the table. Returns 0, or 1 when a case failed (or the real path was
+    asked for and cannot run here), 2 on bad usage, 130 on Ctrl-C."""
     from seigr_stt.bench.cases import build_suite
     from seigr_stt.bench.common import loop_name
     from seigr_stt.bench.orchestrate import run_suite
@@ -112,13 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     loop = loop_name(args.loop)
     command = shlex.join(["python", "-m", "seigr_stt.bench", *args_list])
-    suite = run_suite(
-        metrics,
-        loop=loop,
-        inprocess=args.smoke or args.inprocess,
-        command=command,
-        log=sys.stderr,
-    )
+    try:
+        suite = run_suite(
+            metrics,
+            loop=loop,
+            inprocess=args.smoke or args.inprocess,
+            command=command,
+            log=sys.stderr,
+        )
+    except KeyboardInterrupt:  # the workers and the namespaces are gone by now
+        sys.stderr.write("stt bench: interrupted\n")
+        return 130
     if skip_path:
         suite.env["path"] = f"not run: {skip_path}"
     sys.stdout.write(render(suite))

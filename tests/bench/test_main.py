@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seigr_stt.bench import main
+from seigr_stt.bench import main, netns
 from seigr_stt.bench.cases import LOOPBACK_METRIC_KEYS, build_suite
 
 ROW_METRICS = [key for key in LOOPBACK_METRIC_KEYS if key not in ("loss", "size")]
@@ -44,3 +44,15 @@ def test_only_selects_metrics_and_unknown_names_are_refused(
         main(["--smoke", "--only", "nonsense"])
     assert exc.value.code == 2
     assert "unknown metric" in capsys.readouterr().err
+
+
+def test_the_real_path_is_skipped_with_its_reason_or_refused_when_required(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(netns, "unavailable_reason", lambda: "needs root (uid 1000)")
+    assert main(["--real-path", "on", "--only", "path_rtt"]) == 1
+    assert "the real path cannot run here: needs root (uid 1000)" in capsys.readouterr().err
+    assert main(["--only", "path_rtt"]) == 1  # auto: skipped, so nothing is left to run
+    err = capsys.readouterr().err
+    assert "real path (veth pair, MTU 1500, two network namespaces) skipped: needs root" in err
+    assert "nothing to run" in err
