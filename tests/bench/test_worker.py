@@ -5,6 +5,7 @@ as ``@@bench {"error": ...}`` with exit code 1."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def _worker(spec: JSON) -> subprocess.Popen[str]:
     )
 
 
-def test_a_server_says_ready_serves_a_client_and_stops_on_a_line() -> None:
+def test_a_server_process_says_ready_serves_a_client_and_stops_on_a_line() -> None:
     params: JSON = {"mode": "echo", "size": 64, "warmup": 1, "count": 5, "duration_s": 1.0}
     base: JSON = {"loop": "asyncio", "pin": None, "params": params}
     server = _worker({**base, "role": "server", "server": "raw"})
@@ -42,20 +43,7 @@ def test_a_server_says_ready_serves_a_client_and_stops_on_a_line() -> None:
         host, port = ready["udp"]
         assert host == "127.0.0.1"
         assert port > 0
-        client = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "seigr_stt.bench.worker",
-                json.dumps({**base, "role": "client", "client": "raw:rtt", "info": ready}),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert client.returncode == 0, client.stderr
-        result = _marked(client.stdout.strip().splitlines()[-1])["result"]
+        result = asyncio.run(worker.CLIENTS["raw:rtt"](params, ready))  # the client, here
         assert result["samples"] == 5
         assert result["lost"] == 0
         assert 0 < result["p50_us"] <= result["p99_us"]
