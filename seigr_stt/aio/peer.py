@@ -133,6 +133,11 @@ class PeerSession(STTSession):
         return False
 
     @property
+    def initiator(self) -> bool:
+        """True when this node opened the session (``connect_*``), False when the peer did."""
+        return bool(self._core.initiator)
+
+    @property
     def key_version(self) -> int:
         """The key epoch: 0 after the handshake, +1 per rotation, equal on both peers."""
         return self._core.key_version
