@@ -21,6 +21,7 @@ from seigr_stt import (
     NodeConfig,
     ProtocolError,
     Server,
+    STTError,
     STTNode,
     STTSession,
     connect,
@@ -461,3 +462,34 @@ def test_connect_is_exported() -> None:
     assert isinstance(connect(("127.0.0.1", 1), generate_seed(), generate_seed()), Connect)
     assert asyncio.iscoroutinefunction(Server.wait_closed)
     assert MS > 0
+
+
+async def test_a_server_that_cannot_bind_raises_and_holds_nothing(
+    servers: list[Server], seeds: tuple[bytes, bytes]
+) -> None:
+    busy = await start_server(servers, echo, seeds, ws_port=None)
+    assert busy.udp_address is not None
+    server = serve(echo, seeds[0], seeds[1], LOOPBACK, busy.udp_address[1])
+    with pytest.raises(ProtocolError, match="not started"):
+        await server.wait_closed()
+    with pytest.raises((OSError, STTError)):  # the port is taken
+        await server.start()
+    assert not server.is_serving()
+    server.close()  # nothing to do
+    await server.wait_closed()
+    assert "serving=False" in repr(server)
+
+
+async def test_client_node_binding_and_targets(seeds: tuple[bytes, bytes]) -> None:
+    node_seed, shared = generate_seed(), seeds[1]
+    remote = connect("udp://example.invalid:9000", node_seed, shared)  # not resolved yet
+    assert remote.target == "udp://example.invalid:9000"
+    assert remote._node_args["host"] == "0.0.0.0"
+    assert connect(("::1", 9000), node_seed, shared)._node_args["host"] == "::1"
+    assert connect(("2001:db8::1", 9000), node_seed, shared)._node_args["host"] == "::"
+    assert connect("ws://localhost:9/stt", node_seed, shared)._node_args["host"] == "127.0.0.1"
+    assert connect(("localhost", 9), node_seed, shared, local_host="0.0.0.0")._node_args[
+        "host"
+    ] == ("0.0.0.0")
+    with pytest.raises(ConfigError, match="bad port"):
+        connect("udp://127.0.0.1:99999", node_seed, shared)

@@ -21,6 +21,7 @@ from seigr_stt import (
     SessionClosedError,
     STTNode,
     STTSession,
+    generate_seed,
 )
 from seigr_stt.aio.peer import PeerSession
 from tests.aio.helpers import (
@@ -303,6 +304,12 @@ async def test_get_sessions_by_address_resolves_names(make_node: NodeFactory) ->
     for host, bad_port in (("", port), (LOOPBACK, 70000), (LOOPBACK, "9000")):
         with pytest.raises(ConfigError):
             await manager.get_sessions_by_address(host, bad_port)  # type: ignore[arg-type]
+
+
+async def test_get_sessions_by_address_before_the_node_starts() -> None:
+    node = STTNode(generate_seed(), generate_seed())
+    assert await node.session_manager.get_sessions_by_address("localhost", 9000) == []
+    assert await node.session_manager.get_sessions_by_address(LOOPBACK, 9000) == []
 
 
 async def test_the_chapters_session_pool_reuses_sessions(make_node: NodeFactory) -> None:
