@@ -16,14 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, Self, TypeVar
 
-__all__ = ["Inbox", "InboxClosed", "InboxIterator"]
+from seigr_stt.exceptions import ConfigError
+
+__all__ = ["Inbox", "InboxClosed", "InboxIterator", "check_wait_timeout"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+
+
+def check_wait_timeout(timeout: object) -> float | None:
+    """A ``recv(timeout=...)`` argument: None (wait as long as it takes) or a positive, finite
+    number of seconds. Raises TypeError for a non-number, ConfigError for any other value."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not 0 < timeout < math.inf:
+        raise ConfigError(f"timeout must be a positive, finite number of seconds, not {timeout!r}")
+    return float(timeout)
 
 
 class InboxClosed(Exception):
@@ -45,6 +60,10 @@ class Inbox(Generic[T]):
         return f"Inbox(items={len(self._items)}, closed={self._closed})"
 
     def __len__(self) -> int:
+        return len(self._items)
+
+    def qsize(self) -> int:
+        """Items waiting (as :meth:`asyncio.Queue.qsize`)."""
         return len(self._items)
 
     @property

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
-from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator
+from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
 from seigr_stt.aio.manager import SessionManager
 from seigr_stt.aio.peer import (
     PeerSession,
@@ -531,10 +531,12 @@ class STTNode:
 
         Raises :class:`TimeoutError` when none arrives within ``timeout`` seconds (None: wait
         as long as it takes; a timeout takes nothing) and :class:`ProtocolError` once the node
-        is stopped and every message it received was taken.
+        is stopped and every message it received was taken. ``timeout`` must be None or a
+        positive number of seconds (TypeError / ConfigError).
         """
+        wait = check_wait_timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait):
                 item = await self._rx.get()
         except InboxClosed:
             raise ProtocolError("node stopped: it receives no more messages") from None

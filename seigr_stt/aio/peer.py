@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
-from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator
+from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
 from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
@@ -273,10 +273,13 @@ class PeerSession(STTSession):
         :class:`TimeoutError` when none arrives within ``timeout`` seconds (None: wait as long
         as it takes; a timeout takes nothing) and :class:`SessionClosedError` (with the close
         code and reason) once the session is closed and every message it received was taken.
+        A ``timeout`` that is not None or a positive number raises TypeError / ConfigError and
+        changes nothing.
         """
+        wait = check_wait_timeout(timeout)  # before anything changes
         inbox = self._own_inbox()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait):
                 item = await inbox.get()
         except InboxClosed:
             raise SessionClosedError(

@@ -257,6 +257,18 @@ async def test_node_recv(pair: Pair) -> None:
         await anext(pair.server.receive())
 
 
+async def test_recv_checks_its_timeout_first(pair: Pair) -> None:
+    for recv in (pair.server.recv, pair.peer.recv):
+        for bad in (0, -1, float("nan"), float("inf")):
+            with pytest.raises(ConfigError, match="timeout"):
+                await recv(timeout=bad)
+        with pytest.raises(TypeError, match="timeout"):
+            await recv(timeout="1")  # type: ignore[arg-type]
+    # The refused calls changed nothing: the session still reads through node.receive().
+    await pair.session.send(b"to the node")
+    assert (await pair.server.recv(timeout=WAIT_S)).data == b"to the node"
+
+
 async def test_node_recv_wakes_when_the_node_stops(pair: Pair) -> None:
     waiting = asyncio.create_task(pair.server.recv())
     await asyncio.sleep(0)
