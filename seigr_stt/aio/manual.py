@@ -123,7 +123,7 @@ class ManualSession(STTSession):
         """Refused: a manual session has no peer, nothing arrives (ProtocolError)."""
         raise ProtocolError("a manual session has no peer or transport; nothing arrives")
 
-    def __aiter__(self) -> InboxIterator[ReceivedPacket, ReceivedPacket]:
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
         """Nothing ever arrives on a manual session: the iteration ends at once."""
         nothing: Inbox[ReceivedPacket] = Inbox()
         nothing.close()

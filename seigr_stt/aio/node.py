@@ -17,7 +17,7 @@ import logging
 import os
 import ssl as ssl_module
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -508,7 +508,7 @@ class STTNode:
             await self.send_to_sessions(ids, data, stream_id)
         return len(ids)
 
-    def receive(self) -> InboxIterator[tuple[ReceivedPacket, int], ReceivedPacket]:
+    def receive(self) -> AsyncIterator[ReceivedPacket]:
         """Every application message received, as :class:`ReceivedPacket`, until the node stops
         (the iteration then ends, after the messages already received).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,7 +233,7 @@ class PeerSession(STTSession):
                 self._incoming_queue.close()
         return self._incoming_queue
 
-    def datagrams(self) -> InboxIterator[bytes, bytes]:
+    def datagrams(self) -> AsyncIterator[bytes]:
         """Datagrams from the peer, until the session closes.
 
         At most ``DATAGRAM_QUEUE_MAX`` (1024) unread datagrams are held; more are dropped and
@@ -289,7 +289,7 @@ class PeerSession(STTSession):
             ) from None
         return self._take_message(item)
 
-    def __aiter__(self) -> InboxIterator[tuple[ReceivedPacket, int], ReceivedPacket]:
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
         """``async for packet in session``: this session's messages until it closes (the loop
         then ends; ``close_code`` says how). Starting it makes the session read per session,
         as :meth:`recv` does; a cancelled or timed-out ``anext()`` takes nothing."""
@@ -328,7 +328,7 @@ class PeerSession(STTSession):
         self._driver.transmit_soon()
         return stream
 
-    def incoming_streams(self) -> InboxIterator[STTStream, STTStream]:
+    def incoming_streams(self) -> AsyncIterator[STTStream]:
         """Streams the peer opens, until the session closes. The peer may open more only as
         streams it opened are taken here and finished (at most 256 wait at once). The iterator
         survives cancellation: a stream is taken only by an ``anext()`` that returns it."""
