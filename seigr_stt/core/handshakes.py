@@ -448,6 +448,7 @@ class HandshakeTable:
         )
         self._half_open[index] = half
         self._half_open_by_mac1[mac1] = index
+        self._counters.handshakes_accepted += 1
         self._deadlines.set(("h", index), half.expires_at)
         self._send(handshake.response_packet, addr)
 
@@ -578,6 +579,7 @@ class HandshakeTable:
                     self._abort(pending.handle, "no valid answer", timeout=True)
                     continue
                 self._send(pending.handshake.init_packet(pending.cookie), pending.addr)
+                self._counters.handshake_retransmits += 1
                 pending.retransmitted = True
                 pending.retry_s = min(pending.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
                 pending.retry_at = now + pending.retry_s + self._jitter()

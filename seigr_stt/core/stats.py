@@ -104,8 +104,10 @@ class EndpointCounters:
     drops: Counter[str] = field(default_factory=Counter)  # keyed by DropReason (a str)
     sessions_created: int = 0
     sessions_closed: int = 0
-    handshakes_started: int = 0
+    handshakes_started: int = 0  # as initiator (connect)
+    handshakes_accepted: int = 0  # as responder: an INIT answered with a RESPONSE
     handshakes_failed: int = 0
+    handshake_retransmits: int = 0  # INITs sent again for want of an answer
     init_retransmits_answered: int = 0
     packets_received: int = 0
     packets_sent: int = 0
