@@ -1,7 +1,7 @@
 """Prometheus exporter for a running :class:`~seigr_stt.aio.node.STTNode` (optional extra).
 
-Install with ``pip install 'seigr-stt[metrics]'`` (``prometheus-client``). Everything is read at
-scrape time from :meth:`STTNode.get_stats` and each live session's
+Install with ``pip install -e '.[metrics]'`` from a checkout (``prometheus-client``). Everything
+is read at scrape time from :meth:`STTNode.get_stats` and each live session's
 :meth:`STTSession.get_statistics`, so the node itself keeps no Prometheus state::
 
     server = serve_metrics(node, 9100)        # http://127.0.0.1:9100/metrics
