@@ -120,7 +120,10 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
     await node.start(server_mode=args.server)
     try:
         if args.metrics_port is not None:
-            metrics = serve_metrics(node, args.metrics_port, host=args.metrics_host)
+            # per-session series feed `stt stats`' session table (the library's default is off)
+            metrics = serve_metrics(
+                node, args.metrics_port, host=args.metrics_host, per_session=True
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
