@@ -247,7 +247,7 @@ async def test_lifecycle_at_info_with_structured_fields(caplog: pytest.LogCaptur
     closed = [m for m in text if m.startswith(f"[{short}] session closed")]
     assert f"[{short}] session closed (code 0): NORMAL, reason 'bye'" in closed
     assert f"[{short}] session closed (code 0, by peer): NORMAL, reason 'bye'" in closed
-    assert sum(1 for m in text if m.startswith("node ") and m.endswith(" stopped")) == 2
+    assert sum(1 for m in text if m.startswith("node ") and " stopped: udp (" in m) == 2
 
     established = [
         r for r in caplog.records if r.getMessage().startswith(f"[{short}] session established")

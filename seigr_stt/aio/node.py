@@ -268,6 +268,7 @@ class STTNode:
             self._stopped = True
             return
         driver = self._driver
+        udp_address, ws_url = self.udp_address, self.ws_url  # for the log line, before closing
         now = driver.now()
         for session in list(driver.endpoint.sessions.values()):
             with contextlib.suppress(STTError):
@@ -291,7 +292,9 @@ class STTNode:
         if driver.udp is not None:
             driver.udp.close()
         self._rx.put_nowait(None)
-        self.logger.info("node %s stopped", self.node_id.hex()[:16])
+        self.logger.info(
+            "node %s stopped: udp %s, websocket %s", self.node_id.hex()[:16], udp_address, ws_url
+        )
 
     async def __aenter__(self) -> STTNode:
         if not self._started:
