@@ -82,14 +82,14 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
         """Prefix ``msg`` with the session's short id; add the session's fields to ``extra``."""
         session = self._session
         if session is not None:
-            fields: dict[str, object] = {
+            structured: dict[str, object] = {
                 "stt_session": session.session_id.hex(),
                 "stt_peer": session.peer_node_id.hex()[:16],
                 "stt_transport": session.transport_type,
                 "stt_addr": format_addr(session.peer_addr),
             }
-            fields.update(kwargs.get("extra") or {})
-            kwargs["extra"] = fields
+            structured.update(kwargs.get("extra") or {})
+            kwargs["extra"] = structured
         return f"[{self.extra['sid'] if self.extra else '?'}] {msg}", kwargs
 
 
