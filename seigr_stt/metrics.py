@@ -9,8 +9,9 @@ is read at scrape time from :meth:`STTNode.get_stats` and each live session's
     server.close()
 
 ``stt node --metrics-port N`` does the same. Metric names start with ``stt_``. The node-wide
-series form a bounded set whatever the number of sessions: counters, sessions by state, and a
-gauge histogram of the live sessions' RTTs (``stt_sessions_rtt_seconds``).
+series form a bounded set whatever the number of sessions: counters, sessions by state, a
+histogram of handshake durations by role (``stt_handshake_duration_seconds``) and a gauge
+histogram of the live sessions' RTTs (``stt_sessions_rtt_seconds``).
 
 Per-session series (22 per session: ``stt_session_*``) are off by default, since a node with
 10,000 sessions would export 220,000 of them; ``per_session=True`` turns them on. They carry the
@@ -32,12 +33,14 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
 from seigr_stt import __version__
 from seigr_stt.constants import SessionState
+from seigr_stt.core.stats import Histogram
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -104,7 +107,12 @@ def take_snapshot(node: STTNode) -> dict[str, Any]:
         for state in SessionState
         for session in node.session_manager.get_sessions_by_state(state)
     ]
-    return {"node": node.get_stats(), "sessions": sessions}
+    counters = node.endpoint.counters
+    handshake_s = {
+        "initiator": counters.initiator_handshake_s.copy(),
+        "responder": counters.responder_handshake_s.copy(),
+    }
+    return {"node": node.get_stats(), "sessions": sessions, "handshake_s": handshake_s}
 
 
 class NodeCollector(Collector):
@@ -152,6 +160,7 @@ class NodeCollector(Collector):
         """The node's figures now, as Prometheus metric families."""
         snapshot = self._snapshot()
         yield from self._node_metrics(snapshot["node"])
+        yield self._handshake_histogram(snapshot["handshake_s"])
         yield self._rtt_histogram(snapshot["sessions"])
         if self.per_session:
             yield from self._session_metrics(snapshot["sessions"])
@@ -263,6 +272,24 @@ class NodeCollector(Collector):
             "Messages received and not yet taken by the application.",
             value=stats["receive_queue"],
         )
+
+    @staticmethod
+    def _handshake_histogram(by_role: dict[str, Histogram]) -> Metric:
+        family = HistogramMetricFamily(
+            "stt_handshake_duration_seconds",
+            "Completed handshakes: first INIT sent to RESPONSE received (initiator), first "
+            "RESPONSE sent to FINAL received (responder), retransmissions included.",
+            labels=["role"],
+        )
+        for role, histogram in by_role.items():
+            buckets: list[tuple[str, float]] = []
+            cumulative = 0
+            for bound, count in zip(histogram.bounds, histogram.counts, strict=False):
+                cumulative += count
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", histogram.count))
+            family.add_metric([role], buckets, sum_value=histogram.total)
+        return family
 
     @staticmethod
     def _rtt_histogram(sessions: list[dict[str, Any]]) -> Metric:

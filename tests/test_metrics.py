@@ -204,3 +204,8 @@ async def test_per_session_series_are_off_by_default_and_bounded(
     buckets = [v for labels, v in after["stt_sessions_rtt_seconds_bucket"]]
     assert buckets == sorted(buckets)  # cumulative
     assert value(after, "stt_handshakes_started_total", role="responder") == 3
+    # handshake durations by role: a server's three are the responder's
+    assert value(after, "stt_handshake_duration_seconds_count", role="responder") == 3
+    assert value(after, "stt_handshake_duration_seconds_count", role="initiator") == 0
+    assert value(after, "stt_handshake_duration_seconds_bucket", role="responder", le="+Inf") == 3
+    assert 0 < value(after, "stt_handshake_duration_seconds_sum", role="responder") < 30

@@ -319,6 +319,7 @@ class HandshakeTable:
             self._abort(pending.handle, reason, timeout=False)
             return None
         self._send(final, pending.addr)
+        self._counters.initiator_handshake_s.observe(now - pending.sent_at)
         return Completed(
             result,
             pending.addr,
@@ -523,6 +524,7 @@ class HandshakeTable:
         self._peer_timestamps.move_to_end(result.peer_static)
         while len(self._peer_timestamps) > PEER_TIMESTAMP_TABLE_MAX:
             self._peer_timestamps.popitem(last=False)
+        self._counters.responder_handshake_s.observe(now - half.sent_at)
         return Completed(
             result,
             half.addr,
