@@ -56,6 +56,7 @@ from seigr_stt.exceptions import (
     STTError,
     WeakSeedError,
 )
+from seigr_stt.logs import format_addr
 
 __all__ = ["EVENT_KINDS", "STTNode"]
 
@@ -143,7 +144,10 @@ class STTNode:
             allowed_peers=self.allowed_peers,
         )
         self._driver = Driver(
-            endpoint, on_established=self._on_established, on_aborted=self._on_aborted
+            endpoint,
+            on_established=self._on_established,
+            on_aborted=self._on_aborted,
+            logger=self.logger,
         )
         self.session_manager = SessionManager(self._driver, self.config.max_sessions)
         self._hooks = SessionHooks(
@@ -174,7 +178,8 @@ class STTNode:
     def __repr__(self) -> str:
         return (
             f"STTNode(node_id={self.node_id.hex()[:16]}…, udp={self.udp_address}, "
-            f"ws={self.ws_url}, started={self._started})"
+            f"ws={self.ws_url}, started={self._started and not self._stopped}"
+            f"{', stopped=True' if self._stopped else ''})"
         )
 
     # -- identity, addresses, internals -------------------------------------------------------
@@ -274,6 +279,7 @@ class STTNode:
             self._stopped = True
             return
         driver = self._driver
+        udp_address, ws_url = self.udp_address, self.ws_url  # for the log line, before closing
         now = driver.now()
         for session in list(driver.endpoint.sessions.values()):
             with contextlib.suppress(STTError):
@@ -297,7 +303,9 @@ class STTNode:
         if driver.udp is not None:
             driver.udp.close()
         self._rx.close()
-        self.logger.info("node %s stopped", self.node_id.hex()[:16])
+        self.logger.info(
+            "node %s stopped: udp %s, websocket %s", self.node_id.hex()[:16], udp_address, ws_url
+        )
 
     async def __aenter__(self) -> STTNode:
         if not self._started:
@@ -411,9 +419,18 @@ class STTNode:
         )
         future: asyncio.Future[PeerSession] = asyncio.get_running_loop().create_future()
         self._connects[handle] = future
+        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        # A WebSocket link's address is its connection's remote address.
+        remote = getattr(getattr(addr, "connection", None), "remote_address", addr)
+        where = format_addr(remote) or transport
+        fields = {"stt_transport": transport, "stt_addr": format_addr(remote)}
+        self.logger.info("handshake with %s over %s started", where, transport, extra=fields)
         driver.transmit()
         try:
             return await asyncio.shield(future)
+        except HandshakeError as exc:
+            self.logger.info("handshake with %s failed: %s", where, exc, extra=fields)
+            raise
         except asyncio.CancelledError:
             self._connects.pop(handle, None)
             if not self._stopped:
@@ -555,6 +572,7 @@ class STTNode:
             "sessions": self.session_manager.get_stats(),
             "handshakes": {
                 "started": counters.handshakes_started,
+                "accepted": counters.handshakes_accepted,
                 "failed": counters.handshakes_failed,
                 "in_flight": snap.handshakes_in_flight,
             },
