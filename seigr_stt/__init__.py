@@ -12,6 +12,7 @@ import os
 from seigr_stt.aio.manager import SessionManager
 from seigr_stt.aio.manual import ManualSession
 from seigr_stt.aio.node import STTNode
+from seigr_stt.aio.serve import Connect, Server, connect, serve
 from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.config import NodeConfig
@@ -37,6 +38,7 @@ __all__ = [
     "EVENT_KINDS",
     "CloseCode",
     "ConfigError",
+    "Connect",
     "FrameType",
     "HandshakeError",
     "HandshakeTimeout",
@@ -52,6 +54,7 @@ __all__ = [
     "STTNode",
     "STTSession",
     "STTStream",
+    "Server",
     "SessionClosedError",
     "SessionError",
     "SessionManager",
@@ -60,7 +63,9 @@ __all__ = [
     "StreamError",
     "WeakSeedError",
     "__version__",
+    "connect",
     "generate_seed",
+    "serve",
 ]
 
 

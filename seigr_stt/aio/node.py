@@ -22,8 +22,15 @@ from types import TracebackType
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
 from seigr_stt.aio.manager import SessionManager
-from seigr_stt.aio.peer import PeerSession, SessionHooks, check_channel, check_message
+from seigr_stt.aio.peer import (
+    PeerSession,
+    SessionHooks,
+    check_channel,
+    check_message,
+    return_credit,
+)
 from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
 from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WebSocketTransport, WSLink
@@ -49,6 +56,7 @@ from seigr_stt.exceptions import (
     STTError,
     WeakSeedError,
 )
+from seigr_stt.logs import format_addr
 
 __all__ = ["EVENT_KINDS", "STTNode"]
 
@@ -136,11 +144,17 @@ class STTNode:
             allowed_peers=self.allowed_peers,
         )
         self._driver = Driver(
-            endpoint, on_established=self._on_established, on_aborted=self._on_aborted
+            endpoint,
+            on_established=self._on_established,
+            on_aborted=self._on_aborted,
+            logger=self.logger,
         )
         self.session_manager = SessionManager(self._driver, self.config.max_sessions)
         self._hooks = SessionHooks(
-            deliver=self._deliver, emit=self._emit, on_closed=self.session_manager.forget
+            deliver=self._deliver,
+            emit=self._emit,
+            on_closed=self.session_manager.forget,
+            claim=self._claim,
         )
         self._ws = WebSocketTransport(
             self._driver.receive_websocket,
@@ -153,8 +167,9 @@ class STTNode:
         # The WebSocket link each WebSocket session was established over (its idle timer
         # restarts when the session closes).
         self._ws_session_links: dict[bytes, WSLink] = {}
-        # (packet, flow-control credit to return once the application has taken it)
-        self._rx: asyncio.Queue[tuple[ReceivedPacket, int] | None] = asyncio.Queue()
+        # (packet, flow-control credit to return once the application has taken it), for
+        # node.receive(): the messages of every session without a reader of its own
+        self._rx: Inbox[tuple[ReceivedPacket, int]] = Inbox()
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._started = False
         self._stopped = False
@@ -163,7 +178,8 @@ class STTNode:
     def __repr__(self) -> str:
         return (
             f"STTNode(node_id={self.node_id.hex()[:16]}…, udp={self.udp_address}, "
-            f"ws={self.ws_url}, started={self._started})"
+            f"ws={self.ws_url}, started={self._started and not self._stopped}"
+            f"{', stopped=True' if self._stopped else ''})"
         )
 
     # -- identity, addresses, internals -------------------------------------------------------
@@ -263,6 +279,7 @@ class STTNode:
             self._stopped = True
             return
         driver = self._driver
+        udp_address, ws_url = self.udp_address, self.ws_url  # for the log line, before closing
         now = driver.now()
         for session in list(driver.endpoint.sessions.values()):
             with contextlib.suppress(STTError):
@@ -285,8 +302,10 @@ class STTNode:
         await self._ws.close()
         if driver.udp is not None:
             driver.udp.close()
-        self._rx.put_nowait(None)
-        self.logger.info("node %s stopped", self.node_id.hex()[:16])
+        self._rx.close()
+        self.logger.info(
+            "node %s stopped: udp %s, websocket %s", self.node_id.hex()[:16], udp_address, ws_url
+        )
 
     async def __aenter__(self) -> STTNode:
         if not self._started:
@@ -338,7 +357,11 @@ class STTNode:
             self.logger.error("listener task raised", exc_info=task.exception())
 
     def _deliver(self, packet: ReceivedPacket, credit: int) -> None:
-        self._rx.put_nowait((packet, credit))
+        self._rx.put((packet, credit))
+
+    def _claim(self, session_id: bytes) -> list[tuple[ReceivedPacket, int]]:
+        """A session got its own reader: its messages waiting here move to it, in order."""
+        return self._rx.take_where(lambda item: item[0].session_id == session_id)
 
     def _on_established(self, event: SessionEstablished) -> None:
         core = self._driver.get_session(event.session_id)
@@ -396,9 +419,18 @@ class STTNode:
         )
         future: asyncio.Future[PeerSession] = asyncio.get_running_loop().create_future()
         self._connects[handle] = future
+        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        # A WebSocket link's address is its connection's remote address.
+        remote = getattr(getattr(addr, "connection", None), "remote_address", addr)
+        where = format_addr(remote) or transport
+        fields = {"stt_transport": transport, "stt_addr": format_addr(remote)}
+        self.logger.info("handshake with %s over %s started", where, transport, extra=fields)
         driver.transmit()
         try:
             return await asyncio.shield(future)
+        except HandshakeError as exc:
+            self.logger.info("handshake with %s failed: %s", where, exc, extra=fields)
+            raise
         except asyncio.CancelledError:
             self._connects.pop(handle, None)
             if not self._stopped:
@@ -493,25 +525,39 @@ class STTNode:
             await self.send_to_sessions(ids, data, stream_id)
         return len(ids)
 
-    async def receive(self) -> AsyncIterator[ReceivedPacket]:
-        """Yield every application message received, until the node stops.
+    def receive(self) -> AsyncIterator[ReceivedPacket]:
+        """Every application message received, as :class:`ReceivedPacket`, until the node stops
+        (the iteration then ends, after the messages already received).
 
-        Cancelling the iteration loses nothing: undelivered packets stay queued for the next
-        call.
+        It sees the messages of every session that has no reader of its own: once
+        ``session.recv()`` is called or ``async for packet in session`` starts, that session's
+        messages go only to the session (docs/sessions.md, "Receiving"). Several iterators may
+        run at once; each message goes to exactly one of them. The iterator survives
+        cancellation: a cancelled or timed-out ``anext()`` (``asyncio.wait_for(anext(it),
+        0.5)``) takes nothing, and the next ``anext(it)`` waits again.
         """
-        while True:
-            item = await self._rx.get()
-            if item is None:
-                self._rx.put_nowait(None)  # let every other consumer end too
-                return
-            packet, credit = item
-            if credit and not self._stopped:
-                # Taking the message frees its share of the flow-control window (§16.3).
-                session = self._driver.get_session(packet.session_id)
-                if session is not None:
-                    session.consume_message(packet.stream_id, credit)
-                    self._driver.transmit_soon()
-            yield packet
+        return InboxIterator(self._rx, self._take)
+
+    def _take(self, item: tuple[ReceivedPacket, int]) -> ReceivedPacket:
+        packet, credit = item
+        return_credit(self._driver, packet, credit)
+        return packet
+
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next message :meth:`receive` would yield.
+
+        Raises :class:`TimeoutError` when none arrives within ``timeout`` seconds (None: wait
+        as long as it takes; a timeout takes nothing) and :class:`ProtocolError` once the node
+        is stopped and every message it received was taken. ``timeout`` must be None or a
+        positive number of seconds (TypeError / ConfigError).
+        """
+        wait = check_wait_timeout(timeout)
+        try:
+            async with asyncio.timeout(wait):
+                item = await self._rx.get()
+        except InboxClosed:
+            raise ProtocolError("node stopped: it receives no more messages") from None
+        return self._take(item)
 
     # -- statistics ---------------------------------------------------------------------------
     def get_stats(self) -> dict[str, Any]:
@@ -526,6 +572,7 @@ class STTNode:
             "sessions": self.session_manager.get_stats(),
             "handshakes": {
                 "started": counters.handshakes_started,
+                "accepted": counters.handshakes_accepted,
                 "failed": counters.handshakes_failed,
                 "in_flight": snap.handshakes_in_flight,
             },
@@ -562,5 +609,5 @@ class STTNode:
             # every reason of docs/protocol.md §11, zero or not (keys: DropReason, a str)
             "drops": {str(reason): count for reason, count in counters.drops.items()},
             "drops_total": snap.drops_total,
-            "receive_queue": self._rx.qsize(),
+            "receive_queue": len(self._rx),
         }

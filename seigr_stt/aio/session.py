@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +22,7 @@ from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.stats import SessionCounters, SessionSnapshot
 from seigr_stt.exceptions import ConfigError
+from seigr_stt.logs import format_addr
 
 __all__ = ["EVENT_KINDS", "NodeEvent", "ReceivedPacket", "STTSession", "SessionLog"]
 
@@ -64,10 +65,31 @@ class NodeEvent:
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes a session's log lines with its short id."""
+    """Prefixes a session's log lines with its short id, and sets the structured fields
+    ``stt_session``, ``stt_peer``, ``stt_transport`` and ``stt_addr`` on each record
+    (``seigr_stt.logs``; read when the record is made, so ``stt_addr`` follows the peer)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        extra: Mapping[str, object] | None = None,
+        session: STTSession | None = None,
+    ) -> None:
+        super().__init__(logger, extra)
+        self._session = session
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        """Prefix ``msg`` with the session's short id."""
+        """Prefix ``msg`` with the session's short id; add the session's fields to ``extra``."""
+        session = self._session
+        if session is not None:
+            structured: dict[str, object] = {
+                "stt_session": session.session_id.hex(),
+                "stt_peer": session.peer_node_id.hex()[:16],
+                "stt_transport": session.transport_type,
+                "stt_addr": format_addr(session.peer_addr),
+            }
+            structured.update(kwargs.get("extra") or {})
+            kwargs["extra"] = structured
         return f"[{self.extra['sid'] if self.extra else '?'}] {msg}", kwargs
 
 
@@ -99,7 +121,7 @@ class STTSession(ABC):
         self._ended = False
         self.close_code: int | None = None
         self.close_reason = ""
-        self.log = SessionLog(logger or _log, {"sid": session_id.hex()[:8]})
+        self.log = SessionLog(logger or _log, {"sid": session_id.hex()[:8]}, self)
 
     def __repr__(self) -> str:
         return (
@@ -228,6 +250,24 @@ class STTSession(ABC):
     @abstractmethod
     def incoming_streams(self) -> AsyncIterator[STTStream]:
         """Streams the peer opens, until the session closes."""
+
+    # -- messages of this session (per-session receive; docs/sessions.md) ---------------------
+    @abstractmethod
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next message of this session (a :class:`ReceivedPacket`).
+
+        From the first call, or the first ``async for packet in session``, this session's
+        messages go only to the session, no longer to ``node.receive()`` (those already waiting
+        there move over first, in order). Raises :class:`TimeoutError` after ``timeout`` seconds
+        without one (taking nothing) and :class:`SessionClosedError` once the session is closed
+        and drained; a manual session raises :class:`ProtocolError` (nothing ever arrives).
+        """
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
+        """``async for packet in session``: this session's messages until it closes, read per
+        session as with :meth:`recv`. A cancelled or timed-out ``anext()`` takes nothing and
+        leaves the iterator usable."""
 
     # -- statistics ---------------------------------------------------------------------------
     def _snapshot(self) -> SessionSnapshot | None:
