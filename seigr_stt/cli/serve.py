@@ -169,7 +169,8 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds, config: NodeConfig)
             serve_metrics = importlib.import_module("seigr_stt.metrics").serve_metrics
         except ImportError:
             raise CLIError(
-                "--metrics-port needs prometheus-client: pip install -e '.[metrics]' from a checkout"
+                "--metrics-port needs prometheus-client: "
+                "pip install -e '.[metrics]' from a checkout"
             ) from None
     try:
         await node.start(server_mode=args.server)
