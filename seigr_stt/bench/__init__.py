@@ -71,13 +71,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _real_path_skipped(mode: str, smoke: bool, inprocess: bool) -> str:
     """Why the real-path metrics are not run, or ``""`` when they are."""
-    from seigr_stt.bench.netns import unavailable_reason
+    from seigr_stt.bench.netns import probe
 
     if mode == "off":
         return "--real-path off"
     if mode == "auto" and (smoke or inprocess):
         return "--smoke and --inprocess run in one process (--real-path on runs it, tiny)"
-    return unavailable_reason()
+    return probe()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

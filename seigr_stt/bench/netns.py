@@ -35,6 +35,7 @@ __all__ = [
     "NetnsError",
     "VethPath",
     "list_namespaces",
+    "probe",
     "sweep_stale",
     "unavailable_reason",
     "veth_path",
@@ -93,6 +94,20 @@ def unavailable_reason() -> str:
     if shutil.which("ip") is None:
         return "the `ip` command (iproute2) is not on the PATH"
     return ""
+
+
+def probe() -> str:
+    """Why a path cannot be made here, found by making one and deleting it at once (root without
+    CAP_SYS_ADMIN in a container, a kernel without veth: things :func:`unavailable_reason` cannot
+    see), or ``""`` when it can. About a tenth of a second."""
+    reason = unavailable_reason()
+    if reason:
+        return reason
+    try:
+        with veth_path():
+            return ""
+    except NetnsError as exc:
+        return str(exc)
 
 
 def _ip(*args: str) -> str:

@@ -49,7 +49,7 @@ def test_only_selects_metrics_and_unknown_names_are_refused(
 def test_the_real_path_is_skipped_with_its_reason_or_refused_when_required(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(netns, "unavailable_reason", lambda: "needs root (uid 1000)")
+    monkeypatch.setattr(netns, "probe", lambda: "needs root (uid 1000)")
     assert main(["--real-path", "on", "--only", "path_rtt"]) == 1
     assert "the real path cannot run here: needs root (uid 1000)" in capsys.readouterr().err
     assert main(["--only", "path_rtt"]) == 1  # auto: skipped, so nothing is left to run

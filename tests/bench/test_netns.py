@@ -150,6 +150,21 @@ def test_a_signal_to_the_run_deletes_its_namespaces(signum: int, made: list[Veth
 
 
 @needs_netns
+def test_the_probe_makes_a_path_or_says_why_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert netns.probe() == ""  # (and deleted it: veth_path, tested above)
+
+    real_ip = netns._ip
+
+    def no_veth(*args: str) -> str:
+        if args[:2] == ("link", "add"):
+            raise NetnsError("`ip link add ...` failed: Operation not supported")
+        return real_ip(*args)
+
+    monkeypatch.setattr(netns, "_ip", no_veth)  # the set-up's own ip runner, this time
+    assert netns.probe() == "`ip link add ...` failed: Operation not supported"
+
+
+@needs_netns
 def test_namespaces_of_a_dead_run_are_swept_and_a_live_runs_are_not() -> None:
     with open("/proc/sys/kernel/pid_max", encoding="ascii") as handle:
         dead_pid = int(handle.read()) + 1  # no process has it
