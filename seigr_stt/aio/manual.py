@@ -120,7 +120,7 @@ class ManualSession(STTSession):
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close at once (there is no peer to tell); the key is erased."""
-        self._check_close_code(code)
+        self._check_close_code(code, reason)
         self.end(code, reason)
 
     def end(self, code: int, reason: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
-from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession, check_timeout
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.events import (
@@ -47,6 +47,7 @@ __all__ = [
     "DATAGRAM_QUEUE_MAX",
     "PeerSession",
     "SessionHooks",
+    "check_bytes",
     "check_channel",
     "check_message",
 ]
@@ -172,9 +173,7 @@ class PeerSession(STTSession):
     def _active_core(self) -> Session:
         core = self._core
         if core.state == SessionState.CLOSED:
-            raise SessionClosedError(
-                f"session {self._session_id.hex()} is closed", self.close_code, self.close_reason
-            )
+            raise self._closed_error()
         return core
 
     async def send(self, data: bytes, stream_id: int = 0) -> None:
@@ -193,8 +192,12 @@ class PeerSession(STTSession):
         await self._driver.after_send((self._session_id,))
 
     async def send_datagram(self, data: bytes) -> None:
-        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes."""
-        self._active_core().send_datagram(bytes(data), self._driver.now())
+        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes.
+
+        Raises :class:`TypeError` unless ``data`` is bytes-like (bytes, bytearray, memoryview).
+        """
+        payload = check_bytes(data)
+        self._active_core().send_datagram(payload, self._driver.now())
         self._driver.transmit_soon()
 
     def _datagrams(self) -> asyncio.Queue[bytes | None]:
@@ -231,10 +234,11 @@ class PeerSession(STTSession):
         Raises :class:`TimeoutError` when no PONG arrives within ``timeout`` and
         :class:`SessionClosedError` when the session is not active.
         """
+        check_timeout(timeout)
         core = self._active_core()
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        token = core.ping(self._driver.now())
+        started = self._driver.now()
+        token = core.ping(started)
         future: asyncio.Future[float] = loop.create_future()
         self._pings[token] = future
         self._driver.transmit_soon()
@@ -280,6 +284,7 @@ class PeerSession(STTSession):
         peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
         closes meanwhile.
         """
+        check_timeout(timeout)
         core = self._active_core()
         target = core.request_rotation(self._driver.now())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -309,7 +314,7 @@ class PeerSession(STTSession):
         """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
 
         Data already written is delivered first (for at most a few seconds)."""
-        self._check_close_code(code)
+        self._check_close_code(code, reason)
         if self._core.state != SessionState.CLOSED:
             self._core.close(code, reason, self._driver.now(), drain=True)
             self._driver.transmit_soon()
@@ -343,7 +348,7 @@ class PeerSession(STTSession):
 
     def _on_pong(self, event: PongReceived) -> None:
         # A PONG answers every PING up to its token (the peer answers the latest one).
-        now = asyncio.get_running_loop().time()
+        now = self._driver.now()
         for token, future in self._pings.items():
             if token <= event.token and not future.done():
                 future.set_result(now)
@@ -366,29 +371,36 @@ class PeerSession(STTSession):
     def _on_stream_released(self, event: StreamReleased) -> None:
         # Finished both ways: the core forgot it, so do we. The application keeps what it
         # holds of the stream (its unread bytes stay readable); nothing more arrives for it.
-        self._streams.pop(event.stream_id, None)
+        stream = self._streams.pop(event.stream_id, None)
+        if stream is not None:
+            stream.handle_released()
 
     def _on_key_rotated(self, event: KeyRotated) -> None:
         self.last_key_rotation = self._driver.unix_now()
         self._resolve_rotations(event.key_version)
-        self._hooks.emit(NodeEvent("key_rotated", self, key_version=event.key_version))
+        self._tell(NodeEvent("key_rotated", self, key_version=event.key_version))
 
     def _on_address_changed(self, event: PeerAddressChanged) -> None:
         self.log.info("peer address changed")
-        self._hooks.emit(
+        self._tell(
             NodeEvent("peer_address_changed", self, old_address=event.old, new_address=event.new)
         )
+
+    def _tell(self, event: NodeEvent) -> None:
+        """An event for this session's listeners, then the node's."""
+        self._notify(event)
+        self._hooks.emit(event)
 
     def _on_session_closed(self, event: SessionClosed) -> None:
         self._driver.unbind(self._session_id)
         self.log.info(
             "session closed (code %d%s)", event.code, ", by peer" if event.by_peer else ""
         )
-        code, reason = event.code, event.reason
+        code, reason, by_peer = event.code, event.reason, event.by_peer
         for _, waiter in self._rotation_waiters:
             if not waiter.done():
                 waiter.set_exception(
-                    SessionClosedError("session closed during key rotation", code, reason)
+                    SessionClosedError("session closed during key rotation", code, reason, by_peer)
                 )
         if self._datagram_queue is not None:
             self._datagram_queue.put_nowait(None)
@@ -396,20 +408,29 @@ class PeerSession(STTSession):
             self._incoming_queue.put_nowait(None)
         for ping in self._pings.values():
             if not ping.done():
-                ping.set_exception(SessionClosedError("session closed", code, reason))
-        error = SessionClosedError(f"session {self._session_id.hex()} closed", code, reason)
+                ping.set_exception(SessionClosedError("session closed", code, reason, by_peer))
+        error = SessionClosedError(
+            f"session {self._session_id.hex()} closed", code, reason, by_peer
+        )
         for stream in self._streams.values():
             stream.handle_session_closed(error)
-        self._finish(code, reason)
-        self._hooks.emit(
-            NodeEvent("session_closed", self, code=code, reason=reason, by_peer=event.by_peer)
+        self._finish(code, reason, by_peer)
+        self._tell(
+            NodeEvent("session_closed", self, code=self.close_code, reason=reason, by_peer=by_peer)
         )
+
+
+def check_bytes(data: object, name: str = "data") -> bytes:
+    """``data`` as bytes: TypeError naming ``name`` unless it is bytes, bytearray or a
+    memoryview (an int would otherwise become that many zero bytes, a str has no encoding)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"{name} must be bytes, not {type(data).__name__}")
+    return bytes(data)
 
 
 def check_message(data: bytes, max_message_size: int) -> bytes:
     """``data`` as bytes; TypeError for anything else, MessageTooLarge above the limit."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = check_bytes(data)
     if len(data) > max_message_size:
         raise MessageTooLarge(
             f"message of {len(data)} bytes exceeds max_message_size ({max_message_size})"

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Generator
+from typing import Any
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.constants import STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import SessionClosedError, StreamError
 
-__all__ = ["STTStream"]
+__all__ = ["STREAM_READ_LIMIT", "STTStream"]
+
+#: :meth:`STTStream.readuntil` gives up (``asyncio.LimitOverrunError``) when this many bytes
+#: arrived without the separator (asyncio's default ``limit``).
+STREAM_READ_LIMIT = 64 * 1024
+
+
+class _Done(Awaitable[None]):
+    """What :meth:`STTStream.write` returns: the work is done, awaiting it is optional."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator that finishes at once
+
+
+_DONE = _Done()
 
 
 class STTStream:
@@ -23,6 +41,10 @@ class STTStream:
     :class:`asyncio.StreamReader`: ``read(n)`` returns at most ``n`` bytes (``b""`` at the end),
     ``read()`` everything until the peer closes its side. What is read frees flow-control credit,
     so a slow reader slows the writer down instead of filling memory.
+
+    As with :class:`asyncio.StreamWriter`, :meth:`write` (and :meth:`close`) do their work when
+    called: ``stream.write(data)`` without ``await`` sends, and ``await stream.write(data)``
+    (as api.md writes it) works too.
     """
 
     def __init__(self, driver: Driver, session_id: bytes, stream_id: int) -> None:
@@ -38,6 +60,8 @@ class STTStream:
         self._reset_locally = False
         self._closed_error: SessionClosedError | None = None
         self._readable = asyncio.Event()
+        self._finished: asyncio.Future[None] | None = None  # for wait_closed()
+        self._ended = False  # released by the core, reset, or the session closed
 
     def __repr__(self) -> str:
         return f"STTStream(id={self._stream_id}, session={self._session_id.hex()})"
@@ -63,6 +87,7 @@ class STTStream:
         else:
             self._reset_code = code
             self._eof = True
+            self._end()
         self._readable.set()
 
     def handle_session_closed(self, error: SessionClosedError) -> None:
@@ -70,6 +95,41 @@ class STTStream:
         self._closed_error = error
         self._eof = True
         self._readable.set()
+        self._end()
+
+    def handle_released(self) -> None:
+        """Both directions finished (the core forgot the stream)."""
+        self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
+
+    # -- state --------------------------------------------------------------------------------
+    def at_eof(self) -> bool:
+        """True when everything the peer sent has been read and it finished (or reset) its side,
+        or the session closed (as :meth:`asyncio.StreamReader.at_eof`)."""
+        return self._eof and not self._buffer
+
+    def is_closing(self) -> bool:
+        """True once our side is finished or reset, the peer stopped it, or the session closed
+        (as :meth:`asyncio.StreamWriter.is_closing`): :meth:`write` would raise."""
+        return (
+            self._write_closed
+            or self._closed_error is not None
+            or self._stopped_code is not None
+            or (self._reset_code is not None and self._reset_locally)
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream is over: finished in both directions, reset, or its session
+        closed. Reading what arrived stays possible afterwards."""
+        if self._ended:
+            return
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._finished)
 
     # -- reading ------------------------------------------------------------------------------
     def _raise_if_failed(self) -> None:
@@ -122,6 +182,41 @@ class STTStream:
             await self._wait_readable()
         return self._take(n)
 
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = STREAM_READ_LIMIT) -> bytes:
+        """Read up to and including ``separator`` (as :meth:`asyncio.StreamReader.readuntil`).
+
+        Raises :class:`asyncio.IncompleteReadError` (with what arrived) if the stream ends first
+        and :class:`asyncio.LimitOverrunError` when ``limit`` bytes arrived without the
+        separator (they stay buffered); ``separator`` must be non-empty bytes.
+        """
+        if not isinstance(separator, bytes | bytearray) or not separator:
+            raise ValueError("separator must be non-empty bytes")
+        searched = 0
+        while True:
+            at = self._buffer.find(separator, searched)
+            if at >= 0:
+                return self._take(at + len(separator))
+            if len(self._buffer) >= limit:
+                raise asyncio.LimitOverrunError(
+                    f"{limit} bytes arrived without the separator", len(self._buffer)
+                )
+            searched = max(len(self._buffer) - len(separator) + 1, 0)
+            if self._eof:
+                self._raise_if_failed()
+                partial = self._take(len(self._buffer))
+                raise asyncio.IncompleteReadError(partial, None)
+            self._raise_if_failed()
+            self._readable.clear()  # everything buffered was searched: wait for more
+            await self._wait_readable()
+
+    async def readline(self) -> bytes:
+        """Read one line, ``b"\n"`` included; at the end, what is left (``b""`` when nothing
+        is), as :meth:`asyncio.StreamReader.readline`."""
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes; :class:`asyncio.IncompleteReadError` if the stream ends first."""
         parts: list[bytes] = []
@@ -161,11 +256,25 @@ class STTStream:
             raise SessionClosedError(f"session {self._session_id.hex()} is closed")
         return session
 
-    async def write(self, data: bytes) -> None:
-        """Queue ``data`` for sending (call :meth:`drain` to respect backpressure)."""
+    def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None]:
+        """Queue ``data`` for sending now (call :meth:`drain` to respect backpressure).
+
+        The data is queued before this returns, so ``stream.write(data)`` needs no ``await``;
+        the awaitable it returns is already done (``await stream.write(data)`` works too).
+        Raises :class:`TypeError` unless ``data`` is bytes-like, :class:`StreamError` once our
+        side is finished or the peer stopped the stream, :class:`SessionClosedError` once the
+        session closed.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
         self._check_writable()
         self._session().write_stream(self._stream_id, bytes(data), False, self._driver.now())
         self._driver.transmit_soon()
+        return _DONE
+
+    def write_eof(self) -> None:
+        """Finish our side (FIN), as :meth:`close`, without awaiting."""
+        self.close()
 
     async def drain(self) -> None:
         """Wait while more than the high-water mark of written data is unacknowledged."""
@@ -188,15 +297,20 @@ class STTStream:
                 f"the peer stopped stream {self._stream_id} (code {self._stopped_code})"
             )
 
-    async def close(self) -> None:
-        """Finish our side (FIN); reading goes on until the peer finishes its side."""
+    def close(self) -> Awaitable[None]:
+        """Finish our side (FIN); reading goes on until the peer finishes its side.
+
+        Done when called (``await stream.close()`` works too; :meth:`wait_closed` waits for
+        both sides). No error when already finished or the session closed.
+        """
         if self._write_closed or self._closed_error is not None:
-            return
+            return _DONE
         self._check_writable()
         session = self._session()
         self._write_closed = True
         session.write_stream(self._stream_id, b"", True, self._driver.now())
         self._driver.transmit_soon()
+        return _DONE
 
     def reset(self, code: int = 0) -> None:
         """Abort both directions with ``code``: unsent data is dropped, the peer is told."""
@@ -208,6 +322,7 @@ class STTStream:
             self._reset_locally = True
         self._eof = True
         self._readable.set()
+        self._end()
         session = self._driver.get_session(self._session_id)
         if session is not None:
             # A stream finished in both directions is already forgotten by the core: there is
