@@ -105,7 +105,10 @@ class SessionManager:
     async def close_session(
         self, session_id: bytes, code: int = CloseCode.NORMAL, reason: str = ""
     ) -> None:
-        """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`."""
+        """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`
+        (:class:`TypeError` for an id that is not bytes)."""
+        if not isinstance(session_id, bytes):
+            raise TypeError(f"session_id must be bytes, not {type(session_id).__name__}")
         session = self._sessions.get(session_id)
         if session is None:
             raise SessionNotFound(f"no live session {session_id.hex()}", (session_id,))

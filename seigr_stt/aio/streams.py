@@ -10,7 +10,7 @@ from typing import Any
 from seigr_stt.aio.driver import Driver
 from seigr_stt.constants import STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
-from seigr_stt.exceptions import SessionClosedError, StreamError
+from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 
 __all__ = ["STREAM_READ_LIMIT", "STTStream"]
 
@@ -30,6 +30,11 @@ class _Done(Awaitable[None]):
 
 
 _DONE = _Done()
+
+
+def _check_count(n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, not {type(n).__name__}")
 
 
 class STTStream:
@@ -165,6 +170,7 @@ class STTStream:
         Raises :class:`StreamError` if the peer reset the stream and
         :class:`SessionClosedError` if the session closed before the stream ended.
         """
+        _check_count(n)
         if n == 0:
             return b""
         if n < 0:
@@ -218,7 +224,11 @@ class STTStream:
             return exc.partial
 
     async def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes; :class:`asyncio.IncompleteReadError` if the stream ends first."""
+        """Exactly ``n`` bytes; :class:`asyncio.IncompleteReadError` if the stream ends first
+        (:class:`ValueError` for a negative ``n``, as asyncio)."""
+        _check_count(n)
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
         parts: list[bytes] = []
         got = 0
         while got < n:
@@ -313,7 +323,12 @@ class STTStream:
         return _DONE
 
     def reset(self, code: int = 0) -> None:
-        """Abort both directions with ``code``: unsent data is dropped, the peer is told."""
+        """Abort both directions with ``code``: unsent data is dropped, the peer is told.
+        ``code`` is an int within 0..2**62-1 (:class:`TypeError` / :class:`ConfigError`)."""
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"code must be an int, not {type(code).__name__}")
+        if not 0 <= code < 1 << 62:
+            raise ConfigError("reset code must be within 0..2**62-1")
         if self._closed_error is not None or self._driver.stopped:
             return
         self._write_closed = True

@@ -226,3 +226,18 @@ async def test_back_to_back_rotations_on_an_idle_session_are_quick(make_node: No
     # The interval is max(50 ms, 3 PTO) with the RTT seeded by the handshake (about 80-100 ms
     # on loopback), not the ~1 s of the unmeasured initial RTT.
     assert elapsed < 0.8 * SECOND, f"5 rotations took {elapsed:.3f} s"
+
+
+async def test_stream_and_manager_arguments_are_checked(pair: Pair) -> None:
+    stream = await pair.session.open_stream()
+    with pytest.raises(TypeError, match="n must be an int, not str"):
+        await stream.read("5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="less than zero"):
+        await stream.readexactly(-1)
+    with pytest.raises(TypeError, match="code must be an int"):
+        stream.reset("1")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="reset code"):
+        stream.reset(-1)
+    assert not stream.is_closing()  # none of these touched the stream
+    with pytest.raises(TypeError, match="session_id must be bytes, not str"):
+        await pair.client.session_manager.close_session("abcd")  # type: ignore[arg-type]
