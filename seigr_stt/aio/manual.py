@@ -104,7 +104,7 @@ class ManualSession(STTSession):
         """Refused: a manual session has no peer (ProtocolError)."""
         self._refuse()
 
-    async def open_stream(self) -> NoReturn:
+    async def open_stream(self, *, unidirectional: bool = False) -> NoReturn:
         """Refused: a manual session has no peer (ProtocolError)."""
         self._refuse()
 

@@ -249,15 +249,21 @@ class PeerSession(STTSession):
             self._pings.pop(token, None)
 
     # -- byte streams -------------------------------------------------------------------------
-    async def open_stream(self) -> STTStream:
+    async def open_stream(self, *, unidirectional: bool = False) -> STTStream:
         """Open a reliable, ordered, bidirectional byte stream to the peer.
 
-        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
-        :class:`SessionClosedError` when the session is not active. Byte streams are separate
-        from the message channels ``send(data, stream_id)`` uses (§16.1).
+        ``unidirectional=True``: only we send on it (§16.4: its receiving half is stopped at
+        once, which also tells the peer of it). Raises :class:`StreamError` when the peer's
+        limit of concurrent streams is reached and :class:`SessionClosedError` when the session
+        is not active. Byte streams are separate from the message channels
+        ``send(data, stream_id)`` uses (§16.1).
         """
-        stream_id = self._active_core().open_stream(self._driver.now())
-        stream = self._streams[stream_id] = STTStream(self._driver, self._session_id, stream_id)
+        if not isinstance(unidirectional, bool):
+            raise TypeError(f"unidirectional must be a bool, not {type(unidirectional).__name__}")
+        stream_id = self._active_core().open_stream(self._driver.now(), unidirectional)
+        stream = self._streams[stream_id] = STTStream(
+            self._driver, self._session_id, stream_id, send_only=unidirectional
+        )
         self._driver.transmit_soon()
         return stream
 
@@ -354,7 +360,7 @@ class PeerSession(STTSession):
                 future.set_result(now)
 
     def _on_stream_opened(self, event: StreamOpened) -> None:
-        stream = STTStream(self._driver, self._session_id, event.stream_id)
+        stream = STTStream(self._driver, self._session_id, event.stream_id, opened_by_peer=True)
         self._streams[event.stream_id] = stream
         self._incoming().put_nowait(stream)
 

@@ -294,13 +294,25 @@ class STTSession(ABC):
         """
 
     @abstractmethod
-    async def open_stream(self) -> STTStream:
+    async def open_stream(self, *, unidirectional: bool = False) -> STTStream:
         """Open a reliable, ordered, bidirectional byte stream to the peer.
 
-        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
-        :class:`SessionClosedError` when the session is not active. Byte streams are separate
-        from the message channels ``send(data, stream_id)`` uses.
+        ``unidirectional=True``: only we send on it (reading it raises :class:`StreamError`);
+        the peer's ``incoming_streams()`` yields it at once, and its writes raise
+        :class:`StreamError` (docs/streams.md). Raises :class:`StreamError` when the peer's
+        limit of concurrent streams is reached and :class:`SessionClosedError` when the session
+        is not active. Byte streams are separate from the message channels
+        ``send(data, stream_id)`` uses.
         """
+
+    async def create_bidirectional_stream(self) -> STTStream:
+        """:meth:`open_stream` under pywebtransport's name."""
+        return await self.open_stream()
+
+    async def create_unidirectional_stream(self) -> STTStream:
+        """``open_stream(unidirectional=True)`` under pywebtransport's name: a stream only we
+        send on."""
+        return await self.open_stream(unidirectional=True)
 
     @abstractmethod
     def incoming_streams(self) -> AsyncIterator[STTStream]:

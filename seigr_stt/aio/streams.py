@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Generator
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
-from seigr_stt.constants import STREAM_SEND_HIGH_WATER_BYTES
+from seigr_stt.constants import STREAM_CODE_UNIDIRECTIONAL, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 
@@ -52,8 +52,19 @@ class STTStream:
     (as api.md writes it) works too.
     """
 
-    def __init__(self, driver: Driver, session_id: bytes, stream_id: int) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        session_id: bytes,
+        stream_id: int,
+        *,
+        send_only: bool = False,
+        opened_by_peer: bool = False,
+    ) -> None:
         self._driver = driver
+        self._opened_by_peer = opened_by_peer
+        self._send_only = send_only  # we opened it unidirectional: we only write
+        self._receive_only = False  # the peer opened it unidirectional: we only read
         self._session_id = session_id
         self._stream_id = stream_id
         self._buffer = bytearray()
@@ -76,6 +87,14 @@ class STTStream:
         """The stream's id: ``index << 2 | side`` (side 0 = the session's initiator), §16.1."""
         return self._stream_id
 
+    @property
+    def is_unidirectional(self) -> bool:
+        """True for a stream only one side sends on: we opened it with
+        ``open_stream(unidirectional=True)`` (we only write), or the peer did (we only read;
+        known once its announcement arrived, normally before ``incoming_streams()`` yields
+        it)."""
+        return self._send_only or self._receive_only
+
     # -- events from the session --------------------------------------------------------------
     def handle_data(self, data: bytes, fin: bool) -> None:
         """Bytes arrived in order (``fin``: the peer finished its side)."""
@@ -89,6 +108,8 @@ class STTStream:
         """The peer reset its side (``sending`` False) or asked us to stop (True)."""
         if sending:
             self._stopped_code = code
+            if code == STREAM_CODE_UNIDIRECTIONAL and self._opened_by_peer:
+                self._receive_only = True
         else:
             self._reset_code = code
             self._eof = True
@@ -114,8 +135,9 @@ class STTStream:
     # -- state --------------------------------------------------------------------------------
     def at_eof(self) -> bool:
         """True when everything the peer sent has been read and it finished (or reset) its side,
-        or the session closed (as :meth:`asyncio.StreamReader.at_eof`)."""
-        return self._eof and not self._buffer
+        or the session closed (as :meth:`asyncio.StreamReader.at_eof`); always True on a
+        unidirectional stream we opened (nothing arrives on it)."""
+        return self._send_only or (self._eof and not self._buffer)
 
     def is_closing(self) -> bool:
         """True once our side is finished or reset, the peer stopped it, or the session closed
@@ -144,6 +166,12 @@ class STTStream:
         if self._closed_error is not None and not self._buffer and not self._eof_by_fin():
             raise self._closed_error
 
+    def _check_readable(self) -> None:
+        if self._send_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only this side sends on it"
+            )
+
     def _eof_by_fin(self) -> bool:
         # A stream the peer finished before the session closed ended cleanly: what arrived is
         # still read, then b"" (not SessionClosedError).
@@ -171,6 +199,7 @@ class STTStream:
         :class:`SessionClosedError` if the session closed before the stream ended.
         """
         _check_count(n)
+        self._check_readable()
         if n == 0:
             return b""
         if n < 0:
@@ -185,6 +214,9 @@ class STTStream:
                 self._raise_if_failed()
                 return b""
             self._raise_if_failed()
+            # Nothing buffered and not at the end: wait for the next change (an event with no
+            # bytes, such as the peer stopping our half, must not make this loop spin).
+            self._readable.clear()
             await self._wait_readable()
         return self._take(n)
 
@@ -197,6 +229,7 @@ class STTStream:
         """
         if not isinstance(separator, bytes | bytearray) or not separator:
             raise ValueError("separator must be non-empty bytes")
+        self._check_readable()
         searched = 0
         while True:
             at = self._buffer.find(separator, searched)
@@ -253,6 +286,10 @@ class STTStream:
     def _check_writable(self) -> None:
         if self._closed_error is not None:
             raise self._closed_error
+        if self._receive_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only the peer sends on it"
+            )
         if self._stopped_code is not None:
             raise StreamError(
                 f"the peer stopped stream {self._stream_id} (code {self._stopped_code})"
@@ -302,6 +339,10 @@ class STTStream:
     def _check_writable_or_closed(self) -> None:
         if self._closed_error is not None:
             raise self._closed_error
+        if self._receive_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only the peer sends on it"
+            )
         if self._stopped_code is not None:
             raise StreamError(
                 f"the peer stopped stream {self._stream_id} (code {self._stopped_code})"
@@ -327,8 +368,10 @@ class STTStream:
         ``code`` is an int within 0..2**62-1 (:class:`TypeError` / :class:`ConfigError`)."""
         if isinstance(code, bool) or not isinstance(code, int):
             raise TypeError(f"code must be an int, not {type(code).__name__}")
-        if not 0 <= code < 1 << 62:
-            raise ConfigError("reset code must be within 0..2**62-1")
+        if not 0 <= code < STREAM_CODE_UNIDIRECTIONAL:
+            raise ConfigError(
+                "reset code must be within 0..2**62-2 (2**62-1 marks unidirectional streams)"
+            )
         if self._closed_error is not None or self._driver.stopped:
             return
         self._write_closed = True

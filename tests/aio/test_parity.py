@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from seigr_stt import CloseCode, ConfigError, NodeEvent, SessionClosedError, SessionState
+from seigr_stt import (
+    CloseCode,
+    ConfigError,
+    NodeEvent,
+    SessionClosedError,
+    SessionState,
+    StreamError,
+)
 from tests.aio.helpers import NodeFactory, Pair, connect, next_incoming_stream, wait_until
 from tests.timing import SECOND
 
@@ -168,3 +175,33 @@ async def test_is_closing_and_wait_closed_after_the_session_closes(pair: Pair) -
     assert stream.is_closing()
     assert stream.at_eof()
     assert pair.session.state == SessionState.CLOSED
+
+
+async def test_a_unidirectional_stream_carries_one_way(pair: Pair) -> None:
+    with pytest.raises(TypeError, match="unidirectional must be a bool"):
+        await pair.session.open_stream(unidirectional=1)  # type: ignore[arg-type]
+    stream = await pair.session.open_stream(unidirectional=True)
+    assert stream.is_unidirectional
+    assert stream.at_eof()  # nothing ever arrives on it
+    # Announced before its first byte: the peer's incoming_streams() yields it already.
+    incoming = await next_incoming_stream(pair.peer)
+    assert incoming.stream_id == stream.stream_id
+    assert incoming.is_unidirectional
+    with pytest.raises(StreamError, match="unidirectional: only the peer sends on it"):
+        incoming.write(b"back")
+    stream.write(b"one way\n" * 1000)
+    await stream.close()
+    assert await incoming.read() == b"one way\n" * 1000
+    with pytest.raises(StreamError, match="unidirectional: only this side sends on it"):
+        await stream.read()
+    with pytest.raises(ConfigError, match="marks unidirectional"):
+        stream.reset(2**62 - 1)
+    async with asyncio.timeout(10 * SECOND):
+        await stream.wait_closed()
+        await incoming.wait_closed()
+    assert pair.session.stats().active_streams == 0
+    assert pair.peer.stats().active_streams == 0
+    other = await pair.session.create_unidirectional_stream()
+    assert other.is_unidirectional
+    bidirectional = await pair.session.create_bidirectional_stream()
+    assert not bidirectional.is_unidirectional
