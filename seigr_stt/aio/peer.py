@@ -92,6 +92,9 @@ class PeerSession(STTSession):
         )
         self._driver = driver
         self._hooks = hooks
+        # Made when the handshake completed (keys confirmed): ACTIVE from now on. created_at is
+        # when the core session was made (for the initiator, when it sent FINAL).
+        self.ready_at = driver.unix_now()
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Created on first use: most sessions never carry datagrams or peer-opened streams, and
         # an idle session should cost little memory (docs/performance.md, scale).
