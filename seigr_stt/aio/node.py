@@ -502,6 +502,12 @@ class STTNode:
             addr = await udp.resolve(host, port)
         except OSError as exc:
             raise HandshakeError(f"cannot resolve {host!r} (port {port}): {exc}") from exc
+        bound = udp.address[0]
+        if (":" in str(addr[0])) != (":" in bound):
+            raise ConfigError(
+                f"cannot reach {host!r} over UDP: the node's socket is bound to {bound!r}, "
+                "another address family (bind the node to a host of the same family)"
+            )
         link = self._driver.udp_link
         assert link is not None
         return await self._handshake(addr, link, timeout)
@@ -545,10 +551,13 @@ class STTNode:
         """
         self._require_running()
         payload = check_message(data, self.config.max_message_size)
-        if isinstance(session_ids, bytes | bytearray | str) or not isinstance(
-            session_ids, Iterable
-        ):
+        if isinstance(session_ids, bytes | bytearray | str):
             raise TypeError("session_ids must be an iterable of session ids, not one id")
+        if not isinstance(session_ids, Iterable):
+            raise TypeError(
+                "session_ids must be an iterable of session ids (bytes), "
+                f"not {type(session_ids).__name__}"
+            )
         ids = list(session_ids)
         for session_id in ids:
             if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_BYTES:

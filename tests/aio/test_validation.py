@@ -241,3 +241,12 @@ async def test_stream_and_manager_arguments_are_checked(pair: Pair) -> None:
     assert not stream.is_closing()  # none of these touched the stream
     with pytest.raises(TypeError, match="session_id must be bytes, not str"):
         await pair.client.session_manager.close_session("abcd")  # type: ignore[arg-type]
+
+
+async def test_an_address_of_the_other_family_is_refused_at_once(make_node: NodeFactory) -> None:
+    client = await make_node(server_mode=False, ws=False)  # bound to 127.0.0.1
+    with pytest.raises(ConfigError, match="another address family"):
+        await client.connect_udp("::1", 9000, timeout=1)
+    with pytest.raises(TypeError, match="iterable of session ids \\(bytes\\), not int"):
+        await client.send_to_sessions(5, b"x")  # type: ignore[arg-type]
+    assert client.get_stats()["handshakes"]["started"] == 0
