@@ -172,6 +172,14 @@ class PeerSession(STTSession):
     def _streams_live(self) -> int:
         return len(self._streams)
 
+    def _stream_info(self) -> dict[str, Any]:
+        """What this session's streams answer in ``get_extra_info``."""
+        return {
+            "peername": self.peer_addr,
+            "transport": self._transport_type,
+            "peer_node_id": self._peer_node_id,
+        }
+
     # -- data ---------------------------------------------------------------------------------
     def _active_core(self) -> Session:
         core = self._core
@@ -265,7 +273,11 @@ class PeerSession(STTSession):
             raise TypeError(f"unidirectional must be a bool, not {type(unidirectional).__name__}")
         stream_id = self._active_core().open_stream(self._driver.now(), unidirectional)
         stream = self._streams[stream_id] = STTStream(
-            self._driver, self._session_id, stream_id, send_only=unidirectional
+            self._driver,
+            self._session_id,
+            stream_id,
+            send_only=unidirectional,
+            info=self._stream_info,
         )
         self._driver.transmit_soon()
         return stream
@@ -363,7 +375,13 @@ class PeerSession(STTSession):
                 future.set_result(now)
 
     def _on_stream_opened(self, event: StreamOpened) -> None:
-        stream = STTStream(self._driver, self._session_id, event.stream_id, opened_by_peer=True)
+        stream = STTStream(
+            self._driver,
+            self._session_id,
+            event.stream_id,
+            opened_by_peer=True,
+            info=self._stream_info,
+        )
         self._streams[event.stream_id] = stream
         self._incoming().put_nowait(stream)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
@@ -60,8 +60,10 @@ class STTStream:
         *,
         send_only: bool = False,
         opened_by_peer: bool = False,
+        info: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._driver = driver
+        self._info = info  # the session's side of get_extra_info()
         self._opened_by_peer = opened_by_peer
         self._send_only = send_only  # we opened it unidirectional: we only write
         self._receive_only = False  # the peer opened it unidirectional: we only read
@@ -86,6 +88,17 @@ class STTStream:
     def stream_id(self) -> int:
         """The stream's id: ``index << 2 | side`` (side 0 = the session's initiator), §16.1."""
         return self._stream_id
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As :meth:`asyncio.StreamWriter.get_extra_info`: ``"peername"`` (the peer's
+        ``(host, port)``), ``"transport"`` (``"udp"`` or ``"websocket"``), ``"session_id"``,
+        ``"peer_node_id"``, ``"stream_id"``; ``default`` for any other name."""
+        if name == "stream_id":
+            return self._stream_id
+        if name == "session_id":
+            return self._session_id
+        info = self._info() if self._info is not None else {}
+        return info.get(name, default)
 
     @property
     def is_unidirectional(self) -> bool:

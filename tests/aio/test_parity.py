@@ -205,3 +205,13 @@ async def test_a_unidirectional_stream_carries_one_way(pair: Pair) -> None:
     assert other.is_unidirectional
     bidirectional = await pair.session.create_bidirectional_stream()
     assert not bidirectional.is_unidirectional
+
+
+async def test_get_extra_info(pair: Pair) -> None:
+    stream = await pair.session.open_stream()
+    assert stream.get_extra_info("peername") == pair.session.peer_addr
+    assert stream.get_extra_info("transport") == pair.transport
+    assert stream.get_extra_info("session_id") == pair.session.session_id
+    assert stream.get_extra_info("stream_id") == stream.stream_id
+    assert stream.get_extra_info("peer_node_id") == pair.server.node_id
+    assert stream.get_extra_info("sockname", "none") == "none"
