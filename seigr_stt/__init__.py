@@ -12,6 +12,7 @@ import os
 from seigr_stt.aio.manager import SessionManager
 from seigr_stt.aio.manual import ManualSession
 from seigr_stt.aio.node import STTNode
+from seigr_stt.aio.serve import Connect, Server, connect, serve
 from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
 from seigr_stt.aio.stats import (
     NodeStats,
@@ -46,6 +47,7 @@ __all__ = [
     "BindError",
     "CloseCode",
     "ConfigError",
+    "Connect",
     "FrameType",
     "HandshakeError",
     "HandshakeTimeout",
@@ -62,6 +64,7 @@ __all__ = [
     "STTNode",
     "STTSession",
     "STTStream",
+    "Server",
     "SessionClosedError",
     "SessionCountStats",
     "SessionError",
@@ -74,7 +77,9 @@ __all__ = [
     "WeakSeedError",
     "WebSocketStats",
     "__version__",
+    "connect",
     "generate_seed",
+    "serve",
 ]
 
 

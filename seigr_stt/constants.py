@@ -63,6 +63,7 @@ class CloseCode(IntEnum):
     KEY_EXPIRED = 5
     AEAD_LIMIT_REACHED = 6
     SERVER_FULL = 7  # in a refusing RESPONSE (§4.4), never in CLOSE
+    INTERNAL_ERROR = 8  # the application failed (a serve() handler raised), like WebSocket 1011
 
 
 # -- Session states (user API, chapter 17; docs/protocol.md §9) --------------------------------
@@ -184,6 +185,7 @@ CLOSE_DEAD_PEER: Final = CloseCode.DEAD_PEER
 CLOSE_KEY_EXPIRED: Final = CloseCode.KEY_EXPIRED
 CLOSE_AEAD_LIMIT_REACHED: Final = CloseCode.AEAD_LIMIT_REACHED
 CLOSE_SERVER_FULL: Final = CloseCode.SERVER_FULL
+CLOSE_INTERNAL_ERROR: Final = CloseCode.INTERNAL_ERROR
 CLOSE_REASON_MAX_BYTES: Final = 123
 
 # -- Frames (§6) ---------------------------------------------------------------------------------

@@ -23,6 +23,13 @@ EXPECTED = {
     "key_rotation.py": ["-> version 3", "in order: True", "keys equal: True"],
     "echo_udp.py": ["sent 'hello', echoed 'hello' via udp", "sent 'stt', echoed 'stt' via udp"],
     "echo_websocket.py": ["echoed 'hello' via websocket", "echoed 'stt' via websocket"],
+    "serve_connect.py": [
+        "echoed 'hello' via udp",
+        "echoed 'hello' via websocket",
+        "answer to question 3",
+        "session 3 closed by the server, code 0",
+        "3 sessions, reconnected after each close",
+    ],
 }
 
 

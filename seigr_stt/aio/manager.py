@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
@@ -102,6 +104,34 @@ class SessionManager:
         """Live sessions in ``state`` (a :class:`SessionState` or its int)."""
         return [s for s in self._sessions.values() if s.state == state]
 
+    def get_sessions_by_peer(self, node_id: bytes) -> list[STTSession]:
+        """Live sessions with the peer whose node id is ``node_id`` (32 bytes), oldest first
+        (a peer may hold several sessions with us, over UDP and WebSocket)."""
+        if not isinstance(node_id, bytes | bytearray) or len(node_id) != NODE_ID_BYTES:
+            raise ConfigError(f"node_id must be {NODE_ID_BYTES} bytes")
+        return [s for s in self._sessions.values() if s.peer_node_id == node_id]
+
+    async def get_sessions_by_address(self, host: str, port: int) -> list[STTSession]:
+        """Live sessions whose peer is at ``(host, port)`` (:attr:`STTSession.peer_addr`),
+        oldest first.
+
+        ``host`` is resolved as :meth:`STTNode.connect_udp` resolves it (``"localhost"`` finds
+        the sessions with ``127.0.0.1``), hence the ``await``; an IP literal is used as it is.
+        A WebSocket session's address is the far end of its connection (for a client, the
+        server's WebSocket port). Raises :class:`ConfigError` for a bad host or port and
+        :class:`OSError` when the name does not resolve.
+        """
+        if not isinstance(host, str) or not host:
+            raise ConfigError("host must be a non-empty string")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(f"port must be an int within 0..65535, not {port!r}")
+        udp = self._driver.udp
+        if udp is not None:
+            address = await udp.resolve(host, port)
+        else:
+            address = await _resolve(host, port)
+        return [s for s in self._sessions.values() if s.peer_addr == address]
+
     async def close_session(
         self, session_id: bytes, code: int = CloseCode.NORMAL, reason: str = ""
     ) -> None:
@@ -198,3 +228,15 @@ class SessionManager:
             "max_concurrent": st.max_concurrent,
             "by_state": {state.name: n for state, n in st.by_state.items()},
         }
+
+
+async def _resolve(host: str, port: int) -> tuple[str, int]:
+    """``(host, port)`` with a name resolved to its first address (no socket to match)."""
+    try:
+        ipaddress.ip_address(host)
+        return (host, port)
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    sockaddr = infos[0][4]
+    return (str(sockaddr[0]), int(sockaddr[1]))

@@ -13,7 +13,8 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import NoReturn
 
-from seigr_stt.aio.session import STTSession
+from seigr_stt.aio.inbox import Inbox, InboxIterator
+from seigr_stt.aio.session import ReceivedPacket, STTSession
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core import crypto
@@ -118,6 +119,16 @@ class ManualSession(STTSession):
         return
         yield  # pragma: no cover - makes this an async generator
 
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """Refused: a manual session has no peer, nothing arrives (ProtocolError)."""
+        raise ProtocolError("a manual session has no peer or transport; nothing arrives")
+
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
+        """Nothing ever arrives on a manual session: the iteration ends at once."""
+        nothing: Inbox[ReceivedPacket] = Inbox()
+        nothing.close()
+        return InboxIterator(nothing, _same)
+
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close at once (there is no peer to tell); the key is erased."""
         self._check_close_code(code, reason)
@@ -130,3 +141,7 @@ class ManualSession(STTSession):
         self._state = SessionState.CLOSED
         self._key = None
         self._finish(code, reason)
+
+
+def _same(packet: ReceivedPacket) -> ReceivedPacket:
+    return packet

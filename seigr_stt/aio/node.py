@@ -24,8 +24,15 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
 from seigr_stt.aio.manager import SessionManager
-from seigr_stt.aio.peer import PeerSession, SessionHooks, check_channel, check_message
+from seigr_stt.aio.peer import (
+    PeerSession,
+    SessionHooks,
+    check_channel,
+    check_message,
+    return_credit,
+)
 from seigr_stt.aio.session import (
     EVENT_KINDS,
     NodeEvent,
@@ -186,7 +193,10 @@ class STTNode:
         )
         self.session_manager = SessionManager(self._driver, self.config.max_sessions)
         self._hooks = SessionHooks(
-            deliver=self._deliver, emit=self._emit, on_closed=self.session_manager.forget
+            deliver=self._deliver,
+            emit=self._emit,
+            on_closed=self.session_manager.forget,
+            claim=self._claim,
         )
         self._ws = WebSocketTransport(
             self._driver.receive_websocket,
@@ -199,8 +209,9 @@ class STTNode:
         # The WebSocket link each WebSocket session was established over (its idle timer
         # restarts when the session closes).
         self._ws_session_links: dict[bytes, WSLink] = {}
-        # (packet, flow-control credit to return once the application has taken it)
-        self._rx: asyncio.Queue[tuple[ReceivedPacket, int] | None] = asyncio.Queue()
+        # (packet, flow-control credit to return once the application has taken it), for
+        # node.receive(): the messages of every session without a reader of its own
+        self._rx: Inbox[tuple[ReceivedPacket, int]] = Inbox()
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._started = False
         self._stopped = False
@@ -346,7 +357,7 @@ class STTNode:
         await self._ws.close()
         if driver.udp is not None:
             driver.udp.close()
-        self._rx.put_nowait(None)
+        self._rx.close()
         self.logger.info("node %s stopped", self.node_id.hex()[:16])
 
     async def __aenter__(self) -> STTNode:
@@ -415,7 +426,11 @@ class STTNode:
             self.logger.error("listener task raised", exc_info=task.exception())
 
     def _deliver(self, packet: ReceivedPacket, credit: int) -> None:
-        self._rx.put_nowait((packet, credit))
+        self._rx.put((packet, credit))
+
+    def _claim(self, session_id: bytes) -> list[tuple[ReceivedPacket, int]]:
+        """A session got its own reader: its messages waiting here move to it, in order."""
+        return self._rx.take_where(lambda item: item[0].session_id == session_id)
 
     def _on_established(self, event: SessionEstablished) -> None:
         core = self._driver.get_session(event.session_id)
@@ -600,25 +615,39 @@ class STTNode:
             await self.send_to_sessions(ids, data, stream_id)
         return len(ids)
 
-    async def receive(self) -> AsyncIterator[ReceivedPacket]:
-        """Yield every application message received, until the node stops.
+    def receive(self) -> AsyncIterator[ReceivedPacket]:
+        """Every application message received, as :class:`ReceivedPacket`, until the node stops
+        (the iteration then ends, after the messages already received).
 
-        Cancelling the iteration loses nothing: undelivered packets stay queued for the next
-        call.
+        It sees the messages of every session that has no reader of its own: once
+        ``session.recv()`` is called or ``async for packet in session`` starts, that session's
+        messages go only to the session (docs/sessions.md, "Receiving"). Several iterators may
+        run at once; each message goes to exactly one of them. The iterator survives
+        cancellation: a cancelled or timed-out ``anext()`` (``asyncio.wait_for(anext(it),
+        0.5)``) takes nothing, and the next ``anext(it)`` waits again.
         """
-        while True:
-            item = await self._rx.get()
-            if item is None:
-                self._rx.put_nowait(None)  # let every other consumer end too
-                return
-            packet, credit = item
-            if credit and not self._stopped:
-                # Taking the message frees its share of the flow-control window (§16.3).
-                session = self._driver.get_session(packet.session_id)
-                if session is not None:
-                    session.consume_message(packet.stream_id, credit)
-                    self._driver.transmit_soon()
-            yield packet
+        return InboxIterator(self._rx, self._take)
+
+    def _take(self, item: tuple[ReceivedPacket, int]) -> ReceivedPacket:
+        packet, credit = item
+        return_credit(self._driver, packet, credit)
+        return packet
+
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next message :meth:`receive` would yield.
+
+        Raises :class:`TimeoutError` when none arrives within ``timeout`` seconds (None: wait
+        as long as it takes; a timeout takes nothing) and :class:`ProtocolError` once the node
+        is stopped and every message it received was taken. ``timeout`` must be None or a
+        positive number of seconds (TypeError / ConfigError).
+        """
+        wait = check_wait_timeout(timeout)
+        try:
+            async with asyncio.timeout(wait):
+                item = await self._rx.get()
+        except InboxClosed:
+            raise ProtocolError("node stopped: it receives no more messages") from None
+        return self._take(item)
 
     # -- statistics ---------------------------------------------------------------------------
     def stats(self) -> NodeStats:
@@ -661,7 +690,7 @@ class STTNode:
             bytes_sent=counters.bytes_sent,
             drops=MappingProxyType({str(r): n for r, n in counters.drops.items()}),
             drops_total=snap.drops_total,
-            receive_queue=self._rx.qsize(),
+            receive_queue=len(self._rx),
         )
 
     def get_stats(self) -> dict[str, Any]:

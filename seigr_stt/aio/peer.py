@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
 from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession, check_timeout
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
@@ -50,6 +51,7 @@ __all__ = [
     "check_bytes",
     "check_channel",
     "check_message",
+    "return_credit",
 ]
 
 #: Unread datagrams held per session before new ones are dropped (and counted).
@@ -63,6 +65,18 @@ class SessionHooks:
     deliver: Callable[[ReceivedPacket, int], None]  # a message, and the credit to return
     emit: Callable[[NodeEvent], None]  # an event for the node's listeners
     on_closed: Callable[[STTSession], None]  # the session closed (the manager forgets it)
+    # The session got its own reader: hand over its messages still waiting for node.receive()
+    # (in order, with their credit); from then on the session keeps its messages itself.
+    claim: Callable[[bytes], list[tuple[ReceivedPacket, int]]] | None = None
+
+
+def return_credit(driver: Driver, packet: ReceivedPacket, credit: int) -> None:
+    """The application took ``packet``: free its share of the flow-control window (§16.3)."""
+    if credit and not driver.stopped:
+        session = driver.get_session(packet.session_id)
+        if session is not None:
+            session.consume_message(packet.stream_id, credit)
+            driver.transmit_soon()
 
 
 class PeerSession(STTSession):
@@ -98,8 +112,11 @@ class PeerSession(STTSession):
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Created on first use: most sessions never carry datagrams or peer-opened streams, and
         # an idle session should cost little memory (docs/performance.md, scale).
-        self._datagram_queue: asyncio.Queue[bytes | None] | None = None
-        self._incoming_queue: asyncio.Queue[STTStream | None] | None = None
+        self._datagram_queue: Inbox[bytes] | None = None
+        self._incoming_queue: Inbox[STTStream] | None = None
+        # This session's own messages, once it has a reader of its own (recv(), async for);
+        # until then its messages go to node.receive().
+        self._inbox: Inbox[tuple[ReceivedPacket, int]] | None = None
         self._datagrams_lost = 0
         self._pings: dict[int, asyncio.Future[float]] = {}
         self._streams: dict[int, STTStream] = {}
@@ -118,6 +135,11 @@ class PeerSession(STTSession):
     def is_manual(self) -> bool:
         """False: a handshake made this session."""
         return False
+
+    @property
+    def initiator(self) -> bool:
+        """True when this node opened the session (``connect_*``), False when the peer did."""
+        return bool(self._core.initiator)
 
     @property
     def key_version(self) -> int:
@@ -211,32 +233,79 @@ class PeerSession(STTSession):
         self._active_core().send_datagram(payload, self._driver.now())
         self._driver.transmit_soon()
 
-    def _datagrams(self) -> asyncio.Queue[bytes | None]:
+    def _datagrams(self) -> Inbox[bytes]:
         if self._datagram_queue is None:
-            self._datagram_queue = asyncio.Queue()
+            self._datagram_queue = Inbox()
             if self._ended:
-                self._datagram_queue.put_nowait(None)
+                self._datagram_queue.close()
         return self._datagram_queue
 
-    def _incoming(self) -> asyncio.Queue[STTStream | None]:
+    def _incoming(self) -> Inbox[STTStream]:
         if self._incoming_queue is None:
-            self._incoming_queue = asyncio.Queue()
+            self._incoming_queue = Inbox()
             if self._ended:
-                self._incoming_queue.put_nowait(None)
+                self._incoming_queue.close()
         return self._incoming_queue
 
-    async def datagrams(self) -> AsyncIterator[bytes]:
+    def datagrams(self) -> AsyncIterator[bytes]:
         """Datagrams from the peer, until the session closes.
 
         At most ``DATAGRAM_QUEUE_MAX`` (1024) unread datagrams are held; more are dropped and
-        counted in ``get_statistics()["datagrams_dropped"]``.
+        counted in ``get_statistics()["datagrams_dropped"]``. The iterator survives
+        cancellation: a cancelled or timed-out ``anext()`` takes nothing, the next one waits
+        again.
         """
-        while True:
-            item = await self._datagrams().get()
-            if item is None:
-                self._datagrams().put_nowait(None)
-                return
-            yield item
+        return InboxIterator(self._datagrams(), _same)
+
+    # -- messages of this session -------------------------------------------------------------
+    def _own_inbox(self) -> Inbox[tuple[ReceivedPacket, int]]:
+        """This session's message inbox; the first call makes the session read per session: its
+        messages still waiting for ``node.receive()`` move here, in order, and later ones come
+        here only."""
+        if self._inbox is None:
+            inbox: Inbox[tuple[ReceivedPacket, int]] = Inbox()
+            if self._hooks.claim is not None:
+                for item in self._hooks.claim(self._session_id):
+                    inbox.put(item)
+            if self._ended:
+                inbox.close()
+            self._inbox = inbox
+        return self._inbox
+
+    def _take_message(self, item: tuple[ReceivedPacket, int]) -> ReceivedPacket:
+        packet, credit = item
+        return_credit(self._driver, packet, credit)
+        return packet
+
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next message of this session, as a :class:`ReceivedPacket` (``.data`` holds the
+        bytes, ``.stream_id`` the channel it was sent on).
+
+        From the first call (or the first ``async for packet in session``) this session's
+        messages go only to this session, no longer to ``node.receive()``; the ones already
+        waiting there move here first, so none is lost or seen twice. Raises
+        :class:`TimeoutError` when none arrives within ``timeout`` seconds (None: wait as long
+        as it takes; a timeout takes nothing) and :class:`SessionClosedError` (with the close
+        code and reason) once the session is closed and every message it received was taken.
+        A ``timeout`` that is not None or a positive number raises TypeError / ConfigError and
+        changes nothing.
+        """
+        wait = check_wait_timeout(timeout)  # before anything changes
+        inbox = self._own_inbox()
+        try:
+            async with asyncio.timeout(wait):
+                item = await inbox.get()
+        except InboxClosed:
+            raise self._closed_error(
+                f"session {self._session_id.hex()} is closed: no more messages"
+            ) from None
+        return self._take_message(item)
+
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
+        """``async for packet in session``: this session's messages until it closes (the loop
+        then ends; ``close_code`` says how). Starting it makes the session read per session,
+        as :meth:`recv` does; a cancelled or timed-out ``anext()`` takes nothing."""
+        return InboxIterator(self._own_inbox(), self._take_message)
 
     # -- liveness -----------------------------------------------------------------------------
     async def ping(self, timeout: float = 5.0) -> float:
@@ -282,18 +351,17 @@ class PeerSession(STTSession):
         self._driver.transmit_soon()
         return stream
 
-    async def incoming_streams(self) -> AsyncIterator[STTStream]:
+    def incoming_streams(self) -> AsyncIterator[STTStream]:
         """Streams the peer opens, until the session closes. The peer may open more only as
-        streams it opened are taken here and finished (at most 256 wait at once)."""
-        while True:
-            stream = await self._incoming().get()
-            if stream is None:
-                self._incoming().put_nowait(None)
-                return
-            if self._core.state != SessionState.CLOSED:
-                self._core.accept_stream(stream.stream_id)
-                self._driver.transmit_soon()
-            yield stream
+        streams it opened are taken here and finished (at most 256 wait at once). The iterator
+        survives cancellation: a stream is taken only by an ``anext()`` that returns it."""
+        return InboxIterator(self._incoming(), self._accept_stream)
+
+    def _accept_stream(self, stream: STTStream) -> STTStream:
+        if self._core.state != SessionState.CLOSED:
+            self._core.accept_stream(stream.stream_id)
+            self._driver.transmit_soon()
+        return stream
 
     # -- key rotation -------------------------------------------------------------------------
     async def rotate_key(self, timeout: float = 10.0) -> bytes:
@@ -357,15 +425,18 @@ class PeerSession(STTSession):
             transport=self._transport_type or "udp",
             received_at=time.time(),
         )
-        self._hooks.deliver(packet, event.credit)
+        if self._inbox is not None:
+            self._inbox.put((packet, event.credit))
+        else:
+            self._hooks.deliver(packet, event.credit)
 
     def _on_datagram(self, event: DatagramReceived) -> None:
         # Datagrams are unreliable: when the application does not keep up, the newest ones are
         # dropped and counted rather than held without bound.
-        if self._datagrams().qsize() >= DATAGRAM_QUEUE_MAX:
+        if len(self._datagrams()) >= DATAGRAM_QUEUE_MAX:
             self._datagrams_lost += 1
             return
-        self._datagrams().put_nowait(event.data)
+        self._datagrams().put(event.data)
 
     def _on_pong(self, event: PongReceived) -> None:
         # A PONG answers every PING up to its token (the peer answers the latest one).
@@ -383,7 +454,7 @@ class PeerSession(STTSession):
             info=self._stream_info,
         )
         self._streams[event.stream_id] = stream
-        self._incoming().put_nowait(stream)
+        self._incoming().put(stream)
 
     def _on_stream_data(self, event: StreamDataReceived) -> None:
         stream = self._streams.get(event.stream_id)
@@ -429,10 +500,9 @@ class PeerSession(STTSession):
                 waiter.set_exception(
                     SessionClosedError("session closed during key rotation", code, reason, by_peer)
                 )
-        if self._datagram_queue is not None:
-            self._datagram_queue.put_nowait(None)
-        if self._incoming_queue is not None:
-            self._incoming_queue.put_nowait(None)
+        for inbox in (self._datagram_queue, self._incoming_queue, self._inbox):
+            if inbox is not None:
+                inbox.close()
         for ping in self._pings.values():
             if not ping.done():
                 ping.set_exception(SessionClosedError("session closed", code, reason, by_peer))
@@ -453,6 +523,10 @@ def check_bytes(data: object, name: str = "data") -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes, not {type(data).__name__}")
     return bytes(data)
+
+
+def _same(item: bytes) -> bytes:
+    return item
 
 
 def check_message(data: bytes, max_message_size: int) -> bytes:

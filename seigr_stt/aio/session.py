@@ -353,6 +353,24 @@ class STTSession(ABC):
         if listeners:
             call_listeners(listeners, event, self._logger)
 
+    # -- messages of this session (per-session receive; docs/sessions.md) ---------------------
+    @abstractmethod
+    async def recv(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next message of this session (a :class:`ReceivedPacket`).
+
+        From the first call, or the first ``async for packet in session``, this session's
+        messages go only to the session, no longer to ``node.receive()`` (those already waiting
+        there move over first, in order). Raises :class:`TimeoutError` after ``timeout`` seconds
+        without one (taking nothing) and :class:`SessionClosedError` once the session is closed
+        and drained; a manual session raises :class:`ProtocolError` (nothing ever arrives).
+        """
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
+        """``async for packet in session``: this session's messages until it closes, read per
+        session as with :meth:`recv`. A cancelled or timed-out ``anext()`` takes nothing and
+        leaves the iterator usable."""
+
     # -- statistics ---------------------------------------------------------------------------
     def _snapshot(self) -> SessionSnapshot | None:
         """The core's figures, for a session that has a core."""

@@ -10,21 +10,55 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from seigr_stt import STTNode, generate_seed
-from seigr_stt.cli.console import run
+from seigr_stt.cli.console import printable, run
 from seigr_stt.cli.errors import EXIT_HANDSHAKE_TIMEOUT, EXIT_USAGE, CLIError
 from seigr_stt.cli.seeds import Seeds, read_seeds
-from seigr_stt.exceptions import HandshakeError, HandshakeTimeout, STTError
+from seigr_stt.constants import CloseCode
+from seigr_stt.exceptions import HandshakeError, HandshakeTimeout, SessionClosedError, STTError
 
 if TYPE_CHECKING:
-    from seigr_stt.aio.session import STTSession
+    from seigr_stt.aio.session import NodeEvent, STTSession
 
-__all__ = ["client_command", "client_session", "target_text"]
+__all__ = ["client_command", "client_session", "close_text", "target_text"]
+
+_CLOSE_WORDS: dict[int, str] = {
+    CloseCode.NORMAL: "normal close",
+    CloseCode.GOING_AWAY: "going away",
+    CloseCode.PROTOCOL_ERROR: "protocol error",
+    CloseCode.IDLE_TIMEOUT: "idle timeout",
+    CloseCode.DEAD_PEER: "no answer from the peer",
+    CloseCode.KEY_EXPIRED: "keys expired",
+    CloseCode.AEAD_LIMIT_REACHED: "key usage limit reached",
+    CloseCode.SERVER_FULL: "server full",
+}
+
+# session id -> whether the peer closed it, from the client node's "session_closed" events
+_closed_by_peer: dict[bytes, bool] = {}
+
+
+def close_text(session: STTSession) -> str:
+    """How ``session`` ended, in words: ``the node closed the session (code 1, going away)``.
+
+    ``the session closed (…)`` when this side closed it (e.g. ``code 4, no answer from the
+    peer``); the peer's reason, when it gave one, follows the code's words, escaped.
+    """
+    by_peer = _closed_by_peer.get(session.session_id, False)
+    who = "the node closed the session" if by_peer else "the session closed"
+    code = session.close_code
+    if code is None:
+        return who
+    words = _CLOSE_WORDS.get(code)
+    detail = f"code {code}" + (f", {words}" if words else "")
+    if session.close_reason:
+        detail += f": {printable(session.close_reason)}"
+    return f"{who} ({detail})"
 
 
 def _is_loopback(host: str) -> bool:
@@ -71,6 +105,11 @@ async def client_session(
         allowed_peers=seeds.allowed_peers,
     )
     await node.start()
+
+    def closed(event: NodeEvent) -> None:
+        _closed_by_peer[event.session.session_id] = event.by_peer
+
+    node.on("session_closed", closed)
     try:
         started = time.perf_counter()
         if args.ws:
@@ -86,6 +125,16 @@ async def client_session(
                     await session.close()
     finally:
         await node.stop()
+
+
+def _os_text(args: argparse.Namespace, exc: BaseException | None) -> str | None:
+    """An OS error reaching the target, in words naming the host or address; None otherwise."""
+    if isinstance(exc, socket.gaierror):
+        host = (urlsplit(args.ws).hostname or args.ws) if args.ws else args.host
+        return f"cannot resolve the host {host!r}: {exc.strerror or exc}"
+    if isinstance(exc, OSError):
+        return f"cannot reach {target_text(args)}: {exc.strerror or exc}"
+    return None
 
 
 def client_command(
@@ -114,8 +163,16 @@ def client_command(
                 EXIT_HANDSHAKE_TIMEOUT,
             ) from None
         except HandshakeError as exc:
-            raise CLIError(str(exc)) from None
-        except (STTError, OSError) as exc:
-            raise CLIError(f"{type(exc).__name__}: {exc}") from None
+            # it names the peer; a name that does not resolve is said without errno
+            cause = exc.__cause__ if isinstance(exc.__cause__, socket.gaierror) else None
+            raise CLIError(_os_text(args, cause) or str(exc)) from None
+        except SessionClosedError as exc:
+            raise CLIError(f"{target_text(args)}: {exc.args[0] if exc.args else exc}") from None
+        except BrokenPipeError:
+            raise  # our standard output was closed: main() ends quietly
+        except OSError as exc:
+            raise CLIError(_os_text(args, exc) or f"{target_text(args)}: {exc}") from None
+        except STTError as exc:
+            raise CLIError(_os_text(args, exc.__cause__) or f"{target_text(args)}: {exc}") from None
 
     return command

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import signal
 import statistics
 import struct
 import sys
@@ -20,11 +21,18 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from seigr_stt import STTNode
-from seigr_stt.cli.client import client_session, target_text
-from seigr_stt.cli.console import run, say
-from seigr_stt.cli.errors import EXIT_CODES, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError
+from seigr_stt.cli.client import client_session, close_text, target_text
+from seigr_stt.cli.console import configure_logging, prefix, run, say
+from seigr_stt.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+    exit_codes,
+)
 from seigr_stt.cli.seeds import Seeds
-from seigr_stt.exceptions import MessageTooLarge, STTError
+from seigr_stt.exceptions import MessageTooLarge, SessionClosedError, STTError
 
 if TYPE_CHECKING:
     from seigr_stt.aio.session import ReceivedPacket, STTSession
@@ -45,19 +53,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 BENCH_HELP = """\
-usage: stt bench [ARGS ...]
+usage: stt bench [--log-level LEVEL] [ARGS ...]
 
 Run the benchmarks (seigr_stt.bench); every argument is passed on to them,
 so `stt bench --help` shows their options.
 """
 
+BENCH_LOG_HELP = """
+stt bench also takes:
+  --log-level {debug,info,warning,error}
+                        log level of the seigr_stt loggers, on standard error
+                        (default warning)
+"""
+
+
+def _log_level(argv: list[str]) -> tuple[str, list[str]]:
+    """``--log-level LEVEL`` (or ``=LEVEL``) taken out of ``argv``: (level, the rest)."""
+    level, rest = "warning", []
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--log-level":
+            level = next(arguments, "")
+        elif arg.startswith("--log-level="):
+            level = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    if level not in ("debug", "info", "warning", "error"):
+        raise CLIError(
+            f"--log-level must be one of debug, info, warning, error, not {level!r}", EXIT_USAGE
+        )
+    return level, rest
+
 
 def cmd_bench(argv: list[str]) -> int:
     """``stt bench``: run ``seigr_stt.bench.main(argv)`` and return its exit code.
 
-    ``argv`` is every argument after ``bench``, unparsed. The benchmarks are imported only here;
-    without them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
+    ``argv`` is every argument after ``bench``, unparsed, except ``--log-level LEVEL``, which
+    configures logging as for the other commands. The benchmarks are imported only here; without
+    them ``--help`` prints :data:`BENCH_HELP` (exit 0) and anything else exits 1.
     """
+    level, argv = _log_level(argv)
+    asks_help = any(arg in ("-h", "--help") for arg in argv)
     try:
         bench = importlib.import_module("seigr_stt.bench")
     except ImportError as exc:
@@ -66,14 +102,17 @@ def cmd_bench(argv: list[str]) -> int:
         bench = None
     run = getattr(bench, "main", None)
     if run is None:
-        if any(arg in ("-h", "--help") for arg in argv):
-            sys.stdout.write(BENCH_HELP + "\n" + EXIT_CODES)
+        if asks_help:
+            sys.stdout.write(BENCH_HELP + "\n" + exit_codes(False))
             return EXIT_OK
-        sys.stderr.write(
-            "stt bench: the benchmarks (seigr_stt.bench) are not part of this installation\n"
-        )
-        return EXIT_FAILURE
-    code = run(argv)
+        raise CLIError("the benchmarks (seigr_stt.bench) are not part of this installation")
+    configure_logging(level)
+    try:
+        code = run(argv)
+    except SystemExit as done:  # their --help
+        if asks_help and not done.code:
+            sys.stdout.write(BENCH_LOG_HELP + "\n" + exit_codes(False))
+        raise
     return int(code or 0)
 
 
@@ -100,12 +139,12 @@ async def connect_main(args: argparse.Namespace, seeds: Seeds) -> int:
         say(f"session    {session.session_id.hex()} over {session.transport_type}")
         say(f"peer       {session.peer_node_id.hex()}")
         say(f"key        version {session.key_version}")
+        say(f"handshake  {_ms(elapsed)}")
+        say(f"rtt        {_ms(rtt)}")
         if args.rotate:
             before = session.key_version
             await session.rotate_key(timeout=args.timeout)
             say(f"rotated    key version {before} -> {session.key_version}")
-        say(f"handshake  {_ms(elapsed)}")
-        say(f"rtt        {_ms(rtt)}")
     say("closed")
     return EXIT_OK
 
@@ -179,43 +218,84 @@ async def send_main(args: argparse.Namespace, seeds: Seeds) -> int:
 async def ping_main(args: argparse.Namespace, seeds: Seeds) -> int:
     """``stt ping``: ``--count`` messages echoed by a node with ``--echo``; print RTT statistics.
 
-    A body for :func:`~seigr_stt.cli.client.client_command`. Raises :class:`CLIError` (exit 1)
-    when no reply came at all; some lost replies only show in the loss figure.
+    A body for :func:`~seigr_stt.cli.client.client_command`. The summary is printed however the
+    pings end: all sent, Ctrl-C (SIGINT; exit 130), or the session closed (its code and words on
+    standard error first; exit 1). Raises :class:`CLIError` (exit 1) when no reply came at all;
+    some lost replies only show in the loss figure.
     """
+    times: list[float] = []
+    sent = 0
+    ended: str | None = None
+    interrupted = False
     async with client_session(args, seeds) as (node, session, _), _inbox(node) as inbox:
         sid = session.session_id
         say(f"PING {target_text(args)}: session {sid.hex()[:8]} over {session.transport_type}")
-        times: list[float] = []
-        for seq in range(args.count):
-            if seq:
-                await asyncio.sleep(args.interval)
-            payload = b"stt-ping " + struct.pack("!Id", seq, time.time())
-            started = time.perf_counter()
-            await session.send(payload, args.stream)
-            deadline = started + args.timeout
-            reply = None
-            while reply is None or reply.data != payload:
-                remaining = deadline - time.perf_counter()
-                reply = await _next_from(inbox, sid, remaining) if remaining > 0 else None
+
+        async def pings() -> None:
+            nonlocal sent
+            for seq in range(args.count):
+                if seq:
+                    await asyncio.sleep(args.interval)
+                payload = b"stt-ping " + struct.pack("!Id", seq, time.time())
+                started = time.perf_counter()
+                await session.send(payload, args.stream)
+                sent += 1
+                deadline = started + args.timeout
+                reply = None
+                while reply is None or reply.data != payload:
+                    remaining = deadline - time.perf_counter()
+                    reply = await _next_from(inbox, sid, remaining) if remaining > 0 else None
+                    if reply is None:
+                        break
                 if reply is None:
-                    break
-            if reply is None:
-                say(f"seq={seq} no reply within {args.timeout:g} s")
-                continue
-            elapsed = time.perf_counter() - started
-            times.append(elapsed)
-            say(f"reply seq={seq} time={elapsed * 1000:.3f} ms")
-        rtt = await _measure_rtt(node, session, 0.5)
-    sent = args.count
-    loss = 100.0 * (sent - len(times)) / sent
+                    say(f"seq={seq} no reply within {args.timeout:g} s")
+                    continue
+                elapsed = time.perf_counter() - started
+                times.append(elapsed)
+                say(f"reply seq={seq} time={elapsed * 1000:.3f} ms")
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+        work = asyncio.create_task(pings())
+        waits = {
+            work,
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(session.wait_closed()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        failure = work.exception() if work.done() and not work.cancelled() else None
+        if failure is not None and not isinstance(failure, SessionClosedError):
+            raise failure
+        interrupted = stop.is_set()
+        if not session.is_active():
+            ended = close_text(session)
+        rtt = None if ended else await _measure_rtt(node, session, 0.5)
+    if ended is not None:
+        say(f"{prefix()}: {ended}", sys.stderr)
+    loss = 100.0 * (sent - len(times)) / sent if sent else 0.0
     say(f"--- {target_text(args)} ping statistics ---")
     say(f"{sent} sent, {len(times)} received, {loss:.0f}% loss")
+    if times:
+        ms = [t * 1000 for t in times]
+        say(
+            f"rtt min/avg/p50/max = {min(ms):.3f}/{statistics.fmean(ms):.3f}/"
+            f"{statistics.median(ms):.3f}/{max(ms):.3f} ms"
+        )
+    if rtt is not None:
+        say(f"session smoothed rtt {_ms(rtt)}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if ended is not None:
+        return EXIT_FAILURE
     if not times:
         raise CLIError("no replies (does the node run with --echo?)")
-    ms = [t * 1000 for t in times]
-    say(
-        f"rtt min/avg/p50/max = {min(ms):.3f}/{statistics.fmean(ms):.3f}/"
-        f"{statistics.median(ms):.3f}/{max(ms):.3f} ms"
-    )
-    say(f"session smoothed rtt {_ms(rtt)}")
     return EXIT_OK

@@ -4,12 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
 
-__all__ = ["printable", "run", "say"]
+__all__ = ["configure_logging", "prefix", "printable", "run", "say", "set_command", "warn"]
+
+_command = "stt"
+
+
+def set_command(name: str | None) -> None:
+    """Name the running command, for the prefix of :func:`warn` and of error lines."""
+    global _command
+    _command = f"stt {name}" if name else "stt"
+
+
+def prefix() -> str:
+    """``stt COMMAND``: what every error and warning line of the CLI starts with."""
+    return _command
+
+
+def warn(text: str) -> None:
+    """Write ``stt COMMAND: warning: TEXT`` on standard error (errors are ``stt COMMAND:
+    TEXT``, written by :func:`seigr_stt.cli.main`)."""
+    say(f"{_command}: warning: {text}", sys.stderr)
+
+
+def configure_logging(level_name: str) -> None:
+    """Log the ``seigr_stt`` loggers at ``level_name`` (and other libraries at WARNING and above)
+    on standard error. Called again, only the levels change."""
+    level = getattr(logging, level_name.upper())
+    logging.basicConfig(
+        level=min(level, logging.WARNING),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger().setLevel(min(level, logging.WARNING))
+    logging.getLogger("seigr_stt").setLevel(level)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -15,6 +15,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CLIError",
+    "exit_codes",
 ]
 
 EXIT_OK = 0
@@ -32,6 +33,17 @@ exit codes:
        shared seed, or does not allow our node id
   130  interrupted (Ctrl-C)
 """
+
+_HANDSHAKE_LINES = 2  # the two lines of code 3 in EXIT_CODES
+
+
+def exit_codes(handshake: bool) -> str:
+    r"""The ``exit codes:`` help footer; without code 3 unless the command ``handshake``\s."""
+    if handshake:
+        return EXIT_CODES
+    lines = EXIT_CODES.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("  3 "))
+    return "".join(lines[:start] + lines[start + _HANDSHAKE_LINES :])
 
 
 class CLIError(Exception):

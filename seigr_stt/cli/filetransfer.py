@@ -76,7 +76,8 @@ def encode_file_header(name: str, size: int) -> bytes:
 
 # -- sender ------------------------------------------------------------------------------------
 class Progress:
-    """A rich progress bar on standard error, or a few plain lines when rich is missing."""
+    """A rich progress bar on standard error when it is a terminal; otherwise (redirected, or
+    rich missing) a plain line at each quarter. The finished bar shows the elapsed time."""
 
     def __init__(self, name: str, total: int, enabled: bool) -> None:
         self._total = total
@@ -100,13 +101,16 @@ class Progress:
             )
         except ImportError:
             return
+        console = Console(stderr=True)
+        if not console.is_terminal:  # a log file gets plain lines, not box-drawing characters
+            return
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+            TimeRemainingColumn(elapsed_when_finished=True),
+            console=console,
         )
         self._task = self._bar.add_task(name, total=total)
 
@@ -278,7 +282,7 @@ class FileReceiver:
         part = self.receive_dir / f".stt-{session.session_id.hex()[:8]}-{stream.stream_id}.part"
         log.info("receiving file %r (%d bytes) on stream %d", name, size, stream.stream_id)
         try:
-            with part.open("wb") as handle:
+            with _create_private(part) as handle:
                 async for chunk in stream:
                     got += len(chunk)
                     if got > size:
@@ -307,6 +311,18 @@ class FileReceiver:
             f"sha256 {digest.hexdigest()} -> {printable(str(path))}"
         )
         await self._reply(stream, FILE_STORED, digest.digest())
+
+
+def _create_private(path: Path) -> IO[bytes]:
+    """``path`` opened for writing, mode 0600 (narrowed further by the umask), never through a
+    symbolic link: a received file is readable by the node's user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600 & os.fstat(fd).st_mode)  # a file that existed keeps no wider mode
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _discard(path: Path) -> None:

@@ -14,11 +14,12 @@ from typing import TypeVar
 from seigr_stt import __version__
 from seigr_stt.cli.client import client_command
 from seigr_stt.cli.commands import cmd_demo, connect_main, ping_main, send_main
-from seigr_stt.cli.errors import EXIT_CODES
+from seigr_stt.cli.errors import EXIT_CODES, exit_codes
 from seigr_stt.cli.filetransfer import send_file_main
 from seigr_stt.cli.keys import cmd_id, cmd_keygen
 from seigr_stt.cli.pinning import parse_node_id
 from seigr_stt.cli.serve import cmd_node
+from seigr_stt.cli.show import cmd_show
 from seigr_stt.cli.stats import cmd_stats
 
 __all__ = ["DEFAULT_UDP_PORT", "DEFAULT_WS_PORT", "build_parser", "number"]
@@ -93,13 +94,17 @@ _non_negative_int = number(int, minimum=0)
 _positive_float = number(float, positive=True)
 
 
-def _common(default_level: str) -> argparse.ArgumentParser:
+def _common(default_level: str, *, from_config: bool = False) -> argparse.ArgumentParser:
+    """``--log-level``; with ``from_config`` its default is None (``stt node`` applies the
+    config file's ``log_level``, then ``default_level``)."""
     common = argparse.ArgumentParser(add_help=False)
+    also = " or the config file's log_level" if from_config else ""
     common.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
-        default=default_level,
-        help=f"log level of the seigr_stt loggers, on standard error (default {default_level})",
+        default=None if from_config else default_level,
+        help=f"log level of the seigr_stt loggers, on standard error (default {default_level}"
+        f"{also})",
     )
     return common
 
@@ -174,23 +179,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seigr_stt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     quiet = _common("warning")
-    client = [quiet, _seed_options(), _pin_options(), _target_options()]
+    client_parents = [quiet, _seed_options(), _pin_options(), _target_options()]
 
     def add(
-        name: str, help_text: str, parents: list[argparse.ArgumentParser], epilog: str = ""
+        name: str,
+        help_text: str,
+        parents: list[argparse.ArgumentParser],
+        epilog: str = "",
+        *,
+        client: bool = False,
     ) -> argparse.ArgumentParser:
+        """A command; a ``client`` one reaches a node (usage shows HOST PORT or --ws URL, and
+        its exit codes include 3, the handshake timeout)."""
         return sub.add_parser(
             name,
             help=help_text,
             description=help_text,
             parents=parents,
-            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + EXIT_CODES,
+            epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + exit_codes(client),
             formatter_class=_Formatter,
+            usage=f"stt {name} [options] (HOST PORT | --ws URL)"
+            + {"send": " MESSAGE", "send-file": " PATH"}.get(name, "")
+            if client
+            else None,
         )
 
     keygen = add("keygen", "write a new random seed file (mode 0600)", [quiet])
     keygen.add_argument("output", help="file to write, or - for standard output")
-    keygen.add_argument("--format", choices=("hex", "base64"), default="hex")
+    keygen.add_argument(
+        "--format",
+        choices=("hex", "base64"),
+        default="hex",
+        help="how the 32 random bytes are written: hex (default) or base64; both are read back",
+    )
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.set_defaults(func=cmd_keygen)
 
@@ -213,25 +234,30 @@ def build_parser() -> argparse.ArgumentParser:
     node = add(
         "node",
         "run a node over UDP and WebSocket until SIGINT/SIGTERM",
-        [_common("info"), _seed_options(), _pin_options()],
+        [_common("info", from_config=True), _seed_options(), _pin_options()],
+        "examples:\n  stt node --node-seed node.seed --shared-seed shared.seed --echo\n"
+        "  stt node --config node.toml --port 9100   # the file, with another port\n\n"
         "On start it prints `node NODE_ID` and\n"
-        "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output.\n\n" + SEED_HELP,
+        "`listening udp HOST:PORT [ws URL] [metrics URL]` on standard output, and opens the\n"
+        "control socket that `stt show` reads.\n\n"
+        "config file:\n"
+        "  --config FILE (TOML) sets these options (as top-level keys: host, port, ws_port,\n"
+        "  ws = false, node_seed, shared_seed, ...) and every NodeConfig field in the tables\n"
+        "  [session], [endpoint] and [transport]; an option on the command line wins.\n"
+        "  See docs/cli.md for the format.\n\n" + SEED_HELP,
     )
-    node.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     node.add_argument(
-        "--port", type=_port, default=DEFAULT_UDP_PORT, help="UDP port (default 9000; 0: any)"
+        "--config",
+        metavar="FILE",
+        help="read options and NodeConfig fields from this TOML file (command-line options win)",
     )
-    node.add_argument(
-        "--ws-port",
-        type=_port,
-        default=DEFAULT_WS_PORT,
-        help="WebSocket port (default 9001; 0: any)",
-    )
-    node.add_argument("--no-ws", action="store_true", help="serve UDP only")
+    node.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    node.add_argument("--port", type=_port, help="UDP port (default 9000; 0: any)")
+    node.add_argument("--ws-port", type=_port, help="WebSocket port (default 9001; 0: any)")
+    node.add_argument("--no-ws", action="store_true", default=None, help="serve UDP only")
     node.add_argument(
         "--server",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help="accept peers' handshakes (default: yes)",
     )
     node.add_argument(
@@ -240,23 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (needs the metrics "
         "extra)",
     )
+    node.add_argument("--metrics-host", help="address of the metrics server (default 127.0.0.1)")
     node.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        help="address of the metrics server (default 127.0.0.1)",
+        "--control-socket",
+        metavar="PATH",
+        help="the Unix socket `stt show` reads (default: $XDG_RUNTIME_DIR/stt-PORT.sock, "
+        "else /tmp/stt-UID-PORT.sock; `none`: no socket)",
     )
-    node.add_argument("--echo", action="store_true", help="send every message back to its sender")
     node.add_argument(
-        "--receive-dir", type=Path, metavar="DIR", help="store files sent with `stt send-file` here"
+        "--echo",
+        action="store_true",
+        default=None,
+        help="send every message back to its sender",
+    )
+    node.add_argument(
+        "--receive-dir", metavar="DIR", help="store files sent with `stt send-file` here"
     )
     node.set_defaults(func=cmd_node)
 
     connect = add(
         "connect",
         "handshake with a node, print the session, then close",
-        client,
+        client_parents,
         "examples:\n  stt connect 127.0.0.1 9000 --shared-seed shared.seed\n"
         "  stt connect --ws ws://127.0.0.1:9001/stt --shared-seed shared.seed\n\n" + SEED_HELP,
+        client=True,
     )
     connect.add_argument(
         "--rotate", action="store_true", help="also rotate the session's keys once"
@@ -266,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     send = add(
         "send",
         "send one message to a node",
-        client,
+        client_parents,
         "example:\n  stt send 127.0.0.1 9000 hello --shared-seed shared.seed --wait-reply\n\n"
         + SEED_HELP,
+        client=True,
     )
     send.add_argument("message", metavar="MESSAGE", help="the message text, or - for stdin")
     send.add_argument(
@@ -282,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     send_file = add(
         "send-file",
         "send a file over a byte stream, with a progress bar",
-        client,
+        client_parents,
         "The node must run with --receive-dir. Both sides print the file's sha256.\n\n" + SEED_HELP,
+        client=True,
     )
     send_file.add_argument("path", type=Path, metavar="PATH", help="the file to send")
     send_file.add_argument(
@@ -299,8 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     ping = add(
         "ping",
         "measure round-trip times to a node running with --echo",
-        client,
+        client_parents,
         "Each ping is a message the node echoes back; prints min/avg/p50/max.\n\n" + SEED_HELP,
+        client=True,
     )
     ping.add_argument("--count", "-c", type=_positive_int, default=5, help="pings (default 5)")
     ping.add_argument(
@@ -312,12 +349,36 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("--stream", type=_non_negative_int, default=0, help="message channel")
     ping.set_defaults(func=client_command(ping_main))
 
+    show = add(
+        "show",
+        "show a running node's peers, endpoints, handshakes and transfer (like `wg show`)",
+        [],
+        "examples:\n  stt show               # every node of this user\n"
+        "  stt show 9000          # the node on UDP port 9000\n"
+        "  stt show --socket /run/stt/node.sock --json\n\n"
+        "Reads the control socket that `stt node` opens (--control-socket); needs no metrics.",
+    )
+    show.add_argument(
+        "port",
+        nargs="?",
+        type=_port,
+        metavar="PORT",
+        help="the node's UDP port, which names its default control socket",
+    )
+    show.add_argument("--socket", metavar="PATH", help="the node's control socket")
+    show.add_argument("--json", action="store_true", help="print the figures as JSON")
+    show.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="seconds to wait (default 5)"
+    )
+    show.set_defaults(func=cmd_show)
+
     stats = add(
         "stats",
         "print a running node's statistics from its metrics endpoint",
         [quiet],
         "HOST PORT are those of `stt node --metrics-port PORT` (http://HOST:PORT/metrics).",
     )
+    stats.usage = "stt stats [options] (HOST PORT | --url URL)"
     stats.add_argument("host", nargs="?", metavar="HOST", help="the metrics server's host")
     stats.add_argument("port", nargs="?", type=_port, metavar="PORT", help="the metrics port")
     stats.add_argument("--url", help="the full metrics URL instead of HOST PORT")

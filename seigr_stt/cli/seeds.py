@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from seigr_stt.cli.console import warn
 from seigr_stt.cli.errors import EXIT_USAGE, CLIError
 from seigr_stt.cli.pinning import check_not_seeds, read_allowed_peers
 from seigr_stt.core.identity import parse_seed
@@ -37,7 +37,7 @@ def _read_seed(path: str | None, env: str, what: str, flag: str) -> bytes | None
             detail = exc.strerror if isinstance(exc, OSError) else "not a text file"
             raise CLIError(f"{label}: {detail}", EXIT_USAGE) from None
         if os.name == "posix" and mode & 0o077:
-            sys.stderr.write(f"stt: warning: {path} is readable by others; run chmod 600 {path}\n")
+            warn(f"{path} is readable by others; run chmod 600 {path}")
         source = label
     else:
         env_text = os.environ.get(env)
@@ -57,7 +57,8 @@ def parse_seed_text(text: str, source: str, what: str) -> bytes:
     try:
         return parse_seed(text.strip(), what)
     except WeakSeedError as exc:  # its text never contains the seed
-        raise CLIError(f"{source}: {exc}", EXIT_USAGE) from None
+        text = str(exc).replace("seigr_stt.generate_seed()", "`stt keygen FILE` to write a new one")
+        raise CLIError(f"{source}: {text}", EXIT_USAGE) from None
 
 
 def read_node_seed(path: str | None) -> bytes | None:

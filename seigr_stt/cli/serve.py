@@ -3,7 +3,9 @@
 Besides the library's node this adds what the command promises (docs/cli.md, "stt node"): the
 ``node`` and ``listening`` lines, messages printed or echoed (``--echo``), files received over
 byte streams (:class:`~seigr_stt.cli.filetransfer.FileReceiver`), and the optional Prometheus
-exporter (``--metrics-port``, imported only when asked for).
+exporter (``--metrics-port``, imported only when asked for), the ``--config`` file
+(:mod:`~seigr_stt.cli.nodefile`) and the control socket ``stt show`` reads
+(:mod:`~seigr_stt.cli.control`).
 """
 
 from __future__ import annotations
@@ -11,18 +13,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import signal
+import socket
+import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seigr_stt import STTNode, generate_seed
-from seigr_stt.cli.console import run, say
+from seigr_stt.cli.console import configure_logging, run, say
+from seigr_stt.cli.control import ControlServer, default_socket_path, node_snapshot
 from seigr_stt.cli.errors import EXIT_OK, EXIT_USAGE, CLIError
 from seigr_stt.cli.filetransfer import FileReceiver
+from seigr_stt.cli.nodefile import apply_node_file
 from seigr_stt.cli.seeds import Seeds, read_seeds
-from seigr_stt.exceptions import STTError
+from seigr_stt.config import NodeConfig
+from seigr_stt.exceptions import ConfigError, STTError
 
 if TYPE_CHECKING:
     from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
@@ -91,25 +100,70 @@ class _NodeRunner:
             self.spawn(self.files.receive_file(session, stream))
 
 
-async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
-    """Start the node (and the metrics exporter), print its addresses, serve until signalled."""
+def _port_in_use(host: str, port: int, kind: socket.SocketKind) -> bool:
+    """Whether binding ``host:port`` (UDP or TCP, as the node does) fails as taken."""
+    if port == 0:
+        return False
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=kind)[0]
+    except OSError:
+        return False
+    with socket.socket(family, kind) as probe:
+        if kind == socket.SOCK_STREAM:  # as asyncio's servers do
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _start_error(args: argparse.Namespace, exc: BaseException) -> CLIError:
+    """Why the node could not start, in words naming the address (which port is taken)."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        busy = []
+        if _port_in_use(args.host, args.port, socket.SOCK_DGRAM):
+            busy.append(f"UDP port {args.port} on {args.host} (--port)")
+        if not args.no_ws and _port_in_use(args.host, args.ws_port, socket.SOCK_STREAM):
+            busy.append(f"WebSocket (TCP) port {args.ws_port} on {args.host} (--ws-port)")
+        if busy:
+            return CLIError(
+                f"cannot start the node: {' and '.join(busy)} already in use; choose another "
+                "port, or 0 for any free one"
+            )
+    if isinstance(cause, OSError) and not isinstance(exc, OSError):
+        return CLIError(f"cannot start the node: {exc}")
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    ws = "" if args.no_ws else f", WebSocket {args.host}:{args.ws_port}"
+    return CLIError(f"cannot start the node on UDP {args.host}:{args.port}{ws}: {detail}")
+
+
+async def _node_main(args: argparse.Namespace, seeds: Seeds, config: NodeConfig) -> int:
+    """Start the node (metrics exporter, control socket), print its addresses, serve until
+    signalled."""
     if seeds.node is None:
         _log.warning("no node seed: using a random identity (its node id changes at each start)")
-    node = STTNode(
-        seeds.node or generate_seed(),
-        seeds.shared,
-        args.host,
-        args.port,
-        ws_port=None if args.no_ws else args.ws_port,
-        logger=logging.getLogger("seigr_stt.node"),
-        allowed_peers=seeds.allowed_peers,
-    )
+    try:
+        node = STTNode(
+            seeds.node or generate_seed(),
+            seeds.shared,
+            args.host,
+            args.port,
+            ws_port=None if args.no_ws else args.ws_port,
+            config=config,
+            logger=logging.getLogger("seigr_stt.node"),
+            allowed_peers=seeds.allowed_peers,
+        )
+    except ConfigError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
     if seeds.allowed_peers is not None:
         _log.info("pinned: sessions only with %d node id(s)", len(seeds.allowed_peers))
     runner = _NodeRunner(node, args)
     node.on("session_established", runner.on_established)
     node.on("key_rotated", runner.on_key_rotated)
     metrics: MetricsServer | None = None
+    control: ControlServer | None = None
     if args.metrics_port is not None:
         try:
             serve_metrics = importlib.import_module("seigr_stt.metrics").serve_metrics
@@ -117,16 +171,34 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
             raise CLIError(
                 "--metrics-port needs prometheus-client: pip install 'seigr-stt[metrics]'"
             ) from None
-    await node.start(server_mode=args.server)
     try:
+        await node.start(server_mode=args.server)
+    except (OSError, STTError) as exc:
+        raise _start_error(args, exc) from None
+    started_at = time.time()
+    try:
+        assert node.udp_address is not None
+        if args.control_socket != "none":
+            path = (
+                Path(args.control_socket)
+                if args.control_socket
+                else default_socket_path(node.udp_address[1])
+            )
+            control = ControlServer(path, lambda: node_snapshot(node, started_at))
+            await control.open()
         if args.metrics_port is not None:
-            metrics = serve_metrics(node, args.metrics_port, host=args.metrics_host)
+            try:
+                metrics = serve_metrics(node, args.metrics_port, host=args.metrics_host)
+            except OSError as exc:
+                raise CLIError(
+                    f"cannot serve metrics on {args.metrics_host}:{args.metrics_port} "
+                    f"(--metrics-port): {exc.strerror or exc}"
+                ) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)
-        assert node.udp_address is not None
         line = f"listening udp {_fmt_addr(node.udp_address)}"
         if node.ws_url:
             line += f" ws {node.ws_url}"
@@ -134,10 +206,14 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
             line += f" metrics {metrics.url}"
         say(f"node {node.node_id.hex()}")
         say(line)
+        if control is not None:
+            say(f"control {control.path}")
         runner.spawn(runner.pump())
         await stop.wait()
         _log.info("stopping")
     finally:
+        if control is not None:
+            await control.close()
         if metrics is not None:
             await asyncio.to_thread(metrics.close)
         await node.stop()
@@ -151,14 +227,15 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     """``stt node``: run a node until SIGINT or SIGTERM, then stop it and exit 0.
 
-    Raises :class:`CLIError`: exit 2 for a port out of range, a ``--receive-dir`` that cannot be
-    created or a missing seed; exit 1 when the node cannot start (e.g. its port is taken) or
-    ``--metrics-port`` is given without prometheus-client.
+    Options come from the command line, else from ``--config`` FILE, else the defaults
+    (:func:`~seigr_stt.cli.nodefile.apply_node_file`). Raises :class:`CLIError`: exit 2 for a bad
+    config file, a ``--receive-dir`` that cannot be created or a missing seed; exit 1 when the
+    node cannot start (the message names the port that is taken), its control socket cannot be
+    opened, or ``--metrics-port`` is given without prometheus-client.
     """
-    for name in ("port", "ws_port", "metrics_port"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value <= 65535:
-            raise CLIError(f"--{name.replace('_', '-')} must be within 0..65535", EXIT_USAGE)
+    config = apply_node_file(args)
+    if args.log_level is not None:
+        configure_logging(args.log_level)
     if args.receive_dir is not None:
         try:
             args.receive_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +244,4 @@ def cmd_node(args: argparse.Namespace) -> int:
                 f"--receive-dir {args.receive_dir}: {exc.strerror}", EXIT_USAGE
             ) from None
     seeds = read_seeds(args)
-    try:
-        return run(_node_main(args, seeds))
-    except OSError as exc:
-        raise CLIError(f"cannot start the node: {exc.strerror or exc}") from None
+    return run(_node_main(args, seeds, config))

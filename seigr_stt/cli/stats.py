@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from seigr_stt.cli.console import say
 from seigr_stt.cli.errors import EXIT_OK, EXIT_USAGE, CLIError
+from seigr_stt.cli.show import format_bytes
 
 __all__ = ["cmd_stats", "parse_metrics"]
 
@@ -61,6 +62,23 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
         return {labels[label]: value for labels, value in samples.get(name, [])}
 
     info = samples["stt_node_info"][0][0]
+    # started by role when the exporter labels them (initiator / responder), else one figure
+    roles = {
+        labels.get("role", ""): int(value)
+        for labels, value in samples.get("stt_handshakes_started_total", [])
+    }
+    handshakes = [f"initiated {roles.get('initiator', roles.get('', 0))}"]
+    if "responder" in roles:
+        handshakes.append(f"accepted {roles['responder']}")
+    handshakes += [
+        f"{kind} {one(f'stt_handshakes_{kind}_total')}"
+        for kind in ("accepted", "rejected")
+        if f"stt_handshakes_{kind}_total" in samples
+    ]
+    handshakes += [
+        f"failed {one('stt_handshakes_failed_total')}",
+        f"in flight {one('stt_handshakes_in_flight')}",
+    ]
     state = labelled("stt_sessions", "state")
     drops = labelled("stt_drops_total", "reason")
     drop_text = ", ".join(f"{k} {int(v)}" for k, v in sorted(drops.items()) if v) or "none"
@@ -74,13 +92,11 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
         + " ".join(f"{s} {int(state.get(s, 0))}" for s in ("active", "handshake", "closing"))
         + f" (created {one('stt_sessions_created_total')}, "
         f"closed {one('stt_sessions_closed_total')})",
-        f"handshakes started {one('stt_handshakes_started_total')}, "
-        f"failed {one('stt_handshakes_failed_total')}, "
-        f"in flight {one('stt_handshakes_in_flight')}",
+        "handshakes " + ", ".join(handshakes),
         f"packets    sent {one('stt_packets_sent_total')}, "
         f"received {one('stt_packets_received_total')}",
-        f"bytes      sent {one('stt_bytes_sent_total')}, "
-        f"received {one('stt_bytes_received_total')}",
+        f"bytes      sent {format_bytes(one('stt_bytes_sent_total'))}, "
+        f"received {format_bytes(one('stt_bytes_received_total'))}",
         f"drops      {int(sum(drops.values()))} ({drop_text})",
     ]
     per: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -101,9 +117,9 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
                     peer,
                     transport,
                     str(int(v.get("key_version", 0))),
-                    "-" if rtt is None else f"{rtt * 1000:.2f}ms",
-                    str(int(v.get("bytes_sent_total", 0))),
-                    str(int(v.get("bytes_received_total", 0))),
+                    "-" if rtt is None else f"{rtt * 1000:.3f} ms",
+                    format_bytes(v.get("bytes_sent_total", 0)),
+                    format_bytes(v.get("bytes_received_total", 0)),
                     str(int(v.get("packets_lost_total", 0))),
                 )
             )

@@ -343,7 +343,7 @@ async def test_streams_opened_and_reset_leave_nothing_behind(arena: Arena) -> No
         peer = member.peer
         assert isinstance(peer, PeerSession)
         core = member.server_core.streams
-        queued = peer._incoming_queue.qsize() if peer._incoming_queue is not None else 0
+        queued = len(peer._incoming_queue) if peer._incoming_queue is not None else 0
         return [len(peer._streams), queued, len(core.recv), len(core.send)]
 
     async def serve() -> None:

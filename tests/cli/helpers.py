@@ -39,7 +39,8 @@ def run(*args: str, timeout: float = 30 * SECOND, **env: str) -> subprocess.Comp
 
 @dataclass
 class NodeProcess:
-    """``stt node`` running in a subprocess; its output lines are collected by threads."""
+    """``stt node`` (or another command) in a subprocess; its output lines are collected by
+    threads."""
 
     proc: subprocess.Popen[str]
     out: queue.Queue[str] = field(default_factory=queue.Queue)
@@ -49,25 +50,36 @@ class NodeProcess:
     port: int = 0
     ws_url: str | None = None
     metrics_url: str | None = None
+    control: str | None = None
 
     @classmethod
-    def start(cls, *args: str) -> NodeProcess:
+    def spawn(cls, *args: str, **env: str) -> NodeProcess:
+        """Run ``stt ARGS`` (any command), its output lines collected as they come."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "seigr_stt", "node", "--port", "0", "--ws-port", "0", *args],
+            [sys.executable, "-m", "seigr_stt", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=clean_env(),
+            env=clean_env(**env),
         )
         node = cls(proc)
         assert proc.stdout is not None
         assert proc.stderr is not None
         threading.Thread(target=node._read, args=(proc.stdout, node.out), daemon=True).start()
         threading.Thread(target=node._collect, args=(proc.stderr,), daemon=True).start()
+        return node
+
+    @classmethod
+    def start(cls, *args: str, ports: bool = True, **env: str) -> NodeProcess:
+        """Start ``stt node ARGS`` (with ``--port 0 --ws-port 0`` first when ``ports``)."""
+        first = ("--port", "0", "--ws-port", "0") if ports else ()
+        node = cls.spawn("node", *first, *args, **env)
         match = LISTENING.match(node.expect("listening "))
         assert match is not None
         node.host, node.port = match[1], int(match[2])
         node.ws_url, node.metrics_url = match[3], match[4]
+        if "none" not in args:  # else no control socket: --control-socket none
+            node.control = node.expect("control ").removeprefix("control ")
         return node
 
     @staticmethod
@@ -98,9 +110,10 @@ class NodeProcess:
     def target(self) -> tuple[str, str]:
         return (self.host, str(self.port))
 
-    def stop(self) -> int:
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` (unless it has exited) and wait for the exit code."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signum)
         try:
             return self.proc.wait(timeout=15 * SECOND)
         finally:

@@ -27,3 +27,13 @@ def test_unreachable_websocket_exits_1(seeds: dict[str, Path]) -> None:
     )
     assert result.returncode == 1
     assert "cannot open a WebSocket" in result.stderr
+
+
+def test_an_unknown_host_is_named_without_python_names(seeds: dict[str, Path]) -> None:
+    result = run("connect", "nosuchhost.invalid", "9000", "--shared-seed", str(seeds["shared"]))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "stt connect: cannot resolve the host 'nosuchhost.invalid': "
+    ), result.stderr
+    assert "Error" not in result.stderr
+    assert "Traceback" not in result.stderr

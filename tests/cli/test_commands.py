@@ -1,13 +1,16 @@
-"""demo, bench, connect, send and ping (:mod:`seigr_stt.cli.commands`)."""
+"""demo, bench, connect, send and ping (:mod:`seigr_stt.cli.commands`); ping ended by Ctrl-C
+and by the node closing, in real subprocesses."""
 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.cli.helpers import NodeProcess, clean_env, run
+from tests.timing import SECOND
 
 
 def test_demo_shows_the_whole_lifecycle() -> None:
@@ -43,7 +46,9 @@ def test_connect_over_udp_and_websocket(echo_node: NodeProcess, seeds: dict[str,
     assert f"peer       {node_id}" in udp.stdout
     assert "key        version 0" in udp.stdout
     assert "rotated    key version 0 -> 1" in udp.stdout
-    assert re.search(r"^rtt +[0-9.]+ ms$", udp.stdout, re.M)
+    assert re.search(r"^rtt +[0-9]+\.[0-9]{3} ms$", udp.stdout, re.M)
+    heads = [line.split()[0] for line in udp.stdout.splitlines()]
+    assert heads == ["session", "peer", "key", "handshake", "rtt", "rotated", "closed"]
     assert udp.stdout.rstrip().endswith("closed")
     assert echo_node.ws_url is not None
     ws = run("connect", "--ws", echo_node.ws_url, *shared)
@@ -75,6 +80,43 @@ def test_ping_prints_rtt_statistics(echo_node: NodeProcess, seeds: dict[str, Pat
     assert result.stdout.count("reply seq=") == 3
     assert "3 sent, 3 received, 0% loss" in result.stdout
     assert re.search(r"rtt min/avg/p50/max = [0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+ ms", result.stdout)
+
+
+def _pinging(echo_node: NodeProcess, seeds: dict[str, Path]) -> NodeProcess:
+    """``stt ping`` that would run for 20 s, once its second reply has arrived."""
+    ping = NodeProcess.spawn(
+        "ping", *echo_node.target, "-c", "1000", "--interval", "0.02",
+        "--shared-seed", str(seeds["shared"]),
+    )  # fmt: skip
+    ping.expect("reply seq=1 ")
+    return ping
+
+
+def test_ping_prints_its_summary_on_ctrl_c(echo_node: NodeProcess, seeds: dict[str, Path]) -> None:
+    ping = _pinging(echo_node, seeds)
+    assert ping.stop(signal.SIGINT) == 130
+    summary = ping.expect("--- ")
+    assert summary == f"--- {echo_node.host}:{echo_node.port} ping statistics ---"
+    counts = re.fullmatch(r"(\d+) sent, (\d+) received, \d+% loss", ping.expect(""))
+    assert counts is not None
+    assert int(counts[2]) >= 2
+    assert int(counts[1]) - int(counts[2]) in (0, 1)  # at most the ping in flight is lost
+    assert ping.expect("rtt min/avg/p50/max = ")
+    assert ping.err == []  # no "interrupted", no traceback
+
+
+def test_ping_reports_the_node_closing_then_its_summary(seeds: dict[str, Path]) -> None:
+    node = NodeProcess.start(
+        "--shared-seed", str(seeds["shared"]), "--echo", "--no-ws", "--control-socket", "none"
+    )
+    ping = _pinging(node, seeds)
+    assert node.stop() == 0, node.err
+    assert ping.proc.wait(timeout=15 * SECOND) == 1
+    ping.expect("--- ")
+    ping.expect("rtt min/avg/p50/max = ")
+    assert ping.err == [
+        "stt ping: the node closed the session (code 1, going away: node stopping)"
+    ], ping.err
 
 
 def test_importing_the_cli_loads_no_optional_package() -> None:

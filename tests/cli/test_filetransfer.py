@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def test_send_file_stores_it_with_the_same_sha256(
     line = echo_node.expect("received file payload.bin")
     assert f"sha256 {digest}" in line
     assert (receive_dir / "payload.bin").read_bytes() == data
+    assert stat.S_IMODE((receive_dir / "payload.bin").stat().st_mode) & 0o077 == 0  # 0600
+    # stderr is not a terminal here: plain progress lines, no bar drawn
+    assert "━" not in result.stderr
+    assert "payload.bin: 700000/700000 bytes (100%)" in result.stderr
     # A name that exists gets a suffix; only the base name of what the sender says is used.
     again = run(
         "send-file", *echo_node.target, str(source), "--name", "../payload.bin", "--no-progress",
@@ -53,6 +58,15 @@ def test_progress_without_rich_prints_plain_lines(
             progress.advance(100)
     err = capsys.readouterr().err.splitlines()
     assert err == [f"data.bin: {n}/1000 bytes ({n // 10}%)" for n in (300, 500, 800, 1000)]
+
+
+def test_progress_into_a_file_prints_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rich")
+    from seigr_stt.cli.filetransfer import Progress
+
+    with Progress("data.bin", 100, enabled=True) as progress:  # stderr is captured: no terminal
+        progress.advance(100)
+    assert capsys.readouterr().err == "data.bin: 100/100 bytes (100%)\n"
 
 
 def test_send_file_header_layout() -> None:

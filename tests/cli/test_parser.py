@@ -15,8 +15,10 @@ from tests.cli.helpers import clean_env, run
 from tests.timing import SECOND
 
 COMMANDS = (
-    "keygen", "id", "node", "connect", "send", "send-file", "ping", "stats", "bench", "demo",
+    "keygen", "id", "node", "connect", "send", "send-file", "ping", "show", "stats", "bench",
+    "demo",
 )  # fmt: skip
+CLIENTS = ("connect", "send", "send-file", "ping")  # they handshake: exit code 3 applies
 
 
 def test_usage_errors_exit_2() -> None:
@@ -45,9 +47,17 @@ def test_every_command_has_help() -> None:
         assert command in top_out
         assert code == 0, (command, err)
         assert "usage:" in out, command
-        if command != "bench":  # bench passes --help on to the benchmarks
-            assert "exit codes:" in out, command
-            assert "3    handshake timeout" in out, command
+        assert "exit codes:" in out, command
+        assert "\n\nexit codes:\n" in out, command  # a paragraph of its own
+        assert ("3    handshake timeout" in out) == (command in CLIENTS), command
+        if command in CLIENTS:
+            assert f"usage: stt {command} [options] (HOST PORT | --ws URL)" in out
+        if command in ("bench", "node", "stats", "connect"):
+            assert "--log-level" in out, command
+    stats = results[1 + COMMANDS.index("stats")][0]
+    assert "usage: stt stats [options] (HOST PORT | --url URL)" in stats
+    keygen = results[1 + COMMANDS.index("keygen")][0]
+    assert "how the 32 random bytes are written" in keygen  # --format
 
 
 PORT = number(int, name="port", minimum=0, maximum=65535)

@@ -31,6 +31,8 @@ def test_missing_or_weak_seeds_are_usage_errors(tmp_path: Path, seeds: dict[str,
     assert result.returncode == 2
     assert "entropy" in result.stderr
     assert "00" * 16 not in result.stderr
+    assert "`stt keygen FILE`" in result.stderr  # the CLI's remedy, not the library's function
+    assert "generate_seed" not in result.stderr
     result = run("connect", "127.0.0.1", "--shared-seed", str(seeds["shared"]))
     assert result.returncode == 2
     assert "HOST and PORT" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 from tests.cli.helpers import NodeProcess, run
@@ -43,3 +44,25 @@ def test_node_logs_sessions_refuses_files_and_stops_on_sigterm(
         text = seeds[name].read_text().strip()
         assert text not in log
         assert text[:16] not in log
+
+
+def test_a_busy_port_is_named(seeds: dict[str, Path]) -> None:
+    shared = ("--shared-seed", str(seeds["shared"]), "--control-socket", "none")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        result = run("node", "--port", str(port), "--no-ws", *shared)
+    assert result.returncode == 1
+    assert (
+        f"stt node: cannot start the node: UDP port {port} on 127.0.0.1 (--port) already in use"
+    ) in result.stderr, result.stderr
+    with socket.socket() as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        port = tcp.getsockname()[1]
+        result = run("node", "--port", "0", "--ws-port", str(port), *shared)
+    assert result.returncode == 1
+    assert (
+        f"stt node: cannot start the node: WebSocket (TCP) port {port} on 127.0.0.1 (--ws-port) "
+        "already in use"
+    ) in result.stderr, result.stderr
