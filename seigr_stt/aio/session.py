@@ -517,7 +517,10 @@ class STTSession(ABC):
         """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
 
         Data already written is delivered first (for at most a few seconds). ``code`` is an int
-        within 0..2**62-1 (:class:`ConfigError` otherwise); no error if already closed.
+        within 0..2**62-1 (:class:`TypeError` / :class:`ConfigError` otherwise), ``reason`` a
+        str of which the peer receives at most 123 bytes of UTF-8 (``CLOSE_REASON_MAX_BYTES``,
+        as a WebSocket close reason; longer is cut at a character boundary); no error if
+        already closed.
         """
 
     def _closed_future(self) -> asyncio.Future[None]:
