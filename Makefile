@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo fuzz clean docs bench
+.PHONY: test test-min lint typecheck pytest demo fuzz clean docs bench sdist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,27 @@ docs: $(STAMP)
 
 test: lint typecheck pytest docs
 
+# The declared dependency floors, tested: a separate virtualenv with every `>=` bound of
+# pyproject.toml (runtime dependencies and the speed, cli and metrics extras) pinned to exactly
+# that version (.ci/min_constraints.py), then the whole suite. The CI job for the floors.
+MIN_VENV := .venv-min
+$(MIN_VENV)/.installed: pyproject.toml .ci/min_constraints.py
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/min_constraints.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet \
+		--constraint $(MIN_VENV)/constraints.txt -e '.[dev]'
+	touch $@
+
+test-min: $(MIN_VENV)/.installed
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(websockets|pynacl|msgpack|cryptography|uvloop|rich|prometheus.client)=='
+	$(MIN_VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+# The source distribution (with tests, vectors, docs and examples) into dist/.
+sdist: $(STAMP)
+	$(BIN)/python -m pip install --quiet build
+	$(BIN)/python -m build --sdist --outdir dist .
+
 demo: $(STAMP)
 	$(BIN)/python -m seigr_stt demo
 
@@ -37,7 +58,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/run.py --packets $(PACKETS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) dist .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -1,7 +1,9 @@
-"""The complete example of the user's chapter 17 ("Session Lifecycle"), runnable.
+"""The complete example of Chapter 17 of the seigr_toolset_transmissions documentation,
+"Sessions & SessionManager" ("Complete Example: Session Lifecycle"), runnable.
 
 Adapted only where the original could not work: seeds are real random seeds (the chapter's
-``b"server" * 8`` has 6 distinct bytes and is refused as too weak), the package is ``seigr_stt``,
+``b"server" * 8`` has 4 distinct byte values and is refused as too weak; its shared seed is 30
+bytes, under the 32 required), the package is ``seigr_stt``,
 and the server binds a free port (``port=0``) instead of 8080 so the example never collides.
 The test suite imports :func:`session_lifecycle` and runs it (``tests/aio/test_integration.py``).
 """

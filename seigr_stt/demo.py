@@ -111,9 +111,10 @@ async def run_demo(say: Callable[[str], None] = print) -> dict[str, int]:
 
         say("6. statistics")
         stats = udp.get_statistics()
+        rtt = "not measured" if stats["rtt"] is None else f"{stats['rtt'] * 1000:.3f} ms"
         say(
             f"   udp session: {stats['packets_sent']} packets / {stats['bytes_sent']} bytes sent, "
-            f"{stats['packets_received']} packets received, rtt {stats['rtt']}"
+            f"{stats['packets_received']} packets received, rtt {rtt}"
         )
         mgr = client.session_manager.get_stats()
         say(

@@ -1,16 +1,22 @@
 """Prometheus exporter for a running :class:`~seigr_stt.aio.node.STTNode` (optional extra).
 
-Install with ``pip install 'seigr-stt[metrics]'`` (``prometheus-client``). Everything is read at
-scrape time from :meth:`STTNode.get_stats` and each live session's
+Install with ``pip install -e '.[metrics]'`` from a checkout (``prometheus-client``). Everything
+is read at scrape time from :meth:`STTNode.get_stats` and each live session's
 :meth:`STTSession.get_statistics`, so the node itself keeps no Prometheus state::
 
     server = serve_metrics(node, 9100)        # http://127.0.0.1:9100/metrics
     ...
     server.close()
 
-``stt node --metrics-port N`` does the same. Metric names start with ``stt_``; per-session series
-carry the labels ``session`` (first 8 hex digits of the session id, as in log lines), ``peer``
-(first 16 hex digits of the peer's node id) and ``transport``. No key or seed is ever exported.
+``stt node --metrics-port N`` does the same. Metric names start with ``stt_``. The node-wide
+series form a bounded set whatever the number of sessions: counters, sessions by state, a
+histogram of handshake durations by role (``stt_handshake_duration_seconds``) and a gauge
+histogram of the live sessions' RTTs (``stt_sessions_rtt_seconds``).
+
+Per-session series (22 per session: ``stt_session_*``) are off by default, since a node with
+10,000 sessions would export 220,000 of them; ``per_session=True`` turns them on. They carry the
+labels ``session`` (first 8 hex digits of the session id, as in log lines), ``peer`` (first 16 hex
+digits of the peer's node id) and ``transport``. No key or seed is ever exported.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from prometheus_client import start_http_server
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
 from seigr_stt import __version__
 from seigr_stt.constants import SessionState
+from seigr_stt.core.stats import Histogram
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -44,6 +53,9 @@ __all__ = ["MetricsServer", "NodeCollector", "serve_metrics"]
 SNAPSHOT_TIMEOUT_S = 5.0
 
 _SESSION_LABELS = ("session", "peer", "transport")
+
+#: Upper bounds (seconds) of the buckets of ``stt_sessions_rtt_seconds``.
+RTT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 # (statistics key, metric name without _total, help) of per-session counters
 _SESSION_COUNTERS = (
@@ -95,19 +107,27 @@ def take_snapshot(node: STTNode) -> dict[str, Any]:
         for state in SessionState
         for session in node.session_manager.get_sessions_by_state(state)
     ]
-    return {"node": node.get_stats(), "sessions": sessions}
+    counters = node.endpoint.counters
+    handshake_s = {
+        "initiator": counters.initiator_handshake_s.copy(),
+        "responder": counters.responder_handshake_s.copy(),
+    }
+    return {"node": node.get_stats(), "sessions": sessions, "handshake_s": handshake_s}
 
 
 class NodeCollector(Collector):
     """A ``prometheus_client`` collector reading one node's figures at each scrape.
 
-    Register it in any registry (``registry.register(NodeCollector(node))``). A scrape from
-    another thread (the HTTP server's) takes its snapshot on the node's event loop, so figures
-    are consistent and never read while the loop mutates them.
+    Register it in any registry (``registry.register(NodeCollector(node))``); with
+    ``per_session=True`` it adds each live session's series (see the module docstring). A
+    scrape from another thread (the HTTP server's) takes its snapshot on the node's event loop,
+    so figures are consistent and never read while the loop mutates them.
     """
 
-    def __init__(self, node: STTNode) -> None:
+    def __init__(self, node: STTNode, *, per_session: bool = False) -> None:
         self._node = node
+        #: Export the ``stt_session_*`` series of every live session (off: a bounded set).
+        self.per_session = per_session
 
     def _snapshot(self) -> dict[str, Any]:
         loop = self._node.loop
@@ -140,7 +160,10 @@ class NodeCollector(Collector):
         """The node's figures now, as Prometheus metric families."""
         snapshot = self._snapshot()
         yield from self._node_metrics(snapshot["node"])
-        yield from self._session_metrics(snapshot["sessions"])
+        yield self._handshake_histogram(snapshot["handshake_s"])
+        yield self._rtt_histogram(snapshot["sessions"])
+        if self.per_session:
+            yield from self._session_metrics(snapshot["sessions"])
 
     # -- per node -----------------------------------------------------------------------------
     @staticmethod
@@ -183,9 +206,14 @@ class NodeCollector(Collector):
         )
 
         handshakes = stats["handshakes"]
-        yield CounterMetricFamily(
-            "stt_handshakes_started", "Handshakes started.", value=handshakes["started"]
+        started = CounterMetricFamily(
+            "stt_handshakes_started",
+            "Handshakes started: as initiator (connect), as responder (an INIT answered).",
+            labels=["role"],
         )
+        started.add_metric(["initiator"], handshakes["started"])
+        started.add_metric(["responder"], handshakes.get("accepted", 0))
+        yield started
         yield CounterMetricFamily(
             "stt_handshakes_failed", "Handshakes that failed.", value=handshakes["failed"]
         )
@@ -243,6 +271,41 @@ class NodeCollector(Collector):
             "stt_receive_queue",
             "Messages received and not yet taken by the application.",
             value=stats["receive_queue"],
+        )
+
+    @staticmethod
+    def _handshake_histogram(by_role: dict[str, Histogram]) -> Metric:
+        family = HistogramMetricFamily(
+            "stt_handshake_duration_seconds",
+            "Completed handshakes: first INIT sent to RESPONSE received (initiator), first "
+            "RESPONSE sent to FINAL received (responder), retransmissions included.",
+            labels=["role"],
+        )
+        for role, histogram in by_role.items():
+            buckets: list[tuple[str, float]] = []
+            cumulative = 0
+            for bound, count in zip(histogram.bounds, histogram.counts, strict=False):
+                cumulative += count
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", histogram.count))
+            family.add_metric([role], buckets, sum_value=histogram.total)
+        return family
+
+    @staticmethod
+    def _rtt_histogram(sessions: list[dict[str, Any]]) -> Metric:
+        rtts = sorted(s["rtt"] for s in sessions if s.get("rtt") is not None)
+        buckets: list[tuple[str, float]] = []
+        index = 0
+        for bound in RTT_BUCKETS_S:
+            while index < len(rtts) and rtts[index] <= bound:
+                index += 1
+            buckets.append((repr(bound), index))
+        buckets.append(("+Inf", len(rtts)))
+        return GaugeHistogramMetricFamily(
+            "stt_sessions_rtt_seconds",
+            "Smoothed RTT of the live sessions that measured one, now (a gauge histogram).",
+            buckets=buckets,
+            gsum_value=sum(rtts),
         )
 
     # -- per session --------------------------------------------------------------------------
@@ -308,16 +371,22 @@ class MetricsServer:
 
 
 def serve_metrics(
-    node: STTNode, port: int, host: str = "127.0.0.1", *, process_metrics: bool = True
+    node: STTNode,
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    process_metrics: bool = True,
+    per_session: bool = False,
 ) -> MetricsServer:
     """Serve ``node``'s figures in the Prometheus text format on ``http://host:port/metrics``.
 
     ``port=0`` picks a free port (see :attr:`MetricsServer.address`). The server runs in a
     daemon thread with its own registry, so several nodes in one process each get their own
-    exporter; ``process_metrics`` adds the standard ``process_*``/``python_*`` series.
+    exporter; ``process_metrics`` adds the standard ``process_*``/``python_*`` series;
+    ``per_session`` adds 22 series per live session (off by default: see the module docstring).
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(node))
+    registry.register(NodeCollector(node, per_session=per_session))
     if process_metrics:
         from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 

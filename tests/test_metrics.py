@@ -59,7 +59,7 @@ async def nodes() -> AsyncIterator[tuple[STTNode, STTNode]]:
 
 async def test_scrape_shows_node_and_session_figures(nodes: tuple[STTNode, STTNode]) -> None:
     server, client = nodes
-    exporter = serve_metrics(server, 0)
+    exporter = serve_metrics(server, 0, per_session=True)
     try:
         assert exporter.address[0] == "127.0.0.1"
         assert exporter.url == f"http://127.0.0.1:{exporter.address[1]}/metrics"
@@ -127,6 +127,13 @@ async def test_scrape_shows_node_and_session_figures(nodes: tuple[STTNode, STTNo
         udp_labels = {"session": udp.session_id.hex()[:8], "peer": peer, "transport": "udp"}
         assert value(samples, "stt_session_key_version", **udp_labels) == 1
         assert value(samples, "stt_session_rtt_seconds", **udp_labels) > 0
+        # a server accepts handshakes: its "started" figure says so, by role
+        assert value(samples, "stt_handshakes_started_total", role="responder") == 2
+        assert value(samples, "stt_handshakes_started_total", role="initiator") == 0
+        measured = sum(1 for s in (udp, ws) if server.session_manager.get_session(s.session_id))
+        assert value(samples, "stt_sessions_rtt_seconds_gcount") >= 1
+        assert value(samples, "stt_sessions_rtt_seconds_bucket", le="+Inf") <= measured
+        assert value(samples, "stt_sessions_rtt_seconds_gsum") > 0
 
         await udp.close()
         samples = await scrape(exporter)
@@ -160,7 +167,7 @@ async def test_exports_no_secret(nodes: tuple[STTNode, STTNode]) -> None:
     server, client = nodes
     assert server.udp_address is not None
     session = await client.connect_udp(*server.udp_address)
-    exporter = serve_metrics(server, 0, process_metrics=False)
+    exporter = serve_metrics(server, 0, process_metrics=False, per_session=True)
     try:
         text = await asyncio.to_thread(_get, exporter.url)
     finally:
@@ -171,3 +178,34 @@ async def test_exports_no_secret(nodes: tuple[STTNode, STTNode]) -> None:
     assert server._secrets.psk.hex()[:16] not in text
     assert session.session_id.hex()[:8] in text
     assert "process_" not in text
+
+
+async def test_per_session_series_are_off_by_default_and_bounded(
+    nodes: tuple[STTNode, STTNode],
+) -> None:
+    """Without per_session, the set of series does not grow with the number of sessions."""
+    server, client = nodes
+    assert server.udp_address is not None
+    exporter = serve_metrics(server, 0, process_metrics=False)
+    try:
+        before = await scrape(exporter)
+        sessions = [await client.connect_udp(*server.udp_address) for _ in range(3)]
+        for session in sessions:
+            await session.ping()  # an RTT sample on both sides
+        after = await scrape(exporter)
+    finally:
+        await asyncio.to_thread(exporter.close)
+    assert not any(name.startswith("stt_session_") for name in after)
+    assert sorted(before) == sorted(after)
+    assert sum(len(v) for v in before.values()) == sum(len(v) for v in after.values())
+    assert value(after, "stt_sessions", state="active") == 3
+    assert value(after, "stt_sessions_rtt_seconds_bucket", le="+Inf") == 3
+    assert value(after, "stt_sessions_rtt_seconds_bucket", le="0.001") <= 3
+    buckets = [v for labels, v in after["stt_sessions_rtt_seconds_bucket"]]
+    assert buckets == sorted(buckets)  # cumulative
+    assert value(after, "stt_handshakes_started_total", role="responder") == 3
+    # handshake durations by role: a server's three are the responder's
+    assert value(after, "stt_handshake_duration_seconds_count", role="responder") == 3
+    assert value(after, "stt_handshake_duration_seconds_count", role="initiator") == 0
+    assert value(after, "stt_handshake_duration_seconds_bucket", role="responder", le="+Inf") == 3
+    assert 0 < value(after, "stt_handshake_duration_seconds_sum", role="responder") < 30

@@ -22,6 +22,7 @@ for.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -33,6 +34,7 @@ from seigr_stt.core.events import Event, HandshakeAborted, SessionEstablished
 from seigr_stt.core.link import Link
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import ProtocolError
+from seigr_stt.logs import HANDSHAKE_RETRY, RefusalLog, format_addr
 
 __all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "SessionHandle"]
 
@@ -58,8 +60,15 @@ class Driver:
         *,
         on_established: Callable[[SessionEstablished], None],
         on_aborted: Callable[[HandshakeAborted], None],
+        logger: logging.Logger | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: Per-record lines (DEBUG) and the rate-limited refusal lines (docs/logging.md).
+        self.logger = logger or logging.getLogger("seigr_stt.node")
+        self._records_log = logging.getLogger("seigr_stt.records")
+        self._debug = False  # the records logger is enabled for DEBUG (read once per drain)
+        self.refusals: RefusalLog | None = None
+        self._refusals_seen = 0  # drops + INIT retries already handed to the refusal log
         self._on_established = on_established
         self._on_aborted = on_aborted
         self._handles: dict[bytes, SessionHandle] = {}
@@ -89,6 +98,7 @@ class Driver:
         """Run on ``loop`` from now on (the core's ``now`` is :func:`time.monotonic`)."""
         self.loop = loop
         self._clock_offset = time.time() - time.monotonic()
+        self.refusals = RefusalLog(self.logger, loop)
 
     def now(self) -> float:
         """The core's clock: :func:`time.monotonic` (not the loop's clock, which may tick in
@@ -133,7 +143,11 @@ class Driver:
         endpoint = self.endpoint
         now = time.monotonic()
         udp = self.udp
+        self._note_refusals()
+        debug = self._debug = self._records_log.isEnabledFor(logging.DEBUG)
         for packet, addr in endpoint.datagrams_to_send(now):
+            if debug:
+                self._log_record("sent", packet, addr)
             if isinstance(addr, WSLink):
                 addr.send(packet)
             elif udp is not None and isinstance(addr, tuple):
@@ -144,6 +158,30 @@ class Driver:
         self._progress.set()
         self._progress = asyncio.Event()
         self._rearm(endpoint.get_timer())
+
+    def _note_refusals(self) -> None:
+        # Drops and INIT retries are counted by the core; the refusal log turns their growth
+        # into rate-limited lines. Cheap when nothing changed: one sum over the reasons seen.
+        counters = self.endpoint.counters
+        total = counters.drops.total() + counters.handshake_retransmits
+        if total != self._refusals_seen and self.refusals is not None:
+            self._refusals_seen = total
+            seen = dict(counters.drops)
+            seen[HANDSHAKE_RETRY] = counters.handshake_retransmits
+            self.refusals.update(seen)
+
+    def _log_record(self, direction: str, packet: bytes, addr: object) -> None:
+        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        where = format_addr(addr)
+        self._records_log.debug(
+            "%s %d bytes (type %d) %s %s",
+            direction,
+            len(packet),
+            packet[1] if len(packet) > 1 else -1,
+            "to" if direction == "sent" else "from",
+            where or transport,
+            extra={"stt_transport": transport, "stt_addr": where},
+        )
 
     def transmit_soon(self) -> None:
         """The drain point of application calls. The first call of a loop turn drains at once
@@ -185,6 +223,11 @@ class Driver:
         self.transmit()
 
     def _route(self, event: Event) -> None:
+        if self._debug:
+            sid = getattr(event, "session_id", None)
+            self._records_log.debug(
+                "[%s] %s", sid.hex()[:8] if isinstance(sid, bytes) else "-", type(event).__name__
+            )
         if isinstance(event, SessionEstablished):
             self._on_established(event)
         elif isinstance(event, HandshakeAborted):
@@ -203,11 +246,15 @@ class Driver:
         """One datagram of a batch; the UDP transport calls :meth:`transmit` after the batch."""
         assert self.loop is not None
         assert self.udp_link is not None
+        if self._debug:
+            self._log_record("received", data, addr)
         self.endpoint.receive_datagram(data, addr, time.monotonic(), self.udp_link)
 
     def receive_websocket(self, data: bytes, link: WSLink) -> None:
         """One WebSocket message: processed and drained at once."""
         assert self.loop is not None
+        if self._debug:
+            self._log_record("received", data, link)
         self.endpoint.receive_datagram(data, link, time.monotonic(), link.link)
         self.transmit()
 
@@ -245,6 +292,9 @@ class Driver:
     def stop(self) -> None:
         """Stop draining and cancel the timer (the node stops)."""
         self.stopped = True
+        if self.refusals is not None:
+            self._note_refusals()
+            self.refusals.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -67,6 +67,7 @@ from seigr_stt.exceptions import (
     STTError,
     WeakSeedError,
 )
+from seigr_stt.logs import format_addr
 
 __all__ = ["EVENT_KINDS", "STTNode"]
 
@@ -189,7 +190,10 @@ class STTNode:
             allowed_peers=self.allowed_peers,
         )
         self._driver = Driver(
-            endpoint, on_established=self._on_established, on_aborted=self._on_aborted
+            endpoint,
+            on_established=self._on_established,
+            on_aborted=self._on_aborted,
+            logger=self.logger,
         )
         self.session_manager = SessionManager(self._driver, self.config.max_sessions)
         self._hooks = SessionHooks(
@@ -221,7 +225,8 @@ class STTNode:
     def __repr__(self) -> str:
         return (
             f"STTNode(node_id={self.node_id.hex()[:16]}…, udp={self.udp_address}, "
-            f"ws={self.ws_url}, started={self._started})"
+            f"ws={self.ws_url}, started={self._started and not self._stopped}"
+            f"{', stopped=True' if self._stopped else ''})"
         )
 
     # -- identity, addresses, internals -------------------------------------------------------
@@ -333,6 +338,7 @@ class STTNode:
             self._stopped = True
             return
         driver = self._driver
+        udp_address, ws_url = self.udp_address, self.ws_url  # for the log line, before closing
         now = driver.now()
         for session in list(driver.endpoint.sessions.values()):
             with contextlib.suppress(STTError):
@@ -358,7 +364,9 @@ class STTNode:
         if driver.udp is not None:
             driver.udp.close()
         self._rx.close()
-        self.logger.info("node %s stopped", self.node_id.hex()[:16])
+        self.logger.info(
+            "node %s stopped: udp %s, websocket %s", self.node_id.hex()[:16], udp_address, ws_url
+        )
 
     async def __aenter__(self) -> STTNode:
         """Start the node (in the constructor's ``server_mode``) unless already started.
@@ -490,9 +498,18 @@ class STTNode:
         )
         future: asyncio.Future[PeerSession] = asyncio.get_running_loop().create_future()
         self._connects[handle] = future
+        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        # A WebSocket link's address is its connection's remote address.
+        remote = getattr(getattr(addr, "connection", None), "remote_address", addr)
+        where = format_addr(remote) or transport
+        log_fields = {"stt_transport": transport, "stt_addr": format_addr(remote)}
+        self.logger.info("handshake with %s over %s started", where, transport, extra=log_fields)
         try:
             driver.transmit()
             return await asyncio.shield(future)
+        except HandshakeError as exc:
+            self.logger.info("handshake with %s failed: %s", where, exc, extra=log_fields)
+            raise
         except BaseException:
             # Cancelled, or the send itself failed: nothing of this handshake stays in flight.
             self._connects.pop(handle, None)
@@ -663,6 +680,7 @@ class STTNode:
             server_mode=self.server_mode,
             sessions=self.session_manager.stats(),
             handshakes_started=counters.handshakes_started,
+            handshakes_accepted=counters.handshakes_accepted,
             handshakes_failed=counters.handshakes_failed,
             handshakes_in_flight=snap.handshakes_in_flight,
             udp=UDPStats(
@@ -705,6 +723,7 @@ class STTNode:
             "sessions": self.session_manager.get_stats(st.sessions),
             "handshakes": {
                 "started": st.handshakes_started,
+                "accepted": st.handshakes_accepted,
                 "failed": st.handshakes_failed,
                 "in_flight": st.handshakes_in_flight,
             },

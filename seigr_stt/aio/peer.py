@@ -43,6 +43,7 @@ from seigr_stt.exceptions import (
     MessageTooLarge,
     SessionClosedError,
 )
+from seigr_stt.logs import format_addr
 
 __all__ = [
     "DATAGRAM_QUEUE_MAX",
@@ -56,6 +57,14 @@ __all__ = [
 
 #: Unread datagrams held per session before new ones are dropped (and counted).
 DATAGRAM_QUEUE_MAX = 1024
+
+
+def _code_name(code: int) -> str:
+    """``CloseCode`` name of ``code`` (``"NORMAL"``), or ``"application"`` for other codes."""
+    try:
+        return CloseCode(code).name
+    except ValueError:
+        return "application"
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +399,6 @@ class PeerSession(STTSession):
             if not future.done():
                 future.cancel()
             self._rotation_waiters = [(t, f) for t, f in self._rotation_waiters if f is not future]
-        self.log.debug("key rotated to version %d", self.key_version)
         return self.session_key
 
     def _resolve_rotations(self, confirmed: int) -> None:
@@ -476,10 +484,13 @@ class PeerSession(STTSession):
     def _on_key_rotated(self, event: KeyRotated) -> None:
         self.last_key_rotation = self._driver.unix_now()
         self._resolve_rotations(event.key_version)
+        self.log.info("key rotated to version %d", event.key_version)
         self._tell(NodeEvent("key_rotated", self, key_version=event.key_version))
 
     def _on_address_changed(self, event: PeerAddressChanged) -> None:
-        self.log.info("peer address changed")
+        self.log.info(
+            "peer address changed: %s -> %s", format_addr(event.old), format_addr(event.new)
+        )
         self._tell(
             NodeEvent("peer_address_changed", self, old_address=event.old, new_address=event.new)
         )
@@ -492,7 +503,11 @@ class PeerSession(STTSession):
     def _on_session_closed(self, event: SessionClosed) -> None:
         self._driver.unbind(self._session_id)
         self.log.info(
-            "session closed (code %d%s)", event.code, ", by peer" if event.by_peer else ""
+            "session closed (code %d%s): %s%s",
+            event.code,
+            ", by peer" if event.by_peer else "",
+            _code_name(event.code),
+            f", reason {event.reason!r}" if event.reason else "",
         )
         code, reason, by_peer = event.code, event.reason, event.by_peer
         for _, waiter in self._rotation_waiters:

@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, Self
@@ -24,6 +24,7 @@ from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.stats import SessionCounters, SessionSnapshot
 from seigr_stt.exceptions import ConfigError, SessionClosedError, as_close_code
+from seigr_stt.logs import format_addr
 
 __all__ = [
     "EVENT_KINDS",
@@ -97,10 +98,31 @@ def _listener_task_done(task: asyncio.Future[Any], logger: logging.Logger) -> No
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes a session's log lines with its short id."""
+    """Prefixes a session's log lines with its short id, and sets the structured fields
+    ``stt_session``, ``stt_peer``, ``stt_transport`` and ``stt_addr`` on each record
+    (``seigr_stt.logs``; read when the record is made, so ``stt_addr`` follows the peer)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        extra: Mapping[str, object] | None = None,
+        session: STTSession | None = None,
+    ) -> None:
+        super().__init__(logger, extra)
+        self._session = session
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        """Prefix ``msg`` with the session's short id."""
+        """Prefix ``msg`` with the session's short id; add the session's fields to ``extra``."""
+        session = self._session
+        if session is not None:
+            structured: dict[str, object] = {
+                "stt_session": session.session_id.hex(),
+                "stt_peer": session.peer_node_id.hex()[:16],
+                "stt_transport": session.transport_type,
+                "stt_addr": format_addr(session.peer_addr),
+            }
+            structured.update(kwargs.get("extra") or {})
+            kwargs["extra"] = structured
         return f"[{self.extra['sid'] if self.extra else '?'}] {msg}", kwargs
 
 
@@ -142,7 +164,7 @@ class STTSession(ABC):
         self.closed_at: float | None = None
         self._listeners: dict[str, list[Listener]] = {}
         self._logger = logger or _log
-        self.log = SessionLog(self._logger, {"sid": session_id.hex()[:8]})
+        self.log = SessionLog(self._logger, {"sid": session_id.hex()[:8]}, self)
 
     def __repr__(self) -> str:
         return (

@@ -126,7 +126,8 @@ class NodeStats:
     running: bool
     server_mode: bool
     sessions: SessionCountStats
-    handshakes_started: int
+    handshakes_started: int  # initiated by this node
+    handshakes_accepted: int  # peers' handshakes this node completed as responder
     handshakes_failed: int
     handshakes_in_flight: int
     udp: UDPStats

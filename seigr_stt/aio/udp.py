@@ -4,6 +4,11 @@ Reading drains the socket in batches on each readiness callback (plain asyncio r
 per loop iteration, which starves a receiver behind a fast sender). Writing goes straight to
 ``sendto``; when the kernel buffer is full, datagrams wait in a bounded queue flushed by a writer
 callback, and :meth:`UDPTransport.wait_writable` lets senders pause (backpressure).
+
+Event loops without ``loop.add_reader`` (the Proactor loop, Windows' default) raise
+NotImplementedError there; :meth:`UDPTransport.bind` then falls back to the standard
+``loop.create_datagram_endpoint`` on the same socket: one datagram per callback, the batch end
+at the end of the loop turn, and the transport's own buffer with pause/resume for backpressure.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import sys
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["UDPTransport"]
 
@@ -25,19 +32,71 @@ SEND_BUFFER_BYTES = 4 * 1024 * 1024
 SEND_QUEUE_HIGH_WATER = 4096  # datagrams queued in user space before senders pause
 SEND_QUEUE_MAX = 65536  # beyond this, datagrams are dropped and counted
 MAX_DATAGRAM = 65535
-# Linux's values (socket.IP_PMTUDISC_DO is missing from some builds); elsewhere the option is
-# refused and datagrams keep the platform's default.
-_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-_IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
-_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
-_IPV6_DONTFRAG = getattr(socket, "IPV6_DONTFRAG", 62)
+#: With the datagram-endpoint fallback: the transport's buffer above which senders pause.
+ENDPOINT_HIGH_WATER_BYTES = 4 * 1024 * 1024
+#: With the datagram-endpoint fallback: beyond this buffered, datagrams are dropped and counted.
+ENDPOINT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
+
+
+def _socket_option(name: str, linux_value: int) -> int | None:
+    """The ``socket`` module's constant; Linux's number when a Linux build lacks it; else None.
+
+    The numbers are Linux's alone (``10`` is ``IP_MULTICAST_TTL`` on macOS and Windows), so
+    elsewhere a missing option is skipped rather than set under a wrong number."""
+    value = getattr(socket, name, None)
+    if value is None and sys.platform.startswith("linux"):
+        return linux_value
+    return None if value is None else int(value)
+
+
+_IP_MTU_DISCOVER = _socket_option("IP_MTU_DISCOVER", 10)
+_IP_PMTUDISC_DO = _socket_option("IP_PMTUDISC_DO", 2)
+_IPV6_MTU_DISCOVER = _socket_option("IPV6_MTU_DISCOVER", 23)
+_IPV6_DONTFRAG = _socket_option("IPV6_DONTFRAG", 62)
+
+
+def _dont_fragment(sock: socket.socket, family: int) -> None:
+    """Set Don't Fragment where the platform names the options (errors are ignored: datagrams
+    then keep the platform's default)."""
+    with contextlib.suppress(OSError):
+        if family == socket.AF_INET and _IP_MTU_DISCOVER is not None:
+            if _IP_PMTUDISC_DO is not None:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+        elif family == socket.AF_INET6:
+            if _IPV6_MTU_DISCOVER is not None and _IP_PMTUDISC_DO is not None:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IP_PMTUDISC_DO)
+            if _IPV6_DONTFRAG is not None:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_DONTFRAG, 1)
+
+
+class _EndpointProtocol(asyncio.DatagramProtocol):
+    """The datagram-endpoint fallback's protocol: hands everything to its UDPTransport."""
+
+    def __init__(self, owner: UDPTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._owner._endpoint_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) surface here: not data, as in the reader path.
+        pass
+
+    def pause_writing(self) -> None:
+        self._owner._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._owner._writable.set()
 
 
 class UDPTransport:
-    """A bound UDP socket driven by the event loop's reader/writer callbacks.
+    """A bound UDP socket driven by the event loop's reader/writer callbacks, or by a datagram
+    endpoint on loops without them (see the module docstring).
 
     ``on_datagram(data, addr)`` is called for every datagram received, from the loop; it must
-    not raise. Call :meth:`close` to release the socket.
+    not raise. Call :meth:`close` to release the socket. Constructed directly, the socket is
+    read through ``loop.add_reader`` (NotImplementedError on a Proactor loop); :meth:`bind`
+    chooses the fallback by itself.
     """
 
     def __init__(
@@ -46,6 +105,8 @@ class UDPTransport:
         sock: socket.socket,
         on_datagram: Callable[[bytes, Address], None],
         on_batch_end: Callable[[], None] | None = None,
+        *,
+        _register: bool = True,
     ) -> None:
         self._loop = loop
         self._sock = sock
@@ -62,7 +123,34 @@ class UDPTransport:
         self.send_dropped = 0
         name = sock.getsockname()
         self._address = (str(name[0]), int(name[1]))
-        loop.add_reader(sock.fileno(), self._read_ready)
+        #: The fallback's transport, when the loop has no add_reader; None otherwise.
+        self._endpoint: asyncio.DatagramTransport | None = None
+        self._batch_pending = False
+        self._endpoint_buffered: Callable[[], int] = lambda: 0
+        if _register:
+            loop.add_reader(sock.fileno(), self._read_ready)
+
+    async def _start(self) -> None:
+        """Read through ``add_reader``, or through a datagram endpoint where the loop has none."""
+        try:
+            self._loop.add_reader(self._sock.fileno(), self._read_ready)
+        except NotImplementedError:
+            transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: _EndpointProtocol(self), sock=self._sock
+            )
+            # Both the selector and the Proactor datagram transports have flow control;
+            # typeshed's DatagramTransport does not declare it.
+            limits = getattr(transport, "set_write_buffer_limits", None)
+            if limits is not None:
+                limits(high=ENDPOINT_HIGH_WATER_BYTES)
+            self._endpoint_buffered = getattr(transport, "get_write_buffer_size", lambda: 0)
+            self._endpoint = transport
+
+    @property
+    def uses_endpoint(self) -> bool:
+        """True when the socket runs through the datagram-endpoint fallback (a loop without
+        ``add_reader``, such as the Proactor loop)."""
+        return self._endpoint is not None
 
     @classmethod
     async def bind(
@@ -92,17 +180,14 @@ class UDPTransport:
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
             # Don't Fragment: a record larger than the path MTU is refused or dropped instead
             # of fragmented, which is what path-MTU probing relies on (§12.1).
-            with contextlib.suppress(OSError):
-                if family == socket.AF_INET:
-                    sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-                elif family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IP_PMTUDISC_DO)
-                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_DONTFRAG, 1)
+            _dont_fragment(sock, family)
             sock.bind(sockaddr)
+            transport = cls(loop, sock, on_datagram, on_batch_end, _register=False)
+            await transport._start()
         except BaseException:
             sock.close()
             raise
-        return cls(loop, sock, on_datagram, on_batch_end)
+        return transport
 
     @property
     def address(self) -> Address:
@@ -127,10 +212,36 @@ class UDPTransport:
             if received and self._on_batch_end is not None and not self.closed:
                 self._on_batch_end()
 
+    def _endpoint_datagram(self, data: bytes, addr: Address) -> None:
+        """The fallback: one datagram; the batch ends with the loop turn."""
+        if self.closed:
+            return
+        self.datagrams_received += 1
+        self._on_datagram(data, addr)
+        if not self._batch_pending and self._on_batch_end is not None:
+            self._batch_pending = True
+            self._loop.call_soon(self._end_batch)
+
+    def _end_batch(self) -> None:
+        self._batch_pending = False
+        if self._on_batch_end is not None and not self.closed:
+            self._on_batch_end()
+
     def sendto(self, data: bytes, addr: Address) -> None:
         """Send one datagram now, or queue it if the kernel buffer is full."""
         if self.closed:
             self.send_dropped += 1
+            return
+        if self._endpoint is not None:
+            if self._endpoint_buffered() >= ENDPOINT_MAX_BUFFER_BYTES:
+                self.send_dropped += 1
+                return
+            try:
+                self._endpoint.sendto(data, addr)
+            except OSError:
+                self.send_errors += 1
+                return
+            self.datagrams_sent += 1
             return
         if not self._queue:
             try:
@@ -190,7 +301,11 @@ class UDPTransport:
 
     @property
     def queued(self) -> int:
-        """Datagrams waiting in user space for the kernel buffer."""
+        """Datagrams waiting in user space for the kernel buffer (with the datagram-endpoint
+        fallback, which counts bytes: 1 while its buffer is above the high-water mark, else 0).
+        """
+        if self._endpoint is not None:
+            return 0 if self._writable.is_set() else 1
         return len(self._queue)
 
     async def wait_writable(self) -> None:
@@ -202,6 +317,10 @@ class UDPTransport:
         if self.closed:
             return
         self.closed = True
+        if self._endpoint is not None:
+            self._endpoint.abort()  # closes the socket; queued datagrams are dropped
+            self._writable.set()
+            return
         self._loop.remove_reader(self._sock.fileno())
         if self._writing:
             self._loop.remove_writer(self._sock.fileno())

@@ -46,7 +46,8 @@ def write_plots(suite: Suite, directory: Path) -> list[str]:
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         return [
-            f"plots skipped: matplotlib is not installed ({exc}); pip install 'seigr-stt[bench]'"
+            f"plots skipped: matplotlib is not installed ({exc}); "
+            "pip install -e '.[bench]' from a checkout"
         ]
     directory.mkdir(parents=True, exist_ok=True)
     messages: list[str] = []

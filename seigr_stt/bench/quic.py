@@ -1,6 +1,6 @@
 """aioquic workloads (QUIC v1, TLS 1.3 with a self-signed P-256 certificate made at start).
 
-aioquic is optional (``pip install 'seigr-stt[bench]'``): when it cannot be imported,
+aioquic is optional (``pip install -e '.[bench]'`` in a checkout): when it cannot be imported,
 :data:`AVAILABLE` is False and :data:`REASON` says why; the suite then reports these cases as
 skipped (``Case.skip_reason``).
 aioquic runs with its defaults (1200-byte packets, NewReno), as in docs/performance.md's peers.
@@ -33,7 +33,7 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - depends on the installation
     AVAILABLE = False
-    REASON = f"aioquic is not installed ({exc}); pip install 'seigr-stt[bench]'"
+    REASON = f"aioquic is not installed ({exc}); pip install -e '.[bench]' from a checkout"
 else:
     AVAILABLE = True
     REASON = ""

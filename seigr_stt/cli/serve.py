@@ -169,7 +169,8 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds, config: NodeConfig)
             serve_metrics = importlib.import_module("seigr_stt.metrics").serve_metrics
         except ImportError:
             raise CLIError(
-                "--metrics-port needs prometheus-client: pip install 'seigr-stt[metrics]'"
+                "--metrics-port needs prometheus-client: "
+                "pip install -e '.[metrics]' from a checkout"
             ) from None
     try:
         await node.start(server_mode=args.server)
@@ -187,8 +188,11 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds, config: NodeConfig)
             control = ControlServer(path, lambda: node_snapshot(node, started_at))
             await control.open()
         if args.metrics_port is not None:
+            # per-session series feed `stt stats`' session table (the library's default is off)
             try:
-                metrics = serve_metrics(node, args.metrics_port, host=args.metrics_host)
+                metrics = serve_metrics(
+                    node, args.metrics_port, host=args.metrics_host, per_session=True
+                )
             except OSError as exc:
                 raise CLIError(
                     f"cannot serve metrics on {args.metrics_host}:{args.metrics_port} "

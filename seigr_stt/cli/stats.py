@@ -55,8 +55,7 @@ def _summary(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str
     """The lines ``stt stats`` prints for an stt node's samples (with ``stt_node_info``)."""
 
     def one(name: str) -> int:
-        values = samples.get(name)
-        return int(values[0][1]) if values else 0
+        return int(sum(value for _, value in samples.get(name, [])))  # summed over labels
 
     def labelled(name: str, label: str) -> dict[str, float]:
         return {labels[label]: value for labels, value in samples.get(name, [])}
@@ -160,7 +159,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         samples = parse_metrics(text)
     except ImportError:
         raise CLIError(
-            "reading metrics needs prometheus-client: pip install 'seigr-stt[metrics]' "
+            "reading metrics needs prometheus-client: pip install -e '.[metrics]' from a checkout "
             "(or use --raw)"
         ) from None
     except ValueError as exc:

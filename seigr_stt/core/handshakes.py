@@ -319,6 +319,7 @@ class HandshakeTable:
             self._abort(pending.handle, reason, timeout=False)
             return None
         self._send(final, pending.addr)
+        self._counters.initiator_handshake_s.observe(now - pending.sent_at)
         return Completed(
             result,
             pending.addr,
@@ -448,6 +449,7 @@ class HandshakeTable:
         )
         self._half_open[index] = half
         self._half_open_by_mac1[mac1] = index
+        self._counters.handshakes_accepted += 1
         self._deadlines.set(("h", index), half.expires_at)
         self._send(handshake.response_packet, addr)
 
@@ -522,6 +524,7 @@ class HandshakeTable:
         self._peer_timestamps.move_to_end(result.peer_static)
         while len(self._peer_timestamps) > PEER_TIMESTAMP_TABLE_MAX:
             self._peer_timestamps.popitem(last=False)
+        self._counters.responder_handshake_s.observe(now - half.sent_at)
         return Completed(
             result,
             half.addr,
@@ -578,6 +581,7 @@ class HandshakeTable:
                     self._abort(pending.handle, "no valid answer", timeout=True)
                     continue
                 self._send(pending.handshake.init_packet(pending.cookie), pending.addr)
+                self._counters.handshake_retransmits += 1
                 pending.retransmitted = True
                 pending.retry_s = min(pending.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
                 pending.retry_at = now + pending.retry_s + self._jitter()

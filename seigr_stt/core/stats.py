@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 __all__ = [
+    "HANDSHAKE_SECONDS_BOUNDS",
     "DropReason",
     "EndpointCounters",
     "EndpointSnapshot",
+    "Histogram",
     "SessionCounters",
     "SessionSnapshot",
 ]
@@ -97,6 +99,47 @@ class SessionSnapshot:
     counters: SessionCounters = field(repr=False)
 
 
+#: Upper bounds (seconds) of the buckets of the handshake-duration histograms.
+HANDSHAKE_SECONDS_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Counts of observed values per bucket: ``counts[i]`` holds the values ``<= bounds[i]``
+    and above the bound before (not cumulative); ``counts[-1]`` those above every bound."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0  # the sum of the observed values
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    @property
+    def count(self) -> int:
+        """How many values were observed."""
+        return sum(self.counts)
+
+    def observe(self, value: float) -> None:
+        """Count ``value``."""
+        index = 0
+        for bound in self.bounds:
+            if value <= bound:
+                break
+            index += 1
+        self.counts[index] += 1
+        self.total += value
+
+    def copy(self) -> Histogram:
+        """An independent copy (later observations do not change it)."""
+        return Histogram(self.bounds, list(self.counts), self.total)
+
+
+def _handshake_histogram() -> Histogram:
+    return Histogram(HANDSHAKE_SECONDS_BOUNDS)
+
+
 @dataclass(slots=True)
 class EndpointCounters:
     """Node-wide counters of the endpoint; ``drops`` counts every :class:`DropReason`."""
@@ -104,8 +147,14 @@ class EndpointCounters:
     drops: Counter[str] = field(default_factory=Counter)  # keyed by DropReason (a str)
     sessions_created: int = 0
     sessions_closed: int = 0
-    handshakes_started: int = 0
+    handshakes_started: int = 0  # as initiator (connect)
+    handshakes_accepted: int = 0  # as responder: an INIT answered with a RESPONSE
     handshakes_failed: int = 0
+    handshake_retransmits: int = 0  # INITs sent again for want of an answer
+    # Completed handshakes, retransmissions included: first INIT sent -> RESPONSE received
+    # (initiator), first RESPONSE sent -> FINAL received (responder), in seconds.
+    initiator_handshake_s: Histogram = field(default_factory=_handshake_histogram)
+    responder_handshake_s: Histogram = field(default_factory=_handshake_histogram)
     init_retransmits_answered: int = 0
     packets_received: int = 0
     packets_sent: int = 0
@@ -140,4 +189,10 @@ class EndpointSnapshot:
         """Freeze ``counters`` with the table sizes."""
         drops: Counter[str] = Counter({reason: counters.drops[reason] for reason in DropReason})
         drops.update({k: v for k, v in counters.drops.items() if k not in drops})
-        return cls(sessions, handshakes_in_flight, tombstones, replace(counters, drops=drops))
+        copy = replace(
+            counters,
+            drops=drops,
+            initiator_handshake_s=counters.initiator_handshake_s.copy(),
+            responder_handshake_s=counters.responder_handshake_s.copy(),
+        )
+        return cls(sessions, handshakes_in_flight, tombstones, copy)

@@ -704,7 +704,7 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["server_mode"] is True
     assert set(stats["sessions"]) >= {"total", "handshake", "active", "closing", "closed"}
     assert stats["sessions"]["active"] == 1
-    assert set(stats["handshakes"]) == {"started", "failed", "in_flight"}
+    assert set(stats["handshakes"]) == {"started", "accepted", "failed", "in_flight"}
     udp = stats["transports"]["udp"]
     assert udp["address"] == pair.server.udp_address
     assert set(udp) >= {"datagrams_sent", "datagrams_received", "send_errors", "send_dropped"}
@@ -723,7 +723,8 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["drops_total"] == sum(stats["drops"].values()) == 0
     assert stats["receive_queue"] == 0
     client_stats = pair.client.get_stats()
-    assert client_stats["handshakes"] == {"started": 1, "failed": 0, "in_flight": 0}
+    assert client_stats["handshakes"] == {"started": 1, "accepted": 0, "failed": 0, "in_flight": 0}
+    assert stats["handshakes"]["accepted"] == 1  # the server's side of the same handshake
     assert client_stats["server_mode"] is False
 
 

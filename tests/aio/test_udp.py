@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from seigr_stt import NodeConfig, NodeEvent, SessionState, STTNode
+from seigr_stt import NodeConfig, NodeEvent, SessionState, STTNode, generate_seed
 from seigr_stt.aio import udp
 from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.constants import PACKET_DATA, PROTOCOL_VERSION
@@ -429,3 +431,93 @@ async def test_node_with_a_closed_udp_transport_drops_sends(make_node: NodeFacto
     assert client.get_stats()["transports"]["udp"]["send_dropped"] >= 1
     assert session.state == SessionState.ACTIVE
     assert isinstance(client, STTNode)
+
+
+class NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop without ``add_reader``/``add_writer``, as the Proactor loop (Windows' default)."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+
+def test_a_loop_without_add_reader_gets_the_datagram_endpoint_and_a_working_node() -> None:
+    """The fallback end to end: handshake, messages both ways, a stream, and a clean stop."""
+
+    async def exchange() -> None:
+        shared = generate_seed()
+        server = STTNode(generate_seed(), shared, LOOPBACK, 0, ws_port=None)
+        client = STTNode(generate_seed(), shared, LOOPBACK, 0, ws_port=None)
+        await server.start(server_mode=True)
+        await client.start()
+        try:
+            for node in (server, client):
+                transport = node.udp_transport
+                assert transport is not None
+                assert transport.uses_endpoint
+            address = server.udp_address
+            assert address is not None
+            host, port = address
+            async with asyncio.timeout(10 * SECOND):
+                session = await client.connect_udp(host, port)
+                await session.send(b"hello over the endpoint")
+                [packet] = await receive_n(server, 1)
+                assert packet.data == b"hello over the endpoint"
+                await server.send_to_sessions([packet.session_id], b"and back")
+                [reply] = await receive_n(client, 1)
+                assert reply.data == b"and back"
+                big = os.urandom(300_000)  # many records: the batch end and the acks
+                await session.send(big)
+                [packet] = await receive_n(server, 1)
+                assert packet.data == big
+        finally:
+            await client.stop()
+            await server.stop()
+        for node in (server, client):
+            transport = node.udp_transport
+            assert transport is not None
+            assert not transport.is_running
+
+    with asyncio.Runner(loop_factory=NoReaderLoop) as runner:
+        runner.run(exchange())
+
+
+def test_the_datagram_endpoint_transport_sends_receives_and_counts() -> None:
+    async def run() -> None:
+        got_a: Received = []
+        got_b: Received = []
+        a = await bind(got_a)
+        b = await bind(got_b)
+        try:
+            assert a.uses_endpoint
+            a.sendto(b"one", b.address)
+            b.sendto(b"back", a.address)
+            await wait_until(lambda: len(got_b) == 1 and len(got_a) == 1, "the datagrams")
+            assert got_b == [(b"one", a.address)]
+            assert (a.datagrams_sent, a.datagrams_received) == (1, 1)
+            assert a.queued == 0
+            a.sendto(b"x" * 70000, b.address)  # larger than any UDP datagram
+            await asyncio.sleep(0)
+        finally:
+            a.close()
+            b.close()
+        a.sendto(b"after close", b.address)
+        assert a.send_dropped == 1
+        assert not a.is_running
+
+    with asyncio.Runner(loop_factory=NoReaderLoop) as runner:
+        runner.run(run())
+
+
+def test_pmtu_options_are_linux_numbers_only_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing option is skipped off Linux: 10 is IP_MULTICAST_TTL on macOS and Windows."""
+    monkeypatch.delattr(socket, "IP_MTU_DISCOVER", raising=False)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert udp._socket_option("IP_MTU_DISCOVER", 10) is None
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert udp._socket_option("IP_MTU_DISCOVER", 10) == 10
+    monkeypatch.setattr(socket, "IP_MTU_DISCOVER", 10, raising=False)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert udp._socket_option("IP_MTU_DISCOVER", 99) == 10  # the module's own constant wins

@@ -10,9 +10,11 @@ import pytest
 
 from seigr_stt.constants import STT_SESSION_STATE_ACTIVE
 from seigr_stt.core.stats import (
+    HANDSHAKE_SECONDS_BOUNDS,
     DropReason,
     EndpointCounters,
     EndpointSnapshot,
+    Histogram,
     SessionCounters,
     SessionSnapshot,
 )
@@ -96,3 +98,29 @@ def test_a_session_snapshot_is_frozen_and_its_counters_a_copy(pair: Pair) -> Non
 def test_session_counters_start_at_zero() -> None:
     counters = SessionCounters()
     assert all(getattr(counters, name) == 0 for name in SessionCounters.__slots__)
+
+
+def test_a_histogram_counts_each_value_in_its_bucket() -> None:
+    histogram = Histogram((0.01, 0.1))
+    for value in (0.005, 0.01, 0.05, 3.0):
+        histogram.observe(value)
+    assert histogram.counts == [2, 1, 1]  # <= 0.01, <= 0.1, above
+    assert histogram.count == 4
+    assert histogram.total == pytest.approx(3.065)
+    copy = histogram.copy()
+    histogram.observe(0.0)
+    assert copy.counts == [2, 1, 1]
+
+
+def test_handshakes_are_timed_on_both_sides_and_snapshots_copy_the_times(pair: Pair) -> None:
+    """The pair's one handshake: one initiator and one responder duration, on the net's clock."""
+    initiator = pair.a.endpoint.counters.initiator_handshake_s
+    responder = pair.b.endpoint.counters.responder_handshake_s
+    assert (initiator.count, responder.count) == (1, 1)
+    assert pair.a.endpoint.counters.responder_handshake_s.count == 0
+    assert initiator.total >= 0
+    assert responder.total >= 0
+    snap = pair.a.endpoint.snapshot()
+    initiator.observe(1.0)
+    assert snap.counters.initiator_handshake_s.count == 1
+    assert tuple(sorted(HANDSHAKE_SECONDS_BOUNDS)) == HANDSHAKE_SECONDS_BOUNDS
