@@ -14,10 +14,18 @@ from seigr_stt.aio.manual import ManualSession
 from seigr_stt.aio.node import STTNode
 from seigr_stt.aio.serve import Connect, Server, connect, serve
 from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.stats import (
+    NodeStats,
+    SessionCountStats,
+    SessionStats,
+    UDPStats,
+    WebSocketStats,
+)
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import SEED_GENERATED_BYTES, CloseCode, FrameType, PacketType, SessionState
 from seigr_stt.exceptions import (
+    BindError,
     ConfigError,
     HandshakeError,
     HandshakeTimeout,
@@ -36,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_KINDS",
+    "BindError",
     "CloseCode",
     "ConfigError",
     "Connect",
@@ -47,6 +56,7 @@ __all__ = [
     "MessageTooLarge",
     "NodeConfig",
     "NodeEvent",
+    "NodeStats",
     "PacketType",
     "ProtocolError",
     "ReceivedPacket",
@@ -56,12 +66,16 @@ __all__ = [
     "STTStream",
     "Server",
     "SessionClosedError",
+    "SessionCountStats",
     "SessionError",
     "SessionManager",
     "SessionNotFound",
     "SessionState",
+    "SessionStats",
     "StreamError",
+    "UDPStats",
     "WeakSeedError",
+    "WebSocketStats",
     "__version__",
     "connect",
     "generate_seed",

@@ -241,6 +241,9 @@ MAX_STREAMS_DEFAULT: Final = 256
 STREAM_SIDE_BIT: Final = 0x1
 STREAM_KIND_BIT: Final = 0x2
 STREAM_INDEX_SHIFT: Final = 2
+# A unidirectional byte stream (§16.4) is a byte stream whose opener stops its receiving half at
+# once: STOP_SENDING with this code (the largest varint), reserved for it.
+STREAM_CODE_UNIDIRECTIONAL: Final = (1 << 62) - 1
 STREAM_SEND_HIGH_WATER_BYTES: Final = 1024 * 1024
 # Out-of-order data held for reassembly: one separate range ("fragment") per this many bytes of
 # the window, and never fewer than REASSEMBLY_MIN_FRAGMENTS, per stream and per session; a peer

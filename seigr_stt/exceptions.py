@@ -7,11 +7,12 @@ that session with a code. What reaches the caller::
     STTError
     ├── ConfigError (also ValueError)        a bad argument or setting: fix the call
     │   └── WeakSeedError                    a seed too short or with too little entropy
-    ├── HandshakeError                       the handshake failed (reason in the message)
+    ├── BindError (also OSError)             a socket could not be bound (address in the message)
+    ├── HandshakeError                       the handshake failed (reason in the message; ``code``)
     │   └── HandshakeTimeout (also TimeoutError)  no valid answer before the deadline
     ├── SessionError
     │   ├── SessionNotFound (also KeyError)  no live session with that id
-    │   ├── SessionClosedError               the session is closing or closed
+    │   ├── SessionClosedError               closing or closed (``code``, ``by_peer``)
     │   └── KeyRotationError                 a rotation could not complete
     ├── StreamError                          a stream was reset or misused
     ├── MessageTooLarge (also ValueError)    a message exceeds what the session can carry
@@ -40,12 +41,19 @@ closed with ``CLOSE_PROTOCOL_ERROR``; they are never raised to you::
     ├── InvalidPublicKey                     a Diffie-Hellman public key of low order
     └── HandshakeFailed                      a refused handshake packet (``reason``: its drop)
 
+A wrong *type* of argument (``send_datagram(123)``, a session id that is not bytes) raises the
+built-in :class:`TypeError` naming the argument, as Python's own functions do; a bad *value*
+raises :class:`ConfigError` (a :class:`ValueError`).
+
 Exception text never contains key material or seeds.
 """
 
 from __future__ import annotations
 
+from seigr_stt.constants import CloseCode
+
 __all__ = [
+    "BindError",
     "ConfigError",
     "CoreError",
     "DecryptError",
@@ -88,8 +96,35 @@ class WeakSeedError(ConfigError):
     """A seed is too short, not decodable, or has too little entropy to be a secret."""
 
 
+class BindError(STTError, OSError):
+    """A socket could not be bound: the address is busy, not local, or does not resolve.
+
+    The message names the transport and the address; ``errno`` is the operating system's
+    (``errno.EADDRINUSE`` for a busy port) and ``__cause__`` the original :class:`OSError`.
+    """
+
+
+def as_close_code(code: int | None) -> int | None:
+    """``code`` as a :class:`CloseCode` when it is one of ours, else unchanged (an application's
+    own code stays a plain int; None stays None)."""
+    if code is None or isinstance(code, CloseCode):
+        return code
+    try:
+        return CloseCode(code)
+    except ValueError:
+        return code
+
+
 class HandshakeError(STTError):
-    """A handshake could not complete; the message says why where that can be known."""
+    """A handshake could not complete; the message says why where that can be known.
+
+    ``code`` is the close code of a responder that refused the session
+    (``CloseCode.SERVER_FULL``: it holds ``max_sessions`` sessions), else None.
+    """
+
+    def __init__(self, message: str = "", code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = as_close_code(code)
 
 
 class HandshakeTimeout(HandshakeError, TimeoutError):
@@ -120,12 +155,21 @@ class SessionNotFound(SessionError, KeyError):
 
 
 class SessionClosedError(SessionError):
-    """The session is closing or closed; ``code`` and ``reason`` say how it ended."""
+    """The session is closing or closed; ``code`` and ``reason`` say how it ended.
 
-    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+    ``code`` is a :class:`~seigr_stt.constants.CloseCode` when it is one of the protocol's codes
+    (an application's own code stays an int; None when not known yet). ``by_peer`` is True when
+    the peer closed the session, False when this side did (by ``close()``, a timeout or
+    ``stop()``).
+    """
+
+    def __init__(
+        self, message: str, code: int | None = None, reason: str = "", by_peer: bool = False
+    ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = as_close_code(code)
         self.reason = reason
+        self.by_peer = by_peer
 
 
 class KeyRotationError(SessionError):

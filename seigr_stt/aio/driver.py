@@ -1,6 +1,6 @@
 """The asyncio seam: one :class:`Driver` per node drives the sans-I/O endpoint.
 
-The driver owns the :class:`~seigr_stt.core.endpoint.Endpoint`, the event loop's clock, the one
+The driver owns the :class:`~seigr_stt.core.endpoint.Endpoint`, the core's clock, the one
 drain point (:meth:`Driver.transmit`) and the one timer. Every entry ends in a drain: a batch of
 UDP datagrams, a WebSocket message and the timer call :meth:`Driver.transmit` at once; an
 application call changes a core session (``driver.session(sid).send_message(...)``) and then
@@ -11,6 +11,12 @@ A drain sends what the core produced, routes each core event to the handle that 
 session id, to a :class:`SessionHandle`; by handshake handle, to the node), wakes the tasks
 waiting for progress (acknowledgements, credit) and re-arms the timer. Handles know the driver,
 never the node.
+
+The clock: the core runs on ``time.monotonic()`` (sub-microsecond on Linux), not on
+``loop.time()``, which ticks in 1 ms steps on uvloop and would quantise every RTT, PTO and pacing
+figure. Only the one wake-up uses the loop's clock: a core deadline is converted to loop time when
+the timer is armed (``loop.call_at``), and the timer hands the core at least the deadline it asked
+for.
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ class Driver:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.udp: UDPTransport | None = None
         self.udp_link: Link | None = None
-        self._clock_offset = 0.0
+        self._clock_offset = 0.0  # Unix time minus the core's clock
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._in_turn = False  # an application call drained in this loop turn
@@ -83,22 +89,28 @@ class Driver:
 
     @property
     def timer_at(self) -> float | None:
-        """When the one timer fires (loop time), or None when none is armed."""
+        """The core deadline the one timer serves (the core's clock, :meth:`now`), or None when
+        none is armed."""
         return self._timer_at if self._timer is not None else None
 
     # -- clocks -------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run on ``loop`` from now on (its clock is the core's ``now``)."""
+        """Run on ``loop`` from now on (the core's ``now`` is :func:`time.monotonic`)."""
         self.loop = loop
-        self._clock_offset = time.time() - loop.time()
+        self._clock_offset = time.time() - time.monotonic()
         self.refusals = RefusalLog(self.logger, loop)
 
     def now(self) -> float:
-        """The core's clock: the event loop's monotonic time. Raises ProtocolError before
-        :meth:`start`."""
+        """The core's clock: :func:`time.monotonic` (not the loop's clock, which may tick in
+        milliseconds). Raises ProtocolError before :meth:`start`."""
         if self.loop is None:
             raise ProtocolError("node not started: call `await node.start()` first")
-        return self.loop.time()
+        return time.monotonic()
+
+    def loop_time(self, at: float) -> float:
+        """A time of the core's clock as the loop's time (for ``loop.call_at``)."""
+        assert self.loop is not None
+        return at - time.monotonic() + self.loop.time()
 
     def unix(self, loop_time: float) -> float:
         """A time of the core's clock as Unix time."""
@@ -129,7 +141,7 @@ class Driver:
         if self.loop is None:
             return
         endpoint = self.endpoint
-        now = self.loop.time()
+        now = time.monotonic()
         udp = self.udp
         self._note_refusals()
         debug = self._debug = self._records_log.isEnabledFor(logging.DEBUG)
@@ -198,12 +210,14 @@ class Driver:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None and not self.stopped and self.loop is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(self.loop_time(deadline), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         assert self.loop is not None
-        now = max(self.loop.time(), self._timer_at or 0.0)
+        # The loop may wake a little early by the core's clock (its own clock is coarser):
+        # the core still sees the deadline it asked for.
+        now = max(time.monotonic(), self._timer_at or 0.0)
         self._timer_at = None
         self.endpoint.handle_timer(now)
         self.transmit()
@@ -234,14 +248,14 @@ class Driver:
         assert self.udp_link is not None
         if self._debug:
             self._log_record("received", data, addr)
-        self.endpoint.receive_datagram(data, addr, self.loop.time(), self.udp_link)
+        self.endpoint.receive_datagram(data, addr, time.monotonic(), self.udp_link)
 
     def receive_websocket(self, data: bytes, link: WSLink) -> None:
         """One WebSocket message: processed and drained at once."""
         assert self.loop is not None
         if self._debug:
             self._log_record("received", data, link)
-        self.endpoint.receive_datagram(data, link, self.loop.time(), link.link)
+        self.endpoint.receive_datagram(data, link, time.monotonic(), link.link)
         self.transmit()
 
     # -- waiting ------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.manual import ManualSession
 from seigr_stt.aio.session import STTSession
+from seigr_stt.aio.stats import SessionCountStats
 from seigr_stt.constants import NODE_ID_BYTES, SESSION_ID_BYTES, CloseCode, SessionState
 from seigr_stt.exceptions import ConfigError, SessionError, SessionNotFound
 
@@ -30,6 +32,7 @@ class SessionManager:
         self._sessions: dict[bytes, STTSession] = {}
         self._created = 0
         self._closed = 0
+        self._max_concurrent = 0  # high-water mark of live sessions
 
     def __repr__(self) -> str:
         return f"SessionManager(live={len(self._sessions)}, total={self._created})"
@@ -44,6 +47,7 @@ class SessionManager:
         handshake makes; applications use :meth:`create_session`)."""
         self._sessions[session.session_id] = session
         self._created += 1
+        self._max_concurrent = max(self._max_concurrent, len(self._sessions))
 
     def forget(self, session: STTSession) -> None:
         """``session`` closed: it leaves the live table and is counted as closed."""
@@ -88,6 +92,10 @@ class SessionManager:
         """Whether a live session has this id."""
         return session_id in self._sessions
 
+    def get_all_sessions(self) -> list[STTSession]:
+        """Every live session, in any state but CLOSED (closed ones leave the table)."""
+        return list(self._sessions.values())
+
     def get_active_sessions(self) -> list[STTSession]:
         """Live sessions in the ACTIVE state."""
         return [s for s in self._sessions.values() if s.state == SessionState.ACTIVE]
@@ -127,17 +135,52 @@ class SessionManager:
     async def close_session(
         self, session_id: bytes, code: int = CloseCode.NORMAL, reason: str = ""
     ) -> None:
-        """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`."""
+        """Close one session and wait until it is CLOSED; raises :class:`SessionNotFound`
+        (:class:`TypeError` for an id that is not bytes)."""
+        if not isinstance(session_id, bytes):
+            raise TypeError(f"session_id must be bytes, not {type(session_id).__name__}")
         session = self._sessions.get(session_id)
         if session is None:
             raise SessionNotFound(f"no live session {session_id.hex()}", (session_id,))
         await session.close(code, reason)
+
+    async def remove_session(
+        self, session_id: bytes, code: int = CloseCode.NORMAL, reason: str = ""
+    ) -> STTSession | None:
+        """Close the session (the peer is told ``code`` and ``reason``), wait until it is
+        CLOSED, and forget it; returns it, or None when no live session has this id (removing
+        twice is not an error). Raises :class:`TypeError` for an id that is not bytes."""
+        if not isinstance(session_id, bytes):
+            raise TypeError(f"session_id must be bytes, not {type(session_id).__name__}")
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        await session.close(code, reason)
+        self.forget(session)
+        return session
 
     async def close_all_sessions(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close every live session concurrently and wait for all of them."""
         sessions = list(self._sessions.values())
         if sessions:
             await asyncio.gather(*(s.close(code, reason) for s in sessions))
+
+    async def shutdown(self) -> None:
+        """Close every live session (code ``GOING_AWAY``) and wait for all of them. The manager
+        and its node stay usable: new sessions may follow (``node.stop()`` ends the node)."""
+        await self.close_all_sessions(CloseCode.GOING_AWAY, "session manager shut down")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Leaving ``async with node.session_manager:`` runs :meth:`shutdown`."""
+        await self.shutdown()
 
     def end_manual_sessions(self, code: int, reason: str) -> None:
         """Close every manual session now (the node is stopping)."""
@@ -149,22 +192,41 @@ class SessionManager:
         """Every session ever created on this node, closed ones included."""
         return self._created
 
-    def get_stats(self) -> dict[str, Any]:
-        """``total`` (ever created), ``handshake``, ``active``, ``closing`` (live, by state),
-        ``closed`` (ever closed), plus ``live``, ``handshakes_in_flight`` and ``max_sessions``."""
+    def stats(self) -> SessionCountStats:
+        """A frozen snapshot of the session counts (see :class:`SessionCountStats`)."""
         counts = dict.fromkeys(SessionState, 0)
         for session in self._sessions.values():
             counts[session.state] += 1
-        in_flight = self._driver.endpoint.live_handshakes()
+        return SessionCountStats(
+            created_total=self._created,
+            closed_total=self._closed,
+            live=len(self._sessions),
+            by_state=MappingProxyType(counts),
+            max_concurrent=self._max_concurrent,
+            handshakes_in_flight=self._driver.endpoint.live_handshakes(),
+            max_sessions=self._max_sessions,
+        )
+
+    def get_stats(self, snapshot: SessionCountStats | None = None) -> dict[str, Any]:
+        """The chapter's dict, built from :meth:`stats` (or ``snapshot``): ``total`` (ever
+        created), ``handshake`` (handshakes in progress: a session is handed out ACTIVE),
+        ``active``, ``closing`` (live, by state), ``closed`` (ever closed), plus ``live``,
+        ``handshakes_in_flight`` (the same figure as ``handshake``), ``max_sessions``,
+        ``max_concurrent`` (the high-water mark of ``live``) and ``by_state`` (live sessions by
+        state name)."""
+        st = snapshot if snapshot is not None else self.stats()
+        in_flight = st.handshakes_in_flight
         return {
-            "total": self._created,
-            "handshake": counts[SessionState.HANDSHAKE] + in_flight,
-            "active": counts[SessionState.ACTIVE],
-            "closing": counts[SessionState.CLOSING],
-            "closed": self._closed,
-            "live": len(self._sessions),
+            "total": st.created_total,
+            "handshake": st.by_state[SessionState.HANDSHAKE] + in_flight,
+            "active": st.by_state[SessionState.ACTIVE],
+            "closing": st.by_state[SessionState.CLOSING],
+            "closed": st.closed_total,
+            "live": st.live,
             "handshakes_in_flight": in_flight,
-            "max_sessions": self._max_sessions,
+            "max_sessions": st.max_sessions,
+            "max_concurrent": st.max_concurrent,
+            "by_state": {state.name: n for state, n in st.by_state.items()},
         }
 
 

@@ -105,7 +105,7 @@ class ManualSession(STTSession):
         """Refused: a manual session has no peer (ProtocolError)."""
         self._refuse()
 
-    async def open_stream(self) -> NoReturn:
+    async def open_stream(self, *, unidirectional: bool = False) -> NoReturn:
         """Refused: a manual session has no peer (ProtocolError)."""
         self._refuse()
 
@@ -131,7 +131,7 @@ class ManualSession(STTSession):
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close at once (there is no peer to tell); the key is erased."""
-        self._check_close_code(code)
+        self._check_close_code(code, reason)
         self.end(code, reason)
 
     def end(self, code: int, reason: str) -> None:

@@ -15,10 +15,12 @@ import hmac
 import inspect
 import logging
 import os
+import socket
 import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
-from types import TracebackType
+from dataclasses import fields
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from seigr_stt.aio.driver import Driver
@@ -31,7 +33,14 @@ from seigr_stt.aio.peer import (
     check_message,
     return_credit,
 )
-from seigr_stt.aio.session import EVENT_KINDS, NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.session import (
+    EVENT_KINDS,
+    NodeEvent,
+    ReceivedPacket,
+    STTSession,
+    check_timeout,
+)
+from seigr_stt.aio.stats import NodeStats, UDPStats, WebSocketStats
 from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WebSocketTransport, WSLink
 from seigr_stt.config import NodeConfig
@@ -39,6 +48,7 @@ from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
     CLOSE_RETRANSMIT_S,
     NODE_ID_BYTES,
+    SESSION_ID_BYTES,
     WEBSOCKET_PATH,
     CloseCode,
 )
@@ -47,6 +57,7 @@ from seigr_stt.core.events import HandshakeAborted, SessionEstablished
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.exceptions import (
+    BindError,
     ConfigError,
     HandshakeError,
     HandshakeTimeout,
@@ -78,6 +89,34 @@ def _allowed_peers(
     return ids.__contains__
 
 
+def check_host(host: object) -> None:
+    """A host to connect to: a non-empty str (a name or an IP literal). TypeError otherwise,
+    ConfigError for an empty one."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    if not host:
+        raise ConfigError("host must not be empty")
+
+
+def check_port(port: object, name: str = "port") -> None:
+    """A port to connect to: an int within 1..65535. TypeError for a non-int (a str "9000"
+    included), ConfigError outside the range."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{name} must be an int, not {type(port).__name__}")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be within 1..65535, not {port}")
+
+
+def _bind_error(transport: str, host: str, port: int | None, exc: OSError) -> BindError:
+    """``exc`` (from binding ``host:port``) as a BindError naming the transport and address."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        text = f"cannot bind {transport} to {where}: the host does not resolve ({exc.strerror})"
+    else:
+        text = f"cannot bind {transport} to {where}: {exc.strerror or exc}"
+    return BindError(exc.errno, text) if exc.errno is not None else BindError(text)
+
+
 #: stop() first lets sessions deliver what was written (up to the drain limit), then closes.
 _STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
 
@@ -97,6 +136,10 @@ class STTNode:
     every holder of the shared seed. A refused peer's handshake fails: when we connect, with a
     :class:`~seigr_stt.exceptions.HandshakeError` naming it; when it connects, it is dropped and
     counted as ``peer_refused`` (it sees no answer).
+
+    ``server_mode=True`` makes :meth:`start` (and ``async with``) accept peers' handshakes, so a
+    server is ``async with STTNode(..., server_mode=True) as node:`` with no separate
+    ``start()`` call; ``start(server_mode=...)`` still overrides it.
     """
 
     def __init__(
@@ -110,7 +153,10 @@ class STTNode:
         config: NodeConfig | None = None,
         logger: logging.Logger | None = None,
         allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
+        server_mode: bool = False,
     ) -> None:
+        if not isinstance(server_mode, bool):
+            raise TypeError(f"server_mode must be a bool, not {type(server_mode).__name__}")
         self._identity = NodeIdentity.from_seed(node_seed)
         self._secrets = SharedSecrets.from_seed(shared_seed)
         if hmac.compare_digest(
@@ -173,6 +219,7 @@ class STTNode:
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._started = False
         self._stopped = False
+        self._server_mode_default = server_mode
         self.server_mode = False
 
     def __repr__(self) -> str:
@@ -233,17 +280,24 @@ class STTNode:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(
-        self, server_mode: bool = False, *, ssl: ssl_module.SSLContext | None = None
+        self, server_mode: bool | None = None, *, ssl: ssl_module.SSLContext | None = None
     ) -> None:
         """Bind UDP ``host:port`` (and WebSocket ``host:ws_port`` if set) and start serving.
 
         ``server_mode=True`` also accepts peers' handshakes; otherwise the node only takes part
-        in sessions it initiates. ``ssl`` makes the WebSocket server serve ``wss://``.
+        in sessions it initiates (None: the constructor's ``server_mode``, False by default).
+        ``ssl`` makes the WebSocket server serve ``wss://``. Raises :class:`BindError` (an
+        :class:`OSError`, naming the address) when a port is busy or the host is not local, and
+        :class:`ProtocolError` on a node already started or stopped.
         """
         if self._stopped:
             raise ProtocolError("a stopped node cannot be restarted; create a new STTNode")
         if self._started:
             raise ProtocolError("node already started")
+        if server_mode is None:
+            server_mode = self._server_mode_default
+        elif not isinstance(server_mode, bool):
+            raise TypeError(f"server_mode must be a bool, not {type(server_mode).__name__}")
         driver = self._driver
         driver.start(asyncio.get_running_loop())
         self.server_mode = server_mode
@@ -252,15 +306,20 @@ class STTNode:
         driver.udp_link = Link(
             TransportKind.UDP, config.udp_max_record_size, config.udp_pmtu_probe_max
         )
-        driver.udp = await UDPTransport.bind(
-            self.host, self.port, driver.receive_udp, driver.transmit
-        )
+        try:
+            driver.udp = await UDPTransport.bind(
+                self.host, self.port, driver.receive_udp, driver.transmit
+            )
+        except OSError as exc:
+            raise _bind_error("UDP", self.host, self.port, exc) from exc
         try:
             if self.ws_port is not None:
                 await self._ws.serve(self.host, self.ws_port, ssl)
-        except BaseException:
+        except BaseException as exc:
             driver.udp.close()
             driver.udp = None
+            if isinstance(exc, OSError) and not isinstance(exc, STTError):
+                raise _bind_error("WebSocket", self.host, self.ws_port, exc) from exc
             raise
         self._started = True
         self.logger.info(
@@ -297,6 +356,8 @@ class STTNode:
         for future in self._connects.values():
             if not future.done():
                 future.set_exception(HandshakeError("node stopped"))
+                # Its connect_* call raises it; nobody else must be told it went unretrieved.
+                future.exception()
         self._connects.clear()
         self.session_manager.end_manual_sessions(CloseCode.GOING_AWAY, "node stopped")
         await self._ws.close()
@@ -308,6 +369,10 @@ class STTNode:
         )
 
     async def __aenter__(self) -> STTNode:
+        """Start the node (in the constructor's ``server_mode``) unless already started.
+        A stopped node cannot be entered again: :class:`ProtocolError`."""
+        if self._stopped:
+            raise ProtocolError("a stopped node cannot be restarted; create a new STTNode")
         if not self._started:
             await self.start()
         return self
@@ -335,7 +400,19 @@ class STTNode:
         """
         if kind not in self._listeners:
             raise ConfigError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
         self._listeners[kind].append(listener)
+
+    def off(self, kind: str, listener: Listener) -> None:
+        """Stop calling ``listener`` for ``kind`` (added with :meth:`on`). Raises
+        :class:`ConfigError` for an unknown kind and :class:`ValueError` when ``listener`` was
+        not added for it."""
+        if kind not in self._listeners:
+            raise ConfigError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
+        if listener not in self._listeners[kind]:
+            raise ValueError(f"listener {listener!r} is not registered for {kind!r}")
+        self._listeners[kind].remove(listener)
 
     def _emit(self, event: NodeEvent) -> None:
         if event.kind == "session_closed":
@@ -343,7 +420,7 @@ class STTNode:
             link = self._ws_session_links.pop(event.session.session_id, None)
             if link is not None:
                 self._ws.released(link)
-        for listener in self._listeners[event.kind]:
+        for listener in list(self._listeners[event.kind]):
             try:
                 result = listener(event)
                 if inspect.isawaitable(result):
@@ -401,7 +478,9 @@ class STTNode:
                 )
             )
         else:
-            future.set_exception(HandshakeError(f"handshake failed: {event.reason}"))
+            future.set_exception(
+                HandshakeError(f"handshake failed: {event.reason}", code=event.code)
+            )
 
     def _on_ws_closed(self, link: WSLink) -> None:
         if self._driver.loop is None or self._stopped:
@@ -423,17 +502,18 @@ class STTNode:
         # A WebSocket link's address is its connection's remote address.
         remote = getattr(getattr(addr, "connection", None), "remote_address", addr)
         where = format_addr(remote) or transport
-        fields = {"stt_transport": transport, "stt_addr": format_addr(remote)}
-        self.logger.info("handshake with %s over %s started", where, transport, extra=fields)
-        driver.transmit()
+        log_fields = {"stt_transport": transport, "stt_addr": format_addr(remote)}
+        self.logger.info("handshake with %s over %s started", where, transport, extra=log_fields)
         try:
+            driver.transmit()
             return await asyncio.shield(future)
         except HandshakeError as exc:
-            self.logger.info("handshake with %s failed: %s", where, exc, extra=fields)
+            self.logger.info("handshake with %s failed: %s", where, exc, extra=log_fields)
             raise
-        except asyncio.CancelledError:
+        except BaseException:
+            # Cancelled, or the send itself failed: nothing of this handshake stays in flight.
             self._connects.pop(handle, None)
-            if not self._stopped:
+            if not self._stopped and not future.done():
                 driver.endpoint.cancel_connect(handle, driver.now())
                 driver.transmit()
             raise
@@ -444,15 +524,22 @@ class STTNode:
         Raises :class:`HandshakeTimeout` when no valid answer comes within ``timeout`` seconds
         (a peer with another shared seed never answers) and :class:`HandshakeError` otherwise.
         """
+        check_host(host)
+        check_port(port)
+        check_timeout(timeout)
         self._require_running()
-        if timeout <= 0:
-            raise ConfigError("timeout must be positive")
         udp = self._driver.udp
         assert udp is not None
         try:
             addr = await udp.resolve(host, port)
         except OSError as exc:
-            raise HandshakeError(f"cannot resolve {host!r}: {exc}") from exc
+            raise HandshakeError(f"cannot resolve {host!r} (port {port}): {exc}") from exc
+        bound = udp.address[0]
+        if (":" in str(addr[0])) != (":" in bound):
+            raise ConfigError(
+                f"cannot reach {host!r} over UDP: the node's socket is bound to {bound!r}, "
+                "another address family (bind the node to a host of the same family)"
+            )
         link = self._driver.udp_link
         assert link is not None
         return await self._handshake(addr, link, timeout)
@@ -461,11 +548,12 @@ class STTNode:
         self, url: str, *, timeout: float = 10.0, ssl: ssl_module.SSLContext | None = None
     ) -> STTSession:
         """Open a WebSocket to ``url`` (``ws://`` or ``wss://``, path ``/stt``) and handshake."""
-        self._require_running()
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, not {type(url).__name__}")
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError("url must start with ws:// or wss://")
-        if timeout <= 0:
-            raise ConfigError("timeout must be positive")
+        check_timeout(timeout)
+        self._require_running()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -495,14 +583,26 @@ class STTNode:
         """
         self._require_running()
         payload = check_message(data, self.config.max_message_size)
-        if isinstance(session_ids, bytes):
+        if isinstance(session_ids, bytes | bytearray | str):
             raise TypeError("session_ids must be an iterable of session ids, not one id")
+        if not isinstance(session_ids, Iterable):
+            raise TypeError(
+                "session_ids must be an iterable of session ids (bytes), "
+                f"not {type(session_ids).__name__}"
+            )
+        ids = list(session_ids)
+        for session_id in ids:
+            if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_BYTES:
+                raise TypeError(
+                    f"session_ids must hold {SESSION_ID_BYTES}-byte session ids (bytes), "
+                    f"not {session_id!r}"
+                )
         check_channel(stream_id)
         failed: list[bytes] = []
         sent: list[bytes] = []
         driver = self._driver
         now = driver.now()
-        for session_id in session_ids:
+        for session_id in ids:
             try:
                 driver.session(session_id).send_message(stream_id, payload, now)
                 sent.append(session_id)
@@ -519,7 +619,14 @@ class STTNode:
             )
 
     async def send_to_all(self, data: bytes, stream_id: int = 0) -> int:
-        """Send ``data`` to every active session; returns how many sessions it was sent to."""
+        """Send ``data`` to every active session; returns how many sessions it was sent to.
+
+        Raises :class:`ProtocolError` before :meth:`start` and after :meth:`stop`, and the
+        errors of :meth:`send_to_sessions` for ``data`` and ``stream_id`` even with no session.
+        """
+        self._require_running()
+        check_message(data, self.config.max_message_size)
+        check_channel(stream_id)
         ids = [s.session_id for s in self.session_manager.get_active_sessions() if not s.is_manual]
         if ids:
             await self.send_to_sessions(ids, data, stream_id)
@@ -560,54 +667,77 @@ class STTNode:
         return self._take(item)
 
     # -- statistics ---------------------------------------------------------------------------
-    def get_stats(self) -> dict[str, Any]:
-        """Node-wide figures: sessions (the manager's stats), transports, drops by reason."""
+    def stats(self) -> NodeStats:
+        """A frozen snapshot of the node's figures (see :class:`NodeStats`): its sessions by
+        state, handshakes (in flight counted once), transports, traffic and drops by reason."""
         snap = self._driver.endpoint.snapshot()
         counters = snap.counters
         udp = self._driver.udp
+        ws = self._ws
+        return NodeStats(
+            node_id=self.node_id,
+            running=self.is_running,
+            server_mode=self.server_mode,
+            sessions=self.session_manager.stats(),
+            handshakes_started=counters.handshakes_started,
+            handshakes_accepted=counters.handshakes_accepted,
+            handshakes_failed=counters.handshakes_failed,
+            handshakes_in_flight=snap.handshakes_in_flight,
+            udp=UDPStats(
+                address=self.udp_address,
+                datagrams_sent=udp.datagrams_sent if udp else 0,
+                datagrams_received=udp.datagrams_received if udp else 0,
+                send_errors=udp.send_errors if udp else 0,
+                send_dropped=udp.send_dropped if udp else 0,
+            ),
+            websocket=WebSocketStats(
+                url=self.ws_url,
+                connections=len(ws.links),
+                pending=ws.pending,
+                refused_connections=ws.refused_connections,
+                closed_handshake_timeout=ws.closed_handshake_timeout,
+                closed_idle=ws.closed_idle,
+                text_frames_refused=ws.text_frames_refused,
+                oversized_refused=ws.oversized_refused,
+                send_dropped=ws.send_dropped,
+                send_queued_bytes=ws.send_queued_bytes,
+            ),
+            packets_received=counters.packets_received,
+            packets_sent=counters.packets_sent,
+            bytes_received=counters.bytes_received,
+            bytes_sent=counters.bytes_sent,
+            drops=MappingProxyType({str(r): n for r, n in counters.drops.items()}),
+            drops_total=snap.drops_total,
+            receive_queue=len(self._rx),
+        )
+
+    def get_stats(self) -> dict[str, Any]:
+        """Node-wide figures as the chapter's dict, built from :meth:`stats`: sessions (the
+        manager's :meth:`~SessionManager.get_stats`), handshakes, transports, drops by reason
+        (every reason of docs/protocol.md §11, zero or not)."""
+        st = self.stats()
         return {
-            "node_id": self.node_id.hex(),
-            "running": self.is_running,
-            "server_mode": self.server_mode,
-            "sessions": self.session_manager.get_stats(),
+            "node_id": st.node_id.hex(),
+            "running": st.running,
+            "server_mode": st.server_mode,
+            "sessions": self.session_manager.get_stats(st.sessions),
             "handshakes": {
-                "started": counters.handshakes_started,
-                "accepted": counters.handshakes_accepted,
-                "failed": counters.handshakes_failed,
-                "in_flight": snap.handshakes_in_flight,
+                "started": st.handshakes_started,
+                "accepted": st.handshakes_accepted,
+                "failed": st.handshakes_failed,
+                "in_flight": st.handshakes_in_flight,
             },
             "transports": {
-                "udp": {
-                    "address": self.udp_address,
-                    "datagrams_sent": udp.datagrams_sent if udp else 0,
-                    "datagrams_received": udp.datagrams_received if udp else 0,
-                    "send_errors": udp.send_errors if udp else 0,
-                    "send_dropped": udp.send_dropped if udp else 0,
-                },
+                "udp": {f.name: getattr(st.udp, f.name) for f in fields(UDPStats)},
                 "websocket": {
-                    "url": self.ws_url,
-                    "connections": len(self._ws.links),
-                    # accepted connections without an established session yet
-                    "pending": self._ws.pending,
-                    # connections refused beyond websocket_max_pending(_per_source)
-                    "refused_connections": self._ws.refused_connections,
-                    # closed for no handshake / no session in time; for carrying nothing
-                    "closed_handshake_timeout": self._ws.closed_handshake_timeout,
-                    "closed_idle": self._ws.closed_idle,
-                    # connections closed for a text message (1003) or an oversized one (1009)
-                    "text_frames_refused": self._ws.text_frames_refused,
-                    "oversized_refused": self._ws.oversized_refused,
-                    # packets dropped by full send queues; bytes queued now
-                    "send_dropped": self._ws.send_dropped,
-                    "send_queued_bytes": self._ws.send_queued_bytes,
+                    f.name: getattr(st.websocket, f.name) for f in fields(WebSocketStats)
                 },
             },
-            "packets_received": counters.packets_received,
-            "packets_sent": counters.packets_sent,
-            "bytes_received": counters.bytes_received,
-            "bytes_sent": counters.bytes_sent,
-            # every reason of docs/protocol.md §11, zero or not (keys: DropReason, a str)
-            "drops": {str(reason): count for reason, count in counters.drops.items()},
-            "drops_total": snap.drops_total,
-            "receive_queue": len(self._rx),
+            "packets_received": st.packets_received,
+            "packets_sent": st.packets_sent,
+            "bytes_received": st.bytes_received,
+            "bytes_sent": st.bytes_sent,
+            "drops": dict(st.drops),
+            "drops_total": st.drops_total,
+            "receive_queue": st.receive_queue,
         }

@@ -18,7 +18,7 @@ from typing import Any
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
-from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession
+from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession, check_timeout
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.events import (
@@ -49,6 +49,7 @@ __all__ = [
     "DATAGRAM_QUEUE_MAX",
     "PeerSession",
     "SessionHooks",
+    "check_bytes",
     "check_channel",
     "check_message",
     "return_credit",
@@ -114,6 +115,9 @@ class PeerSession(STTSession):
         )
         self._driver = driver
         self._hooks = hooks
+        # Made when the handshake completed (keys confirmed): ACTIVE from now on. created_at is
+        # when the core session was made (for the initiator, when it sent FINAL).
+        self.ready_at = driver.unix_now()
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Created on first use: most sessions never carry datagrams or peer-opened streams, and
         # an idle session should cost little memory (docs/performance.md, scale).
@@ -199,13 +203,19 @@ class PeerSession(STTSession):
     def _streams_live(self) -> int:
         return len(self._streams)
 
+    def _stream_info(self) -> dict[str, Any]:
+        """What this session's streams answer in ``get_extra_info``."""
+        return {
+            "peername": self.peer_addr,
+            "transport": self._transport_type,
+            "peer_node_id": self._peer_node_id,
+        }
+
     # -- data ---------------------------------------------------------------------------------
     def _active_core(self) -> Session:
         core = self._core
         if core.state == SessionState.CLOSED:
-            raise SessionClosedError(
-                f"session {self._session_id.hex()} is closed", self.close_code, self.close_reason
-            )
+            raise self._closed_error()
         return core
 
     async def send(self, data: bytes, stream_id: int = 0) -> None:
@@ -224,8 +234,12 @@ class PeerSession(STTSession):
         await self._driver.after_send((self._session_id,))
 
     async def send_datagram(self, data: bytes) -> None:
-        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes."""
-        self._active_core().send_datagram(bytes(data), self._driver.now())
+        """Send an unreliable, unordered datagram of at most :attr:`max_datagram_size` bytes.
+
+        Raises :class:`TypeError` unless ``data`` is bytes-like (bytes, bytearray, memoryview).
+        """
+        payload = check_bytes(data)
+        self._active_core().send_datagram(payload, self._driver.now())
         self._driver.transmit_soon()
 
     def _datagrams(self) -> Inbox[bytes]:
@@ -291,10 +305,8 @@ class PeerSession(STTSession):
             async with asyncio.timeout(wait):
                 item = await inbox.get()
         except InboxClosed:
-            raise SessionClosedError(
-                f"session {self._session_id.hex()} is closed: no more messages",
-                self.close_code,
-                self.close_reason,
+            raise self._closed_error(
+                f"session {self._session_id.hex()} is closed: no more messages"
             ) from None
         return self._take_message(item)
 
@@ -311,10 +323,11 @@ class PeerSession(STTSession):
         Raises :class:`TimeoutError` when no PONG arrives within ``timeout`` and
         :class:`SessionClosedError` when the session is not active.
         """
+        check_timeout(timeout)
         core = self._active_core()
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        token = core.ping(self._driver.now())
+        started = self._driver.now()
+        token = core.ping(started)
         future: asyncio.Future[float] = loop.create_future()
         self._pings[token] = future
         self._driver.transmit_soon()
@@ -325,15 +338,25 @@ class PeerSession(STTSession):
             self._pings.pop(token, None)
 
     # -- byte streams -------------------------------------------------------------------------
-    async def open_stream(self) -> STTStream:
+    async def open_stream(self, *, unidirectional: bool = False) -> STTStream:
         """Open a reliable, ordered, bidirectional byte stream to the peer.
 
-        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
-        :class:`SessionClosedError` when the session is not active. Byte streams are separate
-        from the message channels ``send(data, stream_id)`` uses (§16.1).
+        ``unidirectional=True``: only we send on it (§16.4: its receiving half is stopped at
+        once, which also tells the peer of it). Raises :class:`StreamError` when the peer's
+        limit of concurrent streams is reached and :class:`SessionClosedError` when the session
+        is not active. Byte streams are separate from the message channels
+        ``send(data, stream_id)`` uses (§16.1).
         """
-        stream_id = self._active_core().open_stream(self._driver.now())
-        stream = self._streams[stream_id] = STTStream(self._driver, self._session_id, stream_id)
+        if not isinstance(unidirectional, bool):
+            raise TypeError(f"unidirectional must be a bool, not {type(unidirectional).__name__}")
+        stream_id = self._active_core().open_stream(self._driver.now(), unidirectional)
+        stream = self._streams[stream_id] = STTStream(
+            self._driver,
+            self._session_id,
+            stream_id,
+            send_only=unidirectional,
+            info=self._stream_info,
+        )
         self._driver.transmit_soon()
         return stream
 
@@ -359,6 +382,7 @@ class PeerSession(STTSession):
         peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
         closes meanwhile.
         """
+        check_timeout(timeout)
         core = self._active_core()
         target = core.request_rotation(self._driver.now())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -387,7 +411,7 @@ class PeerSession(STTSession):
         """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
 
         Data already written is delivered first (for at most a few seconds)."""
-        self._check_close_code(code)
+        self._check_close_code(code, reason)
         if self._core.state != SessionState.CLOSED:
             self._core.close(code, reason, self._driver.now(), drain=True)
             self._driver.transmit_soon()
@@ -424,13 +448,19 @@ class PeerSession(STTSession):
 
     def _on_pong(self, event: PongReceived) -> None:
         # A PONG answers every PING up to its token (the peer answers the latest one).
-        now = asyncio.get_running_loop().time()
+        now = self._driver.now()
         for token, future in self._pings.items():
             if token <= event.token and not future.done():
                 future.set_result(now)
 
     def _on_stream_opened(self, event: StreamOpened) -> None:
-        stream = STTStream(self._driver, self._session_id, event.stream_id)
+        stream = STTStream(
+            self._driver,
+            self._session_id,
+            event.stream_id,
+            opened_by_peer=True,
+            info=self._stream_info,
+        )
         self._streams[event.stream_id] = stream
         self._incoming().put(stream)
 
@@ -447,21 +477,28 @@ class PeerSession(STTSession):
     def _on_stream_released(self, event: StreamReleased) -> None:
         # Finished both ways: the core forgot it, so do we. The application keeps what it
         # holds of the stream (its unread bytes stay readable); nothing more arrives for it.
-        self._streams.pop(event.stream_id, None)
+        stream = self._streams.pop(event.stream_id, None)
+        if stream is not None:
+            stream.handle_released()
 
     def _on_key_rotated(self, event: KeyRotated) -> None:
         self.last_key_rotation = self._driver.unix_now()
         self._resolve_rotations(event.key_version)
         self.log.info("key rotated to version %d", event.key_version)
-        self._hooks.emit(NodeEvent("key_rotated", self, key_version=event.key_version))
+        self._tell(NodeEvent("key_rotated", self, key_version=event.key_version))
 
     def _on_address_changed(self, event: PeerAddressChanged) -> None:
         self.log.info(
             "peer address changed: %s -> %s", format_addr(event.old), format_addr(event.new)
         )
-        self._hooks.emit(
+        self._tell(
             NodeEvent("peer_address_changed", self, old_address=event.old, new_address=event.new)
         )
+
+    def _tell(self, event: NodeEvent) -> None:
+        """An event for this session's listeners, then the node's."""
+        self._notify(event)
+        self._hooks.emit(event)
 
     def _on_session_closed(self, event: SessionClosed) -> None:
         self._driver.unbind(self._session_id)
@@ -472,25 +509,35 @@ class PeerSession(STTSession):
             _code_name(event.code),
             f", reason {event.reason!r}" if event.reason else "",
         )
-        code, reason = event.code, event.reason
+        code, reason, by_peer = event.code, event.reason, event.by_peer
         for _, waiter in self._rotation_waiters:
             if not waiter.done():
                 waiter.set_exception(
-                    SessionClosedError("session closed during key rotation", code, reason)
+                    SessionClosedError("session closed during key rotation", code, reason, by_peer)
                 )
         for inbox in (self._datagram_queue, self._incoming_queue, self._inbox):
             if inbox is not None:
                 inbox.close()
         for ping in self._pings.values():
             if not ping.done():
-                ping.set_exception(SessionClosedError("session closed", code, reason))
-        error = SessionClosedError(f"session {self._session_id.hex()} closed", code, reason)
+                ping.set_exception(SessionClosedError("session closed", code, reason, by_peer))
+        error = SessionClosedError(
+            f"session {self._session_id.hex()} closed", code, reason, by_peer
+        )
         for stream in self._streams.values():
             stream.handle_session_closed(error)
-        self._finish(code, reason)
-        self._hooks.emit(
-            NodeEvent("session_closed", self, code=code, reason=reason, by_peer=event.by_peer)
+        self._finish(code, reason, by_peer)
+        self._tell(
+            NodeEvent("session_closed", self, code=self.close_code, reason=reason, by_peer=by_peer)
         )
+
+
+def check_bytes(data: object, name: str = "data") -> bytes:
+    """``data`` as bytes: TypeError naming ``name`` unless it is bytes, bytearray or a
+    memoryview (an int would otherwise become that many zero bytes, a str has no encoding)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"{name} must be bytes, not {type(data).__name__}")
+    return bytes(data)
 
 
 def _same(item: bytes) -> bytes:
@@ -499,8 +546,7 @@ def _same(item: bytes) -> bytes:
 
 def check_message(data: bytes, max_message_size: int) -> bytes:
     """``data`` as bytes; TypeError for anything else, MessageTooLarge above the limit."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = check_bytes(data)
     if len(data) > max_message_size:
         raise MessageTooLarge(
             f"message of {len(data)} bytes exceeds max_message_size ({max_message_size})"

@@ -11,6 +11,7 @@ and counted, with no peer to talk to; sending is refused).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -18,19 +19,30 @@ from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, Self
 
+from seigr_stt.aio.stats import SessionStats
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.stats import SessionCounters, SessionSnapshot
-from seigr_stt.exceptions import ConfigError
+from seigr_stt.exceptions import ConfigError, SessionClosedError, as_close_code
 from seigr_stt.logs import format_addr
 
-__all__ = ["EVENT_KINDS", "NodeEvent", "ReceivedPacket", "STTSession", "SessionLog"]
+__all__ = [
+    "EVENT_KINDS",
+    "SESSION_EVENT_KINDS",
+    "NodeEvent",
+    "ReceivedPacket",
+    "STTSession",
+    "SessionLog",
+    "call_listeners",
+]
 
 _log = logging.getLogger("seigr_stt.session")
 
 
 #: The kinds :meth:`STTNode.on` accepts.
 EVENT_KINDS = ("session_established", "session_closed", "key_rotated", "peer_address_changed")
+#: The kinds :meth:`STTSession.on` accepts (a session handed out is already established).
+SESSION_EVENT_KINDS = ("session_closed", "key_rotated", "peer_address_changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,27 @@ class NodeEvent:
     key_version: int | None = None
     old_address: Any = None
     new_address: Any = None
+
+
+Listener = Callable[[NodeEvent], Any]
+
+
+def call_listeners(listeners: list[Listener], event: NodeEvent, logger: logging.Logger) -> None:
+    """Call each listener with ``event``; a coroutine's result runs as a task. What a listener
+    raises is logged on ``logger``, never raised to the caller."""
+    for listener in list(listeners):
+        try:
+            result = listener(event)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                task.add_done_callback(lambda t: _listener_task_done(t, logger))
+        except Exception:
+            logger.exception("listener for %s raised", event.kind)
+
+
+def _listener_task_done(task: asyncio.Future[Any], logger: logging.Logger) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("listener task raised", exc_info=task.exception())
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
@@ -119,9 +152,19 @@ class STTSession(ABC):
         self._recorded_at: float | None = None
         self._closed: asyncio.Future[None] | None = None
         self._ended = False
+        #: How the session ended: a :class:`CloseCode` when it is one of the protocol's codes
+        #: (an application's own code stays an int); None while open.
         self.close_code: int | None = None
         self.close_reason = ""
-        self.log = SessionLog(logger or _log, {"sid": session_id.hex()[:8]}, self)
+        #: True when the peer closed the session (False while open or when this side did).
+        self.closed_by_peer = False
+        #: Unix time the session became ready (ACTIVE): a session is handed out ready.
+        self.ready_at: float | None = created_at
+        #: Unix time the session closed; None while open.
+        self.closed_at: float | None = None
+        self._listeners: dict[str, list[Listener]] = {}
+        self._logger = logger or _log
+        self.log = SessionLog(self._logger, {"sid": session_id.hex()[:8]}, self)
 
     def __repr__(self) -> str:
         return (
@@ -158,6 +201,40 @@ class STTSession(ABC):
     def is_active(self) -> bool:
         """True while the session can carry data."""
         return self.state == SessionState.ACTIVE
+
+    @property
+    def is_ready(self) -> bool:
+        """True while the session is ACTIVE (the property form of :meth:`is_active`)."""
+        return self.state == SessionState.ACTIVE
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the session is CLOSED (by either side, a timeout or the node stopping)."""
+        return self.state == SessionState.CLOSED
+
+    async def ready(self, *, timeout: float | None = None) -> None:
+        """Return once the session is ready to carry data.
+
+        ``connect_*`` and server-mode nodes hand sessions out already ACTIVE, so this returns at
+        once on an open session; it exists for code written against pywebtransport's
+        ``await session.ready(timeout=...)``. Raises :class:`SessionClosedError` (with ``code``
+        and ``by_peer``) when the session is closing or closed, and :class:`ConfigError` for a
+        ``timeout`` that is not a positive number or None.
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        if self.state != SessionState.ACTIVE:
+            raise self._closed_error()
+
+    def _closed_error(self, what: str = "") -> SessionClosedError:
+        """The error for using a session that is closing or closed."""
+        state = "closed" if self.state == SessionState.CLOSED else "closing"
+        return SessionClosedError(
+            what or f"session {self._session_id.hex()} is {state}",
+            self.close_code,
+            self.close_reason,
+            self.closed_by_peer,
+        )
 
     @property
     @abstractmethod
@@ -239,17 +316,64 @@ class STTSession(ABC):
         """
 
     @abstractmethod
-    async def open_stream(self) -> STTStream:
+    async def open_stream(self, *, unidirectional: bool = False) -> STTStream:
         """Open a reliable, ordered, bidirectional byte stream to the peer.
 
-        Raises :class:`StreamError` when the peer's limit of concurrent streams is reached and
-        :class:`SessionClosedError` when the session is not active. Byte streams are separate
-        from the message channels ``send(data, stream_id)`` uses.
+        ``unidirectional=True``: only we send on it (reading it raises :class:`StreamError`);
+        the peer's ``incoming_streams()`` yields it at once, and its writes raise
+        :class:`StreamError` (docs/streams.md). Raises :class:`StreamError` when the peer's
+        limit of concurrent streams is reached and :class:`SessionClosedError` when the session
+        is not active. Byte streams are separate from the message channels
+        ``send(data, stream_id)`` uses.
         """
+
+    async def create_bidirectional_stream(self) -> STTStream:
+        """:meth:`open_stream` under pywebtransport's name."""
+        return await self.open_stream()
+
+    async def create_unidirectional_stream(self) -> STTStream:
+        """``open_stream(unidirectional=True)`` under pywebtransport's name: a stream only we
+        send on."""
+        return await self.open_stream(unidirectional=True)
 
     @abstractmethod
     def incoming_streams(self) -> AsyncIterator[STTStream]:
         """Streams the peer opens, until the session closes."""
+
+    # -- events of this session --------------------------------------------------------------
+    def on(self, kind: str, listener: Listener) -> None:
+        """Call ``listener(NodeEvent)`` on each event of ``kind`` of this session only.
+
+        ``kind`` is one of :data:`SESSION_EVENT_KINDS` (``"session_closed"``,
+        ``"key_rotated"``, ``"peer_address_changed"``); :class:`ConfigError` otherwise. Like
+        :meth:`STTNode.on`: a coroutine function runs as a task, exceptions are logged. The
+        session's listeners run before the node's.
+        """
+        if kind not in SESSION_EVENT_KINDS:
+            raise ConfigError(
+                f"unknown session event kind {kind!r}; expected one of {SESSION_EVENT_KINDS}"
+            )
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
+        self._listeners.setdefault(kind, []).append(listener)
+
+    def off(self, kind: str, listener: Listener) -> None:
+        """Stop calling ``listener`` for ``kind`` (added with :meth:`on`); :class:`ConfigError`
+        for an unknown kind, :class:`ValueError` when it was not added."""
+        if kind not in SESSION_EVENT_KINDS:
+            raise ConfigError(
+                f"unknown session event kind {kind!r}; expected one of {SESSION_EVENT_KINDS}"
+            )
+        listeners = self._listeners.get(kind, [])
+        if listener not in listeners:
+            raise ValueError(f"listener {listener!r} is not registered for {kind!r}")
+        listeners.remove(listener)
+
+    def _notify(self, event: NodeEvent) -> None:
+        """Call this session's listeners of ``event.kind``."""
+        listeners = self._listeners.get(event.kind)
+        if listeners:
+            call_listeners(listeners, event, self._logger)
 
     # -- messages of this session (per-session receive; docs/sessions.md) ---------------------
     @abstractmethod
@@ -277,47 +401,95 @@ class STTSession(ABC):
     def _now_unix(self) -> float:
         return self.created_at
 
-    def get_statistics(self) -> dict[str, Any]:
-        """A snapshot of the session's figures (the chapter's keys and more). Counters add
-        what the protocol counted and what the application recorded itself."""
+    def stats(self) -> SessionStats:
+        """A frozen snapshot of the session's figures (see :class:`SessionStats` for units).
+        Counters add what the protocol counted and what the application recorded itself."""
         snap = self._snapshot()
         counts = {f.name: getattr(self._recorded, f.name) for f in fields(SessionCounters)}
         if snap is not None:
             for name in counts:
                 counts[name] += getattr(snap.counters, name)
+        until = self.closed_at if self.closed_at is not None else self._now_unix()
+        return SessionStats(
+            session_id=self._session_id,
+            peer_node_id=self._peer_node_id,
+            state=SessionState(self.state),
+            transport=self._transport_type,
+            is_manual=self.is_manual,
+            capabilities=self._capabilities,
+            created_at=self.created_at,
+            ready_at=self.ready_at,
+            closed_at=self.closed_at,
+            close_code=self.close_code,
+            close_reason=self.close_reason,
+            closed_by_peer=self.closed_by_peer,
+            last_active_at=self.last_active,
+            uptime_s=max(until - self.created_at, 0.0),
+            rtt_s=self.rtt,
+            key_version=self.key_version,
+            last_key_rotation_at=self.last_key_rotation,
+            active_streams=self._streams_live(),
+            streams_opened=counts["streams_opened"],
+            bytes_sent=counts["bytes_sent"],
+            bytes_received=counts["bytes_received"],
+            packets_sent=counts["packets_sent"],
+            packets_received=counts["packets_received"],
+            packets_lost=counts["packets_lost"],
+            retransmitted_bytes=counts["retransmitted_bytes"],
+            messages_sent=counts["messages_sent"],
+            messages_received=counts["messages_received"],
+            datagrams_sent=counts["datagrams_sent"],
+            datagrams_received=counts["datagrams_received"],
+            datagrams_dropped=self._datagrams_dropped(),
+            send_errors=counts["send_errors"],
+            receive_errors=counts["receive_errors"],
+            replays_dropped=counts["replays_dropped"],
+            auth_failures=counts["auth_failures"],
+            epoch_drops=counts["epoch_drops"],
+            cwnd_bytes=snap.cwnd if snap is not None else None,
+            bytes_in_flight=snap.bytes_in_flight if snap is not None else None,
+        )
+
+    def get_statistics(self) -> dict[str, Any]:
+        """The chapter's dict of the session's figures, built from :meth:`stats` (which has
+        the same figures typed, with units in the names). ``state`` is an int here."""
+        st = self.stats()
         return {
-            "session_id": self._session_id.hex(),
-            "peer_node_id": self._peer_node_id.hex(),
-            "state": int(self.state),
-            "created_at": self.created_at,
-            "uptime": max(self._now_unix() - self.created_at, 0.0),
-            "last_active": self.last_active,
-            "bytes_sent": counts["bytes_sent"],
-            "bytes_received": counts["bytes_received"],
-            "packets_sent": counts["packets_sent"],
-            "packets_received": counts["packets_received"],
-            "send_errors": counts["send_errors"],
-            "receive_errors": counts["receive_errors"],
-            "messages_sent": counts["messages_sent"],
-            "messages_received": counts["messages_received"],
-            "packets_lost": counts["packets_lost"],
-            "retransmitted_bytes": counts["retransmitted_bytes"],
-            "streams_opened": counts["streams_opened"],
-            "streams_live": self._streams_live(),
-            "cwnd": snap.cwnd if snap is not None else None,
-            "bytes_in_flight": snap.bytes_in_flight if snap is not None else None,
-            "datagrams_sent": counts["datagrams_sent"],
-            "datagrams_received": counts["datagrams_received"],
-            "datagrams_dropped": self._datagrams_dropped(),
-            "key_version": self.key_version,
-            "last_key_rotation": self.last_key_rotation,
-            "rtt": self.rtt,
-            "replays_dropped": counts["replays_dropped"],
-            "auth_failures": counts["auth_failures"],
-            "epoch_drops": counts["epoch_drops"],
-            "capabilities": self._capabilities,
-            "transport": self._transport_type,
-            "close_code": self.close_code,
+            "session_id": st.session_id.hex(),
+            "peer_node_id": st.peer_node_id.hex(),
+            "state": int(st.state),
+            "created_at": st.created_at,
+            "uptime": st.uptime_s,
+            "last_active": st.last_active_at,
+            "bytes_sent": st.bytes_sent,
+            "bytes_received": st.bytes_received,
+            "packets_sent": st.packets_sent,
+            "packets_received": st.packets_received,
+            "send_errors": st.send_errors,
+            "receive_errors": st.receive_errors,
+            "messages_sent": st.messages_sent,
+            "messages_received": st.messages_received,
+            "packets_lost": st.packets_lost,
+            "retransmitted_bytes": st.retransmitted_bytes,
+            "streams_opened": st.streams_opened,
+            "streams_live": st.active_streams,
+            "cwnd": st.cwnd_bytes,
+            "bytes_in_flight": st.bytes_in_flight,
+            "datagrams_sent": st.datagrams_sent,
+            "datagrams_received": st.datagrams_received,
+            "datagrams_dropped": st.datagrams_dropped,
+            "key_version": st.key_version,
+            "last_key_rotation": st.last_key_rotation_at,
+            "rtt": st.rtt_s,
+            "replays_dropped": st.replays_dropped,
+            "auth_failures": st.auth_failures,
+            "epoch_drops": st.epoch_drops,
+            "capabilities": st.capabilities,
+            "transport": st.transport,
+            "close_code": st.close_code,
+            "close_reason": st.close_reason,
+            "ready_at": st.ready_at,
+            "closed_at": st.closed_at,
         }
 
     def _datagrams_dropped(self) -> int:
@@ -354,16 +526,23 @@ class STTSession(ABC):
 
     # -- closing ------------------------------------------------------------------------------
     @staticmethod
-    def _check_close_code(code: int) -> None:
-        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 1 << 62:
+    def _check_close_code(code: int, reason: str = "") -> None:
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"code must be an int, not {type(code).__name__}")
+        if not 0 <= code < 1 << 62:
             raise ConfigError("close code must be an int within 0..2**62-1")
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, not {type(reason).__name__}")
 
     @abstractmethod
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the session: the peer receives ``code`` and ``reason``; returns once CLOSED.
 
         Data already written is delivered first (for at most a few seconds). ``code`` is an int
-        within 0..2**62-1 (:class:`ConfigError` otherwise); no error if already closed.
+        within 0..2**62-1 (:class:`TypeError` / :class:`ConfigError` otherwise), ``reason`` a
+        str of which the peer receives at most 123 bytes of UTF-8 (``CLOSE_REASON_MAX_BYTES``,
+        as a WebSocket close reason; longer is cut at a character boundary); no error if
+        already closed.
         """
 
     def _closed_future(self) -> asyncio.Future[None]:
@@ -377,10 +556,12 @@ class STTSession(ABC):
         """Wait until the session is CLOSED (by either side, or by a timeout)."""
         await asyncio.shield(self._closed_future())
 
-    def _finish(self, code: int, reason: str) -> None:
+    def _finish(self, code: int, reason: str, by_peer: bool = False) -> None:
         """The session is closed: record how, wake :meth:`wait_closed`, tell the manager."""
-        self.close_code = code
+        self.close_code = as_close_code(code)
         self.close_reason = reason
+        self.closed_by_peer = by_peer
+        self.closed_at = self._now_unix()
         self._ended = True
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
@@ -397,3 +578,13 @@ class STTSession(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float:
+    """``timeout`` as a float: a positive, finite number of seconds. Raises TypeError for a
+    non-number and ConfigError for zero, a negative or a non-finite value."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(timeout).__name__}")
+    if not 0 < timeout < float("inf"):
+        raise ConfigError(f"{name} must be a positive, finite number of seconds, not {timeout!r}")
+    return float(timeout)

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any
 
 from seigr_stt.aio.driver import Driver
-from seigr_stt.constants import STREAM_SEND_HIGH_WATER_BYTES
+from seigr_stt.constants import STREAM_CODE_UNIDIRECTIONAL, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
-from seigr_stt.exceptions import SessionClosedError, StreamError
+from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 
-__all__ = ["STTStream"]
+__all__ = ["STREAM_READ_LIMIT", "STTStream"]
+
+#: :meth:`STTStream.readuntil` gives up (``asyncio.LimitOverrunError``) when this many bytes
+#: arrived without the separator (asyncio's default ``limit``).
+STREAM_READ_LIMIT = 64 * 1024
+
+
+class _Done(Awaitable[None]):
+    """What :meth:`STTStream.write` returns: the work is done, awaiting it is optional."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator that finishes at once
+
+
+_DONE = _Done()
+
+
+def _check_count(n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, not {type(n).__name__}")
 
 
 class STTStream:
@@ -23,10 +46,27 @@ class STTStream:
     :class:`asyncio.StreamReader`: ``read(n)`` returns at most ``n`` bytes (``b""`` at the end),
     ``read()`` everything until the peer closes its side. What is read frees flow-control credit,
     so a slow reader slows the writer down instead of filling memory.
+
+    As with :class:`asyncio.StreamWriter`, :meth:`write` (and :meth:`close`) do their work when
+    called: ``stream.write(data)`` without ``await`` sends, and ``await stream.write(data)``
+    (as api.md writes it) works too.
     """
 
-    def __init__(self, driver: Driver, session_id: bytes, stream_id: int) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        session_id: bytes,
+        stream_id: int,
+        *,
+        send_only: bool = False,
+        opened_by_peer: bool = False,
+        info: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._driver = driver
+        self._info = info  # the session's side of get_extra_info()
+        self._opened_by_peer = opened_by_peer
+        self._send_only = send_only  # we opened it unidirectional: we only write
+        self._receive_only = False  # the peer opened it unidirectional: we only read
         self._session_id = session_id
         self._stream_id = stream_id
         self._buffer = bytearray()
@@ -38,6 +78,8 @@ class STTStream:
         self._reset_locally = False
         self._closed_error: SessionClosedError | None = None
         self._readable = asyncio.Event()
+        self._finished: asyncio.Future[None] | None = None  # for wait_closed()
+        self._ended = False  # released by the core, reset, or the session closed
 
     def __repr__(self) -> str:
         return f"STTStream(id={self._stream_id}, session={self._session_id.hex()})"
@@ -46,6 +88,25 @@ class STTStream:
     def stream_id(self) -> int:
         """The stream's id: ``index << 2 | side`` (side 0 = the session's initiator), §16.1."""
         return self._stream_id
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As :meth:`asyncio.StreamWriter.get_extra_info`: ``"peername"`` (the peer's
+        ``(host, port)``), ``"transport"`` (``"udp"`` or ``"websocket"``), ``"session_id"``,
+        ``"peer_node_id"``, ``"stream_id"``; ``default`` for any other name."""
+        if name == "stream_id":
+            return self._stream_id
+        if name == "session_id":
+            return self._session_id
+        info = self._info() if self._info is not None else {}
+        return info.get(name, default)
+
+    @property
+    def is_unidirectional(self) -> bool:
+        """True for a stream only one side sends on: we opened it with
+        ``open_stream(unidirectional=True)`` (we only write), or the peer did (we only read;
+        known once its announcement arrived, normally before ``incoming_streams()`` yields
+        it)."""
+        return self._send_only or self._receive_only
 
     # -- events from the session --------------------------------------------------------------
     def handle_data(self, data: bytes, fin: bool) -> None:
@@ -60,9 +121,12 @@ class STTStream:
         """The peer reset its side (``sending`` False) or asked us to stop (True)."""
         if sending:
             self._stopped_code = code
+            if code == STREAM_CODE_UNIDIRECTIONAL and self._opened_by_peer:
+                self._receive_only = True
         else:
             self._reset_code = code
             self._eof = True
+            self._end()
         self._readable.set()
 
     def handle_session_closed(self, error: SessionClosedError) -> None:
@@ -70,6 +134,42 @@ class STTStream:
         self._closed_error = error
         self._eof = True
         self._readable.set()
+        self._end()
+
+    def handle_released(self) -> None:
+        """Both directions finished (the core forgot the stream)."""
+        self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
+
+    # -- state --------------------------------------------------------------------------------
+    def at_eof(self) -> bool:
+        """True when everything the peer sent has been read and it finished (or reset) its side,
+        or the session closed (as :meth:`asyncio.StreamReader.at_eof`); always True on a
+        unidirectional stream we opened (nothing arrives on it)."""
+        return self._send_only or (self._eof and not self._buffer)
+
+    def is_closing(self) -> bool:
+        """True once our side is finished or reset, the peer stopped it, or the session closed
+        (as :meth:`asyncio.StreamWriter.is_closing`): :meth:`write` would raise."""
+        return (
+            self._write_closed
+            or self._closed_error is not None
+            or self._stopped_code is not None
+            or (self._reset_code is not None and self._reset_locally)
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream is over: finished in both directions, reset, or its session
+        closed. Reading what arrived stays possible afterwards."""
+        if self._ended:
+            return
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._finished)
 
     # -- reading ------------------------------------------------------------------------------
     def _raise_if_failed(self) -> None:
@@ -78,6 +178,12 @@ class STTStream:
             raise StreamError(f"stream {self._stream_id} was reset {who} (code {self._reset_code})")
         if self._closed_error is not None and not self._buffer and not self._eof_by_fin():
             raise self._closed_error
+
+    def _check_readable(self) -> None:
+        if self._send_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only this side sends on it"
+            )
 
     def _eof_by_fin(self) -> bool:
         # A stream the peer finished before the session closed ended cleanly: what arrived is
@@ -105,6 +211,8 @@ class STTStream:
         Raises :class:`StreamError` if the peer reset the stream and
         :class:`SessionClosedError` if the session closed before the stream ended.
         """
+        _check_count(n)
+        self._check_readable()
         if n == 0:
             return b""
         if n < 0:
@@ -119,11 +227,54 @@ class STTStream:
                 self._raise_if_failed()
                 return b""
             self._raise_if_failed()
+            # Nothing buffered and not at the end: wait for the next change (an event with no
+            # bytes, such as the peer stopping our half, must not make this loop spin).
+            self._readable.clear()
             await self._wait_readable()
         return self._take(n)
 
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = STREAM_READ_LIMIT) -> bytes:
+        """Read up to and including ``separator`` (as :meth:`asyncio.StreamReader.readuntil`).
+
+        Raises :class:`asyncio.IncompleteReadError` (with what arrived) if the stream ends first
+        and :class:`asyncio.LimitOverrunError` when ``limit`` bytes arrived without the
+        separator (they stay buffered); ``separator`` must be non-empty bytes.
+        """
+        if not isinstance(separator, bytes | bytearray) or not separator:
+            raise ValueError("separator must be non-empty bytes")
+        self._check_readable()
+        searched = 0
+        while True:
+            at = self._buffer.find(separator, searched)
+            if at >= 0:
+                return self._take(at + len(separator))
+            if len(self._buffer) >= limit:
+                raise asyncio.LimitOverrunError(
+                    f"{limit} bytes arrived without the separator", len(self._buffer)
+                )
+            searched = max(len(self._buffer) - len(separator) + 1, 0)
+            if self._eof:
+                self._raise_if_failed()
+                partial = self._take(len(self._buffer))
+                raise asyncio.IncompleteReadError(partial, None)
+            self._raise_if_failed()
+            self._readable.clear()  # everything buffered was searched: wait for more
+            await self._wait_readable()
+
+    async def readline(self) -> bytes:
+        """Read one line, ``b"\n"`` included; at the end, what is left (``b""`` when nothing
+        is), as :meth:`asyncio.StreamReader.readline`."""
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
     async def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes; :class:`asyncio.IncompleteReadError` if the stream ends first."""
+        """Exactly ``n`` bytes; :class:`asyncio.IncompleteReadError` if the stream ends first
+        (:class:`ValueError` for a negative ``n``, as asyncio)."""
+        _check_count(n)
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
         parts: list[bytes] = []
         got = 0
         while got < n:
@@ -148,6 +299,10 @@ class STTStream:
     def _check_writable(self) -> None:
         if self._closed_error is not None:
             raise self._closed_error
+        if self._receive_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only the peer sends on it"
+            )
         if self._stopped_code is not None:
             raise StreamError(
                 f"the peer stopped stream {self._stream_id} (code {self._stopped_code})"
@@ -161,11 +316,25 @@ class STTStream:
             raise SessionClosedError(f"session {self._session_id.hex()} is closed")
         return session
 
-    async def write(self, data: bytes) -> None:
-        """Queue ``data`` for sending (call :meth:`drain` to respect backpressure)."""
+    def write(self, data: bytes | bytearray | memoryview) -> Awaitable[None]:
+        """Queue ``data`` for sending now (call :meth:`drain` to respect backpressure).
+
+        The data is queued before this returns, so ``stream.write(data)`` needs no ``await``;
+        the awaitable it returns is already done (``await stream.write(data)`` works too).
+        Raises :class:`TypeError` unless ``data`` is bytes-like, :class:`StreamError` once our
+        side is finished or the peer stopped the stream, :class:`SessionClosedError` once the
+        session closed.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
         self._check_writable()
         self._session().write_stream(self._stream_id, bytes(data), False, self._driver.now())
         self._driver.transmit_soon()
+        return _DONE
+
+    def write_eof(self) -> None:
+        """Finish our side (FIN), as :meth:`close`, without awaiting."""
+        self.close()
 
     async def drain(self) -> None:
         """Wait while more than the high-water mark of written data is unacknowledged."""
@@ -183,23 +352,39 @@ class STTStream:
     def _check_writable_or_closed(self) -> None:
         if self._closed_error is not None:
             raise self._closed_error
+        if self._receive_only:
+            raise StreamError(
+                f"stream {self._stream_id} is unidirectional: only the peer sends on it"
+            )
         if self._stopped_code is not None:
             raise StreamError(
                 f"the peer stopped stream {self._stream_id} (code {self._stopped_code})"
             )
 
-    async def close(self) -> None:
-        """Finish our side (FIN); reading goes on until the peer finishes its side."""
+    def close(self) -> Awaitable[None]:
+        """Finish our side (FIN); reading goes on until the peer finishes its side.
+
+        Done when called (``await stream.close()`` works too; :meth:`wait_closed` waits for
+        both sides). No error when already finished or the session closed.
+        """
         if self._write_closed or self._closed_error is not None:
-            return
+            return _DONE
         self._check_writable()
         session = self._session()
         self._write_closed = True
         session.write_stream(self._stream_id, b"", True, self._driver.now())
         self._driver.transmit_soon()
+        return _DONE
 
     def reset(self, code: int = 0) -> None:
-        """Abort both directions with ``code``: unsent data is dropped, the peer is told."""
+        """Abort both directions with ``code``: unsent data is dropped, the peer is told.
+        ``code`` is an int within 0..2**62-1 (:class:`TypeError` / :class:`ConfigError`)."""
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"code must be an int, not {type(code).__name__}")
+        if not 0 <= code < STREAM_CODE_UNIDIRECTIONAL:
+            raise ConfigError(
+                "reset code must be within 0..2**62-2 (2**62-1 marks unidirectional streams)"
+            )
         if self._closed_error is not None or self._driver.stopped:
             return
         self._write_closed = True
@@ -208,6 +393,7 @@ class STTStream:
             self._reset_locally = True
         self._eof = True
         self._readable.set()
+        self._end()
         session = self._driver.get_session(self._session_id)
         if session is not None:
             # A stream finished in both directions is already forgotten by the core: there is

@@ -25,6 +25,7 @@ from seigr_stt.constants import (
     MAX_STREAMS_DEFAULT,
     REASSEMBLY_BYTES_PER_FRAGMENT,
     REASSEMBLY_MIN_FRAGMENTS,
+    STREAM_CODE_UNIDIRECTIONAL,
     STREAM_INDEX_SHIFT,
     STREAM_KIND_BIT,
     STREAM_SIDE_BIT,
@@ -202,9 +203,11 @@ class StreamTable:
         self.peer_streams_opened = index + 1
         return self.recv[stream_id]
 
-    def open_stream(self) -> int:
-        """Open a bidirectional byte stream; returns its id. Raises StreamError at the peer's
-        limit on concurrent streams."""
+    def open_stream(self, unidirectional: bool = False) -> int:
+        """Open a byte stream; returns its id. Raises StreamError at the peer's limit on
+        concurrent streams. ``unidirectional``: only we send on it; its receiving half is
+        stopped at once with ``STREAM_CODE_UNIDIRECTIONAL`` (a STOP_SENDING that also tells the
+        peer of the stream, §16.4)."""
         if self.next_stream_index >= self.peer_max_streams:
             raise StreamError(
                 f"the peer allows {self.peer_max_streams} streams; wait for one to finish"
@@ -214,6 +217,8 @@ class StreamTable:
         self.send[stream_id] = SendStream(self.config.stream_window)
         self.recv[stream_id] = ReceiveStream(self.config.stream_window)
         self.counters.streams_opened += 1
+        if unidirectional:
+            self._stop_receiving(stream_id, STREAM_CODE_UNIDIRECTIONAL)
         return stream_id
 
     # -- receiving ----------------------------------------------------------------------------
@@ -315,6 +320,10 @@ class StreamTable:
         """The peer asked us to stop sending (STOP_SENDING, §16.4): reset our half."""
         if is_message_channel(frame.stream_id):
             raise PeerViolation("stop-sending on a message channel")
+        if frame.stream_id & STREAM_SIDE_BIT == self.peer_side:
+            # It opens a peer byte stream as STREAM and RESET_STREAM do (§16.2): how the opener
+            # of a unidirectional stream tells us of it before its first byte.
+            self.receive_stream_for(frame.stream_id)
         stream = self.send.get(frame.stream_id)
         if stream is None:
             if (frame.stream_id & STREAM_SIDE_BIT) == self.side and (
@@ -382,6 +391,12 @@ class StreamTable:
             raise StreamError(f"no open byte stream {stream_id}")
         if stream.reset_code is None and not stream.done:
             self._reset_send(stream_id, stream, code)
+        self._stop_receiving(stream_id, code)
+        self.maybe_forget(stream_id)
+
+    def _stop_receiving(self, stream_id: int, code: int) -> None:
+        """Stop our receiving half of a byte stream: STOP_SENDING(code) to the peer, and what
+        arrives later is discarded (still checked against credit)."""
         recv = self.recv.get(stream_id)
         if recv is not None and recv.reset_code is None and not recv.finished:
             self.control.append(StopSending(stream_id, code))
@@ -389,7 +404,6 @@ class StreamTable:
             self.fragments -= recv.fragments
             recv.discard_held()
             self._fin_reported.add(stream_id)
-        self.maybe_forget(stream_id)
 
     def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
         # The final size is what the peer may have received: the highest offset sent, not what

@@ -178,11 +178,11 @@ class SessionLifecycle:
         self.channels.consume(channel, credit)
         self._changed()
 
-    def open_stream(self, now: float) -> int:
-        """Open a bidirectional byte stream; returns its id. Raises StreamError when the peer's
-        limit on concurrent streams is reached."""
+    def open_stream(self, now: float, unidirectional: bool = False) -> int:
+        """Open a byte stream; returns its id. Raises StreamError when the peer's limit on
+        concurrent streams is reached. ``unidirectional``: only we send on it (§16.4)."""
         self._require_active()
-        stream_id = self.streams.open_stream()
+        stream_id = self.streams.open_stream(unidirectional)
         self.timers.on_application_data(now)
         self._changed()
         return stream_id

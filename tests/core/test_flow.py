@@ -12,6 +12,7 @@ from seigr_stt.config import SessionConfig
 from seigr_stt.constants import (
     CLOSE_PROTOCOL_ERROR,
     MAX_STREAMS_DEFAULT,
+    STREAM_CODE_UNIDIRECTIONAL,
     STT_SESSION_STATE_ACTIVE,
 )
 from seigr_stt.core.events import (
@@ -313,6 +314,28 @@ def test_stop_sending_resets_our_half_and_tells_the_application() -> None:
         streams.on_stop_sending(StopSending(8, 0))
     with pytest.raises(PeerViolation, match="stop-sending on a message channel"):
         streams.on_stop_sending(StopSending(channel_stream_id(0, 0), 0))
+
+
+def test_stop_sending_opens_a_peer_stream_and_a_unidirectional_open_sends_it() -> None:
+    opener, _ = table(side=0)
+    stream_id = opener.open_stream(unidirectional=True)
+    assert list(opener.control) == [StopSending(stream_id, STREAM_CODE_UNIDIRECTIONAL)]
+    opener.write(stream_id, b"one way", True)
+    receiver, events = table(side=1)
+    receiver.on_stop_sending(StopSending(stream_id, STREAM_CODE_UNIDIRECTIONAL))
+    assert list(events) == [
+        StreamOpened(SID, stream_id),
+        StreamReset(SID, stream_id, STREAM_CODE_UNIDIRECTIONAL, True),
+    ]
+    assert list(receiver.control) == [ResetStream(stream_id, STREAM_CODE_UNIDIRECTIONAL, 0)]
+    with pytest.raises(StreamError):
+        receiver.write(stream_id, b"back", False)
+    [frame] = drain(opener)
+    got = receiver.receive(frame)
+    assert got is not None
+    assert got[1] == b"one way"
+    with pytest.raises(PeerViolation, match="stream limit exceeded"):
+        receiver.on_stop_sending(StopSending((MAX_STREAMS_DEFAULT << 2) | 0, 0))
 
 
 # -- sessions --------------------------------------------------------------------------------

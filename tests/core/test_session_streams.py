@@ -27,6 +27,7 @@ from seigr_stt.constants import (
     LOSS_REDUCTION_FACTOR,
     MAX_STREAMS_DEFAULT,
     SESSION_INITIAL_WINDOW_BYTES,
+    STREAM_CODE_UNIDIRECTIONAL,
     STREAM_INITIAL_WINDOW_BYTES,
     STT_SESSION_STATE_ACTIVE,
 )
@@ -910,3 +911,43 @@ def test_closed_session_refuses_stream_calls() -> None:
     with pytest.raises(SessionClosedError):
         sa.write_stream(0, b"x", False, pair.net.now)
     sa.reset_stream(0, 1, pair.net.now)  # closing: a no-op
+
+
+@pytest.mark.parametrize("seed", [41, 42])
+def test_a_unidirectional_stream_carries_one_way_and_is_released_on_both_sides(
+    seed: int,
+) -> None:
+    pair = lossy_pair(seed, loss=0.1, duplicate=0.05)
+    net = pair.net
+    data = payload(50_000, f"uni{seed}")
+    session_a = pair.a.endpoint.session(pair.sid)
+    stream_id = session_a.open_stream(net.now, unidirectional=True)
+    session_a.write_stream(stream_id, data, True, net.now)
+    net.flush()
+    run_until(net, lambda: stream_id in fins(pair.b))
+    assert stream_data(pair.b) == {stream_id: data}
+    assert [e.stream_id for e in pair.b.events_of(StreamOpened)] == [stream_id]
+    # b learns at once that only a sends: its own half is stopped with the reserved code.
+    assert pair.b.events_of(StreamReset) == [
+        StreamReset(pair.sid, stream_id, STREAM_CODE_UNIDIRECTIONAL, True)
+    ]
+    with pytest.raises(StreamError):
+        pair.b.endpoint.session(pair.sid).write_stream(stream_id, b"back", False, net.now)
+    assert pair.a.events_of(StreamReset) == []  # a asked; b's RESET_STREAM only answers it
+    quiesce(pair)
+    assert stream_id not in pair.sa.streams.send
+    assert stream_id not in pair.sb.streams.send
+    no_violations(pair.a, pair.b)
+
+
+def test_stop_sending_alone_announces_a_unidirectional_stream() -> None:
+    pair = lossy_pair(43, loss=0.0, duplicate=0.0)
+    net = pair.net
+    stream_id = pair.a.endpoint.session(pair.sid).open_stream(net.now, unidirectional=True)
+    net.flush()
+    net.run(0.5)
+    # Nothing written yet: the STOP_SENDING alone opened the stream on b (§16.2).
+    assert [e.stream_id for e in pair.b.events_of(StreamOpened)] == [stream_id]
+    assert [e.sending for e in pair.b.events_of(StreamReset)] == [True]
+    assert stream_id in pair.sb.streams.recv
+    no_violations(pair.a, pair.b)
