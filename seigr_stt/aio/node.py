@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import fields
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
@@ -545,19 +545,32 @@ class STTNode:
         return await self._handshake(addr, link, timeout)
 
     async def connect_websocket(
-        self, url: str, *, timeout: float = 10.0, ssl: ssl_module.SSLContext | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        ssl: ssl_module.SSLContext | None = None,
+        proxy: str | Literal[True] | None = None,
     ) -> STTSession:
-        """Open a WebSocket to ``url`` (``ws://`` or ``wss://``, path ``/stt``) and handshake."""
+        """Open a WebSocket to ``url`` (``ws://`` or ``wss://``, path ``/stt``) and handshake.
+
+        ``proxy``: None (the default) connects directly; a proxy URL (``http://``,
+        ``https://``, or ``socks5://`` with the ``python-socks`` package) connects through that
+        proxy; True through the proxy the environment names (``HTTPS_PROXY``, ``ALL_PROXY``,
+        ``NO_PROXY``), as the ``websockets`` library does by default. The session is
+        end-to-end encrypted either way: the proxy sees only the WebSocket's records."""
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError("url must start with ws:// or wss://")
+        if not (proxy is None or proxy is True or isinstance(proxy, str)):
+            raise TypeError(f"proxy must be a URL, True or None, not {type(proxy).__name__}")
         check_timeout(timeout)
         self._require_running()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            link = await self._ws.connect(url, ssl=ssl, open_timeout=timeout)
+            link = await self._ws.connect(url, ssl=ssl, open_timeout=timeout, proxy=proxy)
         except (OSError, TimeoutError) as exc:
             raise HandshakeError(f"cannot open a WebSocket to {url}: {exc}") from exc
         except Exception as exc:  # websockets' InvalidURI, InvalidHandshake, ...

@@ -34,7 +34,7 @@ import ssl as ssl_module
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from seigr_stt.aio.node import STTNode
@@ -372,6 +372,7 @@ class Connect:
         local_port: int,
         config: NodeConfig | None,
         ssl: ssl_module.SSLContext | None,
+        proxy: str | Literal[True] | None,
         open_timeout: float,
         logger: logging.Logger | None,
         allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None,
@@ -387,6 +388,7 @@ class Connect:
         self._delays = (initial_delay, factor, max_delay, rng)
         self._seeds = (node_seed, shared_seed)
         self._ssl = ssl
+        self._proxy = proxy
         self._open_timeout = open_timeout
         self.logger = logger or _log
         host = self._address if self._scheme == "udp" else urlsplit(self._address).hostname or ""
@@ -427,7 +429,7 @@ class Connect:
         if self._scheme == "udp":
             return await node.connect_udp(self._address, self._port, timeout=self._open_timeout)
         return await node.connect_websocket(
-            self._address, timeout=self._open_timeout, ssl=self._ssl
+            self._address, timeout=self._open_timeout, ssl=self._ssl, proxy=self._proxy
         )
 
     # async with connect(...) as session:
@@ -521,6 +523,7 @@ def connect(
     local_port: int = 0,
     config: NodeConfig | None = None,
     ssl: ssl_module.SSLContext | None = None,
+    proxy: str | Literal[True] | None = None,
     open_timeout: float = 10.0,
     logger: logging.Logger | None = None,
     allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
@@ -532,7 +535,8 @@ def connect(
     """Connect to ``target`` from a client node of its own, as ``websockets.connect`` does.
 
     ``target`` is ``"udp://host:port"`` or ``(host, port)`` for UDP, a ``ws://`` or ``wss://``
-    URL (path ``/stt``) for WebSocket (``ssl`` for ``wss://``). The client node is an
+    URL (path ``/stt``) for WebSocket (``ssl`` for ``wss://``; ``proxy`` as for
+    :meth:`STTNode.connect_websocket`: direct by default). The client node is an
     :class:`STTNode` with ``node_seed``, ``shared_seed``, ``config``, ``logger`` and
     ``allowed_peers``, bound to ``local_host:local_port`` (by default loopback for a loopback
     target, else every interface, port 0). A handshake that gets no answer within
@@ -562,6 +566,7 @@ def connect(
         local_port=local_port,
         config=config,
         ssl=ssl,
+        proxy=proxy,
         open_timeout=open_timeout,
         logger=logger,
         allowed_peers=allowed_peers,

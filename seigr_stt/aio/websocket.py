@@ -30,7 +30,7 @@ import logging
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Callable, Coroutine, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
@@ -498,9 +498,12 @@ async def open_client_link(
     ssl: ssl_module.SSLContext | None,
     open_timeout: float,
     send_queue_bytes: int = 16 * WEBSOCKET_MAX_RECORD_SIZE,
+    proxy: str | Literal[True] | None = None,
 ) -> tuple[WSLink, asyncio.Task[None]]:
     """Connect to a node's WebSocket URL; returns the link and its reader task. The request
-    carries no ``User-Agent`` header."""
+    carries no ``User-Agent`` header. ``proxy`` is websockets' own: None connects directly, a
+    proxy URL (``http://``, ``https://``, ``socks5://``...) goes through that proxy, True through
+    the one the environment names (``HTTPS_PROXY``, ``ALL_PROXY``...)."""
     kwargs: dict[str, object] = {}
     if url.startswith("wss://"):
         kwargs["ssl"] = ssl if ssl is not None else ssl_module.create_default_context()
@@ -515,7 +518,7 @@ async def open_client_link(
         open_timeout=open_timeout,
         close_timeout=CLOSE_TIMEOUT_S,
         user_agent_header=None,
-        proxy=None,
+        proxy=proxy,
         logger=_library_log,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -575,7 +578,12 @@ class WebSocketTransport:
         self.tls = ssl is not None
 
     async def connect(
-        self, url: str, *, ssl: ssl_module.SSLContext | None, open_timeout: float
+        self,
+        url: str,
+        *,
+        ssl: ssl_module.SSLContext | None,
+        open_timeout: float,
+        proxy: str | Literal[True] | None = None,
     ) -> WSLink:
         """Open a connection to ``url``; raises what ``websockets`` raises (OSError, TimeoutError,
         InvalidURI, InvalidHandshake, ...)."""
@@ -588,6 +596,7 @@ class WebSocketTransport:
             ssl=ssl,
             open_timeout=open_timeout,
             send_queue_bytes=config.websocket_send_queue_bytes,
+            proxy=proxy,
         )
         self.links.add(link)
         self._keep(task)

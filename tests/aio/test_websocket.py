@@ -306,3 +306,93 @@ async def test_wss(
         assert (packet.data, packet.transport) == (b"over TLS", "websocket")
     finally:
         await server.stop()
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on loopback: it records each target and pipes the bytes both ways."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self.server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def __aenter__(self) -> ConnectProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        method, target, _ = request.split(b"\r\n", 1)[0].decode().split(" ", 2)
+        assert method == "CONNECT", method
+        self.targets.append(target)
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+
+async def test_connect_websocket_through_an_http_proxy(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False, ws=False)
+    assert server.ws_url is not None
+    async with ConnectProxy() as proxy:
+        session = await client.connect_websocket(
+            server.ws_url, timeout=10 * SECOND, proxy=proxy.url
+        )
+        await session.send(b"via the proxy")
+        [packet] = await receive_n(server, 1)
+    assert packet.data == b"via the proxy"
+    assert proxy.targets == [server.ws_url.removeprefix("ws://").removesuffix("/stt")]
+
+
+async def test_the_environments_proxy_only_when_asked(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False, ws=False)
+    assert server.ws_url is not None
+    async with ConnectProxy() as proxy:
+        monkeypatch.setenv("WS_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        direct = await client.connect_websocket(server.ws_url, timeout=10 * SECOND)
+        assert proxy.targets == []  # the default is a direct connection
+        proxied = await client.connect_websocket(server.ws_url, timeout=10 * SECOND, proxy=True)
+        assert len(proxy.targets) == 1
+        await proxied.send(b"env")
+        await direct.send(b"direct")
+        received = {packet.data for packet in await receive_n(server, 2)}
+    assert received == {b"env", b"direct"}
+
+
+async def test_a_proxy_that_is_not_a_url_is_refused(make_node: NodeFactory) -> None:
+    client = await make_node(server_mode=False, ws=False)
+    with pytest.raises(TypeError, match="proxy must be"):
+        await client.connect_websocket("ws://127.0.0.1:9/stt", proxy=8080)  # type: ignore[arg-type]
+    with pytest.raises(HandshakeError, match="cannot open a WebSocket"):
+        await client.connect_websocket("ws://127.0.0.1:9/stt", proxy="ftp://127.0.0.1:1")
