@@ -40,8 +40,10 @@ from seigr_stt.core.frames import (
     encode_varint,
     frame_size,
     parse_frames,
+    peek_varint,
     serialize_frames,
     varint_size,
+    write_frame,
 )
 
 VARINT_BOUNDARIES = [
@@ -290,6 +292,21 @@ def test_round_trip_of_any_frame_list(frames: list[Frame]) -> None:
     encoded = serialize_frames(frames)
     assert len(encoded) == sum(frame_size(f) for f in frames)
     assert parse_frames(encoded) == frames
+    # The record builder's path writes the same bytes into one buffer.
+    out = bytearray(b"head")
+    for frame in frames:
+        write_frame(out, frame)
+    assert out == b"head" + encoded
+
+
+@settings(deadline=None)
+@given(st.integers(0, VARINT_MAX), st.binary(max_size=3))
+def test_peek_varint_reads_every_size_and_refuses_truncation(value: int, before: bytes) -> None:
+    encoded = encode_varint(value)
+    buf = before + encoded + b"\xff"
+    assert peek_varint(buf, len(before)) == (value, len(before) + len(encoded))
+    assert peek_varint(bytearray(buf), len(before)) == (value, len(before) + len(encoded))
+    assert peek_varint(before + encoded[:-1], len(before)) is None
 
 
 @settings(deadline=None)
