@@ -419,30 +419,54 @@ class Session(SessionLifecycle):
     def get_timer(self) -> float | None:
         """The next deadline of this session (seconds, same clock as ``now``), or None. A
         session still in its handshake has none: the endpoint's handshake table times it."""
-        if self.state in (SessionState.CLOSED, SessionState.HANDSHAKE):
+        state = self.state
+        if state == SessionState.ACTIVE:
+            # Asked after every drain: one C-level min() over every deadline, None as +inf,
+            # rather than a list built and filtered (same deadlines as the CLOSING branch's).
+            timers = self.timers
+            keys = self.keys
+            rotation = self.rotation
+            ack_at = self.acks.ack_due_at
+            loss_at = self.recovery.get_timer()
+            pace_at = self.packetizer.pace_at()
+            path_at = self.path.get_timer()
+            # The rotation interval (a PTO computation) matters only to a requested rotation.
+            rotate_at = rotation.get_timer(
+                keys, self._rotation_interval() if rotation.requested else 0.0
+            )
+            erase_at = keys.get_timer()
+            return min(
+                keys.reject_at,
+                _INF if ack_at is None else ack_at,
+                _INF if loss_at is None else loss_at,
+                _INF if pace_at is None else pace_at,
+                _INF if timers.idle_at is None else timers.idle_at,
+                _INF if timers.keepalive_at is None else timers.keepalive_at,
+                _INF if timers.persistent_at is None else timers.persistent_at,
+                _INF if timers.heartbeat_at is None else timers.heartbeat_at,
+                _INF if timers.dead_peer_at is None else timers.dead_peer_at,
+                _INF if timers.close_retry_at is None else timers.close_retry_at,
+                _INF if timers.drain_at is None else timers.drain_at,
+                _INF if path_at is None else path_at,
+                _INF if rotate_at is None else rotate_at,
+                _INF if erase_at is None else erase_at,
+            )
+        if state != SessionState.CLOSING:  # CLOSED, HANDSHAKE
             return None
         timers = self.timers
         loss_at = self.recovery.get_timer() if self._recovering() else None
         deadlines = [
             at
-            for at in (self.acks.ack_due_at, loss_at, self.packetizer.pace_at())
+            for at in (
+                self.acks.ack_due_at,
+                loss_at,
+                self.packetizer.pace_at(),
+                timers.close_retry_at,
+                timers.drain_at,
+            )
             if at is not None
         ]
-        if self.state == SessionState.CLOSING:
-            deadlines += [at for at in (timers.close_retry_at, timers.drain_at) if at is not None]
-            return min(deadlines, default=None)
-        deadlines += timers.armed()
-        path_at = self.path.get_timer()
-        if path_at is not None:
-            deadlines.append(path_at)
-        rotate_at = self.rotation.get_timer(self.keys, self._rotation_interval())
-        if rotate_at is not None:
-            deadlines.append(rotate_at)
-        deadlines.append(self.keys.reject_at)
-        erase_at = self.keys.get_timer()
-        if erase_at is not None:
-            deadlines.append(erase_at)
-        return min(deadlines)
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
         """Handle every deadline that is due at ``now`` (extra calls are harmless); then call
@@ -492,6 +516,9 @@ class Session(SessionLifecycle):
                 timers.on_heartbeat_sent(now)
             self._maybe_rotate(now)
         self._changed()
+
+
+_INF = float("inf")
 
 
 def _no_rng(n: int) -> bytes:
