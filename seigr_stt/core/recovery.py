@@ -75,10 +75,11 @@ class AckTracker:
     oldest go first: they were acknowledged many times already).
     """
 
-    __slots__ = ("_eliciting_unacked", "_largest_time", "ack_due_at", "ranges")
+    __slots__ = ("_eliciting_unacked", "_largest", "_largest_time", "ack_due_at", "ranges")
 
     def __init__(self) -> None:
         self.ranges = RangeSet()
+        self._largest: int | None = None  # the top of ``ranges`` (dropping old ranges keeps it)
         self._largest_time = 0.0
         self._eliciting_unacked = 0
         self.ack_due_at: float | None = None
@@ -86,15 +87,16 @@ class AckTracker:
     @property
     def largest(self) -> int | None:
         """The largest counter received, or None."""
-        return self.ranges.bounds()[1] - 1 if self.ranges else None
+        return self._largest
 
     def on_received(self, counter: int, ack_eliciting: bool, now: float) -> None:
         """Record an authenticated record's counter."""
         ranges = self.ranges
-        largest = self.largest
+        largest = self._largest
         out_of_order = largest is not None and counter != largest + 1
         if largest is None or counter > largest:
             self._largest_time = now
+            self._largest = counter
         ranges.add(counter, counter + 1)
         while len(ranges) > ACK_RANGES_MAX:
             ranges.shift()
