@@ -361,11 +361,12 @@ class Session(SessionLifecycle):
         acked, lost, persistent = recovery.on_ack(largest, delay_s, list(frame.ranges), now)
         if recovery.spurious_losses > spurious and not lost:
             cc.undo()  # the window was cut for reordering, not loss
+        pmtu = self.pmtu
         for record in acked:
-            if self.pmtu.on_acked(record.counter, record.size):
-                self.packetizer.set_record_size(self.pmtu.size)
+            if record.counter == pmtu.probe_counter and pmtu.on_acked(record.counter, record.size):
+                self.packetizer.set_record_size(pmtu.size)
                 continue
-            cc.on_acked(record.size, record.time_sent, app_limited=False)
+            cc.on_acked(record.size, record.time_sent, False)
             for delivered, on_delivery in record.frames:
                 on_delivery(delivered, True)
         if lost:
