@@ -63,7 +63,7 @@ from seigr_stt.core.frames import (
     parse_frames,
 )
 from seigr_stt.core.handshake import HandshakeResult
-from seigr_stt.core.keys import KeySchedule, RotationPolicy
+from seigr_stt.core.keys import SLOT_NEXT, KeySchedule, RotationPolicy
 from seigr_stt.core.lifecycle import STATE_TRANSITIONS, SessionLifecycle
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.packetizer import RecordBuilder
@@ -252,7 +252,10 @@ class Session(SessionLifecycle):
         self.counters.packets_received += 1
         self.counters.bytes_received += len(packet)
         self.timers.on_authenticated_received(now)
-        if keys.after_authenticated(slot, header.echo, now, self._rtt()):
+        # The RTT only sizes the old key's grace period on a promotion (a record of the next
+        # epoch): not worked out for every other record.
+        rtt_s = self._rtt() if slot == SLOT_NEXT else 0.0
+        if keys.after_authenticated(slot, header.echo, now, rtt_s):
             self.packetizer.want_record = True  # carry the new echo back at once
         self._record_addr = addr
         if addr != self.addr:
@@ -267,7 +270,8 @@ class Session(SessionLifecycle):
             self.events.append(
                 SessionEstablished(self.session_id, self.peer_node_id, self.addr, True, self.handle)
             )
-        self._report_confirmed()
+        if keys.send_epoch > self.rotation.confirmed_version:  # else nothing to report
+            self._report_confirmed()
         try:
             frames = parse_frames(frames_bytes)
         except FrameError as exc:
@@ -287,7 +291,8 @@ class Session(SessionLifecycle):
                 except PeerViolation as exc:
                     self._protocol_violation(now, str(exc))
         self._maybe_rotate(now)
-        self._maybe_finish_drain(now)
+        if self.timers.drain_at is not None:
+            self._maybe_finish_drain(now)
         self._changed()
         return None
 
