@@ -157,6 +157,26 @@ Frame = (
 )
 
 
+# A frozen dataclass's generated __init__ only assigns its fields, each through
+# object.__setattr__ (a lookup and a call per field). The parser builds one STREAM frame per
+# record received: it fills the slots directly instead (same object; tested equal).
+_new_object = object.__new__
+_SET_STREAM_ID = Stream.__dict__["stream_id"].__set__
+_SET_OFFSET = Stream.__dict__["offset"].__set__
+_SET_FIN = Stream.__dict__["fin"].__set__
+_SET_DATA = Stream.__dict__["data"].__set__
+
+
+def _new_stream(stream_id: int, offset: int, fin: bool, data: bytes) -> Stream:
+    """``Stream(stream_id, offset, fin, data)``, faster (see above)."""
+    frame: Stream = _new_object(Stream)
+    _SET_STREAM_ID(frame, stream_id)
+    _SET_OFFSET(frame, offset)
+    _SET_FIN(frame, fin)
+    _SET_DATA(frame, data)
+    return frame
+
+
 # -- varints -------------------------------------------------------------------------------------
 # Fixed-size big-endian packers with the length prefix or-ed in: one C call per varint, no
 # intermediate bytes (the record path encodes ~8 varints per record and decodes as many).
@@ -387,7 +407,7 @@ def _read_stream(buf: bytes, pos: int) -> tuple[Stream, int]:
     data, pos = _read_bytes(buf, pos + 1)
     if offset + len(data) > VARINT_MAX:
         raise FrameError("stream offset out of range")
-    return Stream(stream_id, offset, flags == 1, data), pos
+    return _new_stream(stream_id, offset, flags == 1, data), pos
 
 
 @dataclass(frozen=True, slots=True)

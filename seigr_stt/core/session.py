@@ -42,7 +42,7 @@ from seigr_stt.core.events import (
     PeerAddressChanged,
     PongReceived,
     SessionEstablished,
-    StreamDataReceived,
+    stream_data_received,
 )
 from seigr_stt.core.flow import MAX_CHANNEL, StreamTable, is_message_channel
 from seigr_stt.core.frames import (
@@ -307,7 +307,7 @@ class Session(SessionLifecycle):
             return
         fin = self.streams.fin_to_report(frame.stream_id, stream)
         if data or fin:
-            self.events.append(StreamDataReceived(self.session_id, frame.stream_id, data, fin))
+            self.events.append(stream_data_received(self.session_id, frame.stream_id, data, fin))
         self.streams.maybe_forget(frame.stream_id)
 
     def _handle_datagram(self, frame: Datagram, now: float) -> None:

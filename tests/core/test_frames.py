@@ -332,3 +332,16 @@ def test_truncated_frame_lists_raise_frame_error(frames: list[Frame], data: st.D
     # A cut exactly between frames parses to a prefix of the list.
     assert parsed == frames[: len(parsed)]
     assert len(serialize_frames(parsed)) == cut
+
+
+def test_the_parsers_stream_frames_are_ordinary_frozen_frames() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from seigr_stt.core.frames import _new_stream
+
+    fast = _new_stream(4, 1 << 40, True, b"data")
+    assert fast == Stream(4, 1 << 40, True, b"data")
+    assert hash(fast) == hash(Stream(4, 1 << 40, True, b"data"))
+    assert repr(fast) == repr(Stream(4, 1 << 40, True, b"data"))
+    with pytest.raises(FrozenInstanceError):
+        fast.offset = 0  # type: ignore[misc]
