@@ -180,6 +180,9 @@ class RecordBuilder:
     def _fill_queues(
         self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
     ) -> int:
+        streams = self.streams
+        if not (self.pong_token or self.pending or streams.has_control):
+            return size  # the bulk case: no generator of credit frames made per record
         if self.pong_token:
             pong = Pong(self.pong_token)
             if size + frame_size(pong) <= limit:
@@ -193,7 +196,6 @@ class RecordBuilder:
                 return size
             frames.append((pending.popleft(), None))
             size += fsize
-        streams = self.streams
         control = streams.control
         while control and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(control[0])
