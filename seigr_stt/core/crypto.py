@@ -51,8 +51,6 @@ DH_LEN = 32
 HASH_LEN = 64
 BLOCK_LEN = 128
 TAG_LEN = 16
-_NONCE_PREFIX = b"\x00\x00\x00\x00"
-_LE64 = struct.Struct("<Q")
 
 
 def public_key(private: bytes) -> bytes:
@@ -75,7 +73,7 @@ class Aead(Protocol):
     64-bit little-endian counter). Made by :func:`make_aead`; the key schedule holds one per
     traffic key, so a key's cipher object lives exactly as long as the key (no global cache)."""
 
-    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
         """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
         ...
 
@@ -84,8 +82,8 @@ class Aead(Protocol):
         ...
 
 
-def _nonce(counter: int) -> bytes:
-    return _NONCE_PREFIX + _LE64.pack(counter)
+_NONCE = struct.Struct("<4xQ")  # Noise's nonce: 4 zero bytes, then LE64(counter)
+_nonce = _NONCE.pack
 
 
 class NaclAead:
@@ -99,11 +97,11 @@ class NaclAead:
     def __repr__(self) -> str:
         return "NaclAead()"
 
-    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
         """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
         return bytes(
             _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(
-                plaintext, ad, _nonce(counter), self._key
+                bytes(plaintext), ad, _nonce(counter), self._key
             )
         )
 
@@ -132,24 +130,28 @@ class PycaAead:
     """The pyca/cryptography backend (OpenSSL): about 2.5x faster per call for 64–1200-byte
     records on our machines (docs/performance.md)."""
 
-    __slots__ = ("_cipher",)
+    __slots__ = ("_cipher", "_decrypt", "_encrypt")
 
     def __init__(self, key: bytes) -> None:
         self._cipher = _ChaCha(key)
+        # Bound once: the record path calls them per record.
+        self._encrypt = self._cipher.encrypt
+        self._decrypt = self._cipher.decrypt
 
     def __repr__(self) -> str:
         return "PycaAead()"
 
-    def encrypt(self, counter: int, ad: bytes, plaintext: bytes) -> bytes:
-        """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
-        return self._cipher.encrypt(_NONCE_PREFIX + _LE64.pack(counter), plaintext, ad)
+    def encrypt(self, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
+        """Seal ``plaintext`` (bytes or a bytearray, read once) with ``ad`` under record counter
+        ``counter``."""
+        return self._encrypt(_nonce(counter), plaintext, ad)
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
         """Open what ``encrypt`` sealed; raises :class:`DecryptError` on any mismatch."""
         if len(ciphertext) < TAG_LEN:
             raise DecryptError("ciphertext shorter than its tag")
         try:
-            return self._cipher.decrypt(_NONCE_PREFIX + _LE64.pack(counter), ciphertext, ad)
+            return self._decrypt(_nonce(counter), ciphertext, ad)
         except _InvalidTag as exc:
             raise DecryptError("authentication failed") from exc
 

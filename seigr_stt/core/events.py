@@ -99,6 +99,27 @@ class StreamDataReceived:
     fin: bool
 
 
+# Built once per record of a byte stream received: the slots are filled directly rather than
+# through the frozen dataclass's __init__ (an object.__setattr__ per field). Same object.
+_new_object = object.__new__
+_SET_SESSION_ID = StreamDataReceived.__dict__["session_id"].__set__
+_SET_STREAM_ID = StreamDataReceived.__dict__["stream_id"].__set__
+_SET_DATA = StreamDataReceived.__dict__["data"].__set__
+_SET_FIN = StreamDataReceived.__dict__["fin"].__set__
+
+
+def stream_data_received(
+    session_id: bytes, stream_id: int, data: bytes, fin: bool
+) -> StreamDataReceived:
+    """``StreamDataReceived(session_id, stream_id, data, fin)``, faster (the receive path's)."""
+    event: StreamDataReceived = _new_object(StreamDataReceived)
+    _SET_SESSION_ID(event, session_id)
+    _SET_STREAM_ID(event, stream_id)
+    _SET_DATA(event, data)
+    _SET_FIN(event, fin)
+    return event
+
+
 @dataclass(frozen=True, slots=True)
 class StreamReset:
     """Stream ``stream_id`` was aborted with ``code``: by the peer's RESET_STREAM (``sending``

@@ -292,6 +292,16 @@ class RotationPolicy:
         self.target = keys.send_epoch + 1
         return self.target
 
+    def may_act(self, keys: KeySchedule, now: float) -> bool:
+        """Whether :meth:`maybe_rotate` could rotate at ``now``: a rotation is requested, or due
+        by time or by count. False means it would do nothing (callers skip working out the
+        interval it takes)."""
+        return (
+            self.requested
+            or now >= keys.epoch_started_at + self.rekey_after_s
+            or keys.sent_in_epoch >= self.rekey_after_messages
+        )
+
     def maybe_rotate(self, keys: KeySchedule, now: float, interval_s: float) -> bool:
         """Rotate the sending keys if a rotation is requested or due and allowed now; returns
         True when it rotated (the caller sends a record to carry the new epoch)."""

@@ -259,7 +259,7 @@ class SessionLifecycle:
         return target
 
     def _maybe_rotate(self, now: float) -> None:
-        if self.state != SessionState.ACTIVE:
+        if self.state != SessionState.ACTIVE or not self.rotation.may_act(self.keys, now):
             return
         if self.rotation.maybe_rotate(self.keys, now, self._rotation_interval()):
             self.packetizer.want_record = True

@@ -16,17 +16,18 @@ from seigr_stt.constants import MAX_FRAMES_PER_RECORD, PACING_BURST_PACKETS
 from seigr_stt.core.congestion import NewReno, Pacer
 from seigr_stt.core.flow import StreamTable
 from seigr_stt.core.frames import (
+    ACK_ELICITING,
     Ack,
     Frame,
     Ping,
     Pong,
     frame_size,
-    is_ack_eliciting,
     serialize_frames,
+    write_frame,
 )
 from seigr_stt.core.keys import KeySchedule
 from seigr_stt.core.pmtu import PathMtuProber
-from seigr_stt.core.record import max_frames_size, pack_header, seal_record
+from seigr_stt.core.record import max_frames_size, pack_header, seal_frames, seal_record
 from seigr_stt.core.recovery import AckTracker, Delivery, LossRecovery, SentRecord
 from seigr_stt.core.stats import SessionCounters
 from seigr_stt.core.timers import SessionTimers
@@ -179,6 +180,9 @@ class RecordBuilder:
     def _fill_queues(
         self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
     ) -> int:
+        streams = self.streams
+        if not (self.pong_token or self.pending or streams.has_control):
+            return size  # the bulk case: no generator of credit frames made per record
         if self.pong_token:
             pong = Pong(self.pong_token)
             if size + frame_size(pong) <= limit:
@@ -192,7 +196,6 @@ class RecordBuilder:
                 return size
             frames.append((pending.popleft(), None))
             size += fsize
-        streams = self.streams
         control = streams.control
         while control and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(control[0])
@@ -230,16 +233,26 @@ class RecordBuilder:
     ) -> bytes:
         aead, epoch, echo, counter = self.keys.next_send()
         header = pack_header(epoch, echo, self.session_id, counter)
-        plain = [frame for frame, _ in frames]
-        record = seal_record(aead, header, counter, serialize_frames(plain), pad_to)
+        # Every frame is written into one buffer, which becomes the plaintext in place; one pass
+        # also finds whether the record is ack-eliciting and what must survive its loss.
+        body = bytearray()
+        eliciting = False
+        deliveries: list[Delivery] = []
+        for frame, handler in frames:
+            write_frame(body, frame)
+            if handler is not None:
+                deliveries.append((frame, handler))
+                eliciting = True
+            elif not eliciting and type(frame) in ACK_ELICITING:
+                eliciting = True
+        record = seal_frames(aead, header, counter, body, pad_to)
         if pad_to:
             self.pmtu.on_probe_sent(counter)  # a path-MTU probe (§12.1)
-        self.counters.packets_sent += 1
-        self.counters.bytes_sent += len(record)
-        eliciting = is_ack_eliciting(plain)
+        counters = self.counters
+        counters.packets_sent += 1
+        counters.bytes_sent += len(record)
         self.timers.on_record_sent(now, eliciting)
         if eliciting:
-            deliveries: list[Delivery] = [(f, h) for f, h in frames if h is not None]
             self.recovery.on_sent(SentRecord(counter, now, len(record), True, True, deliveries))
             self.pacer.on_sent(len(record))
         return record

@@ -97,6 +97,12 @@ class RangeSet:
         if start >= stop or not self._starts:
             return
         starts, stops = self._starts, self._stops
+        first = starts[0]
+        if stop <= first:
+            return  # all below the lowest range (an acknowledgement of data already sent)
+        if start <= first and stop < stops[0]:
+            starts[0] = stop  # the head of the lowest range (the next chunk to send)
+            return
         # Ranges i..j-1 overlap [start, stop): stop_i > start and start_k < stop.
         i = bisect_right(stops, start)
         j = bisect_left(starts, stop)

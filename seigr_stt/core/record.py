@@ -39,12 +39,16 @@ __all__ = [
     "open_record",
     "pack_header",
     "parse_header",
+    "seal_frames",
     "seal_record",
 ]
 
 _HEADER = struct.Struct(">BBBB8sQ")
+_VERSION = int(PROTOCOL_VERSION)
+_DATA = int(PacketType.DATA)
 _INNER_TYPE = bytes([INNER_TYPE_FRAMES])
-_PAD_BLOCKS = tuple(bytes(i) for i in range(RECORD_PAD_MULTIPLE_BYTES))
+#: What follows the frames: the inner type, then ``i`` zero bytes of padding.
+_TRAILERS = tuple(_INNER_TYPE + bytes(i) for i in range(RECORD_PAD_MULTIPLE_BYTES))
 
 
 class RecordHeader(NamedTuple):
@@ -58,9 +62,7 @@ class RecordHeader(NamedTuple):
 
 def pack_header(epoch: int, echo: int, session_id: bytes, counter: int) -> bytes:
     """Encode a record header (the associated data of the record's AEAD)."""
-    return _HEADER.pack(
-        PROTOCOL_VERSION, PacketType.DATA, epoch & 0xFF, echo & 0xFF, session_id, counter
-    )
+    return _HEADER.pack(_VERSION, _DATA, epoch & 0xFF, echo & 0xFF, session_id, counter)
 
 
 def parse_header(packet: bytes) -> RecordHeader:
@@ -92,12 +94,20 @@ def seal_record(
     ``pad_to`` asks for the largest record of at most that many bytes (path-MTU probes, §12.1:
     a probe must not exceed the size it tests); the extra padding is zero bytes like the rest.
     """
-    pad = -(len(frames) + 1) % RECORD_PAD_MULTIPLE_BYTES
-    plaintext = frames + _INNER_TYPE + _PAD_BLOCKS[pad]
-    extra = pad_to - (RECORD_HEADER_SIZE + len(plaintext) + AEAD_TAG_BYTES)
+    return seal_frames(aead, header, counter, bytearray(frames), pad_to)
+
+
+def seal_frames(
+    aead: crypto.Aead, header: bytes, counter: int, frames: bytearray, pad_to: int = 0
+) -> bytes:
+    """:func:`seal_record` for frames written into a buffer the caller hands over: the inner
+    type and the padding are appended to ``frames`` in place (no copy of the plaintext), and
+    the buffer is not to be used again. The record builder's path (one buffer per record)."""
+    frames += _TRAILERS[-(len(frames) + 1) % RECORD_PAD_MULTIPLE_BYTES]
+    extra = pad_to - (RECORD_HEADER_SIZE + len(frames) + AEAD_TAG_BYTES)
     if extra > 0:
-        plaintext += bytes(extra - extra % RECORD_PAD_MULTIPLE_BYTES)
-    return header + aead.encrypt(counter, header, plaintext)
+        frames += bytes(extra - extra % RECORD_PAD_MULTIPLE_BYTES)
+    return header + aead.encrypt(counter, header, frames)
 
 
 def open_record(aead: crypto.Aead, packet: bytes, counter: int) -> bytes:

@@ -75,10 +75,11 @@ class AckTracker:
     oldest go first: they were acknowledged many times already).
     """
 
-    __slots__ = ("_eliciting_unacked", "_largest_time", "ack_due_at", "ranges")
+    __slots__ = ("_eliciting_unacked", "_largest", "_largest_time", "ack_due_at", "ranges")
 
     def __init__(self) -> None:
         self.ranges = RangeSet()
+        self._largest: int | None = None  # the top of ``ranges`` (dropping old ranges keeps it)
         self._largest_time = 0.0
         self._eliciting_unacked = 0
         self.ack_due_at: float | None = None
@@ -86,15 +87,16 @@ class AckTracker:
     @property
     def largest(self) -> int | None:
         """The largest counter received, or None."""
-        return self.ranges.bounds()[1] - 1 if self.ranges else None
+        return self._largest
 
     def on_received(self, counter: int, ack_eliciting: bool, now: float) -> None:
         """Record an authenticated record's counter."""
         ranges = self.ranges
-        largest = self.largest
+        largest = self._largest
         out_of_order = largest is not None and counter != largest + 1
         if largest is None or counter > largest:
             self._largest_time = now
+            self._largest = counter
         ranges.add(counter, counter + 1)
         while len(ranges) > ACK_RANGES_MAX:
             ranges.shift()
@@ -163,7 +165,9 @@ class LossRecovery:
     )
 
     def __init__(self) -> None:
-        self._sent: OrderedDict[int, SentRecord] = OrderedDict()
+        # A plain dict keeps insertion order, which is ascending counter order (on_sent refuses
+        # any other), and pops faster than an OrderedDict.
+        self._sent: dict[int, SentRecord] = {}
         self._counters: list[int] = []  # the counters of _sent, ascending (bisect)
         self.bytes_in_flight = 0
         self._eliciting_in_flight = 0
@@ -212,25 +216,35 @@ class LossRecovery:
         # the holes between them (a peer cannot make one ACK walk every record in flight).
         ordered = sorted(ranges)
         counters = self._counters
+        pop = self._sent.pop
         acked: list[SentRecord] = []
         for low, high in reversed(ordered):  # from the top: deleting keeps lower indexes valid
             start = bisect_left(counters, low)
             stop = bisect_right(counters, high)
             if start < stop:
-                acked.extend(self._sent.pop(counter) for counter in counters[start:stop])
+                acked.extend(map(pop, counters[start:stop]))
                 del counters[start:stop]
         if self._lost_recently:
             self._detect_spurious(ordered)
         if not acked:
             return [], [], False
+        # One pass: bytes and ack-eliciting records leaving flight, and the newest record.
+        newest = None
+        size = eliciting = 0
         for record in acked:
-            self._forget(record)
-        newest = max(acked, key=lambda r: r.counter)
+            size += record.size
+            if record.ack_eliciting:
+                eliciting += 1
+            if newest is None or record.counter > newest.counter:
+                newest = record
+        assert newest is not None
+        self.bytes_in_flight -= size
+        self._eliciting_in_flight -= eliciting
         # The newest record really acknowledged, not ``largest``: a counter we never sent must
         # not make every record below it look lost (packet threshold), now or later.
         if self.largest_acked is None or newest.counter > self.largest_acked:
             self.largest_acked = newest.counter
-        if newest.counter == largest and any(r.ack_eliciting for r in acked):
+        if newest.counter == largest and eliciting:
             self.rtt.update(now - newest.time_sent, ack_delay_s)
         self.pto_count = 0
         lost, persistent = self._detect_lost(now)
@@ -254,8 +268,10 @@ class LossRecovery:
                 lost.append(record)
             elif self.loss_time is None or candidate < self.loss_time:
                 self.loss_time = candidate
+        if not lost:
+            return lost, False
         counters = self._counters
-        if lost and counters[len(lost) - 1] == lost[-1].counter:
+        if counters[len(lost) - 1] == lost[-1].counter:
             del counters[: len(lost)]  # the usual case: the oldest records in flight
         else:  # pragma: no cover - both thresholds grow with the counter, so lost is a prefix
             for record in lost:

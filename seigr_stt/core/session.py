@@ -42,7 +42,7 @@ from seigr_stt.core.events import (
     PeerAddressChanged,
     PongReceived,
     SessionEstablished,
-    StreamDataReceived,
+    stream_data_received,
 )
 from seigr_stt.core.flow import MAX_CHANNEL, StreamTable, is_message_channel
 from seigr_stt.core.frames import (
@@ -63,7 +63,7 @@ from seigr_stt.core.frames import (
     parse_frames,
 )
 from seigr_stt.core.handshake import HandshakeResult
-from seigr_stt.core.keys import KeySchedule, RotationPolicy
+from seigr_stt.core.keys import SLOT_NEXT, KeySchedule, RotationPolicy
 from seigr_stt.core.lifecycle import STATE_TRANSITIONS, SessionLifecycle
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.packetizer import RecordBuilder
@@ -252,7 +252,10 @@ class Session(SessionLifecycle):
         self.counters.packets_received += 1
         self.counters.bytes_received += len(packet)
         self.timers.on_authenticated_received(now)
-        if keys.after_authenticated(slot, header.echo, now, self._rtt()):
+        # The RTT only sizes the old key's grace period on a promotion (a record of the next
+        # epoch): not worked out for every other record.
+        rtt_s = self._rtt() if slot == SLOT_NEXT else 0.0
+        if keys.after_authenticated(slot, header.echo, now, rtt_s):
             self.packetizer.want_record = True  # carry the new echo back at once
         self._record_addr = addr
         if addr != self.addr:
@@ -267,7 +270,8 @@ class Session(SessionLifecycle):
             self.events.append(
                 SessionEstablished(self.session_id, self.peer_node_id, self.addr, True, self.handle)
             )
-        self._report_confirmed()
+        if keys.send_epoch > self.rotation.confirmed_version:  # else nothing to report
+            self._report_confirmed()
         try:
             frames = parse_frames(frames_bytes)
         except FrameError as exc:
@@ -287,7 +291,8 @@ class Session(SessionLifecycle):
                 except PeerViolation as exc:
                     self._protocol_violation(now, str(exc))
         self._maybe_rotate(now)
-        self._maybe_finish_drain(now)
+        if self.timers.drain_at is not None:
+            self._maybe_finish_drain(now)
         self._changed()
         return None
 
@@ -302,7 +307,7 @@ class Session(SessionLifecycle):
             return
         fin = self.streams.fin_to_report(frame.stream_id, stream)
         if data or fin:
-            self.events.append(StreamDataReceived(self.session_id, frame.stream_id, data, fin))
+            self.events.append(stream_data_received(self.session_id, frame.stream_id, data, fin))
         self.streams.maybe_forget(frame.stream_id)
 
     def _handle_datagram(self, frame: Datagram, now: float) -> None:
@@ -361,11 +366,12 @@ class Session(SessionLifecycle):
         acked, lost, persistent = recovery.on_ack(largest, delay_s, list(frame.ranges), now)
         if recovery.spurious_losses > spurious and not lost:
             cc.undo()  # the window was cut for reordering, not loss
+        pmtu = self.pmtu
         for record in acked:
-            if self.pmtu.on_acked(record.counter, record.size):
-                self.packetizer.set_record_size(self.pmtu.size)
+            if record.counter == pmtu.probe_counter and pmtu.on_acked(record.counter, record.size):
+                self.packetizer.set_record_size(pmtu.size)
                 continue
-            cc.on_acked(record.size, record.time_sent, app_limited=False)
+            cc.on_acked(record.size, record.time_sent, False)
             for delivered, on_delivery in record.frames:
                 on_delivery(delivered, True)
         if lost:
@@ -419,30 +425,54 @@ class Session(SessionLifecycle):
     def get_timer(self) -> float | None:
         """The next deadline of this session (seconds, same clock as ``now``), or None. A
         session still in its handshake has none: the endpoint's handshake table times it."""
-        if self.state in (SessionState.CLOSED, SessionState.HANDSHAKE):
+        state = self.state
+        if state == SessionState.ACTIVE:
+            # Asked after every drain: one C-level min() over every deadline, None as +inf,
+            # rather than a list built and filtered (same deadlines as the CLOSING branch's).
+            timers = self.timers
+            keys = self.keys
+            rotation = self.rotation
+            ack_at = self.acks.ack_due_at
+            loss_at = self.recovery.get_timer()
+            pace_at = self.packetizer.pace_at()
+            path_at = self.path.get_timer()
+            # The rotation interval (a PTO computation) matters only to a requested rotation.
+            rotate_at = rotation.get_timer(
+                keys, self._rotation_interval() if rotation.requested else 0.0
+            )
+            erase_at = keys.get_timer()
+            return min(
+                keys.reject_at,
+                _INF if ack_at is None else ack_at,
+                _INF if loss_at is None else loss_at,
+                _INF if pace_at is None else pace_at,
+                _INF if timers.idle_at is None else timers.idle_at,
+                _INF if timers.keepalive_at is None else timers.keepalive_at,
+                _INF if timers.persistent_at is None else timers.persistent_at,
+                _INF if timers.heartbeat_at is None else timers.heartbeat_at,
+                _INF if timers.dead_peer_at is None else timers.dead_peer_at,
+                _INF if timers.close_retry_at is None else timers.close_retry_at,
+                _INF if timers.drain_at is None else timers.drain_at,
+                _INF if path_at is None else path_at,
+                _INF if rotate_at is None else rotate_at,
+                _INF if erase_at is None else erase_at,
+            )
+        if state != SessionState.CLOSING:  # CLOSED, HANDSHAKE
             return None
         timers = self.timers
         loss_at = self.recovery.get_timer() if self._recovering() else None
         deadlines = [
             at
-            for at in (self.acks.ack_due_at, loss_at, self.packetizer.pace_at())
+            for at in (
+                self.acks.ack_due_at,
+                loss_at,
+                self.packetizer.pace_at(),
+                timers.close_retry_at,
+                timers.drain_at,
+            )
             if at is not None
         ]
-        if self.state == SessionState.CLOSING:
-            deadlines += [at for at in (timers.close_retry_at, timers.drain_at) if at is not None]
-            return min(deadlines, default=None)
-        deadlines += timers.armed()
-        path_at = self.path.get_timer()
-        if path_at is not None:
-            deadlines.append(path_at)
-        rotate_at = self.rotation.get_timer(self.keys, self._rotation_interval())
-        if rotate_at is not None:
-            deadlines.append(rotate_at)
-        deadlines.append(self.keys.reject_at)
-        erase_at = self.keys.get_timer()
-        if erase_at is not None:
-            deadlines.append(erase_at)
-        return min(deadlines)
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
         """Handle every deadline that is due at ``now`` (extra calls are harmless); then call
@@ -492,6 +522,9 @@ class Session(SessionLifecycle):
                 timers.on_heartbeat_sent(now)
             self._maybe_rotate(now)
         self._changed()
+
+
+_INF = float("inf")
 
 
 def _no_rng(n: int) -> bytes:

@@ -116,7 +116,15 @@ class SendStream:
             self.fin_acked = True
         if length:
             end = offset + length
-            self._acked.add(max(offset, self._base), end)
+            base = self._base
+            if offset <= base < end and not self._acked:
+                # In order, nothing acknowledged ahead (bulk's every ACK): the acknowledged
+                # prefix leaves the buffer at once, without a trip through the range set.
+                self._pending.subtract(offset, end)
+                del self._buffer[: end - base]
+                self._base = end
+                return
+            self._acked.add(max(offset, base), end)
             # A copy of a range re-queued as lost arrived: do not resend it, and never keep a
             # pending range below the new base (its bytes are gone from the buffer).
             self._pending.subtract(offset, end)

@@ -40,8 +40,10 @@ from seigr_stt.core.frames import (
     encode_varint,
     frame_size,
     parse_frames,
+    peek_varint,
     serialize_frames,
     varint_size,
+    write_frame,
 )
 
 VARINT_BOUNDARIES = [
@@ -290,6 +292,21 @@ def test_round_trip_of_any_frame_list(frames: list[Frame]) -> None:
     encoded = serialize_frames(frames)
     assert len(encoded) == sum(frame_size(f) for f in frames)
     assert parse_frames(encoded) == frames
+    # The record builder's path writes the same bytes into one buffer.
+    out = bytearray(b"head")
+    for frame in frames:
+        write_frame(out, frame)
+    assert out == b"head" + encoded
+
+
+@settings(deadline=None)
+@given(st.integers(0, VARINT_MAX), st.binary(max_size=3))
+def test_peek_varint_reads_every_size_and_refuses_truncation(value: int, before: bytes) -> None:
+    encoded = encode_varint(value)
+    buf = before + encoded + b"\xff"
+    assert peek_varint(buf, len(before)) == (value, len(before) + len(encoded))
+    assert peek_varint(bytearray(buf), len(before)) == (value, len(before) + len(encoded))
+    assert peek_varint(before + encoded[:-1], len(before)) is None
 
 
 @settings(deadline=None)
@@ -315,3 +332,16 @@ def test_truncated_frame_lists_raise_frame_error(frames: list[Frame], data: st.D
     # A cut exactly between frames parses to a prefix of the list.
     assert parsed == frames[: len(parsed)]
     assert len(serialize_frames(parsed)) == cut
+
+
+def test_the_parsers_stream_frames_are_ordinary_frozen_frames() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from seigr_stt.core.frames import _new_stream
+
+    fast = _new_stream(4, 1 << 40, True, b"data")
+    assert fast == Stream(4, 1 << 40, True, b"data")
+    assert hash(fast) == hash(Stream(4, 1 << 40, True, b"data"))
+    assert repr(fast) == repr(Stream(4, 1 << 40, True, b"data"))
+    with pytest.raises(FrozenInstanceError):
+        fast.offset = 0  # type: ignore[misc]

@@ -11,7 +11,7 @@ from seigr_stt.constants import (
     REJECT_AFTER_MESSAGES,
 )
 from seigr_stt.core import crypto
-from seigr_stt.core.keys import SLOT_CURRENT, SLOT_NEXT, SLOT_PREVIOUS, KeySchedule
+from seigr_stt.core.keys import SLOT_CURRENT, SLOT_NEXT, SLOT_PREVIOUS, KeySchedule, RotationPolicy
 from seigr_stt.core.noise import rekey
 from seigr_stt.core.record import open_record, pack_header, parse_header, seal_record
 
@@ -350,3 +350,27 @@ def test_fingerprint_changes_exactly_when_the_keys_do() -> None:
         assert len(fingerprint) == 16
         for key in (K_AB, K_BA, EXPORTER, rekey(K_AB), rekey(K_BA)):
             assert key[:8] not in fingerprint  # it reveals no key
+
+
+@pytest.mark.parametrize(
+    ("requested", "elapsed", "sent", "acts"),
+    [
+        (False, 10.0, 5, False),  # neither due nor requested
+        (False, 120.0, 5, True),  # due by time
+        (False, 10.0, 100, True),  # due by count
+        (True, 10.0, 5, True),  # requested
+    ],
+)
+def test_may_act_is_false_only_when_maybe_rotate_would_do_nothing(
+    requested: bool, elapsed: float, sent: int, acts: bool
+) -> None:
+    keys = KeySchedule(bytes(32), bytes(range(32)), bytes(64), 0.0)
+    policy = RotationPolicy(rekey_after_s=120.0, rekey_after_messages=100)
+    if requested:
+        policy.request(keys)
+    for _ in range(sent):
+        keys.next_send()
+    assert policy.may_act(keys, elapsed) is acts
+    rotated = policy.maybe_rotate(keys, elapsed, interval_s=0.0)
+    assert rotated is acts
+    assert keys.send_epoch == (1 if acts else 0)

@@ -25,6 +25,7 @@ from seigr_stt.core.record import (
     open_record,
     pack_header,
     parse_header,
+    seal_frames,
     seal_record,
 )
 from tests.profiles import scaled
@@ -185,3 +186,13 @@ def test_pad_to_fills_the_record_without_exceeding_it(pad_to: int) -> None:
 def test_pad_to_below_the_natural_size_changes_nothing() -> None:
     header = pack_header(0, 0, SID, 3)
     assert seal_record(AEAD, header, 3, bytes(100), 60) == seal_record(AEAD, header, 3, bytes(100))
+
+
+@settings(max_examples=scaled(0.3), deadline=None)
+@given(st.binary(max_size=1400), st.integers(0, 1452))
+def test_seal_frames_pads_in_place_and_seals_as_seal_record(frames: bytes, pad_to: int) -> None:
+    header = pack_header(1, 0, SID, 9)
+    expected = seal_record(AEAD, header, 9, frames, pad_to)
+    for aead in (crypto.NaclAead(KEY), crypto.PycaAead(KEY)):
+        assert seal_frames(aead, header, 9, bytearray(frames), pad_to) == expected
+    assert open_record(AEAD, expected, 9) == frames

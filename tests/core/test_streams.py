@@ -563,3 +563,30 @@ def test_an_empty_frame_ahead_holds_no_memory() -> None:
     assert r.fragments == 0
     assert r.receive(0, b"abc", False) == (b"abc", 0)
     assert r.held_bytes == 0
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 20), st.booleans()), max_size=30),
+)
+def test_send_acks_in_any_order_free_exactly_the_acknowledged_prefix(
+    acks: list[tuple[int, int, bool]],
+) -> None:
+    # The in-order fast path of on_acked and the range-set path agree: the buffer always
+    # starts at the lowest offset not yet acknowledged, and an acknowledged range is never
+    # sent again.
+    stream = SendStream(1000)
+    stream.write(bytes(range(60)))
+    acked: set[int] = set()
+    for offset, length, lost_first in acks:
+        if lost_first:
+            stream.on_lost(offset, length, False)
+        stream.on_acked(offset, length, False)
+        acked.update(range(offset, offset + length))
+        base = next(i for i in range(61) if i not in acked)
+        assert stream.buffered == max(60 - base, 0)
+    sent: set[int] = set()
+    while (chunk := stream.next_chunk(7)) is not None:
+        offset, data, _ = chunk
+        sent.update(range(offset, offset + len(data)))
+    assert not sent & acked
