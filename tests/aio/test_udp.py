@@ -206,6 +206,9 @@ async def test_peer_address_change_follows_authenticated_packets(make_node: Node
         assert client_events == []
         assert session.is_active()
         assert peer.is_active()
+        await session.close()  # through the relay, before it goes: no wait for a lost CLOSE
+        async with asyncio.timeout(5 * SECOND):
+            await peer.wait_closed()
     finally:
         relay.close()
 
