@@ -7,6 +7,7 @@ import asyncio
 
 from seigr_stt import STTNode
 from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.peer import PeerSession
 from seigr_stt.core.events import Event
 from tests.aio.helpers import NodeFactory, connect, receive_n
 from tests.timing import SECOND
@@ -62,6 +63,7 @@ async def test_events_go_to_the_session_bound_to_their_id(make_node: NodeFactory
         await arrived.wait()
     assert {getattr(e, "session_id", None) for e in seen} == {other.session_id}
     # The session's own handle back: it closes normally at teardown (no wait for a lost close).
+    assert isinstance(other, PeerSession)
     driver.bind(other.session_id, other)
 
 
