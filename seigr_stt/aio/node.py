@@ -35,6 +35,7 @@ from seigr_stt.aio.peer import (
 )
 from seigr_stt.aio.session import (
     EVENT_KINDS,
+    EventSource,
     NodeEvent,
     ReceivedPacket,
     STTSession,
@@ -123,7 +124,7 @@ _STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
 Listener = Callable[[NodeEvent], Any]
 
 
-class STTNode:
+class STTNode(EventSource):
     """An encrypted peer-to-peer node: UDP always, WebSocket when ``ws_port`` is set.
 
     ``node_seed`` is this node's private seed (its identity: the same seed gives the same

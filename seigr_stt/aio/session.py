@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, Self
 
+from seigr_stt.aio.inbox import check_wait_timeout
 from seigr_stt.aio.stats import SessionStats
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
@@ -97,6 +98,55 @@ def _listener_task_done(task: asyncio.Future[Any], logger: logging.Logger) -> No
         logger.error("listener task raised", exc_info=task.exception())
 
 
+class EventSource:
+    """``once()`` and ``wait_for()`` on top of a class's ``on()``/``off()`` (the node and each
+    session), as pywebtransport's event emitter offers them."""
+
+    def on(self, kind: str, listener: Listener) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def off(self, kind: str, listener: Listener) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def once(self, kind: str, listener: Listener) -> None:
+        """Call ``listener(NodeEvent)`` on the next event of ``kind`` only (as :meth:`on`: a
+        coroutine function runs as a task). It cannot be removed with :meth:`off` before it
+        fires; use :meth:`wait_for` in a task you can cancel for that."""
+
+        def fire(event: NodeEvent) -> Any:
+            self.off(kind, fire)
+            return listener(event)
+
+        self.on(kind, fire)
+
+    async def wait_for(
+        self,
+        kind: str,
+        *,
+        timeout: float | None = None,
+        condition: Callable[[NodeEvent], bool] | None = None,
+    ) -> NodeEvent:
+        """The next event of ``kind`` for which ``condition(event)`` is true (any, without a
+        condition). Raises :class:`TimeoutError` after ``timeout`` seconds (None: no limit).
+        Cancelling the wait leaves nothing registered. :class:`ConfigError` for an unknown
+        kind, as :meth:`on`."""
+        limit = check_wait_timeout(timeout)
+        if condition is not None and not callable(condition):
+            raise TypeError(f"condition must be callable, not {type(condition).__name__}")
+        caught: asyncio.Future[NodeEvent] = asyncio.get_running_loop().create_future()
+
+        def catch(event: NodeEvent) -> None:
+            if not caught.done() and (condition is None or condition(event)):
+                caught.set_result(event)
+
+        self.on(kind, catch)
+        try:
+            async with asyncio.timeout(limit):
+                return await caught
+        finally:
+            self.off(kind, catch)
+
+
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes a session's log lines with its short id, and sets the structured fields
     ``stt_session``, ``stt_peer``, ``stt_transport`` and ``stt_addr`` on each record
@@ -126,7 +176,7 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
         return f"[{self.extra['sid'] if self.extra else '?'}] {msg}", kwargs
 
 
-class STTSession(ABC):
+class STTSession(EventSource, ABC):
     """One session as the application sees it; see the module docstring."""
 
     def __init__(

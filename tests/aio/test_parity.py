@@ -215,3 +215,41 @@ async def test_get_extra_info(pair: Pair) -> None:
     assert stream.get_extra_info("stream_id") == stream.stream_id
     assert stream.get_extra_info("peer_node_id") == pair.server.node_id
     assert stream.get_extra_info("sockname", "none") == "none"
+
+
+async def test_once_fires_on_the_next_event_only(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    seen: list[NodeEvent] = []
+    server.once("session_established", seen.append)
+    first, _ = await connect(client, server, "udp")
+    second, _ = await connect(client, server, "udp")
+    await wait_until(lambda: len(server.session_manager.get_active_sessions()) == 2)
+    assert [event.session.session_id for event in seen] == [first.session_id]
+    assert second.session_id != first.session_id
+
+
+async def test_wait_for_an_event_with_a_condition_and_a_timeout(make_node: NodeFactory) -> None:
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "udp")
+    with pytest.raises(TimeoutError):
+        await session.wait_for("key_rotated", timeout=0.05)
+    assert session._listeners.get("key_rotated") == []  # nothing left registered
+    second_rotation = asyncio.create_task(
+        peer.wait_for("key_rotated", condition=lambda event: event.key_version == 2)
+    )
+    await session.rotate_key()
+    await session.rotate_key()
+    async with asyncio.timeout(10 * SECOND):
+        event = await second_rotation
+    assert event.key_version == 2
+    assert event.session is peer
+    closed = asyncio.create_task(server.wait_for("session_closed", timeout=10 * SECOND))
+    await asyncio.sleep(0)
+    await session.close(CloseCode.NORMAL, "done")
+    assert (await closed).reason == "done"
+    with pytest.raises(ConfigError, match="unknown event kind"):
+        await server.wait_for("nothing")
+    with pytest.raises(TypeError, match="condition"):
+        await server.wait_for("session_closed", condition=3)  # type: ignore[arg-type]
