@@ -251,3 +251,49 @@ STREAM_SEND_HIGH_WATER_BYTES: Final = 1024 * 1024
 # bookkeeping, so this keeps it under 8 % of the window, whatever the chunking.
 REASSEMBLY_BYTES_PER_FRAGMENT: Final = 1024
 REASSEMBLY_MIN_FRAGMENTS: Final = 64
+
+
+# -- The relay (§20) -----------------------------------------------------------------------------
+class RelayPacketType(IntEnum):
+    """Byte 1 of a relay packet (§20.2): 0x20..0x2F, never an STT packet type."""
+
+    HELLO = 0x20
+    CHALLENGE = 0x21
+    REGISTER = 0x22
+    REGISTERED = 0x23
+    REFUSED = 0x24
+    SEND = 0x25
+    DELIVER = 0x26
+    UNREACHABLE = 0x27
+
+
+class RelayRefusal(IntEnum):
+    """Why a relay refused a REGISTER (§20.3), in REFUSED; a hint, not authenticated."""
+
+    BAD_PROOF = 1  # the proof of the node's static key did not verify
+    STALE_COOKIE = 2  # the cookie is not the relay's, or too old
+    RELAY_FULL = 3  # the relay holds max_registrations
+    SOURCE_LIMIT = 4  # this source holds max_registrations_per_source
+
+
+RELAY_PACKET_TYPE_FIRST: Final = 0x20
+RELAY_PACKET_TYPE_LAST: Final = 0x2F
+RELAY_NONCE_BYTES: Final = 16
+RELAY_HELLO_SIZE: Final = 88  # padded to the size of a REGISTER: the relay never amplifies
+RELAY_CHALLENGE_SIZE: Final = 72
+RELAY_REGISTER_SIZE: Final = 88
+RELAY_REGISTERED_SIZE: Final = 59
+RELAY_REFUSED_SIZE: Final = 20
+RELAY_UNREACHABLE_SIZE: Final = 34
+RELAY_FORWARD_HEADER_SIZE: Final = 34  # version, type, node id (32): SEND and DELIVER
+# The largest STT packet a relay forwards by default: a relayed UDP datagram stays within
+# UDP_MAX_RECORD_SIZE (IPv6 minimum MTU), whatever the transport of either end.
+RELAY_MAX_RECORD_SIZE: Final = UDP_MAX_RECORD_SIZE - RELAY_FORWARD_HEADER_SIZE
+RELAY_COOKIE_LIFETIME_S: Final = 30  # a CHALLENGE's cookie is accepted this long
+RELAY_REGISTRATION_LIFETIME_S: Final = 60  # a registration lives this long unless renewed
+RELAY_RENEW_FRACTION: Final = 1 / 3  # nodes renew after this fraction of the lifetime
+RELAY_REGISTER_TIMEOUT_S: Final = 5.0  # a node gives up registering after this long
+RELAY_REGISTER_RETRY_S: Final = 0.5  # and resends HELLO/REGISTER over UDP this often
+RELAY_SWEEP_INTERVAL_S: Final = 5.0  # how often the relay forgets expired registrations
+LABEL_RELAY_KEY: Final = b"relay-register"  # kdf label of the registration MAC key
+LABEL_RELAY_COOKIE: Final = b"relay-cookie"  # kdf label of the relay's cookie secret

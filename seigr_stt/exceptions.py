@@ -9,7 +9,8 @@ that session with a code. What reaches the caller::
     │   └── WeakSeedError                    a seed too short or with too little entropy
     ├── BindError (also OSError)             a socket could not be bound (address in the message)
     ├── HandshakeError                       the handshake failed (reason in the message; ``code``)
-    │   └── HandshakeTimeout (also TimeoutError)  no valid answer before the deadline
+    │   ├── HandshakeTimeout (also TimeoutError)  no valid answer before the deadline
+    │   └── RelayError                       a relay refused or did not answer a registration
     ├── SessionError
     │   ├── SessionNotFound (also KeyError)  no live session with that id
     │   ├── SessionClosedError               closing or closed (``code``, ``by_peer``)
@@ -75,6 +76,7 @@ __all__ = [
     "PeerViolation",
     "ProtocolError",
     "RecordError",
+    "RelayError",
     "STTError",
     "SessionClosedError",
     "SessionError",
@@ -133,6 +135,11 @@ class HandshakeTimeout(HandshakeError, TimeoutError):
     A peer with a different shared seed never answers (it cannot tell us apart from an
     attacker), so a wrong shared seed surfaces as this error.
     """
+
+
+class RelayError(HandshakeError):
+    """A relay refused this node's registration, did not answer it, or cannot be reached
+    (docs/relay.md); the message names the relay and says why."""
 
 
 class SessionError(STTError):

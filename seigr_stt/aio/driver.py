@@ -29,14 +29,15 @@ from typing import Protocol
 
 from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WSLink
+from seigr_stt.constants import RELAY_PACKET_TYPE_FIRST, RELAY_PACKET_TYPE_LAST
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.events import Event, HandshakeAborted, SessionEstablished
-from seigr_stt.core.link import Link
+from seigr_stt.core.link import Link, RelayAddress
 from seigr_stt.core.session import Session
 from seigr_stt.exceptions import ProtocolError
 from seigr_stt.logs import HANDSHAKE_RETRY, RefusalLog, format_addr
 
-__all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "SessionHandle"]
+__all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "RelayPath", "SessionHandle"]
 
 #: Senders wait while a session holds more unacknowledged application bytes than this.
 SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
@@ -49,6 +50,16 @@ class SessionHandle(Protocol):
 
     def handle_event(self, event: Event) -> None:
         """Act on one event of this session; must not raise."""
+
+
+class RelayPath(Protocol):
+    """How the driver reaches a peer through one relay (:class:`~seigr_stt.aio.relay.RelayLink`)."""
+
+    def send_to(self, node_id: bytes, packet: bytes) -> None:
+        """Send one STT packet to ``node_id`` through the relay."""
+
+    def receive(self, data: bytes) -> None:
+        """One relay packet that came from the relay."""
 
 
 class Driver:
@@ -75,6 +86,11 @@ class Driver:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.udp: UDPTransport | None = None
         self.udp_link: Link | None = None
+        #: The relays this node uses, by URL (§20): records to a RelayAddress go through them.
+        self.relays: dict[str, RelayPath] = {}
+        #: The relays reached over the node's UDP socket, by their address: the socket's relay
+        #: packets (types 0x20..0x2F) from there go to them, not to the endpoint.
+        self.udp_relays: dict[tuple[str, int], RelayPath] = {}
         self._clock_offset = 0.0  # Unix time minus the core's clock
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -152,6 +168,10 @@ class Driver:
                 addr.send(packet)
             elif udp is not None and isinstance(addr, tuple):
                 udp.sendto(packet, addr)
+            elif isinstance(addr, RelayAddress):
+                relay = self.relays.get(addr.relay)
+                if relay is not None:
+                    relay.send_to(addr.node_id, packet)
         for event in endpoint.events_received():
             self._route(event)
         # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
@@ -171,7 +191,13 @@ class Driver:
             self.refusals.update(seen)
 
     def _log_record(self, direction: str, packet: bytes, addr: object) -> None:
-        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        transport = (
+            "websocket"
+            if isinstance(addr, WSLink)
+            else "relay"
+            if isinstance(addr, RelayAddress)
+            else "udp"
+        )
         where = format_addr(addr)
         self._records_log.debug(
             "%s %d bytes (type %d) %s %s",
@@ -248,7 +274,18 @@ class Driver:
         assert self.udp_link is not None
         if self._debug:
             self._log_record("received", data, addr)
+        if len(data) > 1 and data[1] >= RELAY_PACKET_TYPE_FIRST and self.udp_relays:
+            relay = self.udp_relays.get(addr)
+            if relay is not None and data[1] <= RELAY_PACKET_TYPE_LAST:
+                relay.receive(data)
+                return
         self.endpoint.receive_datagram(data, addr, time.monotonic(), self.udp_link)
+
+    def receive_relayed(self, data: bytes, addr: RelayAddress, link: Link) -> None:
+        """One STT packet a relay delivered from ``addr.node_id`` (drained by the caller)."""
+        if self._debug:
+            self._log_record("received", data, addr)
+        self.endpoint.receive_datagram(data, addr, time.monotonic(), link)
 
     def receive_websocket(self, data: bytes, link: WSLink) -> None:
         """One WebSocket message: processed and drained at once."""

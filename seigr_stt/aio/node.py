@@ -33,6 +33,7 @@ from seigr_stt.aio.peer import (
     check_message,
     return_credit,
 )
+from seigr_stt.aio.relay import RelayLink, check_node_id, normalize_relay_url
 from seigr_stt.aio.session import (
     EVENT_KINDS,
     EventSource,
@@ -49,6 +50,7 @@ from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
     CLOSE_RETRANSMIT_S,
     NODE_ID_BYTES,
+    RELAY_REGISTER_TIMEOUT_S,
     SESSION_ID_BYTES,
     WEBSOCKET_PATH,
     CloseCode,
@@ -56,13 +58,14 @@ from seigr_stt.constants import (
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.events import HandshakeAborted, SessionEstablished
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
-from seigr_stt.core.link import Link, TransportKind
+from seigr_stt.core.link import Link, RelayAddress, TransportKind
 from seigr_stt.exceptions import (
     BindError,
     ConfigError,
     HandshakeError,
     HandshakeTimeout,
     ProtocolError,
+    RelayError,
     SessionClosedError,
     SessionNotFound,
     STTError,
@@ -124,6 +127,24 @@ _STOP_CLOSE_WAIT_S = CLOSE_ATTEMPTS * CLOSE_RETRANSMIT_S + 3.0
 Listener = Callable[[NodeEvent], Any]
 
 
+def _relay_urls(relays: Iterable[str] | None) -> list[str]:
+    """Relay URLs, checked and normalized (TypeError / ConfigError)."""
+    if relays is None:
+        return []
+    if isinstance(relays, str | bytes):
+        raise TypeError("relays must be an iterable of URLs, not one URL")
+    return [normalize_relay_url(url) for url in relays]
+
+
+def _transport_of(addr: object) -> str:
+    """The transport label of a session's address: websocket, relay or udp."""
+    if isinstance(addr, WSLink):
+        return "websocket"
+    if isinstance(addr, RelayAddress):
+        return "relay"
+    return "udp"
+
+
 class STTNode(EventSource):
     """An encrypted peer-to-peer node: UDP always, WebSocket when ``ws_port`` is set.
 
@@ -141,6 +162,10 @@ class STTNode(EventSource):
     ``server_mode=True`` makes :meth:`start` (and ``async with``) accept peers' handshakes, so a
     server is ``async with STTNode(..., server_mode=True) as node:`` with no separate
     ``start()`` call; ``start(server_mode=...)`` still overrides it.
+
+    ``relays`` (URLs ``udp://host:port``, ``ws://host:port/stt``, ``wss://...``): :meth:`start`
+    registers the node at each, so that peers can reach it by node id through them
+    (:meth:`connect`; in server mode it accepts their handshakes). docs/relay.md.
     """
 
     def __init__(
@@ -155,7 +180,9 @@ class STTNode(EventSource):
         logger: logging.Logger | None = None,
         allowed_peers: Iterable[bytes] | Callable[[bytes], bool] | None = None,
         server_mode: bool = False,
+        relays: Iterable[str] | None = None,
     ) -> None:
+        self._relay_urls = _relay_urls(relays)
         if not isinstance(server_mode, bool):
             raise TypeError(f"server_mode must be a bool, not {type(server_mode).__name__}")
         self._identity = NodeIdentity.from_seed(node_seed)
@@ -222,6 +249,7 @@ class STTNode(EventSource):
         self._stopped = False
         self._server_mode_default = server_mode
         self.server_mode = False
+        self._relays: dict[str, RelayLink] = {}
 
     def __repr__(self) -> str:
         return (
@@ -281,7 +309,11 @@ class STTNode(EventSource):
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(
-        self, server_mode: bool | None = None, *, ssl: ssl_module.SSLContext | None = None
+        self,
+        server_mode: bool | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        relays: Iterable[str] | None = None,
     ) -> None:
         """Bind UDP ``host:port`` (and WebSocket ``host:ws_port`` if set) and start serving.
 
@@ -289,8 +321,11 @@ class STTNode(EventSource):
         in sessions it initiates (None: the constructor's ``server_mode``, False by default).
         ``ssl`` makes the WebSocket server serve ``wss://``. Raises :class:`BindError` (an
         :class:`OSError`, naming the address) when a port is busy or the host is not local, and
-        :class:`ProtocolError` on a node already started or stopped.
+        :class:`ProtocolError` on a node already started or stopped. ``relays`` adds to the
+        constructor's: the node registers at each before this returns (:class:`RelayError`
+        when one refuses or does not answer; the node is then stopped).
         """
+        extra_relays = _relay_urls(relays)
         if self._stopped:
             raise ProtocolError("a stopped node cannot be restarted; create a new STTNode")
         if self._started:
@@ -323,6 +358,12 @@ class STTNode(EventSource):
                 raise _bind_error("WebSocket", self.host, self.ws_port, exc) from exc
             raise
         self._started = True
+        try:
+            for url in dict.fromkeys(self._relay_urls + extra_relays):
+                await self._relay(url)
+        except BaseException:
+            await self.stop()
+            raise
         self.logger.info(
             "node %s started: udp %s, websocket %s, server_mode=%s",
             self.node_id.hex()[:16],
@@ -361,6 +402,8 @@ class STTNode(EventSource):
                 future.exception()
         self._connects.clear()
         self.session_manager.end_manual_sessions(CloseCode.GOING_AWAY, "node stopped")
+        for relay in self._relays.values():
+            await relay.aclose()
         await self._ws.close()
         if driver.udp is not None:
             driver.udp.close()
@@ -445,7 +488,7 @@ class STTNode(EventSource):
         core = self._driver.get_session(event.session_id)
         if core is None:  # pragma: no cover - closed in the same drain
             return
-        transport = "websocket" if isinstance(event.addr, WSLink) else "udp"
+        transport = _transport_of(event.addr)
         if isinstance(event.addr, WSLink):
             # No longer pending, and only the idle timeout applies (docs/protocol.md §12.2).
             self._ws.established(event.addr)
@@ -492,14 +535,21 @@ class STTNode(EventSource):
         self._driver.transmit()
 
     # -- connecting ---------------------------------------------------------------------------
-    async def _handshake(self, addr: Hashable, link: Link, timeout: float) -> STTSession:
+    async def _handshake(
+        self, addr: Hashable, link: Link, timeout: float, peer_node_id: bytes | None = None
+    ) -> STTSession:
         driver = self._driver
         handle = driver.endpoint.connect(
-            addr, driver.now(), link=link, timestamp_ns=time.time_ns(), timeout_s=timeout
+            addr,
+            driver.now(),
+            link=link,
+            timestamp_ns=time.time_ns(),
+            timeout_s=timeout,
+            peer_node_id=peer_node_id,
         )
         future: asyncio.Future[PeerSession] = asyncio.get_running_loop().create_future()
         self._connects[handle] = future
-        transport = "websocket" if isinstance(addr, WSLink) else "udp"
+        transport = _transport_of(addr)
         # A WebSocket link's address is its connection's remote address.
         remote = getattr(getattr(addr, "connection", None), "remote_address", addr)
         where = format_addr(remote) or transport
@@ -582,6 +632,93 @@ class STTNode(EventSource):
         except BaseException:
             await link.aclose()
             raise
+
+    # -- relays -------------------------------------------------------------------------------
+    @property
+    def relays(self) -> tuple[str, ...]:
+        """The URLs of the relays this node uses (registered at :meth:`start` or a
+        :meth:`connect`)."""
+        return tuple(self._relays)
+
+    def relay_link(self, url: str) -> RelayLink | None:
+        """The link to the relay ``url`` (its registration, observed address), or None."""
+        return self._relays.get(normalize_relay_url(url))
+
+    async def _relay(self, url: str, timeout: float = RELAY_REGISTER_TIMEOUT_S) -> RelayLink:
+        """The registered link to relay ``url`` (registering first if need be)."""
+        relay = self._relays.get(url)
+        if relay is None:
+            driver = self._driver
+            relay = RelayLink(
+                url,
+                self._identity,
+                driver.receive_relayed,
+                driver.transmit,
+                udp=driver.udp,
+                logger=self.logger,
+            )
+            self._relays[url] = relay
+            driver.relays[url] = relay
+            if relay.kind == "udp":
+                await relay.open()  # its answers come to our UDP socket: route them to it
+                assert relay.udp_address is not None
+                driver.udp_relays[relay.udp_address] = relay
+        if not relay.registered:
+            await relay.register(timeout)
+        return relay
+
+    async def connect(
+        self,
+        peer_node_id: bytes | str,
+        *,
+        relays: Iterable[str] | None = None,
+        timeout: float = 10.0,
+    ) -> STTSession:
+        """Dial a peer by its node id (32 bytes, or 64 hex digits) through a relay both are
+        registered at, and return the session: the normal handshake (and then every record)
+        goes through the relay, sealed end to end; the relay learns nothing (docs/relay.md).
+
+        ``relays`` are tried in order (default: the relays this node registered at); this node
+        registers at each first if it has not. The session fails unless the peer proves
+        ``peer_node_id`` in the handshake. Raises :class:`RelayError` when no relay takes
+        the registration, :class:`HandshakeTimeout` when the peer does not answer within
+        ``timeout`` seconds (it is not registered there, not in server mode, or has another
+        shared seed) and :class:`HandshakeError` otherwise.
+        """
+        peer = check_node_id(peer_node_id)
+        urls = _relay_urls(relays) if relays is not None else list(self._relays)
+        if not urls:
+            raise ConfigError("connect() needs relays=[...] or a node registered at a relay")
+        check_timeout(timeout)
+        self._require_running()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        errors: list[str] = []
+        for url in urls:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                relay = await self._relay(url, min(remaining, RELAY_REGISTER_TIMEOUT_S))
+            except RelayError as exc:
+                errors.append(str(exc))
+                continue
+            assert relay.link is not None
+            addr = RelayAddress(relay.url, peer)
+            try:
+                return await self._handshake(
+                    addr, relay.link, max(deadline - loop.time(), 0.001), peer
+                )
+            except HandshakeTimeout as exc:
+                if peer in relay.unreachable:
+                    errors.append(f"{url}: peer {peer.hex()[:16]}… is not registered there")
+                else:
+                    errors.append(f"{url}: {exc}")
+        if errors and all("not registered there" in e or "relay" in e for e in errors):
+            raise RelayError("cannot reach the peer through any relay: " + "; ".join(errors))
+        raise HandshakeTimeout(
+            "no relay carried a handshake with the peer in time: " + "; ".join(errors)
+        )
 
     # -- data ---------------------------------------------------------------------------------
     async def send_to_sessions(

@@ -150,7 +150,14 @@ class Endpoint:
 
     # -- app -> core --------------------------------------------------------------------------
     def connect(
-        self, addr: Hashable, now: float, *, link: Link, timestamp_ns: int, timeout_s: float
+        self,
+        addr: Hashable,
+        now: float,
+        *,
+        link: Link,
+        timestamp_ns: int,
+        timeout_s: float,
+        peer_node_id: bytes | None = None,
     ) -> int:
         """Start a handshake with ``addr`` over ``link``; returns a handle that the
         :class:`~seigr_stt.core.events.SessionEstablished` or
@@ -158,7 +165,8 @@ class Endpoint:
         :meth:`datagrams_to_send`. Raises :class:`ProtocolError` at ``max_sessions``.
 
         ``timestamp_ns`` must grow across this node's handshakes (wall-clock nanoseconds): a
-        responder refuses one not newer than the last it accepted from us (§4)."""
+        responder refuses one not newer than the last it accepted from us (§4). With
+        ``peer_node_id`` the handshake aborts unless the responder proves that node id."""
         if len(self._sessions) + len(self.handshakes) >= self.config.max_sessions:
             raise ProtocolError(f"max_sessions ({self.config.max_sessions}) reached")
         index = self.handshakes.new_index(self._by_local_index.__contains__)
@@ -170,6 +178,7 @@ class Endpoint:
             timestamp_ns=timestamp_ns,
             timeout_s=timeout_s,
             capabilities=self.config.capabilities,
+            expected_peer=peer_node_id,
         )
 
     def cancel_connect(self, handle: int, now: float) -> None:

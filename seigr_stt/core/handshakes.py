@@ -87,6 +87,7 @@ class _Initiating:
     sent_at: float  # INIT first sent: with no retransmission, RESPONSE gives an RTT sample
     cookie: bytes | None = field(default=None, repr=False)
     retransmitted: bool = False
+    expected_peer: bytes | None = None  # dialled by node id (§20): the responder must be it
 
 
 @dataclass(slots=True)
@@ -236,9 +237,11 @@ class HandshakeTable:
         timestamp_ns: int,
         timeout_s: float,
         capabilities: int,
+        expected_peer: bytes | None = None,
     ) -> int:
         """Start a handshake with local ``index``; sends INIT and returns the handle that the
-        session's events (or :class:`HandshakeAborted`) will carry."""
+        session's events (or :class:`HandshakeAborted`) will carry. With ``expected_peer`` (a
+        node id) a responder with another node id gets no FINAL and the handshake aborts."""
         handshake = InitiatorHandshake(
             self.identity,
             self.secrets,
@@ -257,6 +260,7 @@ class HandshakeTable:
             retry_s=HANDSHAKE_RETRY_INITIAL_S,
             handle=self._next_handle,
             sent_at=now,
+            expected_peer=expected_peer,
         )
         self._initiating[index] = pending
         self._deadlines.set(("i", index), min(pending.retry_at, pending.deadline))
@@ -316,6 +320,14 @@ class HandshakeTable:
             # no FINAL, and the caller learns why at once.
             self._drop(DropReason.PEER_REFUSED)
             reason = f"the peer {result.peer_node_id.hex()[:16]}… is not in allowed_peers"
+            self._abort(pending.handle, reason, timeout=False)
+            return None
+        if pending.expected_peer is not None and result.peer_node_id != pending.expected_peer:
+            self._drop(DropReason.PEER_REFUSED)
+            reason = (
+                f"answered by node {result.peer_node_id.hex()[:16]}…, not the node dialled "
+                f"({pending.expected_peer.hex()[:16]}…)"
+            )
             self._abort(pending.handle, reason, timeout=False)
             return None
         self._send(final, pending.addr)

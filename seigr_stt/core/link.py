@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Link", "TransportKind"]
+__all__ = ["Link", "RelayAddress", "TransportKind"]
 
 
 class TransportKind(StrEnum):
@@ -21,6 +21,19 @@ class TransportKind(StrEnum):
 
     UDP = "udp"
     WEBSOCKET = "websocket"
+    RELAY = "relay"  # through a relay (§20): the address is a RelayAddress
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAddress:
+    """A peer reached through a relay (§20): the relay (its URL, as the node names it) and the
+    peer's node id. Two equal addresses are the same path."""
+
+    relay: str
+    node_id: bytes
+
+    def __repr__(self) -> str:
+        return f"RelayAddress({self.relay}, {self.node_id.hex()[:16]}…)"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -48,6 +61,8 @@ class Link:
 
     def cookie_input(self, addr: Hashable) -> bytes:
         """What a cookie is bound to: the sender's address as it appears on the wire (§10)."""
+        if isinstance(addr, RelayAddress):
+            return f"{addr.relay}#".encode() + addr.node_id
         if self.peer is not None:
             return self.peer.encode()
         if isinstance(addr, tuple) and len(addr) >= 2:
