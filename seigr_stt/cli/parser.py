@@ -18,6 +18,7 @@ from seigr_stt.cli.errors import EXIT_CODES, exit_codes
 from seigr_stt.cli.filetransfer import send_file_main
 from seigr_stt.cli.keys import cmd_id, cmd_keygen
 from seigr_stt.cli.pinning import parse_node_id
+from seigr_stt.cli.relay import cmd_relay
 from seigr_stt.cli.serve import cmd_node
 from seigr_stt.cli.show import cmd_show
 from seigr_stt.cli.stats import cmd_stats
@@ -283,6 +284,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--receive-dir", metavar="DIR", help="store files sent with `stt send-file` here"
     )
     node.set_defaults(func=cmd_node)
+
+    relay = add(
+        "relay",
+        "run a relay that forwards sealed records between nodes by node id",
+        [_common("info")],
+        "examples:\n  stt relay --host 0.0.0.0\n"
+        "  stt relay --host 127.0.0.1 --no-udp --ws-port 8080   # behind a TLS proxy\n\n"
+        "It prints `relay URL...`: the URLs nodes pass in relays=[...] (docs/relay.md).\n"
+        "It needs no seed and holds no session key.\n",
+    )
+    relay.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    relay.add_argument("--udp-port", type=_port, default=9400, help="UDP port (default 9400)")
+    relay.add_argument("--ws-port", type=_port, default=9401, help="WebSocket port (default 9401)")
+    relay.add_argument("--no-udp", action="store_true", help="serve WebSocket only")
+    relay.add_argument("--no-ws", action="store_true", help="serve UDP only")
+    relay.add_argument(
+        "--max-registrations", type=int, default=65536, help="registrations held (default 65536)"
+    )
+    relay.add_argument(
+        "--max-per-source",
+        type=int,
+        default=64,
+        help="registrations one source host may hold (default 64)",
+    )
+    relay.add_argument(
+        "--forward-rate",
+        type=float,
+        default=64 * 1024 * 1024,
+        help="bytes a second one registration may send (default 64 MiB/s)",
+    )
+    relay.set_defaults(func=cmd_relay)
 
     connect = add(
         "connect",
