@@ -253,9 +253,9 @@ REASSEMBLY_BYTES_PER_FRAGMENT: Final = 1024
 REASSEMBLY_MIN_FRAGMENTS: Final = 64
 
 
-# -- The relay (§20) -----------------------------------------------------------------------------
+# -- The relay (§17) -----------------------------------------------------------------------------
 class RelayPacketType(IntEnum):
-    """Byte 1 of a relay packet (§20.2): 0x20..0x2F, never an STT packet type."""
+    """Byte 1 of a relay packet (§17.2): 0x20..0x2F, never an STT packet type."""
 
     HELLO = 0x20
     CHALLENGE = 0x21
@@ -268,7 +268,7 @@ class RelayPacketType(IntEnum):
 
 
 class RelayRefusal(IntEnum):
-    """Why a relay refused a REGISTER (§20.3), in REFUSED; a hint, not authenticated."""
+    """Why a relay refused a REGISTER (§17.3), in REFUSED; a hint, not authenticated."""
 
     BAD_PROOF = 1  # the proof of the node's static key did not verify
     STALE_COOKIE = 2  # the cookie is not the relay's, or too old

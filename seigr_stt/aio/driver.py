@@ -86,7 +86,7 @@ class Driver:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.udp: UDPTransport | None = None
         self.udp_link: Link | None = None
-        #: The relays this node uses, by URL (§20): records to a RelayAddress go through them.
+        #: The relays this node uses, by URL (§17): records to a RelayAddress go through them.
         self.relays: dict[str, RelayPath] = {}
         #: The relays reached over the node's UDP socket, by their address: the socket's relay
         #: packets (types 0x20..0x2F) from there go to them, not to the endpoint.

@@ -1,4 +1,4 @@
-"""A node's links to relays (§20): register, renew, and carry sessions by node id.
+"""A node's links to relays (§17): register, renew, and carry sessions by node id.
 
 A :class:`RelayLink` is one relay as the node uses it: a WebSocket connection of its own
 (``ws://`` / ``wss://``), or the node's UDP socket with the relay's address (``udp://``, so the

@@ -87,7 +87,7 @@ class _Initiating:
     sent_at: float  # INIT first sent: with no retransmission, RESPONSE gives an RTT sample
     cookie: bytes | None = field(default=None, repr=False)
     retransmitted: bool = False
-    expected_peer: bytes | None = None  # dialled by node id (§20): the responder must be it
+    expected_peer: bytes | None = None  # dialled by node id (§17): the responder must be it
 
 
 @dataclass(slots=True)

@@ -21,12 +21,12 @@ class TransportKind(StrEnum):
 
     UDP = "udp"
     WEBSOCKET = "websocket"
-    RELAY = "relay"  # through a relay (§20): the address is a RelayAddress
+    RELAY = "relay"  # through a relay (§17): the address is a RelayAddress
 
 
 @dataclass(frozen=True, slots=True)
 class RelayAddress:
-    """A peer reached through a relay (§20): the relay (its URL, as the node names it) and the
+    """A peer reached through a relay (§17): the relay (its URL, as the node names it) and the
     peer's node id. Two equal addresses are the same path."""
 
     relay: str

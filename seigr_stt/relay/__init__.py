@@ -1,4 +1,4 @@
-"""A relay that learns nothing (``docs/protocol.md`` §20, ``docs/relay.md``).
+"""A relay that learns nothing (``docs/protocol.md`` §17, ``docs/relay.md``).
 
 Nodes register under their node id with proof of holding the node's static key; the relay
 forwards already-sealed STT packets between registered node ids, holding no session key and no

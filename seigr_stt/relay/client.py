@@ -1,4 +1,4 @@
-"""A node's side of registering at a relay, sans-I/O (§20.3).
+"""A node's side of registering at a relay, sans-I/O (§17.3).
 
 :class:`Registrar` builds HELLO, answers a CHALLENGE with a REGISTER carrying the proof that
 this node holds its static key, and checks that REGISTERED (or REFUSED) answers the nonce of

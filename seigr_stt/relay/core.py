@@ -1,9 +1,9 @@
-"""The relay, sans-I/O: registration, the forwarding table, rate limits, memory bounds (§20).
+"""The relay, sans-I/O: registration, the forwarding table, rate limits, memory bounds (§17).
 
 The relay forwards already-sealed STT packets between nodes it knows by node id. It holds no
 session key and no shared seed: it cannot read what it forwards, and whatever it forges,
 alters or replays is dropped by the receiving session's AEAD and replay window (§5.3). What it
-checks is that a node registering under a node id holds that id's static private key (§20.3).
+checks is that a node registering under a node id holds that id's static private key (§17.3).
 
 The adapter's contract, as for the node's endpoint:
 
@@ -64,7 +64,7 @@ Rng = Callable[[int], bytes]
 
 
 class RelayDrop(StrEnum):
-    """Every reason the relay drops a packet (§20.5)."""
+    """Every reason the relay drops a packet (§17.5)."""
 
     SHORT = "short"  # shorter than a version and a type
     VERSION = "version"  # another protocol version
@@ -258,7 +258,7 @@ class RelayCore:
         except RelayWireError:
             self.drops[RelayDrop.MALFORMED] += 1
             return
-        # Cheapest checks first: the cookie (a MAC) before the DH (§20.3).
+        # Cheapest checks first: the cookie (a MAC) before the DH (§17.3).
         age = (int(now) - register.issued) & 0xFFFFFFFF
         expected = self._cookie(link, addr, register.nonce, register.issued)
         if age > RELAY_COOKIE_LIFETIME_S or not hmac.compare_digest(expected, register.cookie):
@@ -335,7 +335,7 @@ class RelayCore:
         sender.bytes_forwarded += size
         self.packets_forwarded += 1
         self.bytes_forwarded += size
-        # The DELIVER header names the sender: the one the relay checked (§20.4).
+        # The DELIVER header names the sender: the one the relay checked (§17.4).
         self._out.append(
             (
                 bytes((PROTOCOL_VERSION, RelayPacketType.DELIVER))

@@ -1,4 +1,4 @@
-"""The relay's asyncio adapter: :class:`RelayServer` on UDP and WebSocket (§20).
+"""The relay's asyncio adapter: :class:`RelayServer` on UDP and WebSocket (§17).
 
 One :class:`~seigr_stt.relay.core.RelayCore` serves both transports; this module only moves
 bytes and time. UDP uses the node's own :class:`~seigr_stt.aio.udp.UDPTransport`; WebSocket
@@ -58,7 +58,7 @@ class RelayStats:
 class RelayServer:
     """A relay listening on UDP ``host:udp_port`` and/or WebSocket ``host:ws_port`` (None
     disables a transport; 0 picks a free port). ``static_private`` is the relay's X25519 key
-    (32 bytes; random by default: nodes do not pin it, §20.3). Nothing is bound until
+    (32 bytes; random by default: nodes do not pin it, §17.3). Nothing is bound until
     :meth:`start` (or ``async with``)."""
 
     def __init__(
@@ -91,7 +91,7 @@ class RelayServer:
             websocket_max_record_size=packet_max,
             websocket_max_pending=1024,
             websocket_max_pending_per_source=64,
-            websocket_send_queue_bytes=64 * packet_max,
+            websocket_send_queue_bytes=256 * packet_max,
         )
         self.core = RelayCore(static_private or os.urandom(32), os.urandom, self.config)
         self._ssl = ssl

@@ -1,4 +1,4 @@
-"""The relay's wire format (``docs/protocol.md`` §20): codecs, and the registration proof.
+"""The relay's wire format (``docs/protocol.md`` §17): codecs, and the registration proof.
 
 Every relay packet starts like an STT packet, ``version`` then ``type``, with a type of
 :class:`~seigr_stt.constants.RelayPacketType` (0x20..0x2F), so a node's UDP socket can carry its
@@ -6,7 +6,7 @@ relay traffic next to its direct sessions. Multi-byte integers are big-endian. C
 symmetric (``serialize`` / ``parse``); ``parse`` raises :class:`RelayWireError` and nothing else,
 for any bytes.
 
-The proof (§20.3): the node and the relay both compute ``K = kdf(X25519(own static, other
+The proof (§17.3): the node and the relay both compute ``K = kdf(X25519(own static, other
 static), LABEL_RELAY_KEY)``. The node MACs the REGISTER with it; the relay, which can compute
 ``K`` only from the node's *public* key and its own private key, learns that the sender holds the
 node's static private key. The relay MACs REGISTERED with the same key, so the node knows the

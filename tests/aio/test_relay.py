@@ -1,4 +1,4 @@
-"""Dial by node id through a relay (§20), over real loopback sockets: WebSocket and UDP, a
+"""Dial by node id through a relay (§17), over real loopback sockets: WebSocket and UDP, a
 refused proof, a registration flood, and a relay that cannot read, alter or replay."""
 
 from __future__ import annotations

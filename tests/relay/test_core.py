@@ -1,4 +1,4 @@
-"""The relay's sans-I/O core and wire format (§20): registration by proof of the static key,
+"""The relay's sans-I/O core and wire format (§17): registration by proof of the static key,
 forwarding by node id, limits, expiry; driven in memory with an injected clock."""
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Time to first byte and stream throughput through a relay, next to direct UDP, on loopback.
+
+    .venv/bin/python bench/relay_loopback.py [--mib 16] [--runs 5]
+
+One relay runs as its own process (``stt relay``, as deployed); each run starts two fresh nodes
+in this process (one event loop for both). ``direct-1232`` is direct UDP with path-MTU probing
+off, so its records are as small as a relayed path's (1232 bytes against 1198); ``direct-udp``
+probes up to 65000-byte records on loopback. Time to first byte: from the ``connect`` call
+(handshake included; the nodes are already registered) until the peer has received a 1-byte
+message. Throughput: one stream of ``--mib`` MiB, from opening it until the reader has it all.
+Medians over ``--runs``. Loopback figures, not the real path of ``python -m seigr_stt.bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+
+from seigr_stt import NodeConfig, STTNode, generate_seed
+
+MIB = 1024 * 1024
+CHUNK = 256 * 1024
+
+
+async def one_run(path: str, size: int, urls: dict[str, str]) -> tuple[float, float]:
+    """``(time to first byte in s, MiB/s)`` of one fresh pair of nodes on ``path``."""
+    shared = generate_seed()
+    url = urls.get(path)
+    relays = [url] if url else []
+    config = NodeConfig(udp_pmtu_probe_max=1232) if path == "direct-1232" else None
+    server = STTNode(generate_seed(), shared, server_mode=True, relays=relays, config=config)
+    client = STTNode(generate_seed(), shared, relays=relays, config=config)
+    async with server, client:
+        start = time.perf_counter()
+        if url:
+            session = await client.connect(server.node_id, relays=relays)
+        else:
+            address = server.udp_address
+            assert address is not None
+            session = await client.connect_udp(*address)
+        await session.send(b"x")
+        await server.recv()
+        ttfb = time.perf_counter() - start
+        peer = next(iter(server.session_manager.get_active_sessions()))
+        data = os.urandom(size)
+        start = time.perf_counter()
+        stream = await session.open_stream()
+
+        async def write() -> None:
+            for offset in range(0, size, CHUNK):
+                await stream.write(data[offset : offset + CHUNK])
+                await stream.drain()
+            await stream.close()
+
+        writer = asyncio.ensure_future(write())
+        received = b""
+        async for incoming in peer.incoming_streams():
+            received = await incoming.read()
+            break
+        elapsed = time.perf_counter() - start
+        await writer
+        assert received == data
+        return ttfb, size / elapsed / MIB
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description="relayed against direct, on loopback")
+    parser.add_argument("--mib", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    relay = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "seigr_stt", "relay", "--udp-port", "0", "--ws-port", "0"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert relay.stdout is not None
+        line = (await relay.stdout.readline()).decode().split()
+        urls = {"relay-udp": line[1], "relay-ws": line[2]}
+        print(f"{'path':<11} {'ttfb ms':>8} {'MiB/s':>7}   medians of {args.runs}, {args.mib} MiB")
+        for path in ("direct-udp", "direct-1232", "relay-udp", "relay-ws"):
+            runs = [await one_run(path, args.mib * MIB, urls) for _ in range(args.runs)]
+            ttfb = statistics.median(r[0] for r in runs) * 1000
+            rate = statistics.median(r[1] for r in runs)
+            print(f"{path:<11} {ttfb:>8.2f} {rate:>7.1f}")
+    finally:
+        relay.terminate()
+        await relay.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
