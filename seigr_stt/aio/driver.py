@@ -61,6 +61,9 @@ class RelayPath(Protocol):
     def receive(self, data: bytes) -> None:
         """One relay packet that came from the relay."""
 
+    async def wait_writable(self) -> None:
+        """Return once the link to the relay has room in its send queue."""
+
 
 class Driver:
     """Drives one endpoint on one event loop; see the module docstring."""
@@ -314,6 +317,10 @@ class Driver:
             session = self.endpoint.get_session(session_id)
             if session is not None and isinstance(session.addr, WSLink):
                 await session.addr.wait_writable()
+            elif session is not None and isinstance(session.addr, RelayAddress):
+                relay = self.relays.get(session.addr.relay)
+                if relay is not None:
+                    await relay.wait_writable()
         if self.udp is not None and self.udp.queued:
             await self.udp.wait_writable()
 

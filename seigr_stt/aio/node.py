@@ -694,6 +694,8 @@ class STTNode(EventSource):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         errors: list[str] = []
+        unreachable = 0  # relays that said the peer is not registered there
+        registered = 0  # relays that took our registration
         for url in urls:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -704,6 +706,7 @@ class STTNode(EventSource):
                 errors.append(str(exc))
                 continue
             assert relay.link is not None
+            registered += 1
             addr = RelayAddress(relay.url, peer)
             try:
                 return await self._handshake(
@@ -711,10 +714,11 @@ class STTNode(EventSource):
                 )
             except HandshakeTimeout as exc:
                 if peer in relay.unreachable:
+                    unreachable += 1
                     errors.append(f"{url}: peer {peer.hex()[:16]}… is not registered there")
                 else:
                     errors.append(f"{url}: {exc}")
-        if errors and all("not registered there" in e or "relay" in e for e in errors):
+        if registered == 0 or unreachable == registered:
             raise RelayError("cannot reach the peer through any relay: " + "; ".join(errors))
         raise HandshakeTimeout(
             "no relay carried a handshake with the peer in time: " + "; ".join(errors)

@@ -230,6 +230,12 @@ class RelayLink:
         else:
             self._ws.send(packet)
 
+    async def wait_writable(self) -> None:
+        """Return once the WebSocket to the relay has room in its send queue (at once over UDP,
+        whose socket the driver waits for)."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.wait_writable()
+
     def send_to(self, node_id: bytes, packet: bytes) -> None:
         """Send one STT packet to ``node_id`` through the relay (SEND)."""
         self._send_raw(bytes((PROTOCOL_VERSION, RelayPacketType.SEND)) + node_id + packet)

@@ -323,7 +323,9 @@ class RelayCore:
         target = self._by_id.get(bytes(data[2:RELAY_FORWARD_HEADER_SIZE]))
         if target is None:
             self.drops[RelayDrop.UNKNOWN_DESTINATION] += 1
-            self._out.append((unreachable_packet(bytes(data[2:RELAY_FORWARD_HEADER_SIZE])), addr))
+            if self._control.take(sender.source, now):  # the hint spends the control budget
+                hint = unreachable_packet(bytes(data[2:RELAY_FORWARD_HEADER_SIZE]))
+                self._out.append((hint, addr))
             return
         if size > self.config.max_record_size or len(data) > _carried(target.link):
             self.drops[RelayDrop.TOO_BIG] += 1

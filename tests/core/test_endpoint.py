@@ -133,6 +133,40 @@ def test_wrong_shared_seed(net: Net) -> None:
     assert established(a) == established(b) == []
 
 
+def test_dialling_by_node_id_refuses_any_other_responder(net: Net) -> None:
+    a, b = net.add_node("A"), net.add_node("B")
+    dialled = bytes(32)  # not b's node id
+    handle = a.endpoint.connect(
+        b.addr,
+        net.now,
+        link=a.link,
+        timestamp_ns=net.timestamp_ns(),
+        timeout_s=5.0,
+        peer_node_id=dialled,
+    )
+    net.flush_node(a)
+    net.run(1.0)
+    [failed] = a.events_of(HandshakeAborted)
+    assert failed.handle == handle
+    assert not failed.timeout
+    assert "not the node dialled" in failed.reason
+    assert a.endpoint.drops["peer_refused"] == 1
+    assert not a.endpoint.sessions
+    assert net.sent_by(a, FINAL) == []
+    # The right id completes.
+    a.endpoint.connect(
+        b.addr,
+        net.now,
+        link=a.link,
+        timestamp_ns=net.timestamp_ns(),
+        timeout_s=5.0,
+        peer_node_id=b.endpoint.identity.node_id,
+    )
+    net.flush_node(a)
+    net.run(1.0)
+    assert len(a.endpoint.sessions) == 1
+
+
 def test_lost_init_is_retransmitted(net: Net) -> None:
     a, b = two(net)
     net.drop(lambda p: p.type == INIT)

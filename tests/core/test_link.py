@@ -10,7 +10,7 @@ import pytest
 from seigr_stt.config import NodeConfig
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
-from seigr_stt.core.link import Link, TransportKind
+from seigr_stt.core.link import Link, RelayAddress, TransportKind
 from tests.core.net import SHARED_SEED, Net, make_seed, seeded_rng
 
 UDP = Link(TransportKind.UDP, 1232, probe_max=1452)
@@ -47,7 +47,7 @@ def test_links_are_frozen_and_compared_by_identity() -> None:
 
 
 def test_transport_kinds_are_strings() -> None:
-    assert [str(kind) for kind in TransportKind] == ["udp", "websocket"]
+    assert [str(kind) for kind in TransportKind] == ["udp", "websocket", "relay"]
     assert TransportKind("udp") is TransportKind.UDP
 
 
@@ -99,3 +99,13 @@ def test_a_session_over_a_connection_link_keeps_that_link() -> None:
     b.datagrams_to_send(now)
     assert not b.sessions
     assert b.recently_closed(sid)
+
+
+def test_a_relayed_peer_is_its_relay_and_node_id() -> None:
+    relay = Link(TransportKind.RELAY, 1198, peer="udp://192.0.2.1:9400")
+    node_id = bytes(range(32))
+    addr = RelayAddress("udp://192.0.2.1:9400", node_id)
+    assert addr == RelayAddress("udp://192.0.2.1:9400", node_id)
+    assert relay.source_of(addr) == addr  # the handshake rate limit is per relayed peer
+    assert relay.cookie_input(addr) == b"udp://192.0.2.1:9400#" + node_id
+    assert node_id.hex() not in repr(addr)  # short form
