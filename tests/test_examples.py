@@ -23,6 +23,11 @@ EXPECTED = {
     "key_rotation.py": ["-> version 3", "in order: True", "keys equal: True"],
     "echo_udp.py": ["sent 'hello', echoed 'hello' via udp", "sent 'stt', echoed 'stt' via udp"],
     "echo_websocket.py": ["echoed 'hello' via websocket", "echoed 'stt' via websocket"],
+    "relay.py": [
+        "B registered, the relay sees it at ('127.0.0.1',",
+        "B received 'hello through the relay' via relay",
+        "sealed packets",
+    ],
     "serve_connect.py": [
         "echoed 'hello' via udp",
         "echoed 'hello' via websocket",
