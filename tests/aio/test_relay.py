@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Callable, Hashable
 import pytest
 
 from seigr_stt import STTNode, generate_seed
+from seigr_stt.aio.relay import check_node_id, normalize_relay_url
 from seigr_stt.constants import RelayPacketType
 from seigr_stt.core.identity import NodeIdentity
-from seigr_stt.exceptions import RelayError
+from seigr_stt.exceptions import ConfigError, RelayError
 from seigr_stt.relay import RelayConfig, RelayServer
 from seigr_stt.relay.client import Registrar
 from seigr_stt.relay.core import RelayDrop
@@ -193,3 +194,41 @@ async def test_the_relay_cannot_read_and_its_replays_and_forgeries_are_dropped(
     assert drops["auth"] >= 1
     with pytest.raises(TimeoutError):
         await server.recv(timeout=0.2 * SECOND)  # delivered once, nothing forged
+
+
+def test_relay_urls_and_node_ids_are_checked() -> None:
+    assert normalize_relay_url("ws://relay.example:80") == "ws://relay.example:80/stt"
+    assert normalize_relay_url("wss://relay.example/r") == "wss://relay.example/r"
+    assert normalize_relay_url("udp://[::1]:9400") == "udp://[::1]:9400"
+    for bad in ("http://x:1", "udp://x", "udp://:1", "udp://x:99999"):
+        with pytest.raises(ConfigError):
+            normalize_relay_url(bad)
+    with pytest.raises(TypeError):
+        normalize_relay_url(b"udp://x:1")
+    node_id = os.urandom(32)
+    assert check_node_id(node_id.hex()) == node_id
+    for bad_id in ("zz", node_id[:31], node_id.hex()[:62]):
+        with pytest.raises(ConfigError):
+            check_node_id(bad_id)
+    with pytest.raises(TypeError):
+        check_node_id(42)
+    with pytest.raises(TypeError, match="not one URL"):
+        STTNode(generate_seed(), generate_seed(), relays="udp://x:1")  # type: ignore[arg-type]
+
+
+async def test_connect_needs_a_relay_and_unreachable_relays_raise_relay_error(
+    nodes: Callable[..., STTNode],
+) -> None:
+    node = nodes()
+    await node.start()
+    with pytest.raises(ConfigError, match="relays"):
+        await node.connect(os.urandom(32))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # answers nothing
+        port = silent.getsockname()[1]
+        with pytest.raises(RelayError, match="did not answer"):
+            await node.connect(
+                os.urandom(32), relays=[f"udp://127.0.0.1:{port}"], timeout=0.3 * SECOND
+            )
+    with pytest.raises(RelayError, match="cannot open a WebSocket"):
+        await node.connect(os.urandom(32), relays=[f"ws://127.0.0.1:{port}/stt"], timeout=1)
