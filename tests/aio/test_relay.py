@@ -213,7 +213,7 @@ def test_relay_urls_and_node_ids_are_checked() -> None:
     with pytest.raises(TypeError):
         check_node_id(42)
     with pytest.raises(TypeError, match="not one URL"):
-        STTNode(generate_seed(), generate_seed(), relays="udp://x:1")  # type: ignore[arg-type]
+        STTNode(generate_seed(), generate_seed(), relays="udp://x:1")
 
 
 async def test_connect_needs_a_relay_and_unreachable_relays_raise_relay_error(
