@@ -26,7 +26,6 @@ import ssl as ssl_module
 import time
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import Any
 
 from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WebSocketServer, WSLink
@@ -103,6 +102,7 @@ class RelayServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()  # closing connections (kept referenced)
 
     def __repr__(self) -> str:
         return f"RelayServer(udp={self.udp_url}, ws={self.ws_url}, registrations={len(self.core)})"
@@ -252,14 +252,11 @@ class RelayServer:
     def _close_soon(self, link: WSLink) -> None:
         assert self._loop is not None
         task = self._loop.create_task(link.aclose(1008, "timeout"))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_ws_closed(self, link: WSLink) -> None:
         self.core.forget_address(link)
-
-
-_tasks: set[asyncio.Task[Any]] = set()
 
 
 def _hostport(host: str, port: int) -> str:
