@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 import pytest
 
 from seigr_stt import STTNode, generate_seed
-from seigr_stt.aio.relay import check_node_id, normalize_relay_url
+from seigr_stt.aio.relay import RelayLink, check_node_id, normalize_relay_url
 from seigr_stt.constants import RelayPacketType
 from seigr_stt.core.identity import NodeIdentity
 from seigr_stt.exceptions import ConfigError, RelayError
@@ -85,9 +85,7 @@ async def test_dialling_a_node_not_registered_fails_fast(
     assert relay.stats().drops[RelayDrop.UNKNOWN_DESTINATION] >= 1
 
 
-async def test_a_wrong_proof_of_key_is_refused_and_counted(
-    relay: RelayServer, nodes: Callable[..., STTNode]
-) -> None:
+async def test_a_wrong_proof_of_key_is_refused_and_counted(relay: RelayServer) -> None:
     real = NodeIdentity.from_seed(generate_seed())
     stolen_id = NodeIdentity(os.urandom(32), real.static_public, real.node_id)
     registrar = Registrar(stolen_id, os.urandom)
@@ -105,11 +103,14 @@ async def test_a_wrong_proof_of_key_is_refused_and_counted(
             assert registrar.on_refused(await loop.sock_recv(sock, 100)) == 1  # BAD_PROOF
     assert relay.stats().drops == {RelayDrop.BAD_PROOF: 1}
     assert relay.stats().registrations == 0
-    # A node whose key does not match its claimed id sees a RelayError naming the reason.
-    node = nodes()
-    node._identity = stolen_id  # the identity that cannot prove itself
-    with pytest.raises(RelayError, match="proof"):
-        await node.start(relays=[url_of(relay, "ws")])
+    # A relay link whose key does not match its claimed id gets a RelayError naming the reason.
+    link = RelayLink(url_of(relay, "ws"), stolen_id, lambda *_: None, lambda: None)
+    try:
+        with pytest.raises(RelayError, match="proof"):
+            await link.register(timeout=2 * SECOND)
+    finally:
+        await link.aclose()
+    assert relay.stats().drops == {RelayDrop.BAD_PROOF: 2}
 
 
 async def test_a_registration_flood_from_one_source_stays_bounded(
