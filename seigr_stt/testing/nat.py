@@ -14,10 +14,10 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "NAT",
     "Behavior",
     "Firewall",
     "FirewallStats",
-    "NAT",
     "NATConfig",
     "NATMapping",
     "NATStats",

@@ -201,11 +201,12 @@ class NATBox:
     def _from_outside(self, port: int, data: bytes, remote: Address) -> None:
         inside = self.nat.inbound(remote, (self.public_host, port), self.clock())
         if inside is not None:
-            self._send(self._gateway(remote), data, inside)  # type: ignore[arg-type]
+            assert isinstance(inside, tuple)  # the box's inside endpoints are (host, port)
+            self._send(self._gateway(remote), data, inside)
 
-    def _send(self, sock: socket.socket, data: bytes, addr: object) -> None:
+    def _send(self, sock: socket.socket, data: bytes, addr: tuple[object, ...]) -> None:
         try:
-            sock.sendto(data, addr)  # type: ignore[arg-type]
+            sock.sendto(data, addr)
         except OSError:  # a full buffer or an ICMP error reported late: the datagram is lost
             self.send_errors += 1
 

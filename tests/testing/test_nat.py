@@ -66,7 +66,9 @@ def test_symmetric_a_new_random_port_per_remote_endpoint() -> None:
     first = box.outbound(INSIDE, PEER, T0)
     second = box.outbound(INSIDE, PEER_OTHER_PORT, T0)
     third = box.outbound(INSIDE, PEER_OTHER_HOST, T0)
-    assert first is not None and second is not None and third is not None
+    assert first is not None
+    assert second is not None
+    assert third is not None
     assert len({first, second, third}) == 3
     assert box.outbound(INSIDE, PEER, T0) == first  # the same remote keeps its mapping
     # The address PEER observed is useless to anyone else, even the same host.
@@ -84,7 +86,8 @@ def test_port_preservation_falls_back_to_random() -> None:
     box = nat(NATConfig.full_cone())
     assert box.outbound(INSIDE, PEER, T0) == ("203.0.113.1", 5000)
     other = box.outbound(OTHER_INSIDE, PEER, T0)  # same inside port 5000, taken
-    assert other is not None and other[1] != 5000
+    assert other is not None
+    assert other[1] != 5000
 
 
 def test_random_allocation_is_reproducible_from_the_rng() -> None:
@@ -166,7 +169,8 @@ def test_claim_and_release_port_hooks() -> None:
         release_port=released.append,
     )
     public = box.outbound(INSIDE, PEER, T0)
-    assert public is not None and public[1] != 5000  # the preserved port was refused
+    assert public is not None
+    assert public[1] != 5000
     assert box.expire(T0 + 6) == 1
     assert released == [public[1]]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from seigr_stt.config import NodeConfig
 from seigr_stt.core.events import HandshakeAborted, MessageReceived, SessionEstablished
-from seigr_stt.testing import NAT, Firewall, Net, NATConfig, Node, seeded_rng
+from seigr_stt.testing import NAT, Firewall, NATConfig, Net, Node, seeded_rng
 
 STUN = ("192.0.2.1", 3478)
 A_INSIDE = ("10.0.0.2", 4000)
@@ -72,7 +72,8 @@ def test_full_cone_nats_let_a_direct_session_through() -> None:
     net.flush()
     net.run(1.0)
     assert [m.data for m in b.events_of(MessageReceived)] == [b"through two NATs"]
-    assert nat_a.stats.translated_out > 0 and nat_b.stats.translated_in > 0
+    assert nat_a.stats.translated_out > 0
+    assert nat_b.stats.translated_in > 0
     assert nat_a.stats.dropped_filtered == nat_b.stats.dropped_filtered == 0
 
 
@@ -90,7 +91,8 @@ def test_port_restricted_cones_need_both_sides_to_punch() -> None:
     assert established(a, handle)
     assert b.events_of(SessionEstablished)
     # Exactly one packet was lost: A's punch, which reached B's NAT before B punched.
-    assert nat_b.stats.dropped_filtered == 1 and nat_a.stats.dropped_filtered == 0
+    assert nat_b.stats.dropped_filtered == 1
+    assert nat_a.stats.dropped_filtered == 0
     punches = [p for p in net.log if p.data == b"punch"]
     assert sorted(p.fate for p in punches) == ["delivered", "nat"]
 
@@ -104,7 +106,8 @@ def test_symmetric_nats_defeat_hole_punching() -> None:
     # NAT had not been told about: its mapping toward S filtered them all.
     assert nat_a.stats.mappings_created == nat_b.stats.mappings_created == 2
     assert nat_a.stats.translated_in == nat_b.stats.translated_in == 0
-    assert nat_a.stats.dropped_filtered > 0 and nat_b.stats.dropped_filtered > 0
+    assert nat_a.stats.dropped_filtered > 0
+    assert nat_b.stats.dropped_filtered > 0
 
 
 def test_one_full_cone_side_is_enough_for_a_symmetric_peer_to_dial_it() -> None:
@@ -168,7 +171,8 @@ def test_private_addresses_are_reachable_only_from_the_same_side() -> None:
     assert net.send_raw(b, b"x", A_INSIDE).fate == "unroutable"
     direct = net.send_raw(lan, b"x", A_INSIDE)
     net.run(0.1)
-    assert direct.fate == "delivered" and direct.inside_src is None  # no NAT on the LAN
+    assert direct.fate == "delivered"
+    assert direct.inside_src is None
     assert net.send_raw(outside, b"x", ("198.51.100.1", 1)).fate == "unroutable"
 
 
