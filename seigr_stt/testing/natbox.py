@@ -87,6 +87,7 @@ class NATBox:
         self._gateways: dict[Address, socket.socket] = {}
         self._tcp_servers: list[asyncio.Server] = []
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._closed = False
 
     @property
@@ -108,8 +109,8 @@ class NATBox:
         self._gateways.clear()
         for server in self._tcp_servers:
             server.close()
-        for task in self._tcp_tasks:
-            task.cancel()
+        for writer in self._tcp_writers:  # the pipes see the end of their streams and return
+            writer.transport.abort()
 
     async def __aenter__(self) -> NATBox:
         await self.start()
@@ -247,7 +248,7 @@ class NATBox:
         self, target: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         firewall = self.nat.firewall
-        if firewall is not None and not firewall.allows("tcp", target):
+        if self._closed or (firewall is not None and not firewall.allows("tcp", target)):
             writer.close()
             return
         try:
@@ -255,10 +256,12 @@ class NATBox:
         except OSError:
             writer.close()
             return
+        self._tcp_writers |= {writer, up_writer}
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
+                self._tcp_writers.discard(w)
                 w.close()
 
 

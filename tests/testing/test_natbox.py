@@ -222,3 +222,24 @@ async def test_the_box_refuses_other_than_loopback() -> None:
             box.route(("192.0.2.1", 80))
     with pytest.raises(RuntimeError, match="not running"):
         box.route(("127.0.0.1", 80))
+
+
+async def test_address_dependent_filtering_tells_loopback_hosts_apart() -> None:
+    inside, peer = raw_socket(), raw_socket()
+    other_port = raw_socket()
+    other_host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other_host.bind(("127.0.0.3", 0))
+    try:
+        async with NATBox(NATConfig.restricted_cone(), public_host="127.0.0.2") as box:
+            inside.sendto(b"out", box.route(peer.getsockname()))
+            got = await recv(peer, WAIT_S)
+            assert got is not None
+            public = got[1]
+            assert public[0] == "127.0.0.2"
+            other_host.sendto(b"other host", public)  # filtered: A never sent to 127.0.0.3
+            other_port.sendto(b"same host", public)  # passes: same host as the peer
+            assert await recv(inside, WAIT_S) == (b"same host", box.route(other_port.getsockname()))
+            assert box.nat.stats.dropped_filtered == 1
+    finally:
+        for sock in (inside, peer, other_port, other_host):
+            sock.close()
