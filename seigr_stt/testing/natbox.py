@@ -237,7 +237,9 @@ class NATBox:
                 data, src = sock.recvfrom(_MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # an ICMP error of an earlier send: nothing to read
+            except OSError:  # an ICMP error of an earlier send, or the socket just closed
+                if sock.fileno() == -1:
+                    return
                 continue
             if self._closed:
                 return
