@@ -35,6 +35,13 @@ EXPECTED = {
         "session 3 closed by the server, code 0",
         "3 sessions, reconnected after each close",
     ],
+    "behind_nat.py": [
+        "without a punch: timed out (1 filtered)",
+        "after the punch: 'through two NATs'",
+        "UDP blocked: timed out (1 dropped)",
+        "WebSocket through the firewall: websocket",
+        "symmetric NATs: session established: False",
+    ],
 }
 
 

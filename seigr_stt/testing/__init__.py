@@ -22,8 +22,25 @@ Two simulators:
           session = await client.connect_udp(*relay.address)
 
   The relay binds 127.0.0.1 only and forwards only to the target it was given.
+
+* NATs and firewalls (RFC 4787 terms): :class:`NAT` is a pure model (endpoint-independent,
+  address-dependent or address-and-port-dependent mapping and filtering, mapping timeouts,
+  port preservation or random ports, hairpinning) and :class:`Firewall` drops UDP. A NAT puts
+  simulated nodes behind it (:meth:`Net.add_nat`, ``Net.add_node(..., behind=nat)``), and
+  :class:`NATBox` puts real nodes behind one on loopback. See the guide docs/testing.md.
 """
 
+from seigr_stt.testing.nat import (
+    NAT,
+    Behavior,
+    Firewall,
+    FirewallStats,
+    NATConfig,
+    NATMapping,
+    NATStats,
+    PortAllocation,
+)
+from seigr_stt.testing.natbox import NATBox
 from seigr_stt.testing.relay import Impairment, RelayStats, UDPRelay
 from seigr_stt.testing.sim import SHARED_SEED, START, Net, Node, Packet, make_seed, seeded_rng
 
@@ -40,4 +57,13 @@ __all__ = [  # noqa: RUF022
     "Impairment",
     "RelayStats",
     "UDPRelay",
+    "Behavior",
+    "PortAllocation",
+    "NATConfig",
+    "NATMapping",
+    "NATStats",
+    "NAT",
+    "FirewallStats",
+    "Firewall",
+    "NATBox",
 ]

@@ -25,6 +25,7 @@ from seigr_stt.core.events import (
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.session import Session
+from seigr_stt.testing.nat import NAT
 
 __all__ = ["SHARED_SEED", "START", "Net", "Node", "Packet", "make_seed", "seeded_rng"]
 
@@ -57,8 +58,14 @@ class Packet:
 
     ``fate`` is ``in_flight`` until the network decides: ``lost`` (random loss), ``filtered``
     (a filter of :attr:`Net.filters` or :meth:`Net.drop` took it), ``overflow`` (the queue of a
-    rate-limited link was full), ``unroutable`` (no node at ``dst``) or ``delivered``. ``tag`` is
-    free for the caller (e.g. what the packet carried).
+    rate-limited link was full), ``unroutable`` (no node at ``dst``, or a private address behind
+    a NAT the sender is not behind), ``nat`` (a :class:`~seigr_stt.testing.NAT` dropped it: its
+    ``stats`` say why) or ``delivered``. ``tag`` is free for the caller (e.g. what the packet
+    carried).
+
+    A packet from a node behind a NAT carries its public source in ``src`` and the node's own
+    address in ``inside_src``; one delivered through a NAT to a node behind it keeps the public
+    ``dst`` and names the node's address in ``inside_dst``.
     """
 
     data: bytes
@@ -69,6 +76,8 @@ class Packet:
     tag: object = None
     fate: str = "in_flight"
     delivered_at: float | None = None
+    inside_src: Addr | None = None
+    inside_dst: Addr | None = None
 
     @property
     def type(self) -> int:
@@ -95,6 +104,8 @@ class Node:
     events: list[tuple[float, Event]] = field(default_factory=list)
     net: Net | None = field(default=None, repr=False)
     auto_consume: bool = True
+    #: The NAT the node sits behind (:meth:`Net.add_node` with ``behind=``), or None.
+    nat: NAT | None = field(default=None, repr=False)
     link: Link = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -160,6 +171,7 @@ class Net:
         self.deliveries: list[Packet] = []  # in the order the receivers got them
         self.filters: list[Callable[[Packet], bool]] = []
         self._routes: dict[Addr, Node] = {}
+        self._nats: dict[object, NAT] = {}
         self._link_free_at: dict[tuple[str, Addr], float] = {}
         self._flight: list[tuple[float, int, Packet]] = []
         self._actions: list[tuple[float, int, Callable[[], None]]] = []
@@ -177,10 +189,19 @@ class Net:
         accept_incoming: bool = True,
         max_record_size: int = UDP_MAX_RECORD_SIZE,
         auto_consume: bool = True,
+        addr: Addr | None = None,
+        behind: NAT | None = None,
     ) -> Node:
-        """Add an endpoint reachable at address ``name``. Its identity comes from ``node_seed``
-        (by default one derived from ``name``); ``max_record_size`` is its transport's record
-        size (UDP by default)."""
+        """Add an endpoint reachable at address ``addr`` (by default ``name``). Its identity
+        comes from ``node_seed`` (by default one derived from ``name``); ``max_record_size`` is
+        its transport's record size (UDP by default).
+
+        ``behind``: a NAT added with :meth:`add_nat`; the node's ``addr`` is then a private
+        address that only nodes behind the same NAT reach, and everything it sends elsewhere
+        leaves through the NAT. Give ``(host, port)`` addresses to every node that talks
+        through a NAT, so that its filtering can tell hosts and ports apart."""
+        if behind is not None and self._nats.get(behind.public_ip) is not behind:
+            raise ValueError("add the NAT to this net (add_nat) before nodes behind it")
         endpoint = Endpoint(
             NodeIdentity.from_seed(node_seed if node_seed is not None else make_seed(name)),
             SharedSecrets.from_seed(shared_seed),
@@ -188,10 +209,39 @@ class Net:
             seeded_rng(f"rng:{name}:{self.random.random()}"),
             accept_incoming=accept_incoming,
         )
-        node = Node(name, endpoint, name, max_record_size, net=self, auto_consume=auto_consume)
+        node = Node(
+            name,
+            endpoint,
+            name if addr is None else addr,
+            max_record_size,
+            net=self,
+            auto_consume=auto_consume,
+            nat=behind,
+        )
+        if node.addr in self._routes:
+            raise ValueError(f"address {node.addr!r} is taken")
         self.nodes.append(node)
         self._routes[node.addr] = node
         return node
+
+    def add_nat(self, nat: NAT) -> NAT:
+        """Put ``nat`` on the net: packets to ``(nat.public_ip, port)`` go through its
+        :meth:`~seigr_stt.testing.NAT.inbound`, and nodes added ``behind=nat`` send through its
+        :meth:`~seigr_stt.testing.NAT.outbound`. The NAT translates at the moment a packet
+        leaves its node (outbound) and the moment it arrives (inbound), with :attr:`now` as its
+        clock; the link between a node and its NAT takes no time. Returns ``nat``."""
+        if nat.public_ip in self._nats:
+            raise ValueError(f"a NAT already owns {nat.public_ip!r}")
+        self._nats[nat.public_ip] = nat
+        return nat
+
+    def send_raw(self, node: Node, data: bytes, dst: Addr) -> Packet:
+        """Send ``data`` from ``node``'s address (through its NAT, if any) to ``dst``, outside
+        its endpoint: a hole-punching probe, or a STUN request whose delivered packet's ``src``
+        is the node's public address as the outside sees it."""
+        packet = Packet(data, node.addr, dst, self.now, node.name)
+        self._send(node, packet)
+        return packet
 
     def move(self, node: Node, new_addr: Addr) -> None:
         """The node's packets now come from ``new_addr`` (NAT rebinding); both addrs reach it."""
@@ -222,19 +272,28 @@ class Net:
         self._timestamp_ns = max(self._timestamp_ns + 1, int(self.now * 1e9))
         return self._timestamp_ns
 
-    def connect(self, a: Node, b: Node, *, timeout_s: float = 10.0) -> int:
-        """Start a handshake from ``a`` to ``b``; returns the handle its events will carry."""
+    def connect(self, a: Node, b: Node, *, timeout_s: float = 10.0, to: Addr | None = None) -> int:
+        """Start a handshake from ``a`` to ``b`` (at address ``to``, by default ``b.addr``: give
+        ``b``'s public address when it sits behind a NAT); returns the handle its events will
+        carry."""
         handle = a.endpoint.connect(
-            b.addr, self.now, link=a.link, timestamp_ns=self.timestamp_ns(), timeout_s=timeout_s
+            b.addr if to is None else to,
+            self.now,
+            link=a.link,
+            timestamp_ns=self.timestamp_ns(),
+            timeout_s=timeout_s,
         )
         self.flush_node(a)
         return handle
 
-    def establish(self, a: Node, b: Node, *, within_s: float = 30.0) -> bytes:
-        """Connect ``a`` to ``b`` and run until both hold the session; return its id.
+    def establish(
+        self, a: Node, b: Node, *, within_s: float = 30.0, to: Addr | None = None
+    ) -> bytes:
+        """Connect ``a`` to ``b`` (at ``to``, as :meth:`connect`) and run until both hold the
+        session; return its id.
 
         Raises AssertionError when the handshake does not complete within ``within_s``."""
-        handle = self.connect(a, b)
+        handle = self.connect(a, b, to=to)
         deadline = self.now + within_s
         sid: bytes | None = None
         while self.now <= deadline:
@@ -264,7 +323,7 @@ class Net:
         while True:
             for data, dst in node.endpoint.datagrams_to_send(self.now):
                 packet = Packet(data, node.addr, dst, self.now, node.name)
-                self._launch(packet)
+                self._send(node, packet)
                 launched.append(packet)
             consumed = False
             for event in node.endpoint.events_received():
@@ -293,12 +352,37 @@ class Net:
             return True
         return False
 
+    def _send(self, node: Node, packet: Packet) -> None:
+        """Translate a packet ``node`` sends through its NAT (unless it stays on the node's
+        private network), then launch it."""
+        target = self._routes.get(packet.dst)
+        nat = node.nat
+        if target is None or target.nat is not nat:  # it leaves the sender's network
+            if target is not None and target.nat is not None:
+                self.log.append(packet)
+                packet.fate = "unroutable"  # a private address of another network
+                return
+            if nat is not None:
+                public = nat.outbound(packet.src, packet.dst, self.now)
+                packet.inside_src = packet.src
+                if public is None:
+                    self.log.append(packet)
+                    packet.fate = "nat"
+                    return
+                packet.src = public
+        self._launch(packet)
+
+    def _reachable(self, dst: Addr) -> bool:
+        if dst in self._routes:
+            return True
+        return isinstance(dst, tuple) and len(dst) == 2 and dst[0] in self._nats
+
     def _launch(self, packet: Packet) -> None:
         self.log.append(packet)
         if any(f(packet) for f in list(self.filters)):
             packet.fate = "filtered"
             return
-        if packet.dst not in self._routes:
+        if not self._reachable(packet.dst):
             packet.fate = "unroutable"
             return
         if self.loss and self.random.random() < self.loss:
@@ -385,9 +469,8 @@ class Net:
     def _step(self) -> None:
         while self._flight and self._flight[0][0] <= self.now:
             _, _, packet = heapq.heappop(self._flight)
-            target = self._routes.get(packet.dst)
+            target = self._route_arrival(packet)
             if target is None:
-                packet.fate = "unroutable"
                 continue
             packet.fate = "delivered"
             packet.delivered_at = self.now
@@ -400,6 +483,27 @@ class Net:
             self.flush()
         for node in list(self.nodes):
             self._fire_timers(node)
+
+    def _route_arrival(self, packet: Packet) -> Node | None:
+        """The node a packet arriving now reaches (through a NAT's inbound translation when
+        ``dst`` is a NAT's public address), or None with the packet's fate set."""
+        target = self._routes.get(packet.dst)
+        if target is not None:
+            return target
+        dst = packet.dst
+        nat = self._nats.get(dst[0]) if isinstance(dst, tuple) and len(dst) == 2 else None
+        if nat is None:
+            packet.fate = "unroutable"
+            return None
+        inside = nat.inbound(packet.src, dst, self.now)  # type: ignore[arg-type]
+        if inside is None:
+            packet.fate = "nat"
+            return None
+        packet.inside_dst = inside
+        target = self._routes.get(inside)
+        if target is None:
+            packet.fate = "unroutable"
+        return target
 
     def _fire_timers(self, node: Node) -> None:
         deadline = None

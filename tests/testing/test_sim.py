@@ -34,8 +34,8 @@ def test_the_simulator_is_public_and_the_relay_still_there() -> None:
 
 
 def test_the_package_exports_every_public_name_of_its_modules() -> None:
-    """``seigr_stt.testing`` is the public face of ``sim`` and ``relay``: the same objects."""
-    modules = (testing.sim, testing.relay)
+    """``seigr_stt.testing`` is the public face of its modules: the same objects."""
+    modules = (testing.sim, testing.relay, testing.nat, testing.natbox)
     assert sorted(testing.__all__) == sorted(name for m in modules for name in m.__all__)
     for module in modules:
         for name in module.__all__:
