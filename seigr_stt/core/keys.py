@@ -53,6 +53,13 @@ class _Key:
     def __repr__(self) -> str:
         return "_Key(<secret>)"
 
+    def __deepcopy__(self, memo: dict[int, object]) -> _Key:
+        """A working copy (a new cipher object for the same key): ``copy.deepcopy`` of a key
+        schedule or a session then copies every secret, as an attacker's snapshot would."""
+        twin = _Key(self.key)
+        twin.forgeries = self.forgeries
+        return twin
+
     def next(self, mix: bytearray | None = None) -> _Key:
         """The next epoch's key: ``REKEY(key)`` (one-way), or ``MIX(REKEY(key), dh)`` when the
         transition carries a DH ratchet's secret ``mix`` (§7.1)."""

@@ -177,15 +177,20 @@ class Net:
         accept_incoming: bool = True,
         max_record_size: int = UDP_MAX_RECORD_SIZE,
         auto_consume: bool = True,
+        rng: Callable[[int], bytes] | None = None,
     ) -> Node:
         """Add an endpoint reachable at address ``name``. Its identity comes from ``node_seed``
         (by default one derived from ``name``); ``max_record_size`` is its transport's record
-        size (UDP by default)."""
+        size (UDP by default). ``rng`` is its randomness (ephemeral keys, indexes, path
+        challenges): by default seeded from the net's seed, so a run repeats exactly; a test of
+        what a copy of a node's state can predict passes a real source (``os.urandom``), whose
+        state no copy of the node holds."""
+        seed_label = f"rng:{name}:{self.random.random()}"
         endpoint = Endpoint(
             NodeIdentity.from_seed(node_seed if node_seed is not None else make_seed(name)),
             SharedSecrets.from_seed(shared_seed),
             config if config is not None else NodeConfig(),
-            seeded_rng(f"rng:{name}:{self.random.random()}"),
+            rng if rng is not None else seeded_rng(seed_label),
             accept_incoming=accept_incoming,
         )
         node = Node(name, endpoint, name, max_record_size, net=self, auto_consume=auto_consume)
