@@ -41,6 +41,7 @@ from seigr_stt.constants import (
     KEY_ROTATION_MIN_INTERVAL_S,
     PING_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
+    RATCHET_INTERVAL_S,
     REJECT_AFTER_TIME_S,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME_S,
@@ -162,6 +163,14 @@ class SessionConfig(_Validated):
         default=KEY_ROTATION_MIN_INTERVAL_S, metadata=_bounds()
     )
     """Least time between two rotations of one session (the peer must also have confirmed)."""
+
+    ratchet_interval_s: float | None = field(default=RATCHET_INTERVAL_S, metadata=_bounds())
+    """Run a DH ratchet (fresh X25519 keys mixed into the next epoch, docs/protocol.md §7.1)
+    automatically this long after the previous one, for post-compromise security; the session's
+    responder waits 1.25 times as long, so the initiator normally starts them. It coexists with
+    ``rekey_after_s``: a ratchet is a rotation too and restarts that clock, so with both at 120 s
+    every automatic rotation is a ratchet, and with ``rekey_after_s=30`` every fourth. None: only
+    ``rotate_key(fresh_dh=True)`` ratchets."""
 
     stream_window: int = field(
         default=STREAM_INITIAL_WINDOW_BYTES, metadata=_bounds(1024, 1 << 40, exclusive=False)

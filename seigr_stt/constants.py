@@ -49,6 +49,9 @@ class FrameType(IntEnum):
     MAX_DATA = 0x0A
     MAX_STREAM_DATA = 0x0B
     MAX_STREAMS = 0x0C
+    # The DH ratchet (§7.1). 0x12 is reserved for it; other extensions start at 0x18.
+    RATCHET_INIT = 0x10
+    RATCHET_REPLY = 0x11
 
 
 class CloseCode(IntEnum):
@@ -141,6 +144,10 @@ EPOCH_MODULUS: Final = 256
 KEY_ROTATION_MIN_INTERVAL_S: Final = 0.05
 KEY_GRACE_MIN_S: Final = 2.0
 KEY_GRACE_RTT_FACTOR: Final = 3.0
+# The DH ratchet (§7.1): fresh X25519 keys exchanged inside the session, mixed into the next epoch.
+RATCHET_INTERVAL_S: Final = 120.0  # default of SessionConfig.ratchet_interval_s
+RATCHET_RESPONDER_FACTOR: Final = 1.25  # the session's responder waits this much longer
+RATCHET_PUBLIC_KEY_BYTES: Final = 32
 
 # -- Timers (§8), WireGuard's values -------------------------------------------------------------
 REKEY_AFTER_TIME_S: Final = 120.0
@@ -200,6 +207,8 @@ FRAME_STOP_SENDING: Final = FrameType.STOP_SENDING
 FRAME_MAX_DATA: Final = FrameType.MAX_DATA
 FRAME_MAX_STREAM_DATA: Final = FrameType.MAX_STREAM_DATA
 FRAME_MAX_STREAMS: Final = FrameType.MAX_STREAMS
+FRAME_RATCHET_INIT: Final = FrameType.RATCHET_INIT
+FRAME_RATCHET_REPLY: Final = FrameType.RATCHET_REPLY
 ACK_RANGES_MAX_ON_WIRE: Final = 256
 # Work per record is bounded: at most this many frames, and at most one ACK frame, per record; a
 # record beyond either is a protocol violation (a record of tiny frames must cost about what a

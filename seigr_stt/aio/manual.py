@@ -81,11 +81,15 @@ class ManualSession(STTSession):
     def _now_unix(self) -> float:
         return self._clock()
 
-    async def rotate_key(self, timeout: float = 10.0) -> bytes:
-        """Advance the local key one-way (there is no peer to confirm); returns the new key."""
+    async def rotate_key(self, timeout: float = 10.0, *, fresh_dh: bool = False) -> bytes:
+        """Advance the local key one-way (there is no peer to confirm); returns the new key.
+        ``fresh_dh``: with no peer to agree a secret with, 32 fresh random bytes are mixed in
+        instead, so the new key is again unrelated to any earlier state."""
         if self._key is None:
             raise SessionClosedError("session closed")
         self._key = crypto.kdf(self._key, _LABEL_ROTATION)
+        if fresh_dh:
+            self._key = crypto.kdf(os.urandom(32), _LABEL_ROTATION + b":" + self._key)
         self._version += 1
         self.last_key_rotation = self._clock()
         return self._key

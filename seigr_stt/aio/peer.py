@@ -119,6 +119,7 @@ class PeerSession(STTSession):
         # when the core session was made (for the initiator, when it sent FINAL).
         self.ready_at = driver.unix_now()
         self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._ratchet_waiters: list[tuple[int, asyncio.Future[None]]] = []  # fresh_dh=True
         # Created on first use: most sessions never carry datagrams or peer-opened streams, and
         # an idle session should cost little memory (docs/performance.md, scale).
         self._datagram_queue: Inbox[bytes] | None = None
@@ -373,7 +374,7 @@ class PeerSession(STTSession):
         return stream
 
     # -- key rotation -------------------------------------------------------------------------
-    async def rotate_key(self, timeout: float = 10.0) -> bytes:
+    async def rotate_key(self, timeout: float = 10.0, *, fresh_dh: bool = False) -> bytes:
         """Move both peers to the next key; returns the new :attr:`session_key`.
 
         Returns once the peer has confirmed the new epoch, so :attr:`key_version` is then equal on
@@ -381,29 +382,44 @@ class PeerSession(STTSession):
         erased; it cannot be computed from the new one. Raises :class:`KeyRotationError` if the
         peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
         closes meanwhile.
+
+        ``fresh_dh=False`` (the cheap hash rotation): the new key is derived one way from the
+        old, so whoever copied this session's keys can follow. ``fresh_dh=True`` (a DH ratchet,
+        docs/protocol.md §7.1): the peers first exchange fresh X25519 keys inside the session and
+        mix the shared secret into the new key, so no state of this session from before the call
+        can derive it (post-compromise security); it costs one more round trip.
         """
         check_timeout(timeout)
         core = self._active_core()
-        target = core.request_rotation(self._driver.now())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._rotation_waiters.append((target, future))
+        if fresh_dh:
+            target = core.request_ratchet(self._driver.now())
+            self._ratchet_waiters.append((target, future))
+            what = "a DH ratchet"
+        else:
+            target = core.request_rotation(self._driver.now())
+            self._rotation_waiters.append((target, future))
+            what = f"key version {target}"
         self._driver.transmit_soon()
         self._resolve_rotations(core.confirmed_key_version)
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise KeyRotationError(
-                f"peer did not confirm key version {target} within {timeout} s"
-            ) from None
+            raise KeyRotationError(f"peer did not confirm {what} within {timeout} s") from None
         finally:
             if not future.done():
                 future.cancel()
             self._rotation_waiters = [(t, f) for t, f in self._rotation_waiters if f is not future]
+            self._ratchet_waiters = [(t, f) for t, f in self._ratchet_waiters if f is not future]
         return self.session_key
 
     def _resolve_rotations(self, confirmed: int) -> None:
         for target, future in self._rotation_waiters:
             if not future.done() and confirmed >= target:
+                future.set_result(None)
+        completed = self._core.ratchets_completed
+        for target, future in self._ratchet_waiters:
+            if not future.done() and completed >= target:
                 future.set_result(None)
 
     # -- close --------------------------------------------------------------------------------
@@ -484,8 +500,12 @@ class PeerSession(STTSession):
     def _on_key_rotated(self, event: KeyRotated) -> None:
         self.last_key_rotation = self._driver.unix_now()
         self._resolve_rotations(event.key_version)
-        self.log.info("key rotated to version %d", event.key_version)
-        self._tell(NodeEvent("key_rotated", self, key_version=event.key_version))
+        self.log.info(
+            "key rotated to version %d%s", event.key_version, " (DH ratchet)" * event.fresh_dh
+        )
+        self._tell(
+            NodeEvent("key_rotated", self, key_version=event.key_version, fresh_dh=event.fresh_dh)
+        )
 
     def _on_address_changed(self, event: PeerAddressChanged) -> None:
         self.log.info(
@@ -510,7 +530,7 @@ class PeerSession(STTSession):
             f", reason {event.reason!r}" if event.reason else "",
         )
         code, reason, by_peer = event.code, event.reason, event.by_peer
-        for _, waiter in self._rotation_waiters:
+        for _, waiter in self._rotation_waiters + self._ratchet_waiters:
             if not waiter.done():
                 waiter.set_exception(
                     SessionClosedError("session closed during key rotation", code, reason, by_peer)

@@ -63,8 +63,8 @@ class NodeEvent:
     """What :meth:`STTNode.on` listeners receive.
 
     ``kind`` is one of ``"session_established"``, ``"session_closed"`` (``code``, ``reason``,
-    ``by_peer`` set), ``"key_rotated"`` (``key_version`` set) and ``"peer_address_changed"``
-    (``old_address``, ``new_address`` set).
+    ``by_peer`` set), ``"key_rotated"`` (``key_version`` set, and ``fresh_dh`` when the version
+    completes a DH ratchet) and ``"peer_address_changed"`` (``old_address``, ``new_address`` set).
     """
 
     kind: str
@@ -75,6 +75,7 @@ class NodeEvent:
     key_version: int | None = None
     old_address: Any = None
     new_address: Any = None
+    fresh_dh: bool = False
 
 
 Listener = Callable[[NodeEvent], Any]
@@ -322,7 +323,7 @@ class STTSession(EventSource, ABC):
         return 0
 
     @abstractmethod
-    async def rotate_key(self, timeout: float = 10.0) -> bytes:
+    async def rotate_key(self, timeout: float = 10.0, *, fresh_dh: bool = False) -> bytes:
         """Move both peers to the next key; returns the new :attr:`session_key`.
 
         Returns once the peer has confirmed the new epoch, so :attr:`key_version` is then equal on
@@ -330,6 +331,8 @@ class STTSession(EventSource, ABC):
         erased; it cannot be computed from the new one. Raises :class:`KeyRotationError` if the
         peer does not confirm within ``timeout`` and :class:`SessionClosedError` if the session
         closes meanwhile. A manual session advances its local key at once.
+        ``fresh_dh=True``: a DH ratchet (docs/protocol.md §7.1), which also mixes in a fresh
+        Diffie-Hellman secret, so no earlier state of the session can derive the new key.
         """
 
     # -- data (a manual session refuses with ProtocolError) -----------------------------------

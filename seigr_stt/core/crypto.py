@@ -16,6 +16,8 @@ import struct
 from typing import Protocol
 
 from nacl import bindings as _nacl
+from nacl._sodium import ffi as _ffi  # PyNaCl's own libsodium handle (see dh_into)
+from nacl._sodium import lib as _sodium
 from nacl.exceptions import CryptoError as _NaclCryptoError
 from nacl.exceptions import RuntimeError as _NaclRuntimeError
 
@@ -36,6 +38,7 @@ __all__ = [
     "aead_decrypt",
     "aead_encrypt",
     "dh",
+    "dh_into",
     "hash_",
     "hkdf",
     "hmac_hash",
@@ -43,6 +46,8 @@ __all__ = [
     "mac",
     "make_aead",
     "public_key",
+    "public_key_of",
+    "wipe",
     "xaead_decrypt",
     "xaead_encrypt",
 ]
@@ -223,3 +228,38 @@ def kdf(seed: bytes, label: bytes, size: int = KEY_BYTES) -> bytes:
 def mac(key: bytes, data: bytes) -> bytes:
     """Keyed BLAKE2b-128, WireGuard's MAC (mac1, mac2, cookies)."""
     return hashlib.blake2b(data, digest_size=MAC_BYTES, key=key).digest()
+
+
+# -- secrets held in bytearrays (the DH ratchet, §7.1) --------------------------------------------
+# PyNaCl's bindings take and return immutable bytes, which Python can neither overwrite nor free
+# on demand. These three call the same libsodium functions through PyNaCl's own cffi handle with
+# buffers the caller owns, so an ephemeral private key and its shared secret exist only in
+# bytearrays that wipe() overwrites.
+
+
+def public_key_of(private: bytearray) -> bytes:
+    """X25519 public key of a 32-byte private key held in a bytearray (not copied)."""
+    if len(private) != DH_LEN:
+        raise ValueError("private key must be 32 bytes")
+    out = bytearray(DH_LEN)
+    _sodium.crypto_scalarmult_base(_ffi.from_buffer(out), _ffi.from_buffer(private))
+    return bytes(out)
+
+
+def dh_into(private: bytearray, public: bytes, out: bytearray) -> None:
+    """``out[:] = X25519(private, public)`` without an immutable copy of the private key or of
+    the result. Raises :class:`InvalidPublicKey` for a low-order or malformed public key
+    (libsodium refuses an all-zero result); ``out`` is then zeros."""
+    if len(public) != DH_LEN or len(private) != DH_LEN or len(out) != DH_LEN:
+        raise InvalidPublicKey("keys must be 32 bytes")
+    buffer = _ffi.from_buffer(out)
+    if _sodium.crypto_scalarmult(buffer, _ffi.from_buffer(private), public) != 0:
+        _sodium.sodium_memzero(buffer, DH_LEN)
+        raise InvalidPublicKey("low-order or invalid public key")
+
+
+def wipe(secret: bytearray) -> None:
+    """Overwrite ``secret`` with zeros in place (libsodium's sodium_memzero, which the compiler
+    may not optimise away). Copies made elsewhere are not reached: see docs/security.md."""
+    if secret:
+        _sodium.sodium_memzero(_ffi.from_buffer(secret), len(secret))

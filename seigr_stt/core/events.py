@@ -141,10 +141,13 @@ class DatagramReceived:
 
 @dataclass(frozen=True, slots=True)
 class KeyRotated:
-    """Both directions of the session now use ``key_version``, confirmed by the peer."""
+    """Both directions of the session now use ``key_version``, confirmed by the peer.
+    ``fresh_dh``: this version completes a DH ratchet (§7.1), so its keys hold a fresh
+    Diffie-Hellman secret that no earlier state of the session can derive."""
 
     session_id: bytes
     key_version: int
+    fresh_dh: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from seigr_stt.constants import (
     ACK_RANGES_MAX_ON_WIRE,
     CLOSE_REASON_MAX_BYTES,
     MAX_FRAMES_PER_RECORD,
+    RATCHET_PUBLIC_KEY_BYTES,
     FrameType,
 )
 from seigr_stt.exceptions import FrameError
@@ -39,6 +40,8 @@ __all__ = [
     "MaxStreams",
     "Ping",
     "Pong",
+    "RatchetInit",
+    "RatchetReply",
     "ResetStream",
     "StopSending",
     "Stream",
@@ -142,6 +145,23 @@ class MaxStreams:
     maximum: int
 
 
+@dataclass(frozen=True, slots=True)
+class RatchetInit:
+    """Starts a DH ratchet out of epoch ``base_epoch``: the sender's fresh X25519 public key
+    (§7.1). The ephemeral's private half never leaves :mod:`~seigr_stt.core.ratchet`."""
+
+    base_epoch: int
+    public: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RatchetReply:
+    """Answers a :class:`RatchetInit` of ``base_epoch`` with the replier's fresh public key."""
+
+    base_epoch: int
+    public: bytes
+
+
 Frame = (
     Ping
     | Pong
@@ -154,6 +174,8 @@ Frame = (
     | MaxData
     | MaxStreamData
     | MaxStreams
+    | RatchetInit
+    | RatchetReply
 )
 
 
@@ -410,6 +432,29 @@ def _read_stream(buf: bytes, pos: int) -> tuple[Stream, int]:
     return _new_stream(stream_id, offset, flags == 1, data), pos
 
 
+def _ratchet_frame(frame_type: FrameType, cls: type[Any]) -> FrameSpec:
+    """RATCHET_INIT and RATCHET_REPLY: ``base_epoch: varint || public: 32 bytes`` (§6, §7.1)."""
+
+    def size(frame: Any) -> int:
+        return 1 + varint_size(frame.base_epoch) + RATCHET_PUBLIC_KEY_BYTES
+
+    def write(out: bytearray, frame: Any) -> None:
+        if len(frame.public) != RATCHET_PUBLIC_KEY_BYTES:
+            raise ValueError(f"a ratchet public key is {RATCHET_PUBLIC_KEY_BYTES} bytes")
+        out.append(frame_type)
+        _append_varint(out, frame.base_epoch)
+        out += frame.public
+
+    def read(buf: bytes, pos: int) -> tuple[Any, int]:
+        base_epoch, pos = _read_varint(buf, pos)
+        end = pos + RATCHET_PUBLIC_KEY_BYTES
+        if end > len(buf):
+            raise FrameError("truncated ratchet public key")
+        return cls(base_epoch, bytes(buf[pos:end])), end
+
+    return FrameSpec(frame_type, cls, size, write, read, True, True)
+
+
 @dataclass(frozen=True, slots=True)
 class FrameSpec:
     """How one frame type is sized, written and read, and how the peer treats it (§6, §14):
@@ -510,6 +555,8 @@ FRAMES: dict[FrameType, FrameSpec] = {
             again=True,
         ),
         _varint_frame(FrameType.MAX_STREAMS, MaxStreams, ("maximum",), eliciting=True, again=True),
+        _ratchet_frame(FrameType.RATCHET_INIT, RatchetInit),
+        _ratchet_frame(FrameType.RATCHET_REPLY, RatchetReply),
     )
 }
 _BY_CLASS: dict[type[Any], FrameSpec] = {spec.cls: spec for spec in FRAMES.values()}

@@ -8,6 +8,12 @@ by rotating its own sending direction, so both directions stay on the same epoch
 ``key_version``). Records echo the receiver's epoch; a sender rotates again only when the echo shows
 the peer has switched, its own receive side has switched too, and a minimum interval has passed.
 
+A DH ratchet (§7.1, :mod:`~seigr_stt.core.ratchet`) agrees a Diffie-Hellman secret for one
+transition, ``base -> base + 1``, with :meth:`KeySchedule.install_mix`; that transition then mixes
+it into both directions' keys and the exporter (``MIX(REKEY(k), dh)``), and the secret is erased
+once both directions are past it. While a ratchet is being agreed, :attr:`rotation_hold` keeps
+this side from rotating on its own.
+
 This object holds no clock: every time-dependent method takes ``now``.
 """
 
@@ -23,6 +29,7 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core import crypto
 from seigr_stt.core.noise import rekey
+from seigr_stt.core.ratchet import mix_key
 from seigr_stt.core.replay import ReplayWindow
 
 __all__ = ["SLOT_CURRENT", "SLOT_NEXT", "SLOT_PREVIOUS", "KeySchedule", "RotationPolicy"]
@@ -46,9 +53,18 @@ class _Key:
     def __repr__(self) -> str:
         return "_Key(<secret>)"
 
-    def next(self) -> _Key:
-        """The next epoch's key: ``REKEY(key)`` (one-way)."""
-        return _Key(rekey(self.key))
+    def __deepcopy__(self, memo: dict[int, object]) -> _Key:
+        """A working copy (a new cipher object for the same key): ``copy.deepcopy`` of a key
+        schedule or a session then copies every secret, as an attacker's snapshot would."""
+        twin = _Key(self.key)
+        twin.forgeries = self.forgeries
+        return twin
+
+    def next(self, mix: bytearray | None = None) -> _Key:
+        """The next epoch's key: ``REKEY(key)`` (one-way), or ``MIX(REKEY(key), dh)`` when the
+        transition carries a DH ratchet's secret ``mix`` (§7.1)."""
+        key = rekey(self.key)
+        return _Key(key if mix is None else mix_key(key, mix))
 
 
 class KeySchedule:
@@ -63,6 +79,8 @@ class KeySchedule:
 
     __slots__ = (
         "_exporter",
+        "_mix",
+        "_mix_base",
         "_prev_expires_at",
         "_recv_current",
         "_recv_next",
@@ -74,6 +92,7 @@ class KeySchedule:
         "recv_epoch",
         "recv_epoch_started_at",
         "replay",
+        "rotation_hold",
         "send_counter",
         "send_epoch",
         "sent_in_epoch",
@@ -95,6 +114,12 @@ class KeySchedule:
         self.recv_epoch_started_at = now
         self.last_rotation_at = float("-inf")  # the first rotation may come at once
         self.replay = ReplayWindow()
+        #: The DH secret of the transition out of epoch ``_mix_base`` (§7.1), until both
+        #: directions have made that transition.
+        self._mix: bytearray | None = None
+        self._mix_base = -1
+        #: Set by the DH ratchet while it is being agreed: no rotation on our own initiative.
+        self.rotation_hold = False
 
     def __repr__(self) -> str:
         return (
@@ -111,6 +136,7 @@ class KeySchedule:
             for slot in (self._send, self._recv_prev, self._recv_current, self._recv_next)
         ]
         parts.append(self._exporter or b"-")
+        parts.append(bytes(self._mix) if self._mix is not None else b"-")
         parts.append(repr((self._prev_expires_at, self.send_epoch, self.recv_epoch)).encode())
         return crypto.hash_(b"|".join(parts))[:16]
 
@@ -150,6 +176,7 @@ class KeySchedule:
         return (
             not self.erased
             and not self.rotation_pending
+            and not self.rotation_hold
             # Same expression as the deadline RotationPolicy.get_timer() returns: ``now - last >=
             # interval`` can be false at ``now == last + interval`` in floating point.
             and now >= self.last_rotation_at + min_interval_s
@@ -179,13 +206,44 @@ class KeySchedule:
         """
         if self._send is None or self._exporter is None:
             raise ValueError("keys erased")
-        self._send = self._send.next()
-        self._exporter = crypto.kdf(self._exporter, b"next-epoch")
+        mix = self._mix if self.send_epoch == self._mix_base else None
+        self._send = self._send.next(mix)
+        exporter = crypto.kdf(self._exporter, b"next-epoch")
+        self._exporter = exporter if mix is None else mix_key(exporter, mix)
         self.send_epoch += 1
         self.sent_in_epoch = 0
         self.epoch_started_at = now
         self.last_rotation_at = now
+        self._forget_mix_when_used()
         return self.send_epoch
+
+    # -- DH ratchet hooks (§7.1) ----------------------------------------------------------------
+    @property
+    def mix_base(self) -> int | None:
+        """The epoch whose outgoing transition carries an agreed DH secret, or None."""
+        return self._mix_base if self._mix is not None else None
+
+    def install_mix(self, base: int, secret: bytearray) -> None:
+        """Mix ``secret`` (a DH ratchet's shared secret) into the transition ``base -> base+1``
+        of both directions and of the exporter. Only while both directions are on ``base`` and no
+        other secret is pending (the ratchet module checks; ``ValueError`` otherwise). The schedule
+        takes ``secret`` over and wipes it once both directions have made the transition."""
+        if (
+            self._recv_current is None
+            or self._mix is not None
+            or not self.send_epoch == self.recv_epoch == base
+        ):
+            raise ValueError("a DH secret needs both directions on its base epoch")
+        self._mix = secret
+        self._mix_base = base
+        # The peer's next-epoch records will be sealed with the mixed key.
+        self._recv_next = self._recv_current.next(secret)
+
+    def _forget_mix_when_used(self) -> None:
+        mix = self._mix
+        if mix is not None and self.send_epoch > self._mix_base < self.recv_epoch:
+            crypto.wipe(mix)
+            self._mix = None
 
     # -- receive path ---------------------------------------------------------------------------
     def select_receive_key(self, wire_epoch: int, now: float) -> tuple[int, crypto.Aead] | None:
@@ -232,11 +290,14 @@ class KeySchedule:
         self._recv_prev = self._recv_current
         self._prev_expires_at = now + max(KEY_GRACE_MIN_S, KEY_GRACE_RTT_FACTOR * rtt_s)
         self._recv_current = self._recv_next
-        self._recv_next = self._recv_next.next()
         self.recv_epoch += 1
+        mix = self._mix if self.recv_epoch == self._mix_base else None
+        self._recv_next = self._recv_next.next(mix)
         self.recv_epoch_started_at = now
         if self.send_epoch < self.recv_epoch:
             self.rotate(now)
+        else:
+            self._forget_mix_when_used()
         return True
 
     # -- timers ---------------------------------------------------------------------------------
@@ -260,6 +321,9 @@ class KeySchedule:
         self._recv_current = None
         self._recv_next = None
         self._exporter = None
+        if self._mix is not None:
+            crypto.wipe(self._mix)
+            self._mix = None
         self._drop_previous()
 
 
@@ -331,5 +395,7 @@ class RotationPolicy:
         """When :meth:`maybe_rotate` may next act. While the peer has not confirmed the last
         rotation, its record (not a timer) unblocks the next one: None then."""
         if self.requested:
-            return None if keys.rotation_pending else keys.last_rotation_at + interval_s
+            if keys.rotation_pending or keys.rotation_hold:
+                return None  # a record (or the ratchet's progress) unblocks it
+            return keys.last_rotation_at + interval_s
         return keys.epoch_started_at + self.rekey_after_s

@@ -31,6 +31,7 @@ from seigr_stt.core.keys import KeySchedule, RotationPolicy
 from seigr_stt.core.link import Link
 from seigr_stt.core.packetizer import RecordBuilder
 from seigr_stt.core.pmtu import PathMtuProber
+from seigr_stt.core.ratchet import DhRatchet
 from seigr_stt.core.record import max_frames_size
 from seigr_stt.core.recovery import AckTracker, LossRecovery
 from seigr_stt.core.stats import SessionCounters, SessionSnapshot
@@ -68,6 +69,7 @@ class SessionLifecycle:
     closed_by_peer: bool
     keys: KeySchedule
     rotation: RotationPolicy
+    ratchet: DhRatchet
     recovery: LossRecovery
     acks: AckTracker
     timers: SessionTimers
@@ -258,8 +260,30 @@ class SessionLifecycle:
         self._changed()
         return target
 
+    def request_ratchet(self, now: float) -> int:
+        """Ask for one DH ratchet (§7.1); returns the :attr:`DhRatchet.completed` value that
+        satisfies it (a :class:`KeyRotated` event with ``fresh_dh`` then reports it).
+
+        Fresh X25519 keys are exchanged inside the session and mixed into the next epoch, so no
+        state of this session from before the call can derive the keys after it. Raises
+        SessionClosedError unless active.
+        """
+        self._require_active()
+        target = self.ratchet.request()
+        self._maybe_rotate(now)
+        self._changed()
+        return target
+
+    @property
+    def ratchets_completed(self) -> int:
+        """The :attr:`DhRatchet.completed` value: compare with :meth:`request_ratchet`'s."""
+        return self.ratchet.completed
+
     def _maybe_rotate(self, now: float) -> None:
-        if self.state != SessionState.ACTIVE or not self.rotation.may_act(self.keys, now):
+        if self.state != SessionState.ACTIVE:
+            return
+        self.ratchet.poll(self.keys, now)  # a DH ratchet first: it holds hash rotations (§7.1)
+        if not self.rotation.may_act(self.keys, now):
             return
         if self.rotation.maybe_rotate(self.keys, now, self._rotation_interval()):
             self.packetizer.want_record = True
@@ -272,7 +296,8 @@ class SessionLifecycle:
     def _report_confirmed(self) -> None:
         version = self.rotation.newly_confirmed(self.keys)
         if version is not None:
-            self.events.append(KeyRotated(self.session_id, version))
+            fresh_dh = self.ratchet.on_confirmed(version)
+            self.events.append(KeyRotated(self.session_id, version, fresh_dh))
 
     # -- close (§9) ---------------------------------------------------------------------------
     def close(self, code: int, reason: str, now: float, *, drain: bool = False) -> None:
@@ -328,6 +353,7 @@ class SessionLifecycle:
         self.close_reason = frame.reason
         self.closed_by_peer = True
         self.packetizer.pending.clear()
+        self.packetizer.reliable.clear()
         self.streams.stop_sending_frames()
         self.timers.drain_at = None
         self.packetizer.pending.append(Close(CloseCode.NORMAL, ""))
@@ -362,12 +388,14 @@ class SessionLifecycle:
         self._set_state(SessionState.CLOSED)
         self._close_after_flush = False
         self.packetizer.pending.clear()
+        self.packetizer.reliable.clear()
         self.packetizer.want_record = False
         self.streams.clear()
         self.channels.clear()
         self.recovery.forget_all()
         self.timers.on_closed()
         self.keys.erase()
+        self.ratchet.erase()
         if was_handshake and self.handle is not None:
             self.events.append(
                 HandshakeAborted(self.handle, self.close_reason or "closed", timeout=False)

@@ -66,6 +66,9 @@ class RecordBuilder:
         self.pacer = Pacer(pmtu.size)
         #: Frames sent once, never retransmitted: PING, DATAGRAM, CLOSE.
         self.pending: deque[Frame] = deque()
+        #: Frames with their own delivery handler, which sends them again if lost (the DH
+        #: ratchet's INIT and REPLY, §7.1).
+        self.reliable: deque[tuple[Frame, Handler]] = deque()
         #: The latest PING token to answer (0: none): one PONG answers every PING before it.
         self.pong_token = 0
         #: Send a record even with nothing to say (key confirmation, a new epoch, keepalive).
@@ -88,6 +91,7 @@ class RecordBuilder:
         ack_due = self.acks.ack_due_at
         return bool(
             self.pending
+            or self.reliable
             or self.pong_token
             or self.want_record
             or self.probe
@@ -143,6 +147,7 @@ class RecordBuilder:
             if ack_due is not None and (
                 ack_due <= now
                 or self.pending
+                or self.reliable
                 or self.pong_token
                 or streams.has_control
                 or streams.has_stream_data
@@ -167,7 +172,7 @@ class RecordBuilder:
             if (
                 size + STREAM_FRAME_OVERHEAD + _MIN_CHUNK <= limit
                 and len(frames) < MAX_FRAMES_PER_RECORD
-                and not (self.pending or streams.has_control)
+                and not (self.pending or self.reliable or streams.has_control)
             ):
                 # The record had room left: everything that could go out went out.
                 break
@@ -181,7 +186,7 @@ class RecordBuilder:
         self, frames: list[tuple[Frame, Handler | None]], size: int, limit: int
     ) -> int:
         streams = self.streams
-        if not (self.pong_token or self.pending or streams.has_control):
+        if not (self.pong_token or self.pending or self.reliable or streams.has_control):
             return size  # the bulk case: no generator of credit frames made per record
         if self.pong_token:
             pong = Pong(self.pong_token)
@@ -195,6 +200,13 @@ class RecordBuilder:
             if size + fsize > limit:
                 return size
             frames.append((pending.popleft(), None))
+            size += fsize
+        reliable = self.reliable
+        while reliable and len(frames) < MAX_FRAMES_PER_RECORD:
+            fsize = frame_size(reliable[0][0])
+            if size + fsize > limit:
+                return size
+            frames.append(reliable.popleft())
             size += fsize
         control = streams.control
         while control and len(frames) < MAX_FRAMES_PER_RECORD:

@@ -56,6 +56,8 @@ from seigr_stt.core.frames import (
     MaxStreams,
     Ping,
     Pong,
+    RatchetInit,
+    RatchetReply,
     ResetStream,
     StopSending,
     Stream,
@@ -69,6 +71,7 @@ from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.packetizer import RecordBuilder
 from seigr_stt.core.path import PathValidator
 from seigr_stt.core.pmtu import PathMtuProber
+from seigr_stt.core.ratchet import DhRatchet
 from seigr_stt.core.record import RecordHeader, open_record
 from seigr_stt.core.recovery import AckTracker, LossRecovery, SentRecord
 from seigr_stt.core.stats import DropReason, SessionCounters
@@ -147,6 +150,13 @@ class Session(SessionLifecycle):
             self.pmtu,
             self.counters,
             self.timers,
+        )
+        self.ratchet = DhRatchet(
+            rng,
+            self.packetizer.reliable,
+            now,
+            initiator=self.initiator,
+            interval_s=config.ratchet_interval_s,
         )
         if self.initiator:
             # Keys are confirmed by the responder's first record (§4.5); until then the
@@ -339,6 +349,12 @@ class Session(SessionLifecycle):
             self.packetizer.new_path(self.pmtu)
         self.events.append(PeerAddressChanged(self.session_id, old, addr))
 
+    def _handle_ratchet_init(self, frame: RatchetInit, now: float) -> None:
+        self.ratchet.on_init(frame, self.keys, now)
+
+    def _handle_ratchet_reply(self, frame: RatchetReply, now: float) -> None:
+        self.ratchet.on_reply(frame, self.keys, self.rotation, now)
+
     def _handle_max_data(self, frame: MaxData, now: float) -> None:
         self.streams.on_max_data(frame)
 
@@ -441,7 +457,9 @@ class Session(SessionLifecycle):
                 keys, self._rotation_interval() if rotation.requested else 0.0
             )
             erase_at = keys.get_timer()
+            ratchet_at = self.ratchet.due_at()
             return min(
+                _INF if ratchet_at is None else ratchet_at,
                 keys.reject_at,
                 _INF if ack_at is None else ack_at,
                 _INF if loss_at is None else loss_at,
@@ -549,6 +567,8 @@ FRAME_HANDLERS: dict[FrameType, tuple[Callable[[Session, Any, float], None], fro
     FrameType.MAX_DATA: (Session._handle_max_data, _OPEN),
     FrameType.MAX_STREAM_DATA: (Session._handle_max_stream_data, _OPEN),
     FrameType.MAX_STREAMS: (Session._handle_max_streams, _OPEN),
+    FrameType.RATCHET_INIT: (Session._handle_ratchet_init, _ACTIVE),
+    FrameType.RATCHET_REPLY: (Session._handle_ratchet_reply, _ACTIVE),
 }
 assert FRAME_HANDLERS.keys() == FRAMES.keys(), "every frame type needs a handler"
 _HANDLERS_BY_CLASS: dict[type[Frame], tuple[Callable[[Session, Any, float], None], frozenset[int]]]

@@ -191,6 +191,7 @@ class Net:
         auto_consume: bool = True,
         addr: Addr | None = None,
         behind: NAT | None = None,
+        rng: Callable[[int], bytes] | None = None,
     ) -> Node:
         """Add an endpoint reachable at address ``addr`` (by default ``name``). Its identity
         comes from ``node_seed`` (by default one derived from ``name``); ``max_record_size`` is
@@ -199,14 +200,19 @@ class Net:
         ``behind``: a NAT added with :meth:`add_nat`; the node's ``addr`` is then a private
         address that only nodes behind the same NAT reach, and everything it sends elsewhere
         leaves through the NAT. Give ``(host, port)`` addresses to every node that talks
-        through a NAT, so that its filtering can tell hosts and ports apart."""
+        through a NAT, so that its filtering can tell hosts and ports apart.
+
+        ``rng`` is the node's randomness (ephemeral keys, indexes, path challenges): by default
+        seeded from the net's seed, so a run repeats exactly; a test of what a copy of a node's
+        state can predict passes a real source (``os.urandom``), whose state no copy holds."""
         if behind is not None and self._nats.get(behind.public_ip) is not behind:
             raise ValueError("add the NAT to this net (add_nat) before nodes behind it")
+        seed_label = f"rng:{name}:{self.random.random()}"
         endpoint = Endpoint(
             NodeIdentity.from_seed(node_seed if node_seed is not None else make_seed(name)),
             SharedSecrets.from_seed(shared_seed),
             config if config is not None else NodeConfig(),
-            seeded_rng(f"rng:{name}:{self.random.random()}"),
+            rng if rng is not None else seeded_rng(seed_label),
             accept_incoming=accept_incoming,
         )
         node = Node(

@@ -182,7 +182,10 @@ def test_rotation_by_message_count() -> None:
 def test_keys_expire_when_rotation_cannot_complete() -> None:
     # Without a heartbeat nothing is sent while idle, so the dead peer goes unnoticed until
     # the keys expire (with one, the dead-peer timer closes the session first).
-    pair = make_pair(config_a=NodeConfig(session_idle_timeout_s=None, ping_interval_s=None))
+    # The hash rotation alone (a DH ratchet's INIT must be acknowledged, so with the automatic
+    # ratchet on the dead-peer timer would close the session first: test_ratchet.py).
+    config = NodeConfig(session_idle_timeout_s=None, ping_interval_s=None, ratchet_interval_s=None)
+    pair = make_pair(config_a=config)
     net = pair.net
     start = pair.sa.created_at
     net.kill(pair.b)
@@ -209,7 +212,9 @@ def test_rotation_cannot_be_disabled_or_set_beyond_key_expiry() -> None:
 
 def test_the_latest_rotation_allowed_completes_before_the_keys_expire() -> None:
     limit = REJECT_AFTER_TIME_S - 10
-    pair = make_pair(config=NodeConfig(session_idle_timeout_s=None, rekey_after_s=limit))
+    # (Without the automatic DH ratchet, which would rotate first, at 120 s.)
+    config = NodeConfig(session_idle_timeout_s=None, rekey_after_s=limit, ratchet_interval_s=None)
+    pair = make_pair(config=config)
     start = pair.sa.created_at
     pair.net.run(2 * REJECT_AFTER_TIME_S + 10 - (pair.net.now - start))
     assert pair.a.events_of(SessionClosed) == []
