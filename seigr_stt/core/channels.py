@@ -91,7 +91,7 @@ class MessageChannels:
         session_id: bytes,
         config: SessionConfig,
         streams: StreamTable,
-        events: deque[Event],
+        events: list[Event],
         counters: SessionCounters,
     ) -> None:
         self.session_id = session_id
@@ -103,7 +103,7 @@ class MessageChannels:
         self.precredited = 0  # early credit of the incomplete message being served
         self.held_early = 0  # early credit of complete messages the application has not taken
         self.early_stream: int | None = None  # the channel served early credit now
-        self._waiting: deque[int] = deque()  # channels whose head message waits for its turn
+        self._waiting: list[int] = []  # channels whose head message waits for its turn
         self._waiting_set: set[int] = set()
 
     def _session_blocked(self) -> bool:
@@ -174,7 +174,7 @@ class MessageChannels:
         for _ in range(len(self._waiting)):
             if self.early_stream is not None:
                 return
-            stream_id = self._waiting.popleft()
+            stream_id = self._waiting.pop(0)
             self._waiting_set.discard(stream_id)
             parser = self.parsers.get(stream_id)
             stream = self.streams.recv.get(stream_id)
