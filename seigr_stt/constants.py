@@ -135,6 +135,10 @@ REJECT_AFTER_MESSAGES: Final = (1 << 64) - (1 << 13) - 1
 #: Records that fail authentication under one receive key before the session closes
 #: (ChaCha20-Poly1305's integrity limit, RFC 9001 §6.6: 2**36 forgery attempts per key).
 AEAD_INTEGRITY_LIMIT: Final = 1 << 36
+# Calls (records sealed or opened) under one traffic key before its cipher gets an OpenSSL context
+# (about 2.2 KiB held as long as the key; until then libsodium's stateless one-shot call, same
+# bytes). Not a wire parameter: an idle session never pays for the contexts (memory per session).
+AEAD_CONTEXT_AFTER_CALLS: Final = 8
 
 # -- Key rotation (§7) ---------------------------------------------------------------------------
 EPOCH_MODULUS: Final = 256
