@@ -134,7 +134,7 @@ class SessionConfig(_Validated):
     ping_interval_s: float | None = field(default=PING_INTERVAL_S, metadata=_bounds())
     """When nothing was received from the peer for this long, send it a PING it must
     acknowledge (the heartbeat of an idle session, like websockets' ``ping_interval``), so a
-    vanished peer is noticed within ``ping_interval_s + dead_peer_timeout_s`` (15 s by default)
+    vanished peer is noticed within ``ping_interval_s + dead_peer_timeout_s`` (25 s by default)
     even when the application sends nothing. The peer only acknowledges it: one small record
     each way per interval. None: an idle session notices nothing until it sends."""
 

@@ -91,7 +91,7 @@ class MessageChannels:
         session_id: bytes,
         config: SessionConfig,
         streams: StreamTable,
-        events: deque[Event],
+        events: list[Event],
         counters: SessionCounters,
     ) -> None:
         self.session_id = session_id
@@ -103,8 +103,8 @@ class MessageChannels:
         self.precredited = 0  # early credit of the incomplete message being served
         self.held_early = 0  # early credit of complete messages the application has not taken
         self.early_stream: int | None = None  # the channel served early credit now
-        self._waiting: deque[int] = deque()  # channels whose head message waits for its turn
-        self._waiting_set: set[int] = set()
+        self._waiting: list[int] = []  # channels whose head message waits for its turn
+        self._waiting_set: dict[int, None] = {}  # a dict as a set: 64 bytes empty, not 216
 
     def _session_blocked(self) -> bool:
         limit = self.streams.max_data
@@ -174,8 +174,8 @@ class MessageChannels:
         for _ in range(len(self._waiting)):
             if self.early_stream is not None:
                 return
-            stream_id = self._waiting.popleft()
-            self._waiting_set.discard(stream_id)
+            stream_id = self._waiting.pop(0)
+            self._waiting_set.pop(stream_id, None)
             parser = self.parsers.get(stream_id)
             stream = self.streams.recv.get(stream_id)
             if parser is not None and stream is not None:
@@ -211,7 +211,7 @@ class MessageChannels:
             self.precredited + self.held_early + partial > self.config.max_message_size
         ):
             if stream_id not in self._waiting_set:
-                self._waiting_set.add(stream_id)
+                self._waiting_set[stream_id] = None
                 self._waiting.append(stream_id)
             return
         self.early_stream = stream_id

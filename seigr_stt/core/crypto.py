@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
 from nacl import bindings as _nacl
@@ -21,7 +22,7 @@ from nacl._sodium import lib as _sodium
 from nacl.exceptions import CryptoError as _NaclCryptoError
 from nacl.exceptions import RuntimeError as _NaclRuntimeError
 
-from seigr_stt.constants import KDF_PERSON, KEY_BYTES, MAC_BYTES
+from seigr_stt.constants import AEAD_CONTEXT_AFTER_CALLS, KDF_PERSON, KEY_BYTES, MAC_BYTES
 from seigr_stt.exceptions import DecryptError, InvalidPublicKey
 
 __all__ = [
@@ -91,8 +92,23 @@ _NONCE = struct.Struct("<4xQ")  # Noise's nonce: 4 zero bytes, then LE64(counter
 _nonce = _NONCE.pack
 
 
+def _nacl_seal(key: bytes, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
+    return bytes(
+        _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(bytes(plaintext), ad, _nonce(counter), key)
+    )
+
+
+def _nacl_open(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
+    try:
+        return bytes(
+            _nacl.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, _nonce(counter), key)
+        )
+    except (_NaclCryptoError, _NaclRuntimeError) as exc:
+        raise DecryptError("authentication failed") from exc
+
+
 class NaclAead:
-    """The pynacl backend (libsodium)."""
+    """The pynacl backend (libsodium): one-shot calls, no state beyond the key."""
 
     __slots__ = ("_key",)
 
@@ -104,24 +120,13 @@ class NaclAead:
 
     def encrypt(self, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
         """Seal ``plaintext`` with ``ad`` under record counter ``counter``."""
-        return bytes(
-            _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(
-                bytes(plaintext), ad, _nonce(counter), self._key
-            )
-        )
+        return _nacl_seal(self._key, counter, ad, plaintext)
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
         """Open what ``encrypt`` sealed; raises :class:`DecryptError` on any mismatch."""
         if len(ciphertext) < TAG_LEN:
             raise DecryptError("ciphertext shorter than its tag")
-        try:
-            return bytes(
-                _nacl.crypto_aead_chacha20poly1305_ietf_decrypt(
-                    ciphertext, ad, _nonce(counter), self._key
-                )
-            )
-        except (_NaclCryptoError, _NaclRuntimeError) as exc:
-            raise DecryptError("authentication failed") from exc
+        return _nacl_open(self._key, counter, ad, ciphertext)
 
 
 try:  # pragma: no branch - which one depends on the installation
@@ -133,30 +138,62 @@ except ImportError:  # pragma: no cover - exercised by the backend tests with th
 
 class PycaAead:
     """The pyca/cryptography backend (OpenSSL): about 2.5x faster per call for 64–1200-byte
-    records on our machines (docs/performance.md)."""
+    records on our machines (docs/performance.md).
 
-    __slots__ = ("_cipher", "_decrypt", "_encrypt")
+    Its OpenSSL context costs about 2.2 KiB of memory, held as long as the key, so it is made
+    only once the key has been used ``AEAD_CONTEXT_AFTER_CALLS`` times: until then each call is
+    libsodium's one-shot function (identical bytes, no state). A session that sends or receives
+    a handful of records per key epoch (an idle one) never holds a context; a busy key gets one
+    after its first few records.
+    """
+
+    __slots__ = ("_calls", "_decrypt", "_encrypt", "_key")
 
     def __init__(self, key: bytes) -> None:
-        self._cipher = _ChaCha(key)
-        # Bound once: the record path calls them per record.
-        self._encrypt = self._cipher.encrypt
-        self._decrypt = self._cipher.decrypt
+        self._key = key
+        self._calls = 0
+        self._encrypt: Callable[[bytes, bytes | bytearray, bytes], bytes] | None = None
+        self._decrypt: Callable[[bytes, bytes, bytes], bytes] | None = None
 
     def __repr__(self) -> str:
         return "PycaAead()"
 
+    def _context(self) -> bool:
+        """Count a call; make the OpenSSL context once the key is busy. True if it exists."""
+        if self._encrypt is not None:
+            return True
+        self._calls += 1
+        if self._calls <= AEAD_CONTEXT_AFTER_CALLS:
+            return False
+        cipher = _ChaCha(self._key)
+        # Bound once: the record path calls them per record.
+        self._encrypt = cipher.encrypt
+        self._decrypt = cipher.decrypt
+        return True
+
     def encrypt(self, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
         """Seal ``plaintext`` (bytes or a bytearray, read once) with ``ad`` under record counter
         ``counter``."""
-        return self._encrypt(_nonce(counter), plaintext, ad)
+        encrypt = self._encrypt
+        if encrypt is None:
+            if not self._context():
+                return _nacl_seal(self._key, counter, ad, plaintext)
+            encrypt = self._encrypt
+            assert encrypt is not None
+        return encrypt(_nonce(counter), plaintext, ad)
 
     def decrypt(self, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
         """Open what ``encrypt`` sealed; raises :class:`DecryptError` on any mismatch."""
         if len(ciphertext) < TAG_LEN:
             raise DecryptError("ciphertext shorter than its tag")
+        decrypt = self._decrypt
+        if decrypt is None:
+            if not self._context():
+                return _nacl_open(self._key, counter, ad, ciphertext)
+            decrypt = self._decrypt
+            assert decrypt is not None
         try:
-            return self._decrypt(_nonce(counter), ciphertext, ad)
+            return decrypt(_nonce(counter), ciphertext, ad)
         except _InvalidTag as exc:
             raise DecryptError("authentication failed") from exc
 

@@ -17,7 +17,6 @@ with ``CLOSE_PROTOCOL_ERROR``.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 
 from seigr_stt.config import SessionConfig
@@ -93,12 +92,49 @@ class Limit:
 class StreamTable:
     """Every stream of one session; see the module docstring."""
 
+    # Slots, and dicts as sets (an empty dict is 64 bytes, an empty set 216): every idle session
+    # holds one table (docs/performance.md, memory per idle session).
+    __slots__ = (
+        "_accepted",
+        "_blocked_on_session",
+        "_fin_reported",
+        "_order",
+        "_peer_streams_closed",
+        "_queued",
+        "_released_unaccepted",
+        "_sent_high",
+        "_session_fragments_max",
+        "_stream_fragments_max",
+        "channels_received",
+        "config",
+        "consumed",
+        "control",
+        "counters",
+        "credit_due",
+        "events",
+        "fragments",
+        "grant_credit",
+        "max_data",
+        "max_streams",
+        "next_stream_index",
+        "peer_max_data",
+        "peer_max_streams",
+        "peer_side",
+        "peer_streams_opened",
+        "recv",
+        "send",
+        "send_buffered",
+        "sent_data",
+        "session_id",
+        "side",
+    )
+
     def __init__(
         self,
         session_id: bytes,
         side: int,
         config: SessionConfig,
-        events: deque[Event],
+        events: list[Event],
         counters: SessionCounters,
     ) -> None:
         self.session_id = session_id
@@ -130,15 +166,16 @@ class StreamTable:
         self.consumed = 0
         self.peer_streams_opened = 0
         self._peer_streams_closed = 0  # released by the core and accepted by the application
-        self._accepted: set[int] = set()  # peer streams the application took, still live
-        self._released_unaccepted: set[int] = set()  # finished before the application took them
-        self._fin_reported: set[int] = set()
+        self._accepted: dict[int, None] = {}  # peer streams the application took, still live
+        self._released_unaccepted: dict[int, None] = {}  # finished before the app took them
+        self._fin_reported: dict[int, None] = {}
         # Sending: streams with data, in turn; credit and control frames waiting.
-        self._order: deque[int] = deque()
-        self._queued: set[int] = set()
-        self._blocked_on_session: set[int] = set()  # data within their credit, not the session's
-        self.credit_due: set[int] = set()  # receive streams whose credit must be announced
-        self.control: deque[ResetStream | StopSending] = deque()
+        # Lists, not deques: short queues, and an empty deque costs ~600 bytes per session.
+        self._order: list[int] = []
+        self._queued: dict[int, None] = {}
+        self._blocked_on_session: dict[int, None] = {}  # within stream credit, not session's
+        self.credit_due: dict[int, None] = {}  # receive streams whose credit must be announced
+        self.control: list[ResetStream | StopSending] = []
         self.send_buffered = 0  # sum of the send streams' buffered bytes
         #: Announce credit (False once the session is closing: data it receives is ignored).
         self.grant_credit = True
@@ -243,7 +280,7 @@ class StreamTable:
     def fin_to_report(self, stream_id: int, stream: ReceiveStream) -> bool:
         """Whether the end of byte stream ``stream_id`` is to be reported now (once)."""
         if stream.finished and stream_id not in self._fin_reported:
-            self._fin_reported.add(stream_id)
+            self._fin_reported[stream_id] = None
             return True
         return False
 
@@ -254,7 +291,7 @@ class StreamTable:
         a window, or at once when ``urgent`` and the peer has used all it was granted (early
         credit, §16.3: waiting for half a window could wait forever)."""
         if stream.consume(n, urgent=urgent) is not None:
-            self.credit_due.add(stream_id)
+            self.credit_due[stream_id] = None
         self.consumed += n
         window = self.config.session_window
         target = self.consumed + window
@@ -313,7 +350,7 @@ class StreamTable:
         if unread > 0:
             self.consume(frame.stream_id, stream, unread)
         self.events.append(StreamReset(self.session_id, frame.stream_id, frame.code, False))
-        self._fin_reported.add(frame.stream_id)
+        self._fin_reported[frame.stream_id] = None
         self.maybe_forget(frame.stream_id)
 
     def on_stop_sending(self, frame: StopSending) -> None:
@@ -342,7 +379,7 @@ class StreamTable:
             self.peer_max_data = frame.maximum
             # Only the streams that waited for session credit get a turn again: O(those), not
             # O(every stream) per frame (a record full of MAX_DATA must stay cheap).
-            blocked, self._blocked_on_session = self._blocked_on_session, set()
+            blocked, self._blocked_on_session = self._blocked_on_session, {}
             for stream_id in blocked:
                 self.schedule(stream_id)
 
@@ -403,7 +440,7 @@ class StreamTable:
             recv.reset_code = code
             self.fragments -= recv.fragments
             recv.discard_held()
-            self._fin_reported.add(stream_id)
+            self._fin_reported[stream_id] = None
 
     def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
         # The final size is what the peer may have received: the highest offset sent, not what
@@ -418,7 +455,7 @@ class StreamTable:
         if stream_id not in self._queued:
             stream = self.send.get(stream_id)
             if stream is not None and stream.has_pending():
-                self._queued.add(stream_id)
+                self._queued[stream_id] = None
                 self._order.append(stream_id)
 
     def next_stream_frame(self, room: int) -> Stream | None:
@@ -426,8 +463,8 @@ class StreamTable:
         within stream and session credit; None when no stream can send now."""
         order = self._order
         while order:
-            stream_id = order.popleft()
-            self._queued.discard(stream_id)
+            stream_id = order.pop(0)
+            self._queued.pop(stream_id, None)
             stream = self.send.get(stream_id)
             if stream is None:
                 continue
@@ -435,7 +472,7 @@ class StreamTable:
             chunk = stream.next_chunk(room, high + self.peer_max_data - self.sent_data)
             if chunk is None:
                 if stream.has_pending():  # within its own credit: the session's is missing
-                    self._blocked_on_session.add(stream_id)
+                    self._blocked_on_session[stream_id] = None
                 continue
             offset, data, fin = chunk
             end = offset + len(data)
@@ -457,7 +494,7 @@ class StreamTable:
             self.max_streams.sent = self.max_streams.value
             yield MaxStreams(self.max_streams.value)
         while self.credit_due:
-            stream_id = self.credit_due.pop()
+            stream_id = self.credit_due.popitem()[0]
             stream = self.recv.get(stream_id)
             if stream is not None and stream.final_size is None:
                 yield MaxStreamData(stream_id, stream.credit)
@@ -490,7 +527,7 @@ class StreamTable:
         elif isinstance(frame, MaxStreamData):
             stream = self.recv.get(frame.stream_id)
             if stream is not None and stream.final_size is None:
-                self.credit_due.add(frame.stream_id)
+                self.credit_due[frame.stream_id] = None
 
     def on_control_delivery(self, frame: Frame, acked: bool) -> None:
         """A RESET_STREAM or STOP_SENDING was lost: send it again."""
@@ -515,26 +552,26 @@ class StreamTable:
             del self.recv[stream_id]
             self.fragments -= recv.fragments
             self._sent_high.pop(stream_id, None)
-            self._fin_reported.discard(stream_id)
-            self.credit_due.discard(stream_id)
-            self._blocked_on_session.discard(stream_id)
+            self._fin_reported.pop(stream_id, None)
+            self.credit_due.pop(stream_id, None)
+            self._blocked_on_session.pop(stream_id, None)
             self.events.append(StreamReleased(self.session_id, stream_id))
             if stream_id & STREAM_SIDE_BIT == self.peer_side:
                 if stream_id in self._accepted:
-                    self._accepted.discard(stream_id)
+                    self._accepted.pop(stream_id, None)
                     self._peer_stream_done()
                 else:
-                    self._released_unaccepted.add(stream_id)
+                    self._released_unaccepted[stream_id] = None
 
     def accept(self, stream_id: int) -> None:
         """The application took the peer's stream ``stream_id`` (``incoming_streams``). The peer
         may open another only once one it opened is both accepted and finished: streams an
         application does not take hold back the peer (§16.2)."""
         if stream_id in self._released_unaccepted:
-            self._released_unaccepted.discard(stream_id)
+            self._released_unaccepted.pop(stream_id, None)
             self._peer_stream_done()
         elif stream_id in self.recv and stream_id & STREAM_SIDE_BIT == self.peer_side:
-            self._accepted.add(stream_id)
+            self._accepted[stream_id] = None
 
     def _peer_stream_done(self) -> None:
         self._peer_streams_closed += 1

@@ -12,7 +12,6 @@ records to send and the timers.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -62,7 +61,7 @@ class SessionLifecycle:
     config: SessionConfig
     created_at: float
     state: SessionState
-    events: deque[Event]
+    events: list[Event]
     counters: SessionCounters
     close_code: int | None
     close_reason: str

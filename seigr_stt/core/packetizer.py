@@ -9,7 +9,6 @@ survive loss is recorded with its delivery handler; recovery calls it back with 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from seigr_stt.constants import MAX_FRAMES_PER_RECORD, PACING_BURST_PACKETS
@@ -64,11 +63,12 @@ class RecordBuilder:
         self.timers = timers
         self.cc = NewReno(pmtu.size)
         self.pacer = Pacer(pmtu.size)
-        #: Frames sent once, never retransmitted: PING, DATAGRAM, CLOSE.
-        self.pending: deque[Frame] = deque()
+        #: Frames sent once, never retransmitted: PING, DATAGRAM, CLOSE, oldest first (a list:
+        #: an empty deque costs ~600 bytes per session; records take from it in slices).
+        self.pending: list[Frame] = []
         #: Frames with their own delivery handler, which sends them again if lost (the DH
-        #: ratchet's INIT and REPLY, §7.1).
-        self.reliable: deque[tuple[Frame, Handler]] = deque()
+        #: ratchet's INIT and REPLY, §7.1); rarely more than one.
+        self.reliable: list[tuple[Frame, Handler]] = []
         #: The latest PING token to answer (0: none): one PONG answers every PING before it.
         self.pong_token = 0
         #: Send a record even with nothing to say (key confirmation, a new epoch, keepalive).
@@ -195,25 +195,36 @@ class RecordBuilder:
                 size += frame_size(pong)
                 self.pong_token = 0
         pending = self.pending
-        while pending and len(frames) < MAX_FRAMES_PER_RECORD:
-            fsize = frame_size(pending[0])
-            if size + fsize > limit:
+        if pending:
+            taken = 0
+            room = MAX_FRAMES_PER_RECORD - len(frames)
+            full = False
+            for frame in pending:
+                if taken == room:
+                    break
+                fsize = frame_size(frame)
+                if size + fsize > limit:
+                    full = True
+                    break
+                frames.append((frame, None))
+                size += fsize
+                taken += 1
+            del pending[:taken]
+            if full:
                 return size
-            frames.append((pending.popleft(), None))
-            size += fsize
         reliable = self.reliable
         while reliable and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(reliable[0][0])
             if size + fsize > limit:
                 return size
-            frames.append(reliable.popleft())
+            frames.append(reliable.pop(0))
             size += fsize
         control = streams.control
         while control and len(frames) < MAX_FRAMES_PER_RECORD:
             fsize = frame_size(control[0])
             if size + fsize > limit:
                 return size
-            frames.append((control.popleft(), streams.on_control_delivery))
+            frames.append((control.pop(0), streams.on_control_delivery))
             size += fsize
         for frame in streams.credit_frames():
             fsize = frame_size(frame)

@@ -31,7 +31,6 @@ made the transition. Python cannot promise more: see docs/security.md, "Erasure"
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -99,7 +98,7 @@ class DhRatchet:
     def __init__(
         self,
         rng: Callable[[int], bytes] | None,
-        out: deque[tuple[Frame, Handler]],
+        out: list[tuple[Frame, Handler]],
         now: float,
         *,
         initiator: bool,

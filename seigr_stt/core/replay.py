@@ -2,10 +2,13 @@
 
 An RFC 6479 block bitmap, laid out like the replay filters of the Linux kernel's WireGuard and of
 wireguard-go: a ring of ``REPLAY_WINDOW_BLOCKS`` blocks of ``REPLAY_WINDOW_BLOCK_BITS`` bits each.
-Counter ``c`` lives in block ``(c >> 6) % 128`` at bit ``c & 63``. One block of the ring is the
-block the highest counter is in and is still filling, so the window proper spans the
-``REPLAY_WINDOW_PACKETS`` (8128) counters ending at the highest one: a counter ``c`` with
-``highest - c >= REPLAY_WINDOW_PACKETS`` is too old and is refused without looking at the bitmap.
+Counter ``c`` lives in block ``(c >> 6) % 128`` at bit ``c & 63``. The ring is held sparsely, as a
+dict of its non-zero blocks: an idle session's window (a handful of records per key epoch) costs
+one or two entries instead of a 128-slot list (docs/performance.md, memory per idle session).
+One block of the ring is the block the highest counter is in and is still filling, so the window
+proper spans the ``REPLAY_WINDOW_PACKETS`` (8128) counters ending at the highest one: a counter
+``c`` with ``highest - c >= REPLAY_WINDOW_PACKETS`` is too old and is refused without looking at
+the bitmap.
 
 Sans-I/O and single-threaded: the caller that shares one window between tasks or threads
 serialises the calls itself.
@@ -56,7 +59,7 @@ class ReplayWindow:
     __slots__ = ("_last", "_ring", "_started")
 
     _last: int
-    _ring: list[int]
+    _ring: dict[int, int]  # ring position -> block; absent means all zero
     _started: bool
 
     def __init__(self) -> None:
@@ -68,7 +71,7 @@ class ReplayWindow:
         # While nothing has been accepted, ``_last == 0`` over an all-zero ring behaves exactly like
         # "no highest yet": nothing is too old and every bit is clear.
         self._last = 0
-        self._ring = [0] * _RING_BLOCKS
+        self._ring = {}
         self._started = False
 
     @property
@@ -91,7 +94,8 @@ class ReplayWindow:
             return True
         if last - counter >= _WINDOW:
             return False
-        return not (self._ring[(counter >> _BLOCK_SHIFT) & _RING_MASK] >> (counter & _BIT_MASK)) & 1
+        block = self._ring.get((counter >> _BLOCK_SHIFT) & _RING_MASK, 0)
+        return not (block >> (counter & _BIT_MASK)) & 1
 
     def accept(self, counter: int) -> bool:
         """Record ``counter`` as seen, sliding the window forward if it is the new highest.
@@ -110,17 +114,18 @@ class ReplayWindow:
             diff = index - current
             if diff >= _RING_BLOCKS:
                 # The jump passes over the whole ring: nothing seen before is in the new window.
-                ring = self._ring = [0] * _RING_BLOCKS
-            else:
+                ring.clear()
+            elif ring:
                 # Clear the blocks the window moves onto; they still hold counters 8192 older.
+                pop = ring.pop
                 for i in range(current + 1, index + 1):
-                    ring[i & _RING_MASK] = 0
+                    pop(i & _RING_MASK, None)
             self._last = counter
         elif last - counter >= _WINDOW:
             return False
         index &= _RING_MASK
         bit = 1 << (counter & _BIT_MASK)
-        block = ring[index]
+        block = ring.get(index, 0)
         if block & bit:
             return False
         ring[index] = block | bit
@@ -129,7 +134,8 @@ class ReplayWindow:
 
     def snapshot(self) -> tuple[int | None, tuple[int, ...]]:
         """``(highest, bitmap blocks)``: equal snapshots mean equal windows."""
-        return self.highest, tuple(self._ring)
+        ring = self._ring
+        return self.highest, tuple(ring.get(i, 0) for i in range(_RING_BLOCKS))
 
     def __repr__(self) -> str:
         """Show the highest accepted counter only, never the bitmap."""

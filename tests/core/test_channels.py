@@ -4,8 +4,6 @@ stalling, capped per session."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 
 from seigr_stt.config import NodeConfig, SessionConfig
@@ -28,7 +26,7 @@ class Receiver:
     """The receiving side of one session's message channels (the initiator's)."""
 
     def __init__(self, config: SessionConfig = CONFIG) -> None:
-        self.events: deque[Event] = deque()
+        self.events: list[Event] = []
         counters = SessionCounters()
         self.streams = StreamTable(SID, 0, config, self.events, counters)
         self.channels = MessageChannels(SID, config, self.streams, self.events, counters)

@@ -41,6 +41,28 @@ def test_backends_produce_identical_records(plaintext: bytes, ad: bytes, counter
     assert crypto.aead_decrypt(KEY, counter, ad, sealed) == plaintext
 
 
+def test_a_cipher_gets_its_openssl_context_only_once_its_key_is_busy() -> None:
+    """Memory per idle session: the first AEAD_CONTEXT_AFTER_CALLS calls under a key are
+    libsodium one-shots; the next call makes the OpenSSL context. Bytes never change, and a
+    forgery is refused the same way before and after."""
+    from seigr_stt.constants import AEAD_CONTEXT_AFTER_CALLS
+
+    pyca, nacl = crypto.PycaAead(KEY), crypto.NaclAead(KEY)
+    done = 0  # calls made so far
+    for counter in range(AEAD_CONTEXT_AFTER_CALLS + 4):
+        assert (pyca._encrypt is not None) == (done > AEAD_CONTEXT_AFTER_CALLS)
+        plaintext = b"record %d" % counter
+        sealed = pyca.encrypt(counter, b"ad", plaintext)
+        assert sealed == nacl.encrypt(counter, b"ad", plaintext)
+        assert (pyca._encrypt is not None) == (done + 1 > AEAD_CONTEXT_AFTER_CALLS)
+        assert pyca.decrypt(counter, b"ad", sealed) == plaintext
+        with pytest.raises(crypto.DecryptError):
+            pyca.decrypt(counter, b"ad", sealed[:-1] + bytes([sealed[-1] ^ 1]))
+        done += 3
+    assert pyca._encrypt is not None
+    assert pyca._decrypt is not None
+
+
 def test_the_nonce_is_noises_four_zero_bytes_then_the_le64_counter() -> None:
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 

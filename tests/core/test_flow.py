@@ -4,8 +4,6 @@ in ``test_session_streams.py``."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 
 from seigr_stt.config import SessionConfig
@@ -49,8 +47,8 @@ SESSION_WINDOW = 3 * WINDOW
 CONFIG = SessionConfig(stream_window=WINDOW, session_window=SESSION_WINDOW)
 
 
-def table(side: int = 0, config: SessionConfig = CONFIG) -> tuple[StreamTable, deque[Event]]:
-    events: deque[Event] = deque()
+def table(side: int = 0, config: SessionConfig = CONFIG) -> tuple[StreamTable, list[Event]]:
+    events: list[Event] = []
     return StreamTable(SID, side, config, events, SessionCounters()), events
 
 

@@ -5,8 +5,6 @@ do)."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 
 from seigr_stt.config import SessionConfig
@@ -51,7 +49,7 @@ class Builder:
         self.acks = AckTracker()
         self.recovery = LossRecovery()
         self.counters = SessionCounters()
-        self.events: deque[Event] = deque()
+        self.events: list[Event] = []
         self.streams = StreamTable(SID, 0, CONFIG, self.events, self.counters)
         self.pmtu = PathMtuProber(record_size, 0)
         self.timers = SessionTimers(CONFIG, T0)

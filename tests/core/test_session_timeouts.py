@@ -366,9 +366,9 @@ def test_the_responder_finds_a_vanished_initiator_too() -> None:
     net = pair.net
     start = max(pair.sb.timers.last_received_at or 0.0, pair.sb.created_at)
     net.kill(pair.a)
-    net.run(30.0)
+    net.run(40.0)
     [(t, closed)] = pair.b.timed_events_of(SessionClosed)
     assert (closed.code, closed.by_peer) == (CLOSE_DEAD_PEER, False)
     limit = start + RESPONDER_HEARTBEAT_FACTOR * PING_INTERVAL_S + DEAD_PEER_TIMEOUT_S
     assert t == pytest.approx(limit, abs=0.1)
-    assert t - start < 20.0
+    assert t - start < 35.0

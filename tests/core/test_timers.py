@@ -135,7 +135,7 @@ def test_last_active_is_the_later_of_sent_and_received() -> None:
 
 def test_repr_names_the_armed_deadlines() -> None:
     timers = SessionTimers(SessionConfig(session_idle_timeout_s=30.0), T0)
-    assert repr(timers) == "SessionTimers(idle_at=1030.000, heartbeat_at=1005.000)"
+    assert repr(timers) == "SessionTimers(idle_at=1030.000, heartbeat_at=1015.000)"
     timers.on_record_sent(T0, ack_eliciting=True)
     assert "dead_peer_at=1010.000" in repr(timers)
 
