@@ -498,12 +498,13 @@ class STTNode(EventSource):
         )
         self._sessions[event.session_id] = session
         self.session_manager.track(session)
-        session.log.info(
-            "session established with %s over %s (%s)",
-            event.peer_node_id.hex()[:16],
-            transport,
-            "initiator" if event.initiator else "responder",
-        )
+        if self.logger.isEnabledFor(logging.INFO):  # a session's log adapter is made on use
+            session.log.info(
+                "session established with %s over %s (%s)",
+                event.peer_node_id.hex()[:16],
+                transport,
+                "initiator" if event.initiator else "responder",
+            )
         if event.handle is not None:
             future = self._connects.pop(event.handle, None)
             if future is not None and not future.done():

@@ -95,6 +95,20 @@ class PeerSession(STTSession):
     peers connecting to a server-mode node.
     """
 
+    __slots__ = (
+        "_core",
+        "_datagram_queue",
+        "_datagrams_lost",
+        "_driver",
+        "_hooks",
+        "_inbox",
+        "_incoming_queue",
+        "_pings",
+        "_ratchet_waiters",
+        "_rotation_waiters",
+        "_streams",
+    )
+
     def __init__(
         self,
         driver: Driver,

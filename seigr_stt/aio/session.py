@@ -103,6 +103,8 @@ class EventSource:
     """``once()`` and ``wait_for()`` on top of a class's ``on()``/``off()`` (the node and each
     session), as pywebtransport's event emitter offers them."""
 
+    __slots__ = ()
+
     def on(self, kind: str, listener: Listener) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -180,6 +182,32 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
 class STTSession(EventSource, ABC):
     """One session as the application sees it; see the module docstring."""
 
+    # Slots: an idle session should cost little memory (docs/performance.md); "__dict__" keeps
+    # an application free to set its own attributes on a session (made only when it does).
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_capabilities",
+        "_closed",
+        "_ended",
+        "_listeners",
+        "_log",
+        "_logger",
+        "_on_closed",
+        "_peer_node_id",
+        "_recorded",
+        "_recorded_at",
+        "_session_id",
+        "_transport_type",
+        "close_code",
+        "close_reason",
+        "closed_at",
+        "closed_by_peer",
+        "created_at",
+        "last_key_rotation",
+        "ready_at",
+    )
+
     def __init__(
         self,
         session_id: bytes,
@@ -198,8 +226,9 @@ class STTSession(EventSource, ABC):
         self._on_closed = on_closed
         self.created_at = created_at
         self.last_key_rotation = created_at
-        #: Frames the application recorded itself (``record_frame_sent`` and friends).
-        self._recorded = SessionCounters()
+        #: Frames the application recorded itself (``record_frame_sent`` and friends); made
+        #: on the first record.
+        self._recorded: SessionCounters | None = None
         self._recorded_at: float | None = None
         self._closed: asyncio.Future[None] | None = None
         self._ended = False
@@ -213,9 +242,17 @@ class STTSession(EventSource, ABC):
         self.ready_at: float | None = created_at
         #: Unix time the session closed; None while open.
         self.closed_at: float | None = None
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners: dict[str, list[Listener]] | None = None  # made by the first on()
         self._logger = logger or _log
-        self.log = SessionLog(self._logger, {"sid": session_id.hex()[:8]}, self)
+        self._log: SessionLog | None = None
+
+    @property
+    def log(self) -> SessionLog:
+        """This session's logger adapter: the node's logger, with the short session id."""
+        log = self._log
+        if log is None:
+            log = self._log = SessionLog(self._logger, {"sid": self._session_id.hex()[:8]}, self)
+        return log
 
     def __repr__(self) -> str:
         return (
@@ -408,6 +445,8 @@ class STTSession(EventSource, ABC):
             )
         if not callable(listener):
             raise TypeError(f"listener must be callable, not {type(listener).__name__}")
+        if self._listeners is None:
+            self._listeners = {}
         self._listeners.setdefault(kind, []).append(listener)
 
     def off(self, kind: str, listener: Listener) -> None:
@@ -417,14 +456,14 @@ class STTSession(EventSource, ABC):
             raise ConfigError(
                 f"unknown session event kind {kind!r}; expected one of {SESSION_EVENT_KINDS}"
             )
-        listeners = self._listeners.get(kind, [])
+        listeners = self._listeners.get(kind, []) if self._listeners is not None else []
         if listener not in listeners:
             raise ValueError(f"listener {listener!r} is not registered for {kind!r}")
         listeners.remove(listener)
 
     def _notify(self, event: NodeEvent) -> None:
         """Call this session's listeners of ``event.kind``."""
-        listeners = self._listeners.get(event.kind)
+        listeners = self._listeners.get(event.kind) if self._listeners is not None else None
         if listeners:
             call_listeners(listeners, event, self._logger)
 
@@ -458,7 +497,11 @@ class STTSession(EventSource, ABC):
         """A frozen snapshot of the session's figures (see :class:`SessionStats` for units).
         Counters add what the protocol counted and what the application recorded itself."""
         snap = self._snapshot()
-        counts = {f.name: getattr(self._recorded, f.name) for f in fields(SessionCounters)}
+        recorded = self._recorded
+        counts = {
+            f.name: 0 if recorded is None else getattr(recorded, f.name)
+            for f in fields(SessionCounters)
+        }
         if snap is not None:
             for name in counts:
                 counts[name] += getattr(snap.counters, name)
@@ -556,26 +599,34 @@ class STTSession(EventSource, ABC):
         """The application recorded traffic (a manual session's only activity)."""
         self._recorded_at = self._now_unix()
 
+    def _counters(self) -> SessionCounters:
+        recorded = self._recorded
+        if recorded is None:
+            recorded = self._recorded = SessionCounters()
+        return recorded
+
     def record_frame_sent(self, payload_size: int) -> None:
         """Count one frame of ``payload_size`` bytes as sent (the node counts its own traffic;
         this adds what the application wants counted too)."""
-        self._recorded.packets_sent += 1
-        self._recorded.bytes_sent += payload_size
+        recorded = self._counters()
+        recorded.packets_sent += 1
+        recorded.bytes_sent += payload_size
         self._recorded_activity()
 
     def record_frame_received(self, payload_size: int) -> None:
         """Count one frame of ``payload_size`` bytes as received."""
-        self._recorded.packets_received += 1
-        self._recorded.bytes_received += payload_size
+        recorded = self._counters()
+        recorded.packets_received += 1
+        recorded.bytes_received += payload_size
         self._recorded_activity()
 
     def record_send_error(self) -> None:
         """Count one send error."""
-        self._recorded.send_errors += 1
+        self._counters().send_errors += 1
 
     def record_receive_error(self) -> None:
         """Count one receive error."""
-        self._recorded.receive_errors += 1
+        self._counters().receive_errors += 1
 
     # -- closing ------------------------------------------------------------------------------
     @staticmethod

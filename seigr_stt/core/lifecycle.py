@@ -52,6 +52,17 @@ class SessionLifecycle:
     """The application-facing half of a session; see the module docstring. Its attributes are
     set by :class:`~seigr_stt.core.session.Session`."""
 
+    __slots__ = (
+        "_close_after_flush",
+        "_close_attempts",
+        "_ping_token",
+        "close_code",
+        "close_reason",
+        "closed_by_peer",
+        "handle",
+        "state",
+    )
+
     session_id: bytes
     peer_node_id: bytes
     initiator: bool

@@ -88,6 +88,40 @@ __all__ = ["FRAME_HANDLERS", "MAX_CHANNEL", "STATE_TRANSITIONS", "Session"]
 class Session(SessionLifecycle):
     """The protocol state of one session; see the module docstring for the driving contract."""
 
+    # Slots: with this many attributes an instance dict costs ~1.6 KiB per session
+    # (docs/performance.md, memory per idle session). "__dict__" is made only if a tool or test
+    # sets an attribute of its own (a bench timing a method, a hostile member's leniency).
+    __slots__ = (
+        "__dict__",
+        "_on_change",
+        "_record_addr",
+        "acks",
+        "addr",
+        "channels",
+        "config",
+        "counters",
+        "created_at",
+        "events",
+        "final_digest",
+        "initiator",
+        "keys",
+        "link",
+        "local_index",
+        "packetizer",
+        "path",
+        "peer_capabilities",
+        "peer_index",
+        "peer_node_id",
+        "peer_static",
+        "pmtu",
+        "ratchet",
+        "recovery",
+        "rotation",
+        "session_id",
+        "streams",
+        "timers",
+    )
+
     def __init__(
         self,
         result: HandshakeResult,

@@ -235,6 +235,7 @@ async def test_wait_for_an_event_with_a_condition_and_a_timeout(make_node: NodeF
     session, peer = await connect(client, server, "udp")
     with pytest.raises(TimeoutError):
         await session.wait_for("key_rotated", timeout=0.05)
+    assert session._listeners is not None  # wait_for registered, then removed its listener
     assert session._listeners.get("key_rotated") == []  # nothing left registered
     second_rotation = asyncio.create_task(
         peer.wait_for("key_rotated", condition=lambda event: event.key_version == 2)
