@@ -132,8 +132,10 @@ class PeerSession(STTSession):
         # Made when the handshake completed (keys confirmed): ACTIVE from now on. created_at is
         # when the core session was made (for the initiator, when it sent FINAL).
         self.ready_at = driver.unix_now()
-        self._rotation_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._ratchet_waiters: list[tuple[int, asyncio.Future[None]]] = []  # fresh_dh=True
+        # Tuples (the empty one is shared) and dicts made on first use: an idle session should
+        # cost little memory (docs/performance.md, scale).
+        self._rotation_waiters: tuple[tuple[int, asyncio.Future[None]], ...] = ()
+        self._ratchet_waiters: tuple[tuple[int, asyncio.Future[None]], ...] = ()  # fresh_dh
         # Created on first use: most sessions never carry datagrams or peer-opened streams, and
         # an idle session should cost little memory (docs/performance.md, scale).
         self._datagram_queue: Inbox[bytes] | None = None
@@ -142,8 +144,8 @@ class PeerSession(STTSession):
         # until then its messages go to node.receive().
         self._inbox: Inbox[tuple[ReceivedPacket, int]] | None = None
         self._datagrams_lost = 0
-        self._pings: dict[int, asyncio.Future[float]] = {}
-        self._streams: dict[int, STTStream] = {}
+        self._pings: dict[int, asyncio.Future[float]] | None = None
+        self._streams: dict[int, STTStream] | None = None
         # The core session object outlives its place in the endpoint's table: once closed it
         # still answers state, key version and figures (its keys are erased).
         self._core = core
@@ -216,7 +218,7 @@ class PeerSession(STTSession):
         return self._datagrams_lost
 
     def _streams_live(self) -> int:
-        return len(self._streams)
+        return 0 if self._streams is None else len(self._streams)
 
     def _stream_info(self) -> dict[str, Any]:
         """What this session's streams answer in ``get_extra_info``."""
@@ -344,13 +346,16 @@ class PeerSession(STTSession):
         started = self._driver.now()
         token = core.ping(started)
         future: asyncio.Future[float] = loop.create_future()
-        self._pings[token] = future
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
+        pings[token] = future
         self._driver.transmit_soon()
         try:
             async with asyncio.timeout(timeout):
                 return await future - started
         finally:
-            self._pings.pop(token, None)
+            pings.pop(token, None)
 
     # -- byte streams -------------------------------------------------------------------------
     async def open_stream(self, *, unidirectional: bool = False) -> STTStream:
@@ -365,7 +370,7 @@ class PeerSession(STTSession):
         if not isinstance(unidirectional, bool):
             raise TypeError(f"unidirectional must be a bool, not {type(unidirectional).__name__}")
         stream_id = self._active_core().open_stream(self._driver.now(), unidirectional)
-        stream = self._streams[stream_id] = STTStream(
+        stream = self._stream_table()[stream_id] = STTStream(
             self._driver,
             self._session_id,
             stream_id,
@@ -408,11 +413,11 @@ class PeerSession(STTSession):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if fresh_dh:
             target = core.request_ratchet(self._driver.now())
-            self._ratchet_waiters.append((target, future))
+            self._ratchet_waiters += ((target, future),)
             what = "a DH ratchet"
         else:
             target = core.request_rotation(self._driver.now())
-            self._rotation_waiters.append((target, future))
+            self._rotation_waiters += ((target, future),)
             what = f"key version {target}"
         self._driver.transmit_soon()
         self._resolve_rotations(core.confirmed_key_version)
@@ -423,8 +428,8 @@ class PeerSession(STTSession):
         finally:
             if not future.done():
                 future.cancel()
-            self._rotation_waiters = [(t, f) for t, f in self._rotation_waiters if f is not future]
-            self._ratchet_waiters = [(t, f) for t, f in self._ratchet_waiters if f is not future]
+            self._rotation_waiters = tuple(w for w in self._rotation_waiters if w[1] is not future)
+            self._ratchet_waiters = tuple(w for w in self._ratchet_waiters if w[1] is not future)
         return self.session_key
 
     def _resolve_rotations(self, confirmed: int) -> None:
@@ -479,7 +484,7 @@ class PeerSession(STTSession):
     def _on_pong(self, event: PongReceived) -> None:
         # A PONG answers every PING up to its token (the peer answers the latest one).
         now = self._driver.now()
-        for token, future in self._pings.items():
+        for token, future in (self._pings or {}).items():
             if token <= event.token and not future.done():
                 future.set_result(now)
 
@@ -491,23 +496,29 @@ class PeerSession(STTSession):
             opened_by_peer=True,
             info=self._stream_info,
         )
-        self._streams[event.stream_id] = stream
+        self._stream_table()[event.stream_id] = stream
         self._incoming().put(stream)
 
+    def _stream_table(self) -> dict[int, STTStream]:
+        streams = self._streams
+        if streams is None:
+            streams = self._streams = {}
+        return streams
+
     def _on_stream_data(self, event: StreamDataReceived) -> None:
-        stream = self._streams.get(event.stream_id)
+        stream = self._stream_table().get(event.stream_id)
         if stream is not None:
             stream.handle_data(event.data, event.fin)
 
     def _on_stream_reset(self, event: StreamReset) -> None:
-        stream = self._streams.get(event.stream_id)
+        stream = self._stream_table().get(event.stream_id)
         if stream is not None:
             stream.handle_reset(event.code, event.sending)
 
     def _on_stream_released(self, event: StreamReleased) -> None:
         # Finished both ways: the core forgot it, so do we. The application keeps what it
         # holds of the stream (its unread bytes stay readable); nothing more arrives for it.
-        stream = self._streams.pop(event.stream_id, None)
+        stream = self._stream_table().pop(event.stream_id, None)
         if stream is not None:
             stream.handle_released()
 
@@ -552,13 +563,13 @@ class PeerSession(STTSession):
         for inbox in (self._datagram_queue, self._incoming_queue, self._inbox):
             if inbox is not None:
                 inbox.close()
-        for ping in self._pings.values():
+        for ping in (self._pings or {}).values():
             if not ping.done():
                 ping.set_exception(SessionClosedError("session closed", code, reason, by_peer))
         error = SessionClosedError(
             f"session {self._session_id.hex()} closed", code, reason, by_peer
         )
-        for stream in self._streams.values():
+        for stream in (self._streams or {}).values():
             stream.handle_session_closed(error)
         self._finish(code, reason, by_peer)
         self._tell(

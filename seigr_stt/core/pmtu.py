@@ -11,6 +11,8 @@ size and probing resumes after a pause. Nothing here reads a clock.
 
 from __future__ import annotations
 
+import functools
+
 from seigr_stt.constants import (
     PMTU_BLACK_HOLE_PTOS,
     PMTU_MAX_PROBES,
@@ -22,34 +24,42 @@ from seigr_stt.constants import (
 __all__ = ["PathMtuProber"]
 
 
+@functools.lru_cache(maxsize=64)
+def _ladder(base: int, probe_max: int) -> tuple[int, ...]:
+    """The probe sizes above ``base`` up to ``probe_max``, smallest first."""
+    return tuple(s for s in PMTU_PROBE_SIZES if base < s <= probe_max)
+
+
 class PathMtuProber:
     """The record size of one session and its probes. ``record_size`` is the size records use
     now; :meth:`probe_size` says when to probe and at what size."""
 
-    __slots__ = ("_failures", "_ladder", "_resume_at", "_sizes", "base", "probe_counter", "size")
+    __slots__ = ("_failures", "_next", "_resume_at", "_sizes", "base", "probe_counter", "size")
 
     def __init__(self, base: int, probe_max: int) -> None:
         self.base = base  # what every path carries; probes go above
         self.size = base
-        self._sizes = tuple(s for s in PMTU_PROBE_SIZES if base < s <= probe_max)
-        self._ladder = list(self._sizes)
+        # The sizes to try in turn (one tuple shared by every session of a link) and the index
+        # of the next: a per-session list cost ~190 bytes (docs/performance.md, memory).
+        self._sizes = _ladder(base, probe_max)
+        self._next = 0
         self.probe_counter: int | None = None  # the record counter of the probe in flight
         self._failures = 0  # consecutive lost probes at the current size
         self._resume_at = 0.0
 
     def __repr__(self) -> str:
-        return f"PathMtuProber(size={self.size}, next={self._ladder[:1]})"
+        return f"PathMtuProber(size={self.size}, next={list(self._sizes[self._next :][:1])})"
 
     def probe_size(self, send_buffered: int, now: float) -> int | None:
         """The size to pad a probe to now, or None. Probes go out only when bulk data waits:
         larger records pay off there, and idle or chatty sessions send no padding at all."""
         if (
-            self._ladder
+            self._next < len(self._sizes)
             and self.probe_counter is None
             and send_buffered > PMTU_PROBE_AFTER_RECORDS * self.size
             and now >= self._resume_at
         ):
-            return self._ladder[0]
+            return self._sizes[self._next]
         return None
 
     def on_probe_sent(self, counter: int) -> None:
@@ -63,8 +73,8 @@ class PathMtuProber:
             return False
         self.probe_counter = None
         self._failures = 0
-        if self._ladder:
-            self._ladder.pop(0)
+        if self._next < len(self._sizes):
+            self._next += 1
         self.size = max(self.size, size)
         return True
 
@@ -76,7 +86,7 @@ class PathMtuProber:
         self.probe_counter = None
         self._failures += 1
         if self._failures >= PMTU_MAX_PROBES:
-            self._ladder.clear()
+            self._next = len(self._sizes)
         return True
 
     def on_probe_timeout(self, pto_count: int, now: float) -> bool:
@@ -87,7 +97,7 @@ class PathMtuProber:
         # Fall back to the size every path carries and probe again after a pause; a real black
         # hole then fails its probes and probing stops.
         self.size = self.base
-        self._ladder = list(self._sizes)
+        self._next = 0
         self.probe_counter = None
         self._failures = 0
         self._resume_at = now + PMTU_REPROBE_AFTER_S

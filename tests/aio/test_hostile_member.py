@@ -344,7 +344,7 @@ async def test_streams_opened_and_reset_leave_nothing_behind(arena: Arena) -> No
         assert isinstance(peer, PeerSession)
         core = member.server_core.streams
         queued = len(peer._incoming_queue) if peer._incoming_queue is not None else 0
-        return [len(peer._streams), queued, len(core.recv), len(core.send)]
+        return [peer._streams_live(), queued, len(core.recv), len(core.send)]
 
     async def serve() -> None:
         nonlocal served, live_max
