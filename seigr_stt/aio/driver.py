@@ -164,17 +164,31 @@ class Driver:
         udp = self.udp
         self._note_refusals()
         debug = self._debug = self._records_log.isEnabledFor(logging.DEBUG)
+        # Consecutive UDP datagrams to one address go to the socket together (one system call
+        # where the kernel offers segmentation offload); the order of everything is kept.
+        run: list[bytes] = []
+        run_addr: tuple[str, int] = ("", 0)
         for packet, addr in endpoint.datagrams_to_send(now):
             if debug:
                 self._log_record("sent", packet, addr)
+            if udp is not None and isinstance(addr, tuple):
+                if run and addr != run_addr:
+                    udp.send_many(run, run_addr)
+                    run = []
+                run_addr = addr
+                run.append(packet)
+                continue
+            if run and udp is not None:
+                udp.send_many(run, run_addr)
+                run = []
             if isinstance(addr, WSLink):
                 addr.send(packet)
-            elif udp is not None and isinstance(addr, tuple):
-                udp.sendto(packet, addr)
             elif isinstance(addr, RelayAddress):
                 relay = self.relays.get(addr.relay)
                 if relay is not None:
                     relay.send_to(addr.node_id, packet)
+        if run and udp is not None:
+            udp.send_many(run, run_addr)
         for event in endpoint.events_received():
             self._route(event)
         # Wake everything waiting for acknowledgements or credit (backpressure, drain()).

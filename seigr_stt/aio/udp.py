@@ -5,6 +5,16 @@ per loop iteration, which starves a receiver behind a fast sender). Writing goes
 ``sendto``; when the kernel buffer is full, datagrams wait in a bounded queue flushed by a writer
 callback, and :meth:`UDPTransport.wait_writable` lets senders pause (backpressure).
 
+Batching on Linux: :meth:`UDPTransport.send_many` hands a run of equal-sized datagrams to one
+address to the kernel in one ``sendmsg`` with ``UDP_SEGMENT`` (generic segmentation offload: one
+system call and one trip through the stack for up to ``GSO_MAX_SEGMENTS`` datagrams), and the
+socket asks for ``UDP_GRO``: the kernel may then hand over several datagrams of one sender at
+once, which the reader splits again at the segment size it reports. Datagrams on the wire are
+the same either way. Where the kernel lacks either option, or a send with it fails (a device
+without checksum offload answers EIO), the transport falls back to one ``sendto`` per datagram
+and plain reads, and says so in :attr:`UDPTransport.gso` / :attr:`UDPTransport.gro`. The
+environment variable ``SEIGR_STT_NO_UDP_OFFLOAD`` turns both off for the whole process.
+
 Event loops without ``loop.add_reader`` (the Proactor loop, Windows' default) raise
 NotImplementedError there; :meth:`UDPTransport.bind` then falls back to the standard
 ``loop.create_datagram_endpoint`` on the same socket: one datagram per callback, the batch end
@@ -15,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
+import os
 import socket
+import struct
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +49,13 @@ MAX_DATAGRAM = 65535
 ENDPOINT_HIGH_WATER_BYTES = 4 * 1024 * 1024
 #: With the datagram-endpoint fallback: beyond this buffered, datagrams are dropped and counted.
 ENDPOINT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
+#: Set (to anything) in the environment, this turns segmentation and receive offload off for
+#: every UDP socket the process binds: for comparing, or for a path that mishandles them.
+NO_OFFLOAD_ENV = "SEIGR_STT_NO_UDP_OFFLOAD"
+#: The most datagrams in one segmentation-offload send (Linux's UDP_MAX_SEGMENTS is 64 or more).
+GSO_MAX_SEGMENTS = 64
+#: The most payload bytes in one segmentation-offload send (one IP packet before segmentation).
+GSO_MAX_BYTES = 65000
 
 
 def _socket_option(name: str, linux_value: int) -> int | None:
@@ -53,6 +73,30 @@ _IP_MTU_DISCOVER = _socket_option("IP_MTU_DISCOVER", 10)
 _IP_PMTUDISC_DO = _socket_option("IP_PMTUDISC_DO", 2)
 _IPV6_MTU_DISCOVER = _socket_option("IPV6_MTU_DISCOVER", 23)
 _IPV6_DONTFRAG = _socket_option("IPV6_DONTFRAG", 62)
+_SOL_UDP = _socket_option("SOL_UDP", 17)
+_UDP_SEGMENT = _socket_option("UDP_SEGMENT", 103)
+_UDP_GRO = _socket_option("UDP_GRO", 104)
+#: Room for the UDP_GRO control message (an int: the segment size) in recvmsg.
+_GRO_CMSG_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
+#: Errors by which a kernel refuses segmentation offload for a send (not the datagrams' fault).
+_GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT})
+
+
+def _offloads(sock: socket.socket) -> tuple[bool, bool]:
+    """Whether the kernel offers UDP segmentation offload on ``sock``, and whether it accepted
+    receive offload (``UDP_GRO``, then set). Errors mean no."""
+    if _SOL_UDP is None or not hasattr(sock, "sendmsg") or not hasattr(sock, "recvmsg"):
+        return False, False
+    gso = gro = False
+    if _UDP_SEGMENT is not None:
+        with contextlib.suppress(OSError):
+            sock.getsockopt(_SOL_UDP, _UDP_SEGMENT)
+            gso = True
+    if _UDP_GRO is not None and _GRO_CMSG_SPACE:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+            gro = True
+    return gso, gro
 
 
 def _dont_fragment(sock: socket.socket, family: int) -> None:
@@ -127,6 +171,13 @@ class UDPTransport:
         self._endpoint: asyncio.DatagramTransport | None = None
         self._batch_pending = False
         self._endpoint_buffered: Callable[[], int] = lambda: 0
+        #: Sends of several datagrams in one ``sendmsg`` (segmentation offload); see the module
+        #: docstring. Both False until :meth:`bind` finds the kernel offers them.
+        self.gso = False
+        #: Reads that may carry several datagrams of one sender (receive offload).
+        self.gro = False
+        self.gso_sends = 0  # sendmsg calls that carried more than one datagram
+        self.gro_reads = 0  # reads that the kernel had coalesced (more than one datagram)
         if _register:
             loop.add_reader(sock.fileno(), self._read_ready)
 
@@ -159,11 +210,15 @@ class UDPTransport:
         port: int,
         on_datagram: Callable[[bytes, Address], None],
         on_batch_end: Callable[[], None] | None = None,
+        *,
+        offload: bool = True,
     ) -> UDPTransport:
         """Bind ``host:port`` (port 0 picks a free one) and start reading.
 
         ``on_datagram`` runs for each datagram of a batch read in one wake-up, then
-        ``on_batch_end`` once (the adapter's drain point goes there).
+        ``on_batch_end`` once (the adapter's drain point goes there). ``offload=False`` keeps
+        the portable path (one system call per datagram) even where the kernel offers
+        segmentation and receive offload.
         """
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -184,6 +239,8 @@ class UDPTransport:
             sock.bind(sockaddr)
             transport = cls(loop, sock, on_datagram, on_batch_end, _register=False)
             await transport._start()
+            if offload and transport._endpoint is None and not os.environ.get(NO_OFFLOAD_ENV):
+                transport.gso, transport.gro = _offloads(sock)
         except BaseException:
             sock.close()
             raise
@@ -195,6 +252,9 @@ class UDPTransport:
         return self._address
 
     def _read_ready(self) -> None:
+        if self.gro:
+            self._read_coalesced()
+            return
         received = 0
         try:
             for _ in range(READ_BATCH):
@@ -207,6 +267,41 @@ class UDPTransport:
                     continue
                 received += 1
                 self._on_datagram(data, (str(addr[0]), int(addr[1])))
+        finally:
+            self.datagrams_received += received
+            if received and self._on_batch_end is not None and not self.closed:
+                self._on_batch_end()
+
+    def _read_coalesced(self) -> None:
+        """:meth:`_read_ready` with receive offload: a read may hold several datagrams of one
+        sender, each ``segment`` bytes but the last; they are handed over one by one."""
+        received = 0
+        sock = self._sock
+        on_datagram = self._on_datagram
+        try:
+            for _ in range(READ_BATCH):
+                try:
+                    data, ancillary, _, addr = sock.recvmsg(MAX_DATAGRAM, _GRO_CMSG_SPACE)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    continue  # ICMP errors, as in the plain reader
+                source = (str(addr[0]), int(addr[1]))
+                segment = 0
+                for level, kind, value in ancillary:
+                    if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= 4:
+                        segment = struct.unpack("=i", value[:4])[0]
+                if segment <= 0 or segment >= len(data):
+                    received += 1
+                    on_datagram(data, source)
+                    continue
+                self.gro_reads += 1
+                view = memoryview(data)
+                for start in range(0, len(data), segment):
+                    received += 1
+                    on_datagram(bytes(view[start : start + segment]), source)
+                    if self.closed:
+                        return
         finally:
             self.datagrams_received += received
             if received and self._on_batch_end is not None and not self.closed:
@@ -262,6 +357,55 @@ class UDPTransport:
         if not self._writing:
             self._writing = True
             self._loop.add_writer(self._sock.fileno(), self._write_ready)
+
+    def send_many(self, packets: list[bytes], addr: Address) -> None:
+        """Send ``packets`` to ``addr`` in order: runs of equal-sized datagrams (the last of a run
+        may be shorter) in one ``sendmsg`` each where segmentation offload is on, else as
+        :meth:`sendto` one by one. Queues, counts and drops exactly as :meth:`sendto` does."""
+        if not self.gso or self._queue or self.closed or len(packets) < 2:
+            for packet in packets:
+                self.sendto(packet, addr)
+            return
+        assert _SOL_UDP is not None  # gso is True only with both options named
+        assert _UDP_SEGMENT is not None
+        sock = self._sock
+        count = len(packets)
+        i = 0
+        while i < count:
+            size = len(packets[i])
+            j = i + 1
+            total = size
+            limit = min(count, i + GSO_MAX_SEGMENTS)
+            while j < limit and total + len(packets[j]) <= GSO_MAX_BYTES:
+                length = len(packets[j])
+                if length > size:
+                    break
+                total += length
+                j += 1
+                if length < size:
+                    break  # a shorter datagram ends the run
+            try:
+                if j - i == 1:
+                    sock.sendto(packets[i], addr)
+                else:
+                    segment = struct.pack("=H", size)
+                    sock.sendmsg(packets[i:j], [(_SOL_UDP, _UDP_SEGMENT, segment)], 0, addr)
+                    self.gso_sends += 1
+            except (BlockingIOError, InterruptedError):
+                for packet in packets[i:]:
+                    self.sendto(packet, addr)  # the kernel buffer is full: the queue takes over
+                return
+            except OSError as exc:
+                if j - i > 1 and exc.errno in _GSO_REFUSED:
+                    self.gso = False  # this path cannot offload: one datagram per call from now
+                    for packet in packets[i:]:
+                        self.sendto(packet, addr)
+                    return
+                self.send_errors += j - i
+                i = j
+                continue
+            self.datagrams_sent += j - i
+            i = j
 
     def _write_ready(self) -> None:
         while self._queue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import sys
@@ -524,3 +525,153 @@ def test_pmtu_options_are_linux_numbers_only_on_linux(monkeypatch: pytest.Monkey
     monkeypatch.setattr(socket, "IP_MTU_DISCOVER", 10, raising=False)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert udp._socket_option("IP_MTU_DISCOVER", 99) == 10  # the module's own constant wins
+
+
+# -- segmentation and receive offload (Linux) -----------------------------------------------------
+def burst() -> list[bytes]:
+    """Ten 1200-byte datagrams and a shorter last one: one run for segmentation offload."""
+    return [bytes([i]) * 1200 for i in range(10)] + [b"tail" * 100]
+
+
+async def offloading() -> UDPTransport:
+    """A transport that offloads, or a skip where this kernel offers no segmentation offload."""
+    probe = await bind([])
+    if not probe.gso:
+        probe.close()
+        pytest.skip("this kernel offers no UDP segmentation offload")
+    return probe
+
+
+async def test_a_run_goes_out_in_one_offloaded_send_and_arrives_as_datagrams() -> None:
+    got: Received = []
+    a = await offloading()
+    b = await UDPTransport.bind(LOOPBACK, 0, lambda d, s: got.append((d, s)), offload=False)
+    try:
+        assert not b.gso
+        assert not b.gro
+        a.send_many(burst(), b.address)
+        await wait_until(lambda: len(got) == 11, "eleven datagrams")
+        assert got == [(packet, a.address) for packet in burst()]
+        assert (a.gso_sends, a.datagrams_sent, b.datagrams_received) == (1, 11, 11)
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_coalesced_reads_are_split_at_the_segment_size_in_order() -> None:
+    got: Received = []
+    batches: list[int] = []
+    a = await offloading()
+    b = await UDPTransport.bind(
+        LOOPBACK,
+        0,
+        lambda d, s: got.append((d, s)),
+        lambda: batches.append(len(got)),
+    )
+    try:
+        assert b.gro
+        a.send_many(burst(), b.address)
+        a.sendto(b"alone", b.address)
+        await wait_until(lambda: len(got) == 12, "twelve datagrams")
+        assert got == [(packet, a.address) for packet in [*burst(), b"alone"]]
+        # Loopback hands the offloaded send over as it went: one read, split again.
+        assert b.gro_reads >= 1
+        assert b.datagrams_received == 12
+        assert batches[-1] == 12
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_runs_break_at_a_larger_datagram_and_at_the_segment_limit() -> None:
+    got: Received = []
+    a = await offloading()
+    b = await UDPTransport.bind(LOOPBACK, 0, lambda d, s: got.append((d, s)), offload=False)
+    packets = [b"a" * 500, b"b" * 500, b"c" * 900, b"d" * 100]  # runs: a b | c d
+    packets += [bytes([i % 256]) * 100 for i in range(udp.GSO_MAX_SEGMENTS + 1)]  # 64 | 1
+    try:
+        a.send_many(packets, b.address)
+        await wait_until(lambda: len(got) == len(packets), "every datagram")
+        assert [d for d, _ in got] == packets
+        assert a.gso_sends == 3  # a+b, c+d, the 64; the 65th goes alone
+        assert a.datagrams_sent == len(packets)
+    finally:
+        a.close()
+        b.close()
+
+
+class RefusingSocket:
+    """A socket whose kernel refuses segmentation offload on send (EIO, as a device without
+    checksum offload answers); everything else is the real socket's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.refused = 0
+
+    def sendmsg(self, *args: Any) -> int:
+        self.refused += 1
+        raise OSError(errno.EIO, "segmentation offload refused")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+async def test_a_refused_offload_falls_back_to_one_datagram_per_call_and_loses_nothing() -> None:
+    got: Received = []
+    a = await offloading()
+    b = await UDPTransport.bind(LOOPBACK, 0, lambda d, s: got.append((d, s)), offload=False)
+    refusing = RefusingSocket(a._sock)
+    a._sock = refusing  # type: ignore[assignment]
+    try:
+        a.send_many(burst(), b.address)
+        a.send_many(burst(), b.address)  # no second attempt: offload is off for this socket
+        await wait_until(lambda: len(got) == 22, "every datagram")
+        assert [d for d, _ in got] == burst() + burst()
+        assert (refusing.refused, a.gso, a.gso_sends, a.send_errors) == (1, False, 0, 0)
+    finally:
+        a._sock = refusing._sock
+        a.close()
+        b.close()
+
+
+async def test_without_offload_a_run_goes_datagram_by_datagram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    got: Received = []
+    monkeypatch.setenv(udp.NO_OFFLOAD_ENV, "1")
+    a = await UDPTransport.bind(LOOPBACK, 0, lambda d, s: None)
+    b = await UDPTransport.bind(LOOPBACK, 0, lambda d, s: got.append((d, s)), offload=False)
+    try:
+        assert not a.gso
+        assert not a.gro
+        a.send_many(burst(), b.address)
+        await wait_until(lambda: len(got) == 11, "eleven datagrams")
+        assert [d for d, _ in got] == burst()
+        assert (a.gso_sends, a.datagrams_sent) == (0, 11)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["offload", "portable"])
+async def test_a_stream_between_nodes_with_and_without_offload(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch, offload: bool
+) -> None:
+    if not offload:
+        monkeypatch.setattr(udp, "_offloads", lambda sock: (False, False))
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "udp")
+    assert client._driver.udp is not None
+    assert server._driver.udp is not None
+    if offload and not client._driver.udp.gso:
+        pytest.skip("this kernel offers no UDP segmentation offload")
+    payload = os.urandom(512 * 1024)
+    stream = await session.open_stream()
+    await stream.write(payload)
+    await stream.close()
+    async with asyncio.timeout(20 * SECOND):
+        incoming = await anext(peer.incoming_streams())
+        assert await incoming.read() == payload
+    assert (client._driver.udp.gso_sends > 0) == offload
+    assert (server._driver.udp.gro, client._driver.udp.gro) == (offload, offload)
