@@ -242,6 +242,8 @@ class NodeCollector(Collector):
             ("datagrams_received", "UDP datagrams received."),
             ("send_errors", "UDP send errors."),
             ("send_dropped", "UDP datagrams dropped because the send queue was full."),
+            ("offloaded_sends", "UDP sends that carried several datagrams (segmentation offload)."),
+            ("coalesced_reads", "UDP reads that returned several datagrams (receive offload)."),
         ):
             yield CounterMetricFamily(f"stt_udp_{key}", help_text, value=udp[key])
         ws = transports["websocket"]

@@ -845,6 +845,9 @@ class STTNode(EventSource):
                 datagrams_received=udp.datagrams_received if udp else 0,
                 send_errors=udp.send_errors if udp else 0,
                 send_dropped=udp.send_dropped if udp else 0,
+                offload=bool(udp and udp.gso),
+                offloaded_sends=udp.gso_sends if udp else 0,
+                coalesced_reads=udp.gro_reads if udp else 0,
             ),
             websocket=WebSocketStats(
                 url=self.ws_url,

@@ -100,6 +100,10 @@ class UDPStats:
     datagrams_received: int
     send_errors: int
     send_dropped: int
+    #: Segmentation and receive offload in use on the socket (Linux; docs/deployment.md).
+    offload: bool = False
+    offloaded_sends: int = 0  # system calls that sent several datagrams at once
+    coalesced_reads: int = 0  # reads that returned several datagrams of one sender
 
 
 @dataclass(frozen=True, slots=True)

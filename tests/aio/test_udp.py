@@ -675,3 +675,7 @@ async def test_a_stream_between_nodes_with_and_without_offload(
         assert await incoming.read() == payload
     assert (client._driver.udp.gso_sends > 0) == offload
     assert (server._driver.udp.gro, client._driver.udp.gro) == (offload, offload)
+    stats = client.stats()
+    assert stats.udp.offload == offload
+    assert stats.udp.offloaded_sends == client._driver.udp.gso_sends
+    assert stats.udp.coalesced_reads == client._driver.udp.gro_reads
