@@ -451,6 +451,9 @@ PATH_TARGETS = (
         0.8,
         WEBSOCKETS_TLS,
     ),
+    Target(
+        "P8", "memory per idle session <= 6 KiB", "scale", "kib_per_session", SEIGR_UDP, "<=", 6
+    ),
 )
 
 TARGETS = (
