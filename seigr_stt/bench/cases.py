@@ -27,6 +27,7 @@ __all__ = [
     "PATH_METRIC_KEYS",
     "PATH_PEERS",
     "PATH_TARGETS",
+    "PYZMQ",
     "RAW",
     "SEIGR_UDP",
     "SEIGR_WS",
@@ -42,9 +43,10 @@ RAW = "raw UDP + ChaCha20-Poly1305"
 WEBSOCKETS = "websockets"
 WEBSOCKETS_TLS = "websockets + TLS"
 AIOQUIC = "aioquic"
+PYZMQ = "pyzmq + CURVE"
 
 #: The peers of the real-path table, in its column order (seigr_stt UDP is divided by each).
-PATH_PEERS = (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC, RAW)
+PATH_PEERS = (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC, RAW, PYZMQ)
 
 #: py-libp2p 0.8 (TCP, Noise, yamux) bulk MB/s from docs/performance.md: not run here (its
 #: stack is not a dependency), so targets against it compare with this recorded figure.
@@ -310,7 +312,7 @@ def build_suite(
     return metrics
 
 
-PATH_METRIC_KEYS = ("path_bulk", "path_rtt", "path_handshakes")
+PATH_METRIC_KEYS = ("path_bulk", "path_rtt", "path_handshakes", "path_msgs")
 LOOPBACK_METRIC_KEYS = (
     "handshakes",
     "msg64",
@@ -343,6 +345,7 @@ def _path_metrics(
     rtt: JSON = {"size": 64, "warmup": 2 if smoke else 200, "count": 10 if smoke else 3000}
     rtt.update(duration_s=1.0 if smoke else 4.0, mode="echo", netns=True)
     raw_bulk = {"size": 1200, "count": total // 1200, "duration_s": bulk_dur, "netns": True}
+    msgs = {"size": 64, "count": 1 << 40, "duration_s": bulk_dur, "netns": True}
     return [
         Metric(
             "path_bulk",
@@ -388,6 +391,20 @@ def _path_metrics(
                     "path_handshakes", WEBSOCKETS_TLS, "websockets", "handshakes", tls=True, **hs
                 ),
                 other("path_handshakes", AIOQUIC, "aioquic", "handshakes", **hs),
+            ),
+            rounds,
+        ),
+        Metric(
+            "path_msgs",
+            "Real path, MTU 1500: 64 B one-way reliable messages per second (pyzmq: blocking "
+            "PAIR sockets over TCP with CURVE)",
+            (Quantity("rate", "64 B messages", "/s"),),
+            (
+                seigr("path_msgs", "udp", "messages", **msgs),
+                seigr("path_msgs", "ws", "messages", **msgs),
+                other("path_msgs", WEBSOCKETS, "websockets", "messages", **msgs),
+                other("path_msgs", WEBSOCKETS_TLS, "websockets", "messages", tls=True, **msgs),
+                other("path_msgs", PYZMQ, "zmq", "messages", **msgs),
             ),
             rounds,
         ),
@@ -450,6 +467,26 @@ PATH_TARGETS = (
         ">=",
         0.8,
         WEBSOCKETS_TLS,
+    ),
+    Target(
+        "P5a",
+        "real-path 64 B msgs >= 2.0x websockets",
+        "path_msgs",
+        "rate",
+        SEIGR_UDP,
+        ">=",
+        2.0,
+        WEBSOCKETS,
+    ),
+    Target(
+        "P5b",
+        "real-path 64 B msgs >= 1.0x pyzmq + CURVE",
+        "path_msgs",
+        "rate",
+        SEIGR_UDP,
+        ">=",
+        1.0,
+        PYZMQ,
     ),
     Target(
         "P8", "memory per idle session <= 6 KiB", "scale", "kib_per_session", SEIGR_UDP, "<=", 6
@@ -543,9 +580,10 @@ TARGETS = (
 
 #: Ratios shown next to peers in the results table (besides those of the targets).
 EXTRA_RATIOS = {
-    "path_bulk": PATH_PEERS,
-    "path_rtt": PATH_PEERS,
+    "path_bulk": (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC, RAW),
+    "path_rtt": (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC, RAW),
     "path_handshakes": (WEBSOCKETS, WEBSOCKETS_TLS, AIOQUIC),
+    "path_msgs": (WEBSOCKETS, WEBSOCKETS_TLS, PYZMQ),
     "msg64": (RAW,),
     "dgram1000": (RAW,),
     "bulk_udp": (RAW,),

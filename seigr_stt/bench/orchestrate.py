@@ -254,7 +254,7 @@ def environment(loop: str, inprocess: bool) -> JSON:
         "load_before": _load(),
         "versions": {
             name: _version(name)
-            for name in ("seigr-stt", "websockets", "aioquic", "cryptography", "uvloop")
+            for name in ("seigr-stt", "websockets", "aioquic", "pyzmq", "cryptography", "uvloop")
         },
     }
 

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from seigr_stt.bench import baselines, quic, seigr
+from seigr_stt.bench import baselines, quic, seigr, zmqcurve
 from seigr_stt.bench.common import JSON, ClientFn, Ready, ServerFn, run_loop
 from seigr_stt.testing import Impairment, UDPRelay
 
@@ -47,6 +47,7 @@ SERVERS: dict[str, ServerFn] = {
     "websockets": baselines.ws_server,
     "aioquic": quic.server,
     "relay": relay_server,
+    "zmq": zmqcurve.server,
 }
 
 CLIENTS: dict[str, ClientFn] = {
@@ -65,6 +66,7 @@ CLIENTS: dict[str, ClientFn] = {
     "aioquic:bulk": quic.client_bulk,
     "aioquic:datagrams": quic.client_datagrams,
     "aioquic:rtt": quic.client_rtt,
+    "zmq:messages": zmqcurve.client_messages,
 }
 
 
