@@ -326,13 +326,23 @@ class Driver:
         if self._sends_since_yield >= YIELD_EVERY_SENDS:
             self._sends_since_yield = 0
             await asyncio.sleep(0)
+        endpoint = self.endpoint
         for session_id in session_ids:
-            await self.wait_below(session_id, SEND_HIGH_WATER_BYTES)
-            session = self.endpoint.get_session(session_id)
-            if session is not None and isinstance(session.addr, WSLink):
-                await session.addr.wait_writable()
-            elif session is not None and isinstance(session.addr, RelayAddress):
-                relay = self.relays.get(session.addr.relay)
+            session = endpoint.get_session(session_id)
+            if session is None:
+                continue
+            if session.send_buffered > SEND_HIGH_WATER_BYTES:
+                await self.wait_below(session_id, SEND_HIGH_WATER_BYTES)
+                session = endpoint.get_session(session_id)
+                if session is None:
+                    continue
+            addr = session.addr
+            if type(addr) is tuple:
+                continue  # UDP: the socket's queue is checked below, once
+            if isinstance(addr, WSLink):
+                await addr.wait_writable()
+            elif isinstance(addr, RelayAddress):
+                relay = self.relays.get(addr.relay)
                 if relay is not None:
                     await relay.wait_writable()
         if self.udp is not None and self.udp.queued:
