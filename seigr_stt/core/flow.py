@@ -97,12 +97,9 @@ class StreamTable:
     __slots__ = (
         "_accepted",
         "_blocked_on_session",
-        "_fin_reported",
         "_order",
         "_peer_streams_closed",
-        "_queued",
         "_released_unaccepted",
-        "_sent_high",
         "_session_fragments_max",
         "_stream_fragments_max",
         "channels_received",
@@ -159,7 +156,6 @@ class StreamTable:
         self.sent_data = 0  # sum over streams of the highest offset sent
         self.peer_max_streams = MAX_STREAMS_DEFAULT
         self.next_stream_index = 0
-        self._sent_high: dict[int, int] = {}
         # What we allow the peer.
         self.max_data = Limit(config.session_window)  # used: sum of highest offsets received
         self.max_streams = Limit(MAX_STREAMS_DEFAULT)
@@ -168,11 +164,9 @@ class StreamTable:
         self._peer_streams_closed = 0  # released by the core and accepted by the application
         self._accepted: dict[int, None] = {}  # peer streams the application took, still live
         self._released_unaccepted: dict[int, None] = {}  # finished before the app took them
-        self._fin_reported: dict[int, None] = {}
         # Sending: streams with data, in turn; credit and control frames waiting.
         # Lists, not deques: short queues, and an empty deque costs ~600 bytes per session.
         self._order: list[int] = []
-        self._queued: dict[int, None] = {}
         self._blocked_on_session: dict[int, None] = {}  # within stream credit, not session's
         self.credit_due: dict[int, None] = {}  # receive streams whose credit must be announced
         self.control: list[ResetStream | StopSending] = []
@@ -279,8 +273,8 @@ class StreamTable:
 
     def fin_to_report(self, stream_id: int, stream: ReceiveStream) -> bool:
         """Whether the end of byte stream ``stream_id`` is to be reported now (once)."""
-        if stream.finished and stream_id not in self._fin_reported:
-            self._fin_reported[stream_id] = None
+        if stream.finished and not stream.fin_reported:
+            stream.fin_reported = True
             return True
         return False
 
@@ -350,7 +344,7 @@ class StreamTable:
         if unread > 0:
             self.consume(frame.stream_id, stream, unread)
         self.events.append(StreamReset(self.session_id, frame.stream_id, frame.code, False))
-        self._fin_reported[frame.stream_id] = None
+        stream.fin_reported = True
         self.maybe_forget(frame.stream_id)
 
     def on_stop_sending(self, frame: StopSending) -> None:
@@ -440,23 +434,22 @@ class StreamTable:
             recv.reset_code = code
             self.fragments -= recv.fragments
             recv.discard_held()
-            self._fin_reported[stream_id] = None
+            recv.fin_reported = True
 
     def _reset_send(self, stream_id: int, stream: SendStream, code: int) -> None:
         # The final size is what the peer may have received: the highest offset sent, not what
         # the application wrote (unsent bytes never count against the peer's credit).
-        final = self._sent_high.get(stream_id, 0)
+        final = stream.sent_high
         self.send_buffered -= stream.buffered
         stream.reset(code)
         self.control.append(ResetStream(stream_id, code, final))
 
     def schedule(self, stream_id: int) -> None:
         """Give ``stream_id`` a turn to send, if it has something it may send."""
-        if stream_id not in self._queued:
-            stream = self.send.get(stream_id)
-            if stream is not None and stream.has_pending():
-                self._queued[stream_id] = None
-                self._order.append(stream_id)
+        stream = self.send.get(stream_id)
+        if stream is not None and not stream.queued and stream.has_pending():
+            stream.queued = True
+            self._order.append(stream_id)
 
     def next_stream_frame(self, room: int) -> Stream | None:
         """The next STREAM frame with at most ``room`` bytes of data, taking streams in turn
@@ -464,11 +457,11 @@ class StreamTable:
         order = self._order
         while order:
             stream_id = order.pop(0)
-            self._queued.pop(stream_id, None)
             stream = self.send.get(stream_id)
             if stream is None:
                 continue
-            high = self._sent_high.get(stream_id, 0)
+            stream.queued = False
+            high = stream.sent_high
             chunk = stream.next_chunk(room, high + self.peer_max_data - self.sent_data)
             if chunk is None:
                 if stream.has_pending():  # within its own credit: the session's is missing
@@ -478,7 +471,7 @@ class StreamTable:
             end = offset + len(data)
             if end > high:
                 self.sent_data += end - high
-                self._sent_high[stream_id] = end
+                stream.sent_high = end
             self.schedule(stream_id)
             return Stream(stream_id, offset, fin, data)
         return None
@@ -544,15 +537,11 @@ class StreamTable:
         recv = self.recv.get(stream_id)
         if send is None or recv is None:
             return
-        recv_done = recv.reset_code is not None or (
-            recv.finished and stream_id in self._fin_reported
-        )
+        recv_done = recv.reset_code is not None or (recv.finished and recv.fin_reported)
         if send.done and recv_done:
             del self.send[stream_id]
             del self.recv[stream_id]
             self.fragments -= recv.fragments
-            self._sent_high.pop(stream_id, None)
-            self._fin_reported.pop(stream_id, None)
             self.credit_due.pop(stream_id, None)
             self._blocked_on_session.pop(stream_id, None)
             self.events.append(StreamReleased(self.session_id, stream_id))
@@ -581,8 +570,11 @@ class StreamTable:
         """Send nothing more: the session is closing without draining."""
         self.control.clear()
         self.grant_credit = False
+        for stream_id in self._order:
+            stream = self.send.get(stream_id)
+            if stream is not None:
+                stream.queued = False
         self._order.clear()
-        self._queued.clear()
         self._blocked_on_session.clear()
 
     def clear(self) -> None:

@@ -30,7 +30,9 @@ class SendStream:
         "fin",
         "fin_acked",
         "fin_sent",
+        "queued",
         "reset_code",
+        "sent_high",
         "written",
     )
 
@@ -45,6 +47,8 @@ class SendStream:
         self.fin_sent = False
         self.fin_acked = False
         self.reset_code: int | None = None
+        self.sent_high = 0  # the highest offset sent (what the session's credit counts)
+        self.queued = False  # waiting for its turn to send (StreamTable's order)
 
     @property
     def buffered(self) -> int:
@@ -164,6 +168,7 @@ class ReceiveStream:
         "consumed",
         "credit",
         "delivered",
+        "fin_reported",
         "final_size",
         "highest",
         "reset_code",
@@ -184,6 +189,7 @@ class ReceiveStream:
         self.highest = 0  # highest offset received
         self.final_size: int | None = None
         self.reset_code: int | None = None
+        self.fin_reported = False  # its end (FIN or reset) was reported to the application
 
     @property
     def finished(self) -> bool:
