@@ -32,13 +32,16 @@ from seigr_stt.exceptions import (
     KeyRotationError,
     MessageTooLarge,
     ProtocolError,
+    RelayError,
     SessionClosedError,
     SessionError,
     SessionNotFound,
     StreamError,
     STTError,
+    TicketError,
     WeakSeedError,
 )
+from seigr_stt.ticket import NodeTicket
 
 __version__ = "0.1.0"
 
@@ -57,9 +60,11 @@ __all__ = [
     "NodeConfig",
     "NodeEvent",
     "NodeStats",
+    "NodeTicket",
     "PacketType",
     "ProtocolError",
     "ReceivedPacket",
+    "RelayError",
     "STTError",
     "STTNode",
     "STTSession",
@@ -73,6 +78,7 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "StreamError",
+    "TicketError",
     "UDPStats",
     "WeakSeedError",
     "WebSocketStats",

@@ -82,6 +82,7 @@ __all__ = [
     "SessionError",
     "SessionNotFound",
     "StreamError",
+    "TicketError",
     "WeakSeedError",
 ]
 
@@ -96,6 +97,12 @@ class ConfigError(STTError, ValueError):
 
 class WeakSeedError(ConfigError):
     """A seed is too short, not decodable, or has too little entropy to be a secret."""
+
+
+class TicketError(ConfigError):
+    """A node ticket could not be read: not a ticket, another version, truncated, oversized, or
+    holding a value of the wrong kind (a ticket is untrusted input; docs/connecting-anywhere.md).
+    """
 
 
 class BindError(STTError, OSError):

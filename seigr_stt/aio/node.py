@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import inspect
+import ipaddress
 import logging
 import os
 import socket
@@ -72,6 +73,7 @@ from seigr_stt.exceptions import (
     WeakSeedError,
 )
 from seigr_stt.logs import format_addr
+from seigr_stt.ticket import TICKET_MAX_ENTRIES, NodeTicket, looks_like_ticket, unique
 
 __all__ = ["EVENT_KINDS", "STTNode"]
 
@@ -134,6 +136,22 @@ def _relay_urls(relays: Iterable[str] | None) -> list[str]:
     if isinstance(relays, str | bytes):
         raise TypeError("relays must be an iterable of URLs, not one URL")
     return [normalize_relay_url(url) for url in relays]
+
+
+def _unspecified(host: str) -> bool:
+    """Whether ``host`` is a wildcard address (0.0.0.0, ::): a bound socket's, never a peer's."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def _same_family(host: str, bound: str) -> bool:
+    """Whether a socket bound to ``bound`` can send to ``host`` (a name: maybe, so yes)."""
+    try:
+        return ipaddress.ip_address(host).version == ipaddress.ip_address(bound).version
+    except ValueError:
+        return True
 
 
 def _transport_of(addr: object) -> str:
@@ -570,15 +588,25 @@ class STTNode(EventSource):
                 driver.transmit()
             raise
 
-    async def connect_udp(self, host: str, port: int, *, timeout: float = 10.0) -> STTSession:
+    async def connect_udp(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 10.0,
+        peer_node_id: bytes | str | None = None,
+    ) -> STTSession:
         """Handshake with the node at ``host:port`` over UDP and return the session.
 
+        ``peer_node_id`` (32 bytes or 64 hex digits): the node there must prove this id in the
+        handshake, or the handshake fails (:class:`HandshakeError`) before any session exists.
         Raises :class:`HandshakeTimeout` when no valid answer comes within ``timeout`` seconds
         (a peer with another shared seed never answers) and :class:`HandshakeError` otherwise.
         """
         check_host(host)
         check_port(port)
         check_timeout(timeout)
+        expected = check_node_id(peer_node_id) if peer_node_id is not None else None
         self._require_running()
         udp = self._driver.udp
         assert udp is not None
@@ -594,7 +622,7 @@ class STTNode(EventSource):
             )
         link = self._driver.udp_link
         assert link is not None
-        return await self._handshake(addr, link, timeout)
+        return await self._handshake(addr, link, timeout, expected)
 
     async def connect_websocket(
         self,
@@ -603,8 +631,11 @@ class STTNode(EventSource):
         timeout: float = 10.0,
         ssl: ssl_module.SSLContext | None = None,
         proxy: str | Literal[True] | None = None,
+        peer_node_id: bytes | str | None = None,
     ) -> STTSession:
         """Open a WebSocket to ``url`` (``ws://`` or ``wss://``, path ``/stt``) and handshake.
+
+        ``peer_node_id``: as for :meth:`connect_udp`, the node must prove this id.
 
         ``proxy``: None (the default) connects directly; a proxy URL (``http://``,
         ``https://``, or ``socks5://`` with the ``python-socks`` package) connects through that
@@ -618,6 +649,7 @@ class STTNode(EventSource):
         if not (proxy is None or proxy is True or isinstance(proxy, str)):
             raise TypeError(f"proxy must be a URL, True or None, not {type(proxy).__name__}")
         check_timeout(timeout)
+        expected = check_node_id(peer_node_id) if peer_node_id is not None else None
         self._require_running()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -629,10 +661,108 @@ class STTNode(EventSource):
             raise HandshakeError(f"cannot open a WebSocket to {url}: {exc}") from exc
         remaining = max(deadline - loop.time(), 0.001)
         try:
-            return await self._handshake(link, link.link, remaining)
+            return await self._handshake(link, link.link, remaining, expected)
         except BaseException:
             await link.aclose()
             raise
+
+    async def _connect_ticket(
+        self, ticket: NodeTicket, relays: Iterable[str] | None, timeout: float
+    ) -> STTSession:
+        """:meth:`connect` with a ticket: every listed way at once, the first session wins."""
+        check_timeout(timeout)
+        self._require_running()
+        if ticket.node_id == self.node_id:
+            raise ConfigError("the ticket is this node's own")
+        try:
+            relay_urls = unique(
+                [*_relay_urls(ticket.relays), *(_relay_urls(relays) if relays else [])]
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"a relay URL of the ticket: {exc}") from exc
+        peer = ticket.node_id
+        attempts: dict[asyncio.Task[STTSession], str] = {}
+
+        def attempt(label: str, coro: Any) -> None:
+            attempts[asyncio.ensure_future(coro)] = label
+
+        udp = self.udp_address
+        for host, port in ticket.addresses:
+            if udp is not None and _same_family(host, udp[0]):
+                attempt(
+                    f"udp {format_addr((host, port))}",
+                    self.connect_udp(host, port, timeout=timeout, peer_node_id=peer),
+                )
+        for url in ticket.websockets:
+            attempt(
+                f"websocket {url}",
+                self.connect_websocket(url, timeout=timeout, peer_node_id=peer),
+            )
+        if relay_urls:
+            attempt(
+                f"relays {', '.join(relay_urls)}",
+                self.connect(peer, relays=relay_urls, timeout=timeout),
+            )
+        if not attempts:
+            raise ConfigError(
+                "the ticket lists no UDP address of this node's address family, no WebSocket "
+                "and no relay"
+            )
+        winner: STTSession | None = None
+        errors: list[str] = []
+        timeouts = 0
+        try:
+            pending: set[asyncio.Task[STTSession]] = set(attempts)
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: attempts[t]):
+                    error = task.exception()
+                    if error is None:
+                        if winner is None:
+                            winner = task.result()
+                    else:
+                        timeouts += isinstance(error, TimeoutError)
+                        errors.append(f"{attempts[task]}: {error}")
+        finally:
+            for task in attempts:
+                task.cancel()
+            outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, STTSession) and outcome is not winner:
+                    await outcome.close()  # a second way that completed before its cancel
+        if winner is None:
+            who = peer.hex()[:16]
+            message = f"cannot reach node {who}… by its ticket: " + "; ".join(errors)
+            if timeouts == len(errors):
+                raise HandshakeTimeout(message)
+            raise HandshakeError(message)
+        return winner
+
+    def ticket(self) -> NodeTicket:
+        """A :class:`~seigr_stt.ticket.NodeTicket` for this node: its node id, the UDP address
+        it is bound to (unless a wildcard such as 0.0.0.0) and those its relays observed, its
+        WebSocket URL (unless bound to a wildcard) and its relays. ``str()`` of it is the text
+        to hand to a peer (``stt connect TICKET``). :class:`ProtocolError` before
+        :meth:`start` or after :meth:`stop`."""
+        self._require_running()
+        addresses: list[tuple[str, int]] = []
+        udp = self.udp_address
+        if udp is not None and not _unspecified(udp[0]):
+            addresses.append(udp)
+        for relay in self._relays.values():
+            if relay.observed is not None:
+                addresses.append(relay.observed)
+        websockets = []
+        ws_url = self.ws_url
+        server = self._ws.server
+        if ws_url is not None and server is not None and not _unspecified(server.address[0]):
+            websockets.append(ws_url)
+        return NodeTicket(
+            self.node_id,
+            tuple(unique(addresses)[:TICKET_MAX_ENTRIES]),
+            tuple(websockets),
+            tuple(list(self._relays)[:TICKET_MAX_ENTRIES]),
+        )
 
     # -- relays -------------------------------------------------------------------------------
     @property
@@ -670,7 +800,7 @@ class STTNode(EventSource):
 
     async def connect(
         self,
-        peer_node_id: bytes | str,
+        peer_node_id: bytes | str | NodeTicket,
         *,
         relays: Iterable[str] | None = None,
         timeout: float = 10.0,
@@ -679,6 +809,14 @@ class STTNode(EventSource):
         registered at, and return the session: the normal handshake (and then every record)
         goes through the relay, sealed end to end; the relay learns nothing (docs/relay.md).
 
+        Given a :class:`~seigr_stt.ticket.NodeTicket` (or its text, ``stt...``), every way the
+        ticket lists is tried at once: its UDP addresses and WebSocket URLs directly and its
+        relays (plus ``relays``), each requiring the ticket's node id; the first session made
+        wins and the other attempts are cancelled (a session that completed anyway is closed).
+        :class:`HandshakeError` names every attempt and why it failed when none succeeds
+        (:class:`HandshakeTimeout` when all timed out); :class:`TicketError` for a malformed
+        ticket (docs/connecting-anywhere.md).
+
         ``relays`` are tried in order (default: the relays this node registered at); this node
         registers at each first if it has not. The session fails unless the peer proves
         ``peer_node_id`` in the handshake. Raises :class:`RelayError` when no relay takes
@@ -686,6 +824,8 @@ class STTNode(EventSource):
         ``timeout`` seconds (it is not registered there, not in server mode, or has another
         shared seed) and :class:`HandshakeError` otherwise.
         """
+        if looks_like_ticket(peer_node_id):
+            return await self._connect_ticket(NodeTicket.coerce(peer_node_id), relays, timeout)
         peer = check_node_id(peer_node_id)
         urls = _relay_urls(relays) if relays is not None else list(self._relays)
         if not urls:
