@@ -40,6 +40,7 @@ from seigr_stt.constants import (
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
     PING_INTERVAL_S,
+    PATH_REPROBE_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
     RATCHET_INTERVAL_S,
     REJECT_AFTER_TIME_S,
@@ -163,6 +164,15 @@ class SessionConfig(_Validated):
         default=KEY_ROTATION_MIN_INTERVAL_S, metadata=_bounds()
     )
     """Least time between two rotations of one session (the peer must also have confirmed)."""
+
+    migration: bool = True
+    """Let the session move between transports (UDP, WebSocket, relay; docs/protocol.md §18):
+    a record of the session arriving by another link makes that path a candidate, validated
+    before it carries data. False: such records are dropped unopened (``wrong_link``)."""
+
+    path_reprobe_interval_s: float = field(default=PATH_REPROBE_INTERVAL_S, metadata=_bounds())
+    """While the session runs on a path it prefers less (relay below WebSocket below UDP), a
+    better path it knows is probed this often, and the session moves back once one answers."""
 
     ratchet_interval_s: float | None = field(default=RATCHET_INTERVAL_S, metadata=_bounds())
     """Run a DH ratchet (fresh X25519 keys mixed into the next epoch, docs/protocol.md §7.1)
