@@ -78,6 +78,10 @@ def _allowed_types(hint: Any) -> tuple[set[type], bool]:
 def _check_field(owner: str, name: str, hint: Any, metadata: Any, value: Any) -> None:
     where = f"{owner}.{name}"
     allowed, allows_none = _allowed_types(hint)
+    if bool in allowed:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be True or False, not {value!r}")
+        return
     if value is None:
         if allows_none:
             return
