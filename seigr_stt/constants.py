@@ -181,7 +181,7 @@ PATH_CHALLENGE_MIN_INTERVAL_S: Final = 0.1  # at least this (else 2 x PTO) betwe
 
 # -- Transport migration: several paths per session (§18) ---------------------------------------
 PATH_DEGRADED_PTO_COUNT: Final = 2  # probe timeouts in a row after which the path is degraded
-PATH_QUIET_PTOS: Final = 3  # a peer moving to a worse path is followed after this many PTOs of silence
+PATH_QUIET_PTOS: Final = 3  # a peer on a worse path is followed after this many PTOs of silence
 PATH_REPROBE_INTERVAL_S: Final = 5.0  # default: a better standby path is probed this often
 PATH_STANDBY_MAX: Final = 4  # other paths a session remembers (it left, or was given)
 PATH_PROBES_MAX: Final = 4  # paths of our choosing validated at once
