@@ -83,6 +83,7 @@ async def test_a_4_mib_stream_survives_udp_to_websocket_and_back(
         await wait_until(lambda: peer_changes[-1:] == ["udp"], "the server on UDP", 5 * SECOND)
         async with asyncio.timeout(20 * SECOND):
             received = await reader
+        await asyncio.gather(client.stop(), server.stop())  # while the box still carries CLOSE
     assert received == data
     assert session.session_id == peer.session_id
     assert session.path[0] == "udp" and session.transport_type == "udp"
@@ -133,6 +134,7 @@ async def test_cone_nats_end_on_the_direct_path_with_a_4_mib_stream_intact(
         transport, addr = session.path
         assert transport == "udp" and addr[0] == box_a.inside_host
         assert box_a.nat.stats.translated_in > 0 and box_b.nat.stats.translated_in > 0
+        await asyncio.gather(a.stop(), b.stop())
 
 
 async def test_symmetric_nats_stay_relayed(
@@ -154,6 +156,7 @@ async def test_symmetric_nats_stay_relayed(
         packet = await peer.recv(timeout=5 * SECOND)
         assert packet.data == b"still relayed"
         assert changes == [] and session.path[0] == peer.path[0] == "relay"
+        await asyncio.gather(a.stop(), b.stop())
 
 
 async def test_a_broken_direct_path_falls_back_to_the_relay(
@@ -179,3 +182,4 @@ async def test_a_broken_direct_path_falls_back_to_the_relay(
             received = await reader
         assert received == data
         assert session.path[0] == peer.path[0] == "relay"
+        await asyncio.gather(a.stop(), b.stop())
