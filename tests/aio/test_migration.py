@@ -47,13 +47,16 @@ def path_changes(session: STTSession) -> list[str]:
 
 
 async def transfer(sender: STTSession, receiver: STTSession, data: bytes) -> asyncio.Task[bytes]:
-    """Start a stream of ``data`` from ``sender``; returns the task reading it at the other end."""
+    """Start a stream of ``data`` from ``sender``; returns the task that writes it and returns
+    what the other end read."""
     stream = await sender.open_stream()
-    asyncio.ensure_future(write_chunks(stream, data))
+    writer = asyncio.ensure_future(write_chunks(stream, data))
 
     async def read() -> bytes:
         incoming = await next_incoming_stream(receiver)
-        return await incoming.read()
+        received = await incoming.read()
+        await writer
+        return received
 
     return asyncio.ensure_future(read())
 
@@ -86,7 +89,8 @@ async def test_a_4_mib_stream_survives_udp_to_websocket_and_back(
         await asyncio.gather(client.stop(), server.stop())  # while the box still carries CLOSE
     assert received == data
     assert session.session_id == peer.session_id
-    assert session.path[0] == "udp" and session.transport_type == "udp"
+    assert session.path[0] == "udp"
+    assert session.transport_type == "udp"
 
 
 async def hole_punching_pair(
@@ -132,8 +136,10 @@ async def test_cone_nats_end_on_the_direct_path_with_a_4_mib_stream_intact(
         assert received == data
         # The direct path runs through both NATs: each side sends to its box's gateway.
         transport, addr = session.path
-        assert transport == "udp" and addr[0] == box_a.inside_host
-        assert box_a.nat.stats.translated_in > 0 and box_b.nat.stats.translated_in > 0
+        assert transport == "udp"
+        assert addr[0] == box_a.inside_host
+        assert box_a.nat.stats.translated_in > 0
+        assert box_b.nat.stats.translated_in > 0
         await asyncio.gather(a.stop(), b.stop())
 
 
@@ -155,7 +161,8 @@ async def test_symmetric_nats_stay_relayed(
         await session.send(b"still relayed")
         packet = await peer.recv(timeout=5 * SECOND)
         assert packet.data == b"still relayed"
-        assert changes == [] and session.path[0] == peer.path[0] == "relay"
+        assert changes == []
+        assert session.path[0] == peer.path[0] == "relay"
         await asyncio.gather(a.stop(), b.stop())
 
 

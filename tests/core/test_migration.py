@@ -82,7 +82,8 @@ def test_a_blocked_udp_path_moves_to_websocket_and_back_with_the_stream_intact()
     net.filters.append(udp)  # UDP blocked: only the WebSocket link carries anything
     net.run(3.0)
     assert sa.transport == sb.transport == "websocket"
-    assert a.events_of(PathDegraded) and a.events_of(PathDegraded)[0].transport == "udp"
+    assert a.events_of(PathDegraded)
+    assert a.events_of(PathDegraded)[0].transport == "udp"
     assert (sa.addr, sb.addr) == ("B/ws", "A/ws")
     sa.write_stream(stream, data[len(data) // 2 :], True, net.now)
     net.flush()
@@ -94,14 +95,16 @@ def test_a_blocked_udp_path_moves_to_websocket_and_back_with_the_stream_intact()
     assert transports(a) == ["websocket", "udp"]
     assert transports(b) == ["websocket", "udp"]
     assert received(b, stream) == data
-    assert sa.session_id == sid and sa.keys.send_epoch == keys_before
+    assert sa.session_id == sid
+    assert sa.keys.send_epoch == keys_before
 
 
 def test_without_migration_a_record_by_another_link_is_dropped() -> None:
     net, a, b, sid = ws_pair(NodeConfig(migration=False))
     sa = a.session(sid)
     sa.add_path("B/ws", a.links["A/ws"], net.now)
-    assert sa.standby == [] and sa.path.probes == ()
+    assert sa.standby == []
+    assert sa.path.probes == ()
     # A record of the session by B's WebSocket link is not even opened.
     sb = b.session(sid)
     sb.send_datagram(b"x", net.now)
@@ -120,7 +123,8 @@ def test_a_worse_path_is_not_followed_while_the_current_one_works() -> None:
     net.flush()
     net.run(0.5)
     # Validated, but worse than UDP and UDP works: B keeps UDP and remembers the WebSocket.
-    assert sb.transport == "udp" and ("A/ws", b.links["B/ws"]) in sb.standby
+    assert sb.transport == "udp"
+    assert ("A/ws", b.links["B/ws"]) in sb.standby
     assert sa.transport == "udp"  # A answered without following
     assert transports(a) == transports(b) == []
 
@@ -186,7 +190,8 @@ def test_symmetric_nats_stay_relayed() -> None:
     assert transports(a) == transports(b) == []
     # Still tried now and then (a NAT may change its mind), never validated.
     assert sa.path.validated == sb.path.validated == 0
-    assert a.nat is not None and a.nat.stats.dropped_filtered > 0
+    assert a.nat is not None
+    assert a.nat.stats.dropped_filtered > 0
 
 
 def test_a_broken_direct_path_falls_back_to_the_relay() -> None:

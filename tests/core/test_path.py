@@ -232,5 +232,6 @@ def test_with_migration_a_record_over_another_link_moves_nothing(pair: Pair) -> 
     pair.a.endpoint.receive_datagram(late.data, "ws-connection", pair.net.now, other)
     assert pair.sa.path.candidate == "ws-connection"
     pair.net.run(2.0)
-    assert pair.sa.addr == "B" and pair.sa.transport == "udp"
+    assert pair.sa.addr == "B"
+    assert pair.sa.transport == "udp"
     assert pair.sa.path.candidate is None
