@@ -289,8 +289,15 @@ class STTSession(EventSource, ABC):
 
     @property
     def transport_type(self) -> str | None:
-        """``"udp"``, ``"websocket"``, or None for a manual session."""
+        """``"udp"``, ``"websocket"``, ``"relay"`` (the path in use: it follows every
+        ``path_changed``), or None for a manual session."""
         return self._transport_type
+
+    @property
+    def path(self) -> tuple[str | None, Any]:
+        """The path in use, ``(transport, address)`` (docs/sessions.md, "Paths"); a manual
+        session has none: ``(None, None)``."""
+        return self._transport_type, None
 
     @property
     @abstractmethod
