@@ -51,6 +51,7 @@ from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
     CLOSE_RETRANSMIT_S,
     NODE_ID_BYTES,
+    PATH_PROBES_MAX,
     PATHS_MAX_ENTRIES,
     RELAY_REGISTER_TIMEOUT_S,
     SESSION_ID_BYTES,
@@ -573,13 +574,17 @@ class STTNode(EventSource):
         if core is None or self._stopped:
             return
         if isinstance(event, PathsAnnounced):
+            first = session.session_id not in self._peer_websockets
             self._peer_websockets[session.session_id] = event.websocket
             link = driver.udp_link
-            if core.transport != "udp" and link is not None and driver.udp is not None:
+            # Only the first PATHS of a session is probed (hole punching: both peers probe at
+            # once), and at most PATH_PROBES_MAX addresses: a peer cannot make this node send
+            # probes to addresses of its choosing again and again.
+            if first and core.transport != "udp" and link is not None and driver.udp is not None:
                 family = ":" in driver.udp.address[0]
-                for addr in event.udp:
-                    if (":" in addr[0]) == family:  # hole punching: both peers probe at once
-                        core.probe_path(self._route_udp(addr), link, driver.now())
+                same = [addr for addr in event.udp if (":" in addr[0]) == family]
+                for addr in same[:PATH_PROBES_MAX]:
+                    core.probe_path(self._route_udp(addr), link, driver.now())
                 driver.transmit_soon()
         elif isinstance(event, PathDegraded):
             urls = self._peer_websockets.get(session.session_id, ())
