@@ -559,6 +559,8 @@ class STTNode(EventSource):
         if not self.config.migration:
             return
         udp, websocket = self.announced_paths()
+        if core.transport == "websocket":
+            websocket = ()  # the peer reaches us there already
         if udp or websocket:
             core.announce_paths(udp, websocket)
             self._driver.transmit_soon()
