@@ -39,6 +39,7 @@ from seigr_stt.constants import (
     HANDSHAKE_RATE_UNPROVEN_PER_S,
     KEEPALIVE_TIMEOUT_S,
     KEY_ROTATION_MIN_INTERVAL_S,
+    PATH_REPROBE_INTERVAL_S,
     PING_INTERVAL_S,
     PMTU_DEFAULT_PROBE_MAX,
     RATCHET_INTERVAL_S,
@@ -77,6 +78,10 @@ def _allowed_types(hint: Any) -> tuple[set[type], bool]:
 def _check_field(owner: str, name: str, hint: Any, metadata: Any, value: Any) -> None:
     where = f"{owner}.{name}"
     allowed, allows_none = _allowed_types(hint)
+    if bool in allowed:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be True or False, not {value!r}")
+        return
     if value is None:
         if allows_none:
             return
@@ -163,6 +168,15 @@ class SessionConfig(_Validated):
         default=KEY_ROTATION_MIN_INTERVAL_S, metadata=_bounds()
     )
     """Least time between two rotations of one session (the peer must also have confirmed)."""
+
+    migration: bool = True
+    """Let the session move between transports (UDP, WebSocket, relay; docs/protocol.md §18):
+    a record of the session arriving by another link makes that path a candidate, validated
+    before it carries data. False: such records are dropped unopened (``wrong_link``)."""
+
+    path_reprobe_interval_s: float = field(default=PATH_REPROBE_INTERVAL_S, metadata=_bounds())
+    """While the session runs on a path it prefers less (relay below WebSocket below UDP), a
+    better path it knows is probed this often, and the session moves back once one answers."""
 
     ratchet_interval_s: float | None = field(default=RATCHET_INTERVAL_S, metadata=_bounds())
     """Run a DH ratchet (fresh X25519 keys mixed into the next epoch, docs/protocol.md §7.1)

@@ -52,6 +52,8 @@ class FrameType(IntEnum):
     # The DH ratchet (§7.1). 0x12 is reserved for it; other extensions start at 0x18.
     RATCHET_INIT = 0x10
     RATCHET_REPLY = 0x11
+    # Transport migration (§18): the sender's other addresses.
+    PATHS = 0x18
 
 
 class CloseCode(IntEnum):
@@ -176,6 +178,15 @@ TOMBSTONE_S: Final = 60.0
 PATH_AMPLIFICATION_FACTOR: Final = 3  # bytes sent to an unvalidated address per byte from it
 PATH_CHALLENGE_ATTEMPTS: Final = 3  # challenges sent before a candidate address is given up
 PATH_CHALLENGE_MIN_INTERVAL_S: Final = 0.1  # at least this (else 2 x PTO) between challenges
+
+# -- Transport migration: several paths per session (§18) ---------------------------------------
+PATH_DEGRADED_PTO_COUNT: Final = 2  # probe timeouts in a row after which the path is degraded
+PATH_QUIET_PTOS: Final = 3  # a peer on a worse path is followed after this many PTOs of silence
+PATH_REPROBE_INTERVAL_S: Final = 5.0  # default: a better standby path is probed this often
+PATH_STANDBY_MAX: Final = 4  # other paths a session remembers (it left, or was given)
+PATH_PROBES_MAX: Final = 4  # paths of our choosing validated at once
+PATHS_MAX_ENTRIES: Final = 8  # addresses in one PATHS frame
+PATHS_URL_MAX_BYTES: Final = 255  # the longest WebSocket URL in a PATHS frame
 
 # -- Denial of service (§10) ---------------------------------------------------------------------
 COOKIE_SECRET_LIFETIME_S: Final = 120.0

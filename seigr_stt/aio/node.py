@@ -51,15 +51,25 @@ from seigr_stt.constants import (
     CLOSE_ATTEMPTS,
     CLOSE_RETRANSMIT_S,
     NODE_ID_BYTES,
+    PATH_PROBES_MAX,
+    PATHS_MAX_ENTRIES,
     RELAY_REGISTER_TIMEOUT_S,
     SESSION_ID_BYTES,
     WEBSOCKET_PATH,
     CloseCode,
 )
 from seigr_stt.core.endpoint import Endpoint
-from seigr_stt.core.events import HandshakeAborted, SessionEstablished
+from seigr_stt.core.events import (
+    Event,
+    HandshakeAborted,
+    PathChanged,
+    PathDegraded,
+    PathsAnnounced,
+    SessionEstablished,
+)
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
 from seigr_stt.core.link import Link, RelayAddress, TransportKind
+from seigr_stt.core.session import Session
 from seigr_stt.exceptions import (
     BindError,
     ConfigError,
@@ -247,6 +257,7 @@ class STTNode(EventSource):
             emit=self._emit,
             on_closed=self.session_manager.forget,
             claim=self._claim,
+            paths=self._on_path_event,
         )
         self._ws = WebSocketTransport(
             self._driver.receive_websocket,
@@ -268,6 +279,14 @@ class STTNode(EventSource):
         self._server_mode_default = server_mode
         self.server_mode = False
         self._relays: dict[str, RelayLink] = {}
+        #: How this node reaches a public UDP address (§18): None sends to it directly. A test
+        #: puts the node behind a NAT box with ``node.udp_route = box.route``
+        #: (``seigr_stt.testing.NATBox``: the box's inside address standing for that remote).
+        self.udp_route: Callable[[tuple[str, int]], tuple[str, int]] | None = None
+        # The WebSocket URLs each peer announced (PATHS), and the sessions opening one now.
+        self._peer_websockets: dict[bytes, tuple[str, ...]] = {}
+        self._opening: set[bytes] = set()
+        self._path_tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return (
@@ -419,6 +438,8 @@ class STTNode(EventSource):
                 # Its connect_* call raises it; nobody else must be told it went unretrieved.
                 future.exception()
         self._connects.clear()
+        for task in list(self._path_tasks):
+            task.cancel()
         self.session_manager.end_manual_sessions(CloseCode.GOING_AWAY, "node stopped")
         for relay in self._relays.values():
             await relay.aclose()
@@ -479,6 +500,7 @@ class STTNode(EventSource):
     def _emit(self, event: NodeEvent) -> None:
         if event.kind == "session_closed":
             self._sessions.pop(event.session.session_id, None)
+            self._peer_websockets.pop(event.session.session_id, None)
             link = self._ws_session_links.pop(event.session.session_id, None)
             if link is not None:
                 self._ws.released(link)
@@ -516,6 +538,7 @@ class STTNode(EventSource):
         )
         self._sessions[event.session_id] = session
         self.session_manager.track(session)
+        self._announce_paths(core)
         if self.logger.isEnabledFor(logging.INFO):  # a session's log adapter is made on use
             session.log.info(
                 "session established with %s over %s (%s)",
@@ -528,6 +551,99 @@ class STTNode(EventSource):
             if future is not None and not future.done():
                 future.set_result(session)
         self._emit(NodeEvent("session_established", session))
+
+    # -- paths (docs/protocol.md §18) ---------------------------------------------------------
+    def announced_paths(self) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+        """What this node tells each new peer about its other addresses (a PATHS frame): the
+        UDP addresses its relays observed (``udp://`` relays), its own UDP address when bound to
+        a specific non-loopback one, and its WebSocket URL when it serves one."""
+        udp: list[tuple[str, int]] = []
+        for relay in self._relays.values():
+            if relay.observed is not None and relay.observed not in udp:
+                udp.append(relay.observed)
+        bound = self.udp_address
+        if bound is not None:
+            try:
+                ip = ipaddress.ip_address(bound[0])
+            except ValueError:  # pragma: no cover - the socket's own address is a literal
+                ip = None
+            if ip is not None and not (ip.is_loopback or ip.is_unspecified) and bound not in udp:
+                udp.append(bound)
+        websocket = (self.ws_url,) if self.ws_url is not None else ()
+        return tuple(udp[: PATHS_MAX_ENTRIES - len(websocket)]), websocket
+
+    def _announce_paths(self, core: Session) -> None:
+        if not self.config.migration:
+            return
+        udp, websocket = self.announced_paths()
+        if core.transport == "websocket":
+            websocket = ()  # the peer reaches us there already
+        if udp or websocket:
+            core.announce_paths(udp, websocket)
+            self._driver.transmit_soon()
+
+    def _route_udp(self, addr: tuple[str, int]) -> tuple[str, int]:
+        return self.udp_route(addr) if self.udp_route is not None else addr
+
+    def _on_path_event(self, session: PeerSession, event: Event) -> None:
+        """A session's path event (§18): probe what the peer announced, open a WebSocket when
+        the path degraded, keep the WebSocket links' timers right."""
+        driver = self._driver
+        core = driver.get_session(session.session_id)
+        if core is None or self._stopped:
+            return
+        if isinstance(event, PathsAnnounced):
+            first = session.session_id not in self._peer_websockets
+            self._peer_websockets[session.session_id] = event.websocket
+            link = driver.udp_link
+            # Only the first PATHS of a session is probed (hole punching: both peers probe at
+            # once), and at most PATH_PROBES_MAX addresses: a peer cannot make this node send
+            # probes to addresses of its choosing again and again.
+            if first and core.transport != "udp" and link is not None and driver.udp is not None:
+                family = ":" in driver.udp.address[0]
+                same = [addr for addr in event.udp if (":" in addr[0]) == family]
+                for addr in same[:PATH_PROBES_MAX]:
+                    core.probe_path(self._route_udp(addr), link, driver.now())
+                driver.transmit_soon()
+        elif isinstance(event, PathDegraded):
+            urls = self._peer_websockets.get(session.session_id, ())
+            if (
+                event.transport == "udp"
+                and urls
+                and session.session_id not in self._opening
+                and not any(isinstance(a, WSLink) for a, _ in core.standby)
+            ):
+                self._opening.add(session.session_id)
+                task = asyncio.get_running_loop().create_task(
+                    self._open_websocket_path(session.session_id, urls[0])
+                )
+                self._path_tasks.add(task)
+                task.add_done_callback(self._path_tasks.discard)
+        elif isinstance(event, PathChanged):
+            if isinstance(event.addr, WSLink):
+                self._ws.established(event.addr)
+                self._ws_session_links[session.session_id] = event.addr
+            if isinstance(event.old_addr, WSLink) and event.old_addr is not event.addr:
+                if self._ws_session_links.get(session.session_id) is event.old_addr:
+                    del self._ws_session_links[session.session_id]
+                self._ws.released(event.old_addr)
+
+    async def _open_websocket_path(self, session_id: bytes, url: str) -> None:
+        """Open a WebSocket to the peer's ``url`` and give it to the session as a path."""
+        try:
+            link = await self._ws.connect(url, ssl=None, open_timeout=RELAY_REGISTER_TIMEOUT_S)
+        except Exception as exc:  # OSError, TimeoutError, websockets' errors
+            self.logger.info("cannot open a WebSocket path to %s: %s", url, exc)
+            return
+        finally:
+            self._opening.discard(session_id)
+        core = self._driver.get_session(session_id)
+        if core is None or self._stopped:
+            await link.aclose()
+            return
+        self._ws.established(link)  # carries a session (soon): only the idle timeout applies
+        core.probe_path(link, link.link, self._driver.now())
+        self._driver.transmit_soon()
 
     def _on_aborted(self, event: HandshakeAborted) -> None:
         future = self._connects.pop(event.handle, None)

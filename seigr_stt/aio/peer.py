@@ -26,6 +26,9 @@ from seigr_stt.core.events import (
     Event,
     KeyRotated,
     MessageReceived,
+    PathChanged,
+    PathDegraded,
+    PathsAnnounced,
     PeerAddressChanged,
     PongReceived,
     SessionClosed,
@@ -77,6 +80,9 @@ class SessionHooks:
     # The session got its own reader: hand over its messages still waiting for node.receive()
     # (in order, with their credit); from then on the session keeps its messages itself.
     claim: Callable[[bytes], list[tuple[ReceivedPacket, int]]] | None = None
+    # The session's path events the node acts on (§18): PathsAnnounced, PathDegraded,
+    # PathChanged (after the session's own listeners heard of the change).
+    paths: Callable[[PeerSession, Event], None] | None = None
 
 
 def return_credit(driver: Driver, packet: ReceivedPacket, credit: int) -> None:
@@ -540,6 +546,44 @@ class PeerSession(STTSession):
             NodeEvent("peer_address_changed", self, old_address=event.old, new_address=event.new)
         )
 
+    def _on_path_changed(self, event: PathChanged) -> None:
+        self._transport_type = event.transport
+        self.log.info(
+            "path changed: %s %s -> %s %s",
+            event.old_transport,
+            format_addr(event.old_addr),
+            event.transport,
+            format_addr(event.addr),
+        )
+        if self._hooks.paths is not None:
+            self._hooks.paths(self, event)
+        self._tell(
+            NodeEvent(
+                "path_changed",
+                self,
+                old_address=event.old_addr,
+                new_address=event.addr,
+                transport=event.transport,
+                old_transport=event.old_transport,
+            )
+        )
+
+    def _on_path_event(self, event: PathsAnnounced | PathDegraded) -> None:
+        if self._hooks.paths is not None:
+            self._hooks.paths(self, event)
+
+    @property
+    def path(self) -> tuple[str, Any]:
+        """The path in use: ``(transport, address)``, where transport is ``"udp"``,
+        ``"websocket"`` or ``"relay"`` and the address is the peer's ``(host, port)``, the
+        WebSocket link, or the ``RelayAddress`` (it follows every ``path_changed``)."""
+        return self._core.transport, self._core.addr
+
+    @property
+    def core(self) -> Session:
+        """The sans-I/O session (for the node's path logic and tools; do not drive it)."""
+        return self._core
+
     def _tell(self, event: NodeEvent) -> None:
         """An event for this session's listeners, then the node's."""
         self._notify(event)
@@ -618,5 +662,8 @@ _EVENT_HANDLERS: dict[type[Any], Callable[[PeerSession, Any], None]] = {
     StreamReleased: PeerSession._on_stream_released,
     KeyRotated: PeerSession._on_key_rotated,
     PeerAddressChanged: PeerSession._on_address_changed,
+    PathChanged: PeerSession._on_path_changed,
+    PathDegraded: PeerSession._on_path_event,
+    PathsAnnounced: PeerSession._on_path_event,
     SessionClosed: PeerSession._on_session_closed,
 }

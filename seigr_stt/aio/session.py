@@ -41,9 +41,15 @@ _log = logging.getLogger("seigr_stt.session")
 
 
 #: The kinds :meth:`STTNode.on` accepts.
-EVENT_KINDS = ("session_established", "session_closed", "key_rotated", "peer_address_changed")
+EVENT_KINDS = (
+    "session_established",
+    "session_closed",
+    "key_rotated",
+    "peer_address_changed",
+    "path_changed",
+)
 #: The kinds :meth:`STTSession.on` accepts (a session handed out is already established).
-SESSION_EVENT_KINDS = ("session_closed", "key_rotated", "peer_address_changed")
+SESSION_EVENT_KINDS = ("session_closed", "key_rotated", "peer_address_changed", "path_changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,10 @@ class NodeEvent:
 
     ``kind`` is one of ``"session_established"``, ``"session_closed"`` (``code``, ``reason``,
     ``by_peer`` set), ``"key_rotated"`` (``key_version`` set, and ``fresh_dh`` when the version
-    completes a DH ratchet) and ``"peer_address_changed"`` (``old_address``, ``new_address`` set).
+    completes a DH ratchet), ``"peer_address_changed"`` (``old_address``, ``new_address`` set)
+    and ``"path_changed"`` (the session moved to another path, docs/sessions.md: ``transport``
+    is the new path's ``"udp"``, ``"websocket"`` or ``"relay"``, ``old_transport`` the old one's,
+    and ``old_address``, ``new_address`` are set).
     """
 
     kind: str
@@ -76,6 +85,8 @@ class NodeEvent:
     old_address: Any = None
     new_address: Any = None
     fresh_dh: bool = False
+    transport: str | None = None
+    old_transport: str | None = None
 
 
 Listener = Callable[[NodeEvent], Any]
@@ -278,8 +289,15 @@ class STTSession(EventSource, ABC):
 
     @property
     def transport_type(self) -> str | None:
-        """``"udp"``, ``"websocket"``, or None for a manual session."""
+        """``"udp"``, ``"websocket"``, ``"relay"`` (the path in use: it follows every
+        ``path_changed``), or None for a manual session."""
         return self._transport_type
+
+    @property
+    def path(self) -> tuple[str | None, Any]:
+        """The path in use, ``(transport, address)`` (docs/sessions.md, "Paths"); a manual
+        session has none: ``(None, None)``."""
+        return self._transport_type, None
 
     @property
     @abstractmethod

@@ -190,11 +190,13 @@ class Endpoint:
                 session.close(CloseCode.NORMAL, "connect cancelled", now)
 
     def abort_address(self, addr: Hashable, code: int, reason: str) -> None:
-        """Abort every session and handshake bound to ``addr`` (a closed link); then call
-        :meth:`datagrams_to_send`."""
+        """Abort every session and handshake bound to ``addr`` (a closed link), and forget it
+        as another path of the other sessions (§18); then call :meth:`datagrams_to_send`."""
         for session in list(self._sessions.values()):
             if session.addr == addr:
                 session.abort(code, reason)
+            elif session.standby or session.path.probes or session.path.candidate is not None:
+                session.forget_path(addr)
         self.handshakes.forget_address(addr)
 
     # -- network -> core ----------------------------------------------------------------------

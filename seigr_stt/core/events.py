@@ -11,6 +11,9 @@ __all__ = [
     "HandshakeAborted",
     "KeyRotated",
     "MessageReceived",
+    "PathChanged",
+    "PathDegraded",
+    "PathsAnnounced",
     "PeerAddressChanged",
     "PongReceived",
     "SessionClosed",
@@ -160,6 +163,41 @@ class PeerAddressChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PathChanged:
+    """The session now sends by another path (§18): a validated address on the same transport
+    or another one. ``transport`` is the new path's kind (``"udp"``, ``"websocket"``,
+    ``"relay"``) and ``old_transport`` the old one's; ``addr``/``old_addr`` are the adapter's
+    addresses of each."""
+
+    session_id: bytes
+    old_addr: Hashable
+    addr: Hashable
+    old_transport: str
+    transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathDegraded:
+    """The session's path stopped answering (``PATH_DEGRADED_PTO_COUNT`` probe timeouts in a
+    row, §18): the session probes the other paths it knows; the adapter may open one more
+    (a WebSocket to a URL the peer announced) and give it with ``Session.probe_path``."""
+
+    session_id: bytes
+    addr: Hashable
+    transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathsAnnounced:
+    """The peer told us its other addresses (a PATHS frame, §18): UDP ``(ip, port)`` pairs and
+    WebSocket URLs. The adapter may probe them (``Session.probe_path``)."""
+
+    session_id: bytes
+    udp: tuple[tuple[str, int], ...]
+    websocket: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClosed:
     """The session is closed; its keys are erased. ``by_peer`` when the peer sent CLOSE."""
 
@@ -176,6 +214,9 @@ Event = (
     | DatagramReceived
     | KeyRotated
     | PeerAddressChanged
+    | PathChanged
+    | PathDegraded
+    | PathsAnnounced
     | SessionClosed
     | PongReceived
     | StreamOpened

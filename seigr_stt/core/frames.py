@@ -9,6 +9,7 @@ frames are validated, and raises only :class:`FrameError`.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from seigr_stt.constants import (
     ACK_RANGES_MAX_ON_WIRE,
     CLOSE_REASON_MAX_BYTES,
     MAX_FRAMES_PER_RECORD,
+    PATHS_MAX_ENTRIES,
+    PATHS_URL_MAX_BYTES,
     RATCHET_PUBLIC_KEY_BYTES,
     FrameType,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "MaxData",
     "MaxStreamData",
     "MaxStreams",
+    "Paths",
     "Ping",
     "Pong",
     "RatchetInit",
@@ -162,6 +166,16 @@ class RatchetReply:
     public: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """The sender's other addresses (§18): UDP ``(ip, port)`` pairs where it may be reached
+    directly (as a relay observed them, or its own) and WebSocket URLs it serves. The receiver
+    may validate a path to any of them; nothing moves before a path answers (§5.5)."""
+
+    udp: tuple[tuple[str, int], ...] = ()
+    websocket: tuple[str, ...] = ()
+
+
 Frame = (
     Ping
     | Pong
@@ -176,6 +190,7 @@ Frame = (
     | MaxStreams
     | RatchetInit
     | RatchetReply
+    | Paths
 )
 
 
@@ -455,6 +470,83 @@ def _ratchet_frame(frame_type: FrameType, cls: type[Any]) -> FrameSpec:
     return FrameSpec(frame_type, cls, size, write, read, True, True)
 
 
+_PATH_IPV4 = 1
+_PATH_IPV6 = 2
+_PATH_WEBSOCKET = 3
+
+
+def _paths_entries(frame: Paths) -> list[bytes]:
+    entries: list[bytes] = []
+    for host, port in frame.udp:
+        ip = ipaddress.ip_address(host)  # ValueError for a name: PATHS carries addresses only
+        if not 0 < port < 65536:
+            raise ValueError(f"a UDP port is within 1..65535, not {port}")
+        kind = _PATH_IPV4 if ip.version == 4 else _PATH_IPV6
+        entries.append(bytes((kind,)) + ip.packed + port.to_bytes(2, "big"))
+    for url in frame.websocket:
+        raw = url.encode()
+        if not raw or len(raw) > PATHS_URL_MAX_BYTES:
+            raise ValueError(f"a WebSocket URL in PATHS is 1..{PATHS_URL_MAX_BYTES} bytes")
+        entries.append(bytes((_PATH_WEBSOCKET, len(raw))) + raw)
+    if len(entries) > PATHS_MAX_ENTRIES:
+        raise ValueError(f"PATHS holds at most {PATHS_MAX_ENTRIES} addresses")
+    return entries
+
+
+def _size_paths(frame: Paths) -> int:
+    return 2 + sum(len(e) for e in _paths_entries(frame))
+
+
+def _write_paths(out: bytearray, frame: Paths) -> None:
+    entries = _paths_entries(frame)
+    out.append(FrameType.PATHS)
+    out.append(len(entries))
+    for entry in entries:
+        out += entry
+
+
+def _read_paths(buf: bytes, pos: int) -> tuple[Paths, int]:
+    if pos >= len(buf):
+        raise FrameError("truncated PATHS frame")
+    count = buf[pos]
+    pos += 1
+    if count > PATHS_MAX_ENTRIES:
+        raise FrameError("too many addresses in PATHS")
+    udp: list[tuple[str, int]] = []
+    websocket: list[str] = []
+    for _ in range(count):
+        if pos + 2 > len(buf):
+            raise FrameError("truncated PATHS entry")
+        kind = buf[pos]
+        if kind in (_PATH_IPV4, _PATH_IPV6):
+            width = 4 if kind == _PATH_IPV4 else 16
+            end = pos + 1 + width + 2
+            if end > len(buf):
+                raise FrameError("truncated PATHS address")
+            raw = bytes(buf[pos + 1 : pos + 1 + width])
+            port = int.from_bytes(buf[end - 2 : end], "big")
+            if port == 0:
+                raise FrameError("UDP port 0 in PATHS")
+            ip = ipaddress.IPv4Address(raw) if width == 4 else ipaddress.IPv6Address(raw)
+            udp.append((str(ip), port))
+        elif kind == _PATH_WEBSOCKET:
+            length = buf[pos + 1]
+            end = pos + 2 + length
+            if length == 0 or end > len(buf):
+                raise FrameError("truncated PATHS URL")
+            try:
+                url = bytes(buf[pos + 2 : end]).decode()
+            except UnicodeDecodeError as exc:
+                raise FrameError("PATHS URL is not UTF-8") from exc
+            if not url.startswith(("ws://", "wss://")):
+                raise FrameError("PATHS URL is not ws:// or wss://")
+            websocket.append(url)
+        else:
+            raise FrameError(f"unknown PATHS entry kind {kind}")
+        pos = end
+    return Paths(tuple(udp), tuple(websocket)), pos
+
+
 @dataclass(frozen=True, slots=True)
 class FrameSpec:
     """How one frame type is sized, written and read, and how the peer treats it (§6, §14):
@@ -557,6 +649,15 @@ FRAMES: dict[FrameType, FrameSpec] = {
         _varint_frame(FrameType.MAX_STREAMS, MaxStreams, ("maximum",), eliciting=True, again=True),
         _ratchet_frame(FrameType.RATCHET_INIT, RatchetInit),
         _ratchet_frame(FrameType.RATCHET_REPLY, RatchetReply),
+        FrameSpec(
+            FrameType.PATHS,
+            Paths,
+            _size_paths,
+            _write_paths,
+            _read_paths,
+            ack_eliciting=True,
+            retransmittable=True,
+        ),
     )
 }
 _BY_CLASS: dict[type[Any], FrameSpec] = {spec.cls: spec for spec in FRAMES.values()}

@@ -117,13 +117,14 @@ class RecordBuilder:
         self.cc = NewReno(pmtu.size)
         self.pacer = Pacer(pmtu.size)
 
-    def seal_probe(self, frame: Frame, now: float) -> bytes:
-        """A record of ``frame`` alone, outside loss recovery and congestion control: a path
-        challenge to an address the session does not use yet (its loss is no congestion
-        signal on the session's path)."""
+    def seal_probe(self, frame: Frame | list[Frame], now: float) -> bytes:
+        """A record of ``frame`` (or of these frames) alone, outside loss recovery and
+        congestion control: a path challenge to an address the session does not use yet (its
+        loss is no congestion signal on the session's path)."""
         aead, epoch, echo, counter = self.keys.next_send()
         header = pack_header(epoch, echo, self.session_id, counter)
-        record = seal_record(aead, header, counter, serialize_frames([frame]))
+        frames = frame if isinstance(frame, list) else [frame]
+        record = seal_record(aead, header, counter, serialize_frames(frames))
         self.counters.packets_sent += 1
         self.counters.bytes_sent += len(record)
         return record

@@ -10,21 +10,30 @@ stays below ``PATH_AMPLIFICATION_FACTOR`` times what it received from it, so a s
 address never makes the node an amplifier. A candidate that does not answer
 ``PATH_CHALLENGE_ATTEMPTS`` challenges is forgotten (the session never left the old path).
 Randomness comes in as ``rng``; nothing reads a clock.
+
+A session also validates paths of its own choosing (§18): ``probe`` makes an address on any link
+a *probe*, challenged the same way but without the amplification limit (the address came from
+the peer, authenticated, or from the adapter, not from a packet's source). A PING that arrives
+from a candidate or a probe is answered there too, in the next challenge record (``PONG`` then
+``PING``), so that two peers validating each other's new path (hole punching, a transport
+switch) each get their answer by the path being tested.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from seigr_stt.constants import (
     PATH_AMPLIFICATION_FACTOR,
     PATH_CHALLENGE_ATTEMPTS,
     PATH_CHALLENGE_MIN_INTERVAL_S,
+    PATH_PROBES_MAX,
     RECORD_MIN_SIZE,
 )
 
-__all__ = ["CHALLENGE_RECORD_BYTES", "PathValidator"]
+__all__ = ["CHALLENGE_RECORD_BYTES", "PathProbe", "PathValidator"]
 
 #: The size of a challenge record: header, one padding block (a PING's type and token of at
 #: most 8 bytes plus the inner type fit in one) and tag: the smallest record.
@@ -36,95 +45,229 @@ def _token_bytes(token: int) -> bytes:
 
 
 class _Candidate:
-    __slots__ = ("addr", "attempts", "next_at", "received", "sent", "token")
+    __slots__ = (
+        "addr",
+        "answered",
+        "attempts",
+        "link",
+        "local",
+        "next_at",
+        "pong",
+        "received",
+        "sent",
+        "token",
+    )
 
-    def __init__(self, addr: Hashable, token: int, received: int, now: float) -> None:
+    def __init__(
+        self,
+        addr: Hashable,
+        token: int,
+        received: int,
+        now: float,
+        link: object = None,
+        local: bool = False,
+    ) -> None:
         self.addr = addr
+        self.link = link  # the link the address is reached by (None: the session's)
+        self.local = local  # a probe of our choosing: no amplification limit
         self.token = token
         self.received = received  # bytes of authenticated records from it
         self.sent = 0  # bytes we sent to it
         self.attempts = 0
         self.next_at = now
+        self.pong = 0  # the latest PING token it sent us, to answer there (0: none owed)
+        self.answered = 0  # the latest PING token answered there
+
+
+@dataclass(frozen=True, slots=True)
+class PathProbe:
+    """A record due on a path being validated: ``pong`` (0: none) answers the PING the peer
+    sent from there, ``ping`` (0: none) is our challenge; ``counted`` when it uses an attempt."""
+
+    addr: Hashable
+    link: object
+    ping: int
+    pong: int
+    counted: bool
 
 
 class PathValidator:
-    """The address a session is moving to, if any; see the module docstring."""
+    """The addresses a session is validating, if any; see the module docstring."""
 
-    __slots__ = ("_candidate", "_rng", "validated")
+    __slots__ = ("_candidate", "_probes", "_rng", "validated")
 
     def __init__(self, rng: Callable[[int], bytes]) -> None:
         self._rng = rng
-        self._candidate: _Candidate | None = None
+        self._candidate: _Candidate | None = None  # the peer's new address (one at a time)
+        self._probes: dict[Hashable, _Candidate] = {}  # paths of our choosing
         self.validated = 0  # addresses moved to
 
     def __repr__(self) -> str:
-        return f"PathValidator(validating={self._candidate is not None})"
+        return (
+            f"PathValidator(validating={self._candidate is not None}, probes={len(self._probes)})"
+        )
 
     @property
     def candidate(self) -> Hashable | None:
-        """The address being validated, or None."""
+        """The peer's new address being validated, or None."""
         return self._candidate.addr if self._candidate is not None else None
 
+    @property
+    def probes(self) -> tuple[Hashable, ...]:
+        """The addresses of our choosing being validated."""
+        return tuple(self._probes)
+
+    def _new_token(self, last_token: int) -> int:
+        return last_token + 1 + int.from_bytes(self._rng(4), "big")
+
     def on_record(
-        self, addr: Hashable, size: int, newest: bool, now: float, last_token: int
+        self,
+        addr: Hashable,
+        size: int,
+        newest: bool,
+        now: float,
+        last_token: int,
+        link: object = None,
     ) -> int | None:
-        """An authenticated record of ``size`` bytes came from ``addr``, which is not the
-        session's address; ``newest`` when its counter is the highest seen (only the newest
-        record starts a validation: a delayed one from an older address must not).
-        ``last_token`` is the session's highest PING token so far; returns the new challenge's
-        token when one starts (the session's PINGs continue above it), else None."""
+        """An authenticated record of ``size`` bytes came from ``addr`` (by ``link``, None: the
+        session's), which is not the session's address; ``newest`` when its counter is the
+        highest seen (only the newest record starts a validation: a delayed one from an older
+        address must not). ``last_token`` is the session's highest PING token so far; returns
+        the new challenge's token when one starts (the session's PINGs continue above it),
+        else None. A record from a probe only raises what it has received."""
+        probe = self._probes.get(addr)
+        if probe is not None:
+            probe.received += size
+            return None
         candidate = self._candidate
         if candidate is not None and candidate.addr == addr:
             candidate.received += size
             return None
         if not newest:
             return None
-        token = last_token + 1 + int.from_bytes(self._rng(4), "big")
-        self._candidate = _Candidate(addr, token, size, now)
+        token = self._new_token(last_token)
+        self._candidate = _Candidate(addr, token, size, now, link)
         return token
+
+    def probe(self, addr: Hashable, link: object, now: float, last_token: int) -> int | None:
+        """Validate ``addr`` (reached by ``link``), a path of our choosing (§18). Returns the
+        new challenge's token, or None when ``addr`` is being validated already (its attempts
+        then start over). At most ``PATH_PROBES_MAX`` at once: the oldest makes room."""
+        for known in (self._probes.get(addr), self._candidate):
+            if known is not None and known.addr == addr:
+                known.attempts = 0
+                known.next_at = now
+                return None
+        if len(self._probes) >= PATH_PROBES_MAX:
+            del self._probes[next(iter(self._probes))]
+        token = self._new_token(last_token)
+        self._probes[addr] = _Candidate(addr, token, 0, now, link, local=True)
+        return token
+
+    def on_ping(self, addr: Hashable, token: int) -> None:
+        """A PING with ``token`` came from ``addr``: if it is being validated, answer there."""
+        target = self._probes.get(addr)
+        if target is None and self._candidate is not None and self._candidate.addr == addr:
+            target = self._candidate
+        if target is not None and token > target.answered:
+            target.pong = max(target.pong, token)
 
     @staticmethod
     def _may_challenge(candidate: _Candidate) -> bool:
         if candidate.attempts >= PATH_CHALLENGE_ATTEMPTS:
             return False
-        limit = PATH_AMPLIFICATION_FACTOR * candidate.received
-        return candidate.sent + CHALLENGE_RECORD_BYTES <= limit
+        return _within_limit(candidate, CHALLENGE_RECORD_BYTES)
 
     def challenge_due(self, now: float) -> tuple[Hashable, int] | None:
-        """``(address, token)`` of a challenge to send now, within the amplification limit."""
+        """``(address, token)`` of the peer's candidate to challenge now, within the
+        amplification limit (without answers owed there: see :meth:`probes_due`)."""
         candidate = self._candidate
         if candidate is None or now < candidate.next_at or not self._may_challenge(candidate):
             return None
         return candidate.addr, candidate.token
 
+    def probes_due(self, now: float) -> list[PathProbe]:
+        """Every record due now on a path being validated: challenges whose time has come (the
+        peer's candidate within the amplification limit), and answers owed to PINGs that came
+        from one (within the limit too for the peer's candidate)."""
+        due: list[PathProbe] = []
+        candidates = list(self._probes.values())
+        if self._candidate is not None:
+            candidates.append(self._candidate)
+        for c in candidates:
+            challenge = now >= c.next_at and self._may_challenge(c)
+            answer = c.pong > c.answered and _within_limit(c, CHALLENGE_RECORD_BYTES)
+            if challenge or answer:
+                ping = c.token if c.attempts < PATH_CHALLENGE_ATTEMPTS else 0
+                due.append(PathProbe(c.addr, c.link, ping, c.pong if answer else 0, challenge))
+        return due
+
+    def on_probe_sent(self, probe: PathProbe, size: int, now: float, pto_s: float) -> None:
+        """The record of ``probe`` went out, ``size`` bytes."""
+        c = self._probes.get(probe.addr)
+        if c is None and self._candidate is not None and self._candidate.addr == probe.addr:
+            c = self._candidate
+        if c is None:  # pragma: no cover - probes_due just listed it
+            return
+        c.sent += size
+        if probe.pong:
+            c.answered = max(c.answered, probe.pong)
+        if probe.counted:
+            c.attempts += 1
+            c.next_at = now + max(2 * pto_s, PATH_CHALLENGE_MIN_INTERVAL_S)
+
     def on_challenge_sent(self, size: int, now: float, pto_s: float) -> None:
-        """The challenge went out as a record of ``size`` bytes."""
+        """The challenge of :meth:`challenge_due` went out as a record of ``size`` bytes."""
         candidate = self._candidate
         assert candidate is not None
-        candidate.sent += size
-        candidate.attempts += 1
-        candidate.next_at = now + max(2 * pto_s, PATH_CHALLENGE_MIN_INTERVAL_S)
+        self.on_probe_sent(
+            PathProbe(candidate.addr, candidate.link, candidate.token, 0, True), size, now, pto_s
+        )
 
     def on_pong(self, token: int, addr: Hashable) -> Hashable | None:
         """A PONG with ``token`` came from ``addr``: the validated address, or None."""
+        found = self.validate(token, addr)
+        return found[0] if found is not None else None
+
+    def validate(self, token: int, addr: Hashable) -> tuple[Hashable, object, bool] | None:
+        """A PONG with ``token`` came from ``addr``: ``(address, link, local)`` of the path it
+        validates (``local``: a probe of ours), or None."""
+        # The token is a secret of ours meeting input: compared in constant time (it arrives
+        # authenticated, so only the peer could time it, but nothing is left to reason about).
+        probe = self._probes.get(addr)
+        if probe is not None and hmac.compare_digest(
+            _token_bytes(token), _token_bytes(probe.token)
+        ):
+            del self._probes[addr]
+            if self._candidate is not None and self._candidate.addr == addr:
+                self._candidate = None
+            self.validated += 1
+            return addr, probe.link, True
         candidate = self._candidate
         if candidate is None or addr != candidate.addr:
             return None
-        # The token is a secret of ours meeting input: compared in constant time (it arrives
-        # authenticated, so only the peer could time it, but nothing is left to reason about).
         if not hmac.compare_digest(_token_bytes(token), _token_bytes(candidate.token)):
             return None
         self._candidate = None
         self.validated += 1
-        return addr
+        return addr, candidate.link, False
+
+    def discard(self, addr: Hashable) -> None:
+        """Stop validating ``addr`` (its link closed, or the session moved there)."""
+        self._probes.pop(addr, None)
+        if self._candidate is not None and self._candidate.addr == addr:
+            self._candidate = None
 
     def get_timer(self) -> float | None:
-        """When the next challenge is due, or when the validation gives up."""
-        return self._candidate.next_at if self._candidate is not None else None
+        """When the next challenge is due, or when a validation gives up."""
+        times = [c.next_at for c in self._probes.values()]
+        if self._candidate is not None:
+            times.append(self._candidate.next_at)
+        return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
-        """Give up on a candidate that may not be challenged again (its attempts are used, or
-        the amplification limit holds and it sent nothing more) once its time is up."""
+        """Give up on a candidate or probe that may not be challenged again (its attempts are
+        used, or the amplification limit holds and it sent nothing more) once its time is up."""
         candidate = self._candidate
         if (
             candidate is not None
@@ -132,7 +275,17 @@ class PathValidator:
             and not self._may_challenge(candidate)
         ):
             self._candidate = None
+        for addr, probe in list(self._probes.items()):
+            if now >= probe.next_at and probe.attempts >= PATH_CHALLENGE_ATTEMPTS:
+                del self._probes[addr]
 
     def forget(self) -> None:
         """Stop validating (the session closed)."""
         self._candidate = None
+        self._probes.clear()
+
+
+def _within_limit(candidate: _Candidate, size: int) -> bool:
+    if candidate.local:
+        return True
+    return candidate.sent + size <= PATH_AMPLIFICATION_FACTOR * candidate.received

@@ -30,6 +30,9 @@ from seigr_stt.constants import (
     ACK_DELAY_EXPONENT,
     AEAD_INTEGRITY_LIMIT,
     CLOSE_ATTEMPTS,
+    PATH_DEGRADED_PTO_COUNT,
+    PATH_QUIET_PTOS,
+    PATH_STANDBY_MAX,
     CloseCode,
     FrameType,
     SessionState,
@@ -38,6 +41,9 @@ from seigr_stt.core.channels import MessageChannels
 from seigr_stt.core.events import (
     DatagramReceived,
     Event,
+    PathChanged,
+    PathDegraded,
+    PathsAnnounced,
     PeerAddressChanged,
     PongReceived,
     SessionEstablished,
@@ -53,6 +59,7 @@ from seigr_stt.core.frames import (
     MaxData,
     MaxStreamData,
     MaxStreams,
+    Paths,
     Ping,
     Pong,
     RatchetInit,
@@ -60,6 +67,7 @@ from seigr_stt.core.frames import (
     ResetStream,
     StopSending,
     Stream,
+    frame_size,
     is_ack_eliciting,
     parse_frames,
 )
@@ -68,11 +76,11 @@ from seigr_stt.core.keys import SLOT_NEXT, KeySchedule, RotationPolicy
 from seigr_stt.core.lifecycle import STATE_TRANSITIONS, SessionLifecycle
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.packetizer import RecordBuilder
-from seigr_stt.core.path import PathValidator
+from seigr_stt.core.path import PathProbe, PathValidator
 from seigr_stt.core.pmtu import PathMtuProber
 from seigr_stt.core.ratchet import DhRatchet
 from seigr_stt.core.record import RecordHeader, open_record
-from seigr_stt.core.recovery import AckTracker, LossRecovery, SentRecord
+from seigr_stt.core.recovery import AckTracker, LossRecovery, RttEstimator, SentRecord
 from seigr_stt.core.stats import DropReason, SessionCounters
 from seigr_stt.core.timers import SessionTimers
 from seigr_stt.exceptions import (
@@ -93,8 +101,12 @@ class Session(SessionLifecycle):
     # sets an attribute of its own (a bench timing a method, a hostile member's leniency).
     __slots__ = (
         "__dict__",
+        "_degraded",
         "_on_change",
+        "_path_received_at",
         "_record_addr",
+        "_record_link",
+        "_reprobe_at",
         "acks",
         "addr",
         "channels",
@@ -118,6 +130,7 @@ class Session(SessionLifecycle):
         "recovery",
         "rotation",
         "session_id",
+        "standby",
         "streams",
         "timers",
     )
@@ -169,6 +182,12 @@ class Session(SessionLifecycle):
         self.pmtu = PathMtuProber(link.max_record_size, link.probe_max)
         self.path = PathValidator(rng if rng is not None else _no_rng)
         self._record_addr: Hashable = addr  # the source of the record being processed
+        self._record_link: Link = link  # and the link it came by
+        #: Other paths the session knows (§18): ``(address, link)``, best first when probed.
+        self.standby: list[tuple[Hashable, Link]] = []
+        self._degraded = False  # PATH_DEGRADED_PTO_COUNT probe timeouts on the current path
+        self._path_received_at = now  # the last authenticated record by the current path
+        self._reprobe_at: float | None = None  # when better standby paths are probed again
         side = 0 if result.initiator else 1
         self.streams = StreamTable(self.session_id, side, config, self.events, self.counters)
         self.channels = MessageChannels(
@@ -257,14 +276,17 @@ class Session(SessionLifecycle):
         """
         if self._takes_no_input():
             return DropReason.CLOSED_SESSION
-        if (
-            link is not None
-            and link is not self.link
+        if link is None:
+            link = self.link
+        elif (
+            link is not self.link
+            and not self.config.migration
             and (link.kind != TransportKind.UDP or self.link.kind != TransportKind.UDP)
         ):
-            # A session lives on the transport it was established on: a WebSocket connection
-            # is its own path, and a record of a UDP session replayed over WebSocket (or the
-            # reverse) is not the peer moving (audit F4). Dropped before authentication.
+            # Without migration a session lives on the transport it was established on: a
+            # record of a UDP session replayed over WebSocket (or the reverse) is not the peer
+            # moving (audit F4). Dropped before authentication. With migration (§18) such a
+            # record only makes its path a candidate, validated as any new address (§5.5).
             return DropReason.WRONG_LINK
         keys = self.keys
         selected = keys.select_receive_key(header.epoch, now)
@@ -301,13 +323,18 @@ class Session(SessionLifecycle):
         if keys.after_authenticated(slot, header.echo, now, rtt_s):
             self.packetizer.want_record = True  # carry the new echo back at once
         self._record_addr = addr
+        self._record_link = link
         if addr != self.addr:
             # A new address is only a candidate until it answers a challenge (§5.3): the
             # session keeps its path, and a spoofed source gets at most 3x what it sent.
             newest = highest is None or header.counter > highest
-            token = self.path.on_record(addr, len(packet), newest, now, self._ping_token)
+            if newest and not self._may_follow(link, now):
+                newest = False  # a straggler by a worse path while ours still works (§18)
+            token = self.path.on_record(addr, len(packet), newest, now, self._ping_token, link)
             if token is not None:
                 self._ping_token = token  # application PINGs continue above the challenge
+        else:
+            self._path_received_at = now
         if self.state == SessionState.HANDSHAKE:
             self._set_state(SessionState.ACTIVE)
             self.events.append(
@@ -359,28 +386,150 @@ class Session(SessionLifecycle):
         self.events.append(DatagramReceived(self.session_id, frame.data))
 
     def _handle_ping(self, frame: Ping, now: float) -> None:
+        if self._record_addr != self.addr:
+            # From a path being validated: answered there too, so that a peer validating it
+            # gets its PONG by that path (§18).
+            self.path.on_ping(self._record_addr, frame.token)
         if frame.token > self.packetizer.pong_token:
             # One PONG answers every PING so far: the latest token (§6), sent once.
             self.packetizer.pong_token = frame.token
 
     def _handle_pong(self, frame: Pong, now: float) -> None:
-        validated = self.path.on_pong(frame.token, self._record_addr)
+        validated = self.path.validate(frame.token, self._record_addr)
         if validated is not None:
-            self._move_to(validated)
+            addr, link, local = validated
+            new_link = link if isinstance(link, Link) else self.link
+            if not local or self._degraded or _rank(new_link) > _rank(self.link):
+                self._move_to(addr, new_link, now)
+            else:
+                self._remember(addr, new_link)  # it works; kept for when ours does not
         if self._ping_token and frame.token >= self._ping_token:
             # The peer answers only its latest PING: our own PINGs before it are answered too.
             self.events.append(PongReceived(self.session_id, self._ping_token))
         elif 0 < frame.token < self._ping_token:
             self.events.append(PongReceived(self.session_id, frame.token))
 
-    def _move_to(self, addr: Hashable) -> None:
-        """The peer answered a challenge from ``addr``: send there from now on. On another host
-        the path is new: congestion control and the record size start over (RFC 9000 §9.4)."""
+    def _move_to(self, addr: Hashable, link: Link | None = None, now: float = 0.0) -> None:
+        """The peer answered a challenge from ``addr`` (by ``link``, default the session's):
+        send there from now on. On another host the path is new: congestion control and the
+        record size start over (RFC 9000 §9.4). On another link (§18) the RTT starts over too,
+        and every record in flight on the old path is sent again on the new one."""
         old, self.addr = self.addr, addr
-        if self.link.source_of(old) != self.link.source_of(addr):
-            self.pmtu = PathMtuProber(self.link.max_record_size, self.link.probe_max)
+        old_link = self.link
+        new_link = link if link is not None else old_link
+        self.link = new_link
+        self.path.discard(addr)
+        self.standby = [(a, lk) for a, lk in self.standby if a != addr]
+        if new_link is not old_link or old_link.source_of(old) != new_link.source_of(addr):
+            self.pmtu = PathMtuProber(new_link.max_record_size, new_link.probe_max)
             self.packetizer.new_path(self.pmtu)
+        if new_link is not old_link:
+            self.recovery.rtt = RttEstimator()
+            self.recovery.pto_count = 0
+            for record in self.recovery.forget_all():
+                for frame, on_delivery in record.frames:
+                    on_delivery(frame, False)
+        self._remember(old, old_link)
+        self._degraded = False
+        self._path_received_at = now
+        self._reprobe_at = (
+            now + self.config.path_reprobe_interval_s
+            if any(_rank(lk) > _rank(new_link) for _, lk in self.standby)
+            else None
+        )
         self.events.append(PeerAddressChanged(self.session_id, old, addr))
+        self.events.append(
+            PathChanged(self.session_id, old, addr, str(old_link.kind), str(new_link.kind))
+        )
+
+    # -- paths (§18) ----------------------------------------------------------------------------
+    @property
+    def transport(self) -> str:
+        """The kind of the path in use: ``"udp"``, ``"websocket"`` or ``"relay"``."""
+        return str(self.link.kind)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the current path stopped answering (and other paths are being probed)."""
+        return self._degraded
+
+    def _may_follow(self, link: Link, now: float) -> bool:
+        """Whether a record by ``link`` may make its path a candidate: always on an equal or
+        better kind of path; on a worse one only once ours has been silent for
+        ``PATH_QUIET_PTOS`` probe timeouts (or is degraded), so that stragglers of a path the
+        peer just left do not pull the session back."""
+        if _rank(link) >= _rank(self.link) or self._degraded:
+            return True
+        return now - self._path_received_at > PATH_QUIET_PTOS * self.recovery.rtt.pto_s()
+
+    def _remember(self, addr: Hashable, link: Link) -> None:
+        if addr == self.addr:
+            return
+        standby = [(addr, link)] + [(a, lk) for a, lk in self.standby if a != addr]
+        del standby[PATH_STANDBY_MAX:]
+        self.standby = standby
+
+    def add_path(self, addr: Hashable, link: Link, now: float, *, probe: bool = True) -> None:
+        """Another path to the peer (§18): ``addr`` by ``link`` (a WebSocket the adapter opened,
+        a UDP address the peer announced). The session keeps it as a standby path and, with
+        ``probe``, validates it now; it moves there once it answers if it is a better kind of
+        path (UDP over WebSocket over relay) or the current one is degraded. Then call
+        ``Endpoint.datagrams_to_send``. Without ``config.migration`` nothing happens."""
+        if not self.config.migration or addr == self.addr or not self.is_active:
+            return
+        self._remember(addr, link)
+        if probe:
+            self._probe(addr, link, now)
+        if _rank(link) > _rank(self.link) and self._reprobe_at is None:
+            self._reprobe_at = now + self.config.path_reprobe_interval_s
+        self._changed()
+
+    def probe_path(self, addr: Hashable, link: Link, now: float) -> None:
+        """``add_path(addr, link, now, probe=True)``."""
+        self.add_path(addr, link, now, probe=True)
+
+    def forget_path(self, addr: Hashable) -> None:
+        """``addr`` is no longer usable (its link closed): no longer a standby path nor
+        validated. The current path is not touched (``Endpoint.abort_address`` ends it)."""
+        self.standby = [(a, lk) for a, lk in self.standby if a != addr]
+        self.path.discard(addr)
+
+    def announce_paths(
+        self, udp: tuple[tuple[str, int], ...], websocket: tuple[str, ...] = ()
+    ) -> None:
+        """Tell the peer our other addresses (a PATHS frame, sent reliably): UDP ``(ip, port)``
+        pairs (IP literals) and WebSocket URLs, at most ``PATHS_MAX_ENTRIES`` in all. Raises
+        ValueError for what PATHS cannot carry. Then call ``Endpoint.datagrams_to_send``."""
+        frame = Paths(tuple((str(h), int(p)) for h, p in udp), tuple(websocket))
+        frame_size(frame)  # ValueError now rather than when the record is sealed
+        self.packetizer.reliable.append((frame, self._on_paths_delivery))
+        self._changed()
+
+    def _on_paths_delivery(self, frame: Frame, acked: bool) -> None:
+        if not acked and self.state == SessionState.ACTIVE:
+            self.packetizer.reliable.append((frame, self._on_paths_delivery))
+
+    def _handle_paths(self, frame: Paths, now: float) -> None:
+        self.events.append(PathsAnnounced(self.session_id, frame.udp, frame.websocket))
+
+    def _probe(self, addr: Hashable, link: Link, now: float) -> None:
+        token = self.path.probe(addr, link, now, self._ping_token)
+        if token is not None:
+            self._ping_token = token
+
+    def _on_degraded(self, now: float) -> None:
+        """The path stopped answering: probe every other path known (§18)."""
+        self._degraded = True
+        self.events.append(PathDegraded(self.session_id, self.addr, self.transport))
+        for addr, link in self.standby:
+            self._probe(addr, link, now)
+
+    def _reprobe(self, now: float) -> None:
+        """Probe the standby paths better than the current one; again after the interval."""
+        better = [(a, lk) for a, lk in self.standby if _rank(lk) > _rank(self.link)]
+        for addr, link in better:
+            self._probe(addr, link, now)
+        self._reprobe_at = now + self.config.path_reprobe_interval_s if better else None
 
     def _handle_ratchet_init(self, frame: RatchetInit, now: float) -> None:
         self.ratchet.on_init(frame, self.keys, now)
@@ -425,6 +574,8 @@ class Session(SessionLifecycle):
                 on_delivery(delivered, True)
         if lost:
             self._on_lost(lost, now, persistent)
+        if self._degraded and recovery.pto_count == 0:
+            self._degraded = False  # the path answers again
         self._maybe_finish_drain(now)
 
     def _on_lost(self, lost: list[SentRecord], now: float, persistent: bool) -> None:
@@ -455,12 +606,11 @@ class Session(SessionLifecycle):
                 addr = self.addr
                 active = self.state == SessionState.ACTIVE
                 out = [(record, addr) for record in packetizer.build(now, active=active)]
-            challenge = self.path.challenge_due(now) if self.state == SessionState.ACTIVE else None
-            if challenge is not None:
-                candidate, token = challenge
-                record = packetizer.seal_probe(Ping(token), now)
-                self.path.on_challenge_sent(len(record), now, self.recovery.rtt.pto_s())
-                out.append((record, candidate))
+            if self.state == SessionState.ACTIVE:
+                for probe in self.path.probes_due(now):
+                    record = packetizer.seal_probe(_probe_frames(probe), now)
+                    self.path.on_probe_sent(probe, len(record), now, self.recovery.rtt.pto_s())
+                    out.append((record, probe.addr))
         if self._close_after_flush:
             self._finish_close()
         return out
@@ -491,7 +641,9 @@ class Session(SessionLifecycle):
             )
             erase_at = keys.get_timer()
             ratchet_at = self.ratchet.due_at()
+            reprobe_at = self._reprobe_at
             return min(
+                _INF if reprobe_at is None else reprobe_at,
                 _INF if ratchet_at is None else ratchet_at,
                 keys.reject_at,
                 _INF if ack_at is None else ack_at,
@@ -539,6 +691,13 @@ class Session(SessionLifecycle):
             if self.pmtu.on_probe_timeout(self.recovery.pto_count, now):
                 self.packetizer.set_record_size(self.pmtu.size)
             self.packetizer.pending.append(Ping(0))  # ack-eliciting, no PONG wanted (§14.3)
+            if (
+                self.recovery.pto_count >= PATH_DEGRADED_PTO_COUNT
+                and not self._degraded
+                and self.state == SessionState.ACTIVE
+                and self.config.migration
+            ):
+                self._on_degraded(now)
         if self.state == SessionState.CLOSING:
             if timers.drain_at is not None:
                 self._maybe_finish_drain(now)
@@ -555,6 +714,8 @@ class Session(SessionLifecycle):
             return
         self.keys.handle_timer(now)
         self.path.handle_timer(now)
+        if self._reprobe_at is not None and now >= self._reprobe_at:
+            self._reprobe(now)
         if now >= self.keys.reject_at:
             self.close(CloseCode.KEY_EXPIRED, "keys expired before a rotation completed", now)
         elif timers.due(timers.dead_peer_at, now):
@@ -576,6 +737,23 @@ class Session(SessionLifecycle):
 
 
 _INF = float("inf")
+
+#: How much a session prefers each kind of path (§18): direct UDP, then WebSocket, then relay.
+_RANKS = {TransportKind.UDP: 2, TransportKind.WEBSOCKET: 1, TransportKind.RELAY: 0}
+
+
+def _rank(link: Link) -> int:
+    return _RANKS.get(link.kind, 0)
+
+
+def _probe_frames(probe: PathProbe) -> list[Frame]:
+    """A path-validation record: the answer owed there first, then our challenge."""
+    frames: list[Frame] = []
+    if probe.pong:
+        frames.append(Pong(probe.pong))
+    if probe.ping:
+        frames.append(Ping(probe.ping))
+    return frames
 
 
 def _no_rng(n: int) -> bytes:
@@ -602,6 +780,7 @@ FRAME_HANDLERS: dict[FrameType, tuple[Callable[[Session, Any, float], None], fro
     FrameType.MAX_STREAMS: (Session._handle_max_streams, _OPEN),
     FrameType.RATCHET_INIT: (Session._handle_ratchet_init, _ACTIVE),
     FrameType.RATCHET_REPLY: (Session._handle_ratchet_reply, _ACTIVE),
+    FrameType.PATHS: (Session._handle_paths, _ACTIVE),
 }
 assert FRAME_HANDLERS.keys() == FRAMES.keys(), "every frame type needs a handler"
 _HANDLERS_BY_CLASS: dict[type[Frame], tuple[Callable[[Session, Any, float], None], frozenset[int]]]

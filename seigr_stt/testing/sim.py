@@ -107,10 +107,21 @@ class Node:
     #: The NAT the node sits behind (:meth:`Net.add_node` with ``behind=``), or None.
     nat: NAT | None = field(default=None, repr=False)
     link: Link = field(init=False, repr=False)
+    #: The node's other addresses, each on a link of its own (:meth:`Net.add_link`).
+    links: dict[Addr, Link] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        #: The node's one transport, as its endpoint sees it (a UDP-like datagram link).
+        #: The node's main transport, as its endpoint sees it (a UDP-like datagram link).
         self.link = Link(TransportKind.UDP, self.max_record_size)
+
+    def address_on(self, kind: TransportKind) -> Addr:
+        """The node's address on a link of ``kind`` (its main address for UDP)."""
+        if kind == self.link.kind:
+            return self.addr
+        for addr, link in self.links.items():
+            if link.kind == kind:
+                return addr
+        raise KeyError(f"{self.name} has no {kind} link")
 
     @property
     def now(self) -> float:
@@ -249,6 +260,20 @@ class Net:
         self._send(node, packet)
         return packet
 
+    def add_link(
+        self, node: Node, addr: Addr, kind: TransportKind, max_record_size: int = 1200
+    ) -> Link:
+        """Give ``node`` another address ``addr`` on a link of its own of ``kind`` (a WebSocket
+        connection, a relay): packets to ``addr`` reach the node by that link, and what the
+        node sends to another node's address of that kind leaves from ``addr``, so that
+        sessions can move between transports (§18). Returns the link."""
+        if addr in self._routes:
+            raise ValueError(f"address {addr!r} is taken")
+        link = Link(kind, max_record_size, peer=str(addr), source=str(addr))
+        node.links[addr] = link
+        self._routes[addr] = node
+        return link
+
     def move(self, node: Node, new_addr: Addr) -> None:
         """The node's packets now come from ``new_addr`` (NAT rebinding); both addrs reach it."""
         node.addr = new_addr
@@ -281,11 +306,16 @@ class Net:
     def connect(self, a: Node, b: Node, *, timeout_s: float = 10.0, to: Addr | None = None) -> int:
         """Start a handshake from ``a`` to ``b`` (at address ``to``, by default ``b.addr``: give
         ``b``'s public address when it sits behind a NAT); returns the handle its events will
-        carry."""
+        carry. To one of ``b``'s other addresses (:meth:`add_link`), ``a`` uses its own link of
+        that kind."""
+        dst = b.addr if to is None else to
+        link = a.link
+        if dst in b.links:
+            link = a.links[a.address_on(b.links[dst].kind)]
         handle = a.endpoint.connect(
-            b.addr if to is None else to,
+            dst,
             self.now,
-            link=a.link,
+            link=link,
             timestamp_ns=self.timestamp_ns(),
             timeout_s=timeout_s,
         )
@@ -328,7 +358,11 @@ class Net:
         launched: list[Packet] = []
         while True:
             for data, dst in node.endpoint.datagrams_to_send(self.now):
-                packet = Packet(data, node.addr, dst, self.now, node.name)
+                src = node.addr
+                target = self._routes.get(dst)
+                if target is not None and dst in target.links:  # leaves by the same kind
+                    src = node.address_on(target.links[dst].kind)
+                packet = Packet(data, src, dst, self.now, node.name)
                 self._send(node, packet)
                 launched.append(packet)
             consumed = False
@@ -363,7 +397,9 @@ class Net:
         private network), then launch it."""
         target = self._routes.get(packet.dst)
         nat = node.nat
-        if target is None or target.nat is not nat:  # it leaves the sender's network
+        if target is not None and packet.dst in target.links:
+            pass  # a link of its own (a relay, a WebSocket): no NAT on the way
+        elif target is None or target.nat is not nat:  # it leaves the sender's network
             if target is not None and target.nat is not None:
                 self.log.append(packet)
                 packet.fate = "unroutable"  # a private address of another network
@@ -481,7 +517,8 @@ class Net:
             packet.fate = "delivered"
             packet.delivered_at = self.now
             self.deliveries.append(packet)
-            target.endpoint.receive_datagram(packet.data, packet.src, self.now, target.link)
+            link = target.links.get(packet.dst, target.link)
+            target.endpoint.receive_datagram(packet.data, packet.src, self.now, link)
             self.flush_node(target)
         while self._actions and self._actions[0][0] <= self.now:
             _, _, action = heapq.heappop(self._actions)

@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from seigr_stt import NodeEvent, SessionState, STTNode, STTSession
 from seigr_stt.aio.websocket import WSLink
+from seigr_stt.config import NodeConfig
 from seigr_stt.constants import PACKET_DATA, PATH_AMPLIFICATION_FACTOR
 from seigr_stt.core.flow import channel_stream_id
 from seigr_stt.core.frames import Frame, MaxData, MaxStreamData, serialize_frames
@@ -112,7 +113,8 @@ class Path:
 
 @pytest.fixture
 async def path(make_node: NodeFactory) -> AsyncIterator[Path]:
-    server = await make_node()
+    # Without transport migration (§18), which would open a record by another link.
+    server = await make_node(config=NodeConfig(migration=False))
     client = await make_node(server_mode=False, ws=False)
     assert server.udp_address is not None
     relay = UDPRelay(server.udp_address)
@@ -211,9 +213,9 @@ async def test_a_websocket_record_replayed_over_udp_is_dropped_unanswered(
     make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reverse: a record of a WebSocket session (a TLS-terminating proxy on the path sees
-    it) sent to the node's UDP port from the attacker's address. A WebSocket session never
-    roams: the connection is its path."""
-    server = await make_node()
+    it) sent to the node's UDP port from the attacker's address. Without migration (§18) a
+    WebSocket session never roams: the connection is its path."""
+    server = await make_node(config=NodeConfig(migration=False))
     client = await make_node(server_mode=False, ws=False)
     session, peer = await connect(client, server, "websocket")
     link = core_session(client, session.session_id).addr

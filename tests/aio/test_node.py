@@ -414,6 +414,7 @@ async def test_listener_api_accepts_only_known_kinds(make_node: NodeFactory) -> 
         "session_closed",
         "key_rotated",
         "peer_address_changed",
+        "path_changed",
     }
     for kind in EVENT_KINDS:
         node.on(kind, lambda event: None)

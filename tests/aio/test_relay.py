@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 
 import pytest
 
-from seigr_stt import STTNode, generate_seed
+from seigr_stt import NodeConfig, STTNode, generate_seed
 from seigr_stt.aio.relay import RelayLink, check_node_id, normalize_relay_url
 from seigr_stt.constants import RelayPacketType
 from seigr_stt.core.identity import NodeIdentity
@@ -54,7 +54,10 @@ async def test_a_1_mib_stream_through_the_relay_by_node_id(
     relay: RelayServer, nodes: Callable[..., STTNode], kind: str
 ) -> None:
     url = url_of(relay, kind)
-    server, client = nodes(server_mode=True, relays=[url]), nodes()
+    # On loopback both nodes reach the addresses the relay observes: without migration off,
+    # the session would move to the direct path (§18, tests/aio/test_migration.py).
+    stay = NodeConfig(migration=False)
+    server, client = nodes(server_mode=True, relays=[url], config=stay), nodes(config=stay)
     await server.start()
     await client.start()
     session = await client.connect(server.node_id.hex(), relays=[url], timeout=5 * SECOND)

@@ -519,7 +519,8 @@ async def test_manual_session_cannot_send(pair: Pair) -> None:
 # -- a peer that went silent ----------------------------------------------------------------------
 async def test_rotation_unconfirmed_by_a_silent_peer(make_node: NodeFactory) -> None:
     server = await make_node()
-    client = await make_node(server_mode=False)
+    # Without migration: the client would move to the WebSocket the server announced (§18).
+    client = await make_node(server_mode=False, config=NodeConfig(migration=False))
     assert server.udp_address is not None
     relay = UDPRelay(server.udp_address)
     try:

@@ -96,14 +96,16 @@ async def test_other_paths_get_404(make_node: NodeFactory, path: str) -> None:
 async def test_garbage_messages_are_dropped_and_the_session_keeps_working(
     make_node: NodeFactory,
 ) -> None:
-    server = await make_node()
-    client = await make_node(server_mode=False)
+    # Without migration (§18): a record by another connection is not even opened.
+    still = NodeConfig(migration=False)
+    server = await make_node(config=still)
+    client = await make_node(server_mode=False, config=still)
     session, peer = await connect(client, server, "websocket")
     assert server.ws_url is not None
     before = Counter(server.get_stats()["drops"])
     sent_before = server.get_stats()["packets_sent"]
-    # A record for the live session on another connection is not even decrypted: a session
-    # takes records only from its own link (§5.3), so it counts as wrong_link, not auth.
+    # A record for the live session on another connection is not even decrypted: without
+    # migration a session takes records only from its own link (§5.3): wrong_link, not auth.
     hostile = [
         (data, "wrong_link" if reason == "auth" else reason)
         for data, reason in garbage(session.session_id)

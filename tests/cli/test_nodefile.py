@@ -25,6 +25,8 @@ from seigr_stt.config import EndpointConfig, NodeConfig, SessionConfig, Transpor
 def _toml(value: object) -> str:
     if value is None:
         return '"none"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value)
 
 

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 
+from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
     PATH_AMPLIFICATION_FACTOR,
     PATH_CHALLENGE_ATTEMPTS,
@@ -17,7 +18,7 @@ from seigr_stt.core.events import MessageReceived, PeerAddressChanged
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.path import CHALLENGE_RECORD_BYTES, PathValidator
 from seigr_stt.testing import Node
-from tests.core.net import Pair, seeded_rng
+from tests.core.net import Pair, make_pair, seeded_rng
 
 T0 = 100.0
 
@@ -198,9 +199,10 @@ def test_a_new_host_starts_congestion_control_over_a_new_port_does_not(
         assert pair.sa.pmtu is pair.sa.packetizer.pmtu
 
 
-def test_a_record_over_another_kind_of_link_is_dropped_unopened(pair: Pair) -> None:
-    """A session is bound to its link: its records over another transport (a WebSocket
-    connection replaying UDP records, or the reverse) are not even decrypted (§5.3)."""
+def test_a_record_over_another_kind_of_link_is_dropped_unopened() -> None:
+    """Without migration a session is bound to its link: its records over another transport (a
+    WebSocket connection replaying UDP records, or the reverse) are not even decrypted (§5.3)."""
+    pair = make_pair(config=NodeConfig(migration=False))
     pair.net.drop(lambda p: p.sender == "B")
     [record] = pair.send(pair.b, b"over UDP")
     other = Link(TransportKind.WEBSOCKET, 65_000, peer="127.0.0.1:1", source="127.0.0.1")
@@ -210,3 +212,26 @@ def test_a_record_over_another_kind_of_link_is_dropped_unopened(pair: Pair) -> N
     assert pair.sa.path.candidate is None
     pair.net.deliver_held(record)  # the genuine copy, on the session's link, still counts
     assert messages(pair.a) == [b"over UDP"]
+
+
+def test_with_migration_a_record_over_another_link_moves_nothing(pair: Pair) -> None:
+    """With migration (the default, §18) the record is opened (it is genuine), but a worse
+    kind of path while the session's own still carries records starts no validation; once
+    the own path has been silent, it would be challenged, which a replaying stranger cannot
+    answer."""
+    pair.net.drop(lambda p: p.sender == "B", times=2)
+    [record] = pair.send(pair.b, b"over UDP")
+    other = Link(TransportKind.WEBSOCKET, 65_000, peer="127.0.0.1:1", source="127.0.0.1")
+    pair.a.endpoint.receive_datagram(record.data, "ws-connection", pair.net.now, other)
+    pair.net.flush_node(pair.a)
+    assert pair.a.endpoint.drops == {}
+    assert messages(pair.a) == [b"over UDP"]
+    assert pair.sa.path.candidate is None
+    pair.net.run(5.0)  # A's own path silent for many PTOs
+    [late] = pair.send(pair.b, b"later")
+    pair.a.endpoint.receive_datagram(late.data, "ws-connection", pair.net.now, other)
+    assert pair.sa.path.candidate == "ws-connection"
+    pair.net.run(2.0)
+    assert pair.sa.addr == "B"
+    assert pair.sa.transport == "udp"
+    assert pair.sa.path.candidate is None
