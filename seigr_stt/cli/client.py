@@ -21,7 +21,14 @@ from seigr_stt.cli.console import printable, run
 from seigr_stt.cli.errors import EXIT_HANDSHAKE_TIMEOUT, EXIT_USAGE, CLIError
 from seigr_stt.cli.seeds import Seeds, read_seeds
 from seigr_stt.constants import CloseCode
-from seigr_stt.exceptions import HandshakeError, HandshakeTimeout, SessionClosedError, STTError
+from seigr_stt.exceptions import (
+    HandshakeError,
+    HandshakeTimeout,
+    SessionClosedError,
+    STTError,
+    TicketError,
+)
+from seigr_stt.ticket import NodeTicket, looks_like_ticket
 
 if TYPE_CHECKING:
     from seigr_stt.aio.session import NodeEvent, STTSession
@@ -70,11 +77,26 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _ticket(args: argparse.Namespace) -> NodeTicket | None:
+    """The ticket given as the target (``stt connect TICKET``), or None."""
+    ticket: NodeTicket | None = getattr(args, "ticket", None)
+    return ticket
+
+
 def _bind_host(args: argparse.Namespace) -> str:
-    """Where a client node binds its UDP socket: loopback for a loopback target."""
+    """Where a client node binds its UDP socket: loopback for a loopback target (a ticket's:
+    when every address it lists is loopback, and it lists no relay)."""
     if args.bind:
         bind: str = args.bind
         return bind
+    ticket = _ticket(args)
+    if ticket is not None:
+        hosts = [host for host, _ in ticket.addresses]
+        hosts += [urlsplit(url).hostname or "" for url in (*ticket.websockets, *ticket.relays)]
+        v6 = bool(hosts) and all(":" in host for host in hosts)
+        if hosts and all(_is_loopback(host) for host in hosts):
+            return "::1" if v6 else "127.0.0.1"
+        return "::" if v6 else "0.0.0.0"
     target = (urlsplit(args.ws).hostname or "") if args.ws else args.host
     v6 = ":" in target
     if _is_loopback(target):
@@ -83,7 +105,10 @@ def _bind_host(args: argparse.Namespace) -> str:
 
 
 def target_text(args: argparse.Namespace) -> str:
-    """The target as the user gave it: the ``--ws`` URL or ``HOST:PORT``."""
+    """The target as the user gave it: the ``--ws`` URL, ``HOST:PORT`` or the ticket's node."""
+    ticket = _ticket(args)
+    if ticket is not None:
+        return f"node {ticket.node_id.hex()[:16]}… (ticket)"
     return str(args.ws) if args.ws else f"{args.host}:{args.port}"
 
 
@@ -112,7 +137,10 @@ async def client_session(
     node.on("session_closed", closed)
     try:
         started = time.perf_counter()
-        if args.ws:
+        ticket = _ticket(args)
+        if ticket is not None:
+            session = await node.connect(ticket, timeout=args.timeout)
+        elif args.ws:
             session = await node.connect_websocket(args.ws, timeout=args.timeout)
         else:
             session = await node.connect_udp(args.host, args.port, timeout=args.timeout)
@@ -143,13 +171,21 @@ def client_command(
     """Validate the target, read the seeds, run ``body`` and map errors to exit codes."""
 
     def command(args: argparse.Namespace) -> int:
-        if args.ws:
+        args.ticket = None
+        if isinstance(args.host, str) and looks_like_ticket(args.host):
+            if args.port is not None or args.ws:
+                raise CLIError("give a TICKET alone, without PORT or --ws", EXIT_USAGE)
+            try:
+                args.ticket = NodeTicket.coerce(args.host)
+            except TicketError as exc:
+                raise CLIError(f"not a usable ticket: {exc}", EXIT_USAGE) from None
+        elif args.ws:
             if args.host is not None:
                 raise CLIError("give HOST PORT or --ws URL, not both", EXIT_USAGE)
             if not args.ws.startswith(("ws://", "wss://")):
                 raise CLIError("--ws URL must start with ws:// or wss://", EXIT_USAGE)
         elif args.host is None or args.port is None:
-            raise CLIError("give the node's HOST and PORT, or --ws URL", EXIT_USAGE)
+            raise CLIError("give the node's HOST and PORT, --ws URL, or a TICKET", EXIT_USAGE)
         if args.timeout <= 0:
             raise CLIError("--timeout must be positive", EXIT_USAGE)
         seeds = read_seeds(args)

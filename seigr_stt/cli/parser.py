@@ -148,7 +148,12 @@ def _pin_options() -> argparse.ArgumentParser:
 
 def _target_options() -> argparse.ArgumentParser:
     target = argparse.ArgumentParser(add_help=False)
-    target.add_argument("host", nargs="?", metavar="HOST", help="the node's UDP host")
+    target.add_argument(
+        "host",
+        nargs="?",
+        metavar="HOST",
+        help="the node's UDP host, or its ticket (stt..., from `stt node` or node.ticket())",
+    )
     target.add_argument("port", nargs="?", type=_port, metavar="PORT", help="the node's UDP port")
     target.add_argument("--ws", metavar="URL", help="connect over WebSocket (ws://host:port/stt)")
     target.add_argument(
@@ -199,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
             parents=parents,
             epilog=(epilog.rstrip("\n") + "\n\n" if epilog else "") + exit_codes(client),
             formatter_class=_Formatter,
-            usage=f"stt {name} [options] (HOST PORT | --ws URL)"
+            usage=f"stt {name} [options] (HOST PORT | --ws URL | TICKET)"
             + {"send": " MESSAGE", "send-file": " PATH"}.get(name, "")
             if client
             else None,
@@ -321,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
         "handshake with a node, print the session, then close",
         client_parents,
         "examples:\n  stt connect 127.0.0.1 9000 --shared-seed shared.seed\n"
-        "  stt connect --ws ws://127.0.0.1:9001/stt --shared-seed shared.seed\n\n" + SEED_HELP,
+        "  stt connect --ws ws://127.0.0.1:9001/stt --shared-seed shared.seed\n"
+        "  stt connect sttaeaq... --shared-seed shared.seed   # a node's ticket\n\n" + SEED_HELP,
         client=True,
     )
     connect.add_argument(

@@ -210,6 +210,9 @@ async def _node_main(args: argparse.Namespace, seeds: Seeds, config: NodeConfig)
             line += f" metrics {metrics.url}"
         say(f"node {node.node_id.hex()}")
         say(line)
+        ticket = node.ticket()
+        if not ticket.is_empty:  # a wildcard bind without relays has no address to hand out
+            say(f"ticket {ticket}")
         if control is not None:
             say(f"control {control.path}")
         runner.spawn(runner.pump())

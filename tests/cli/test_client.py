@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from seigr_stt.ticket import NodeTicket
 from tests.cli.helpers import NodeProcess, run
 
 
@@ -37,3 +38,34 @@ def test_an_unknown_host_is_named_without_python_names(seeds: dict[str, Path]) -
     ), result.stderr
     assert "Error" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _ticket_of(node: NodeProcess) -> str:
+    """The ticket `stt node` printed after its addresses."""
+    lines = [line for line in node.lines if line.startswith("ticket ")]
+    assert lines, node.lines
+    return lines[0].removeprefix("ticket ")
+
+
+def test_connect_by_the_ticket_the_node_printed(
+    echo_node: NodeProcess, seeds: dict[str, Path]
+) -> None:
+    ticket = _ticket_of(echo_node)
+    assert ticket.startswith("stt")
+    result = run("connect", ticket, "--shared-seed", str(seeds["shared"]))
+    assert result.returncode == 0, result.stderr
+    node_id = NodeTicket.parse(ticket).node_id.hex()
+    assert node_id[:16] in result.stdout, result.stdout
+
+
+def test_a_damaged_ticket_is_a_usage_error_that_says_why(
+    echo_node: NodeProcess, seeds: dict[str, Path]
+) -> None:
+    ticket = _ticket_of(echo_node)
+    result = run("connect", ticket[:-9], "--shared-seed", str(seeds["shared"]))
+    assert result.returncode == 2
+    assert "not a usable ticket" in result.stderr
+    assert "Traceback" not in result.stderr
+    both = run("connect", ticket, "9000", "--shared-seed", str(seeds["shared"]))
+    assert both.returncode == 2
+    assert "TICKET alone" in both.stderr
