@@ -60,7 +60,7 @@ _REFUSALS: Final[dict[str, tuple[int, str]]] = {
     ),
     DropReason.PEER_REFUSED: (
         logging.WARNING,
-        "handshakes refused: the peer's node id is not in allowed_peers",
+        "handshakes refused: the peer's node id is not in allowed_peers, or not the node dialled",
     ),
     DropReason.HALF_OPEN_FULL: (
         logging.WARNING,

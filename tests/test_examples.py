@@ -29,6 +29,13 @@ EXPECTED = {
         "the session moved from the relay to udp",
         "sealed packets",
     ],
+    "ticket.py": [
+        "B's ticket: stt",
+        "A reached B by ticket over ",
+        "proved node id matches: True",
+        "B received 'hello by ticket'",
+        "a ticket naming another node at B's address: refused",
+    ],
     "serve_connect.py": [
         "echoed 'hello' via udp",
         "echoed 'hello' via websocket",
