@@ -51,7 +51,7 @@ def test_every_command_has_help() -> None:
         assert "\n\nexit codes:\n" in out, command  # a paragraph of its own
         assert ("3    handshake timeout" in out) == (command in CLIENTS), command
         if command in CLIENTS:
-            assert f"usage: stt {command} [options] (HOST PORT | --ws URL)" in out
+            assert f"usage: stt {command} [options] (HOST PORT | --ws URL | TICKET)" in out
         if command in ("bench", "node", "stats", "connect"):
             assert "--log-level" in out, command
     stats = results[1 + COMMANDS.index("stats")][0]
