@@ -165,27 +165,43 @@ def _os_text(args: argparse.Namespace, exc: BaseException | None) -> str | None:
     return None
 
 
+def _read_ticket(args: argparse.Namespace) -> NodeTicket | None:
+    """The ticket given as the target, or None when the target is a host (a host name that
+    happens to start with ``stt`` followed by a PORT is a host). :class:`CLIError` (usage) for a
+    damaged ticket, or a ticket given with PORT or ``--ws``."""
+    if not (isinstance(args.host, str) and looks_like_ticket(args.host)):
+        return None
+    try:
+        ticket = NodeTicket.coerce(args.host)
+    except TicketError as exc:
+        if args.port is not None:
+            return None  # a host such as sttgw.example.org
+        raise CLIError(f"not a usable ticket: {exc}", EXIT_USAGE) from None
+    if args.port is not None or args.ws:
+        raise CLIError("give a TICKET alone, without PORT or --ws", EXIT_USAGE)
+    return ticket
+
+
+def _check_target(args: argparse.Namespace) -> None:
+    """:class:`CLIError` (usage) unless the target is HOST PORT or a ``--ws`` URL."""
+    if args.ws:
+        if args.host is not None:
+            raise CLIError("give HOST PORT or --ws URL, not both", EXIT_USAGE)
+        if not args.ws.startswith(("ws://", "wss://")):
+            raise CLIError("--ws URL must start with ws:// or wss://", EXIT_USAGE)
+    elif args.host is None or args.port is None:
+        raise CLIError("give the node's HOST and PORT, --ws URL, or a TICKET", EXIT_USAGE)
+
+
 def client_command(
     body: Callable[[argparse.Namespace, Seeds], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace], int]:
     """Validate the target, read the seeds, run ``body`` and map errors to exit codes."""
 
     def command(args: argparse.Namespace) -> int:
-        args.ticket = None
-        if isinstance(args.host, str) and looks_like_ticket(args.host):
-            if args.port is not None or args.ws:
-                raise CLIError("give a TICKET alone, without PORT or --ws", EXIT_USAGE)
-            try:
-                args.ticket = NodeTicket.coerce(args.host)
-            except TicketError as exc:
-                raise CLIError(f"not a usable ticket: {exc}", EXIT_USAGE) from None
-        elif args.ws:
-            if args.host is not None:
-                raise CLIError("give HOST PORT or --ws URL, not both", EXIT_USAGE)
-            if not args.ws.startswith(("ws://", "wss://")):
-                raise CLIError("--ws URL must start with ws:// or wss://", EXIT_USAGE)
-        elif args.host is None or args.port is None:
-            raise CLIError("give the node's HOST and PORT, --ws URL, or a TICKET", EXIT_USAGE)
+        args.ticket = _read_ticket(args)
+        if args.ticket is None:
+            _check_target(args)
         if args.timeout <= 0:
             raise CLIError("--timeout must be positive", EXIT_USAGE)
         seeds = read_seeds(args)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
+import pytest
+
+from seigr_stt.cli import main
 from seigr_stt.ticket import NodeTicket
 from tests.cli.helpers import NodeProcess, run
 
@@ -59,13 +63,27 @@ def test_connect_by_the_ticket_the_node_printed(
 
 
 def test_a_damaged_ticket_is_a_usage_error_that_says_why(
-    echo_node: NodeProcess, seeds: dict[str, Path]
+    seeds: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ticket = _ticket_of(echo_node)
-    result = run("connect", ticket[:-9], "--shared-seed", str(seeds["shared"]))
-    assert result.returncode == 2
-    assert "not a usable ticket" in result.stderr
-    assert "Traceback" not in result.stderr
-    both = run("connect", ticket, "9000", "--shared-seed", str(seeds["shared"]))
-    assert both.returncode == 2
-    assert "TICKET alone" in both.stderr
+    ticket = str(NodeTicket(os.urandom(32), (("127.0.0.1", 9000),)))
+    shared = ("--shared-seed", str(seeds["shared"]))
+    assert main(["connect", ticket[:-9], *shared]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stt connect: not a usable ticket: "), err
+    assert "Traceback" not in err
+    assert main(["connect", ticket, "9000", *shared]) == 2
+    assert "give a TICKET alone" in capsys.readouterr().err
+    assert main(["connect", ticket, "--ws", "ws://127.0.0.1:9001/stt", *shared]) == 2
+    assert "give a TICKET alone" in capsys.readouterr().err
+    assert main(["connect", ticket[:-9], "--ws", "ws://127.0.0.1:9001/stt", *shared]) == 2
+    assert "not a usable ticket" in capsys.readouterr().err
+
+
+def test_a_host_name_starting_with_stt_is_a_host(
+    seeds: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "sttgw" is no ticket; with a PORT it is the host to dial, not a damaged ticket.
+    host = "sttgw.invalid"
+    assert main(["connect", host, "9000", "--shared-seed", str(seeds["shared"])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"stt connect: cannot resolve the host {host!r}"), err
