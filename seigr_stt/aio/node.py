@@ -807,7 +807,9 @@ class STTNode(EventSource):
             if udp is not None and _same_family(host, udp[0]):
                 attempt(
                     f"udp {format_addr((host, port))}",
-                    self.connect_udp(host, port, timeout=timeout, peer_node_id=peer),
+                    self.connect_udp(
+                        *self._route_udp((host, port)), timeout=timeout, peer_node_id=peer
+                    ),
                 )
         for url in ticket.websockets:
             attempt(
@@ -929,6 +931,8 @@ class STTNode(EventSource):
         ticket lists is tried at once: its UDP addresses and WebSocket URLs directly and its
         relays (plus ``relays``), each requiring the ticket's node id; the first session made
         wins and the other attempts are cancelled (a session that completed anyway is closed).
+        The ticket's UDP addresses are addresses learned from elsewhere: they go through
+        :attr:`udp_route` when it is set, as the addresses a peer announces do.
         :class:`HandshakeError` names every attempt and why it failed when none succeeds
         (:class:`HandshakeTimeout` when all timed out); :class:`TicketError` for a malformed
         ticket (docs/connecting-anywhere.md).

@@ -21,6 +21,7 @@ from seigr_stt import (
     generate_seed,
 )
 from seigr_stt.relay import RelayServer
+from seigr_stt.testing import NATBox, NATConfig
 from tests.aio.helpers import wait_until
 from tests.timing import SECOND
 
@@ -143,3 +144,51 @@ async def test_a_ticket_without_a_usable_way_or_our_own_is_refused(
         await client.connect(NodeTicket(os.urandom(32), (("2001:db8::1", 9000),)))
     with pytest.raises(ConfigError, match="this node's own"):
         await client.connect(client.ticket())
+
+
+@pytest.mark.parametrize(
+    ("nat", "transport"),
+    [(NATConfig.full_cone(), "udp"), (NATConfig.port_restricted_cone(), "relay")],
+    ids=["full-cone-direct", "port-restricted-relayed"],
+)
+async def test_a_ticket_of_a_node_behind_a_nat_lists_its_public_address(
+    nodes: Callable[..., STTNode], nat: NATConfig, transport: str
+) -> None:
+    """B sits behind a NAT and registers at a relay over UDP (through its box), so the relay
+    observes B's public address and B's ticket lists it. A dials that ticket from outside: a
+    full cone lets the direct handshake in; a port-restricted cone filters it (B never sent to
+    A) and the relay carries the session, the direct attempt cancelled."""
+    async with (
+        RelayServer(udp_port=0, ws_port=0) as relay,
+        NATBox(nat, public_host="127.0.0.3") as box,
+    ):
+        assert relay.udp_address is not None
+        assert relay.ws_url is not None
+        routed = "udp://{}:{}".format(*box.route(relay.udp_address))
+        stay = NodeConfig(migration=False)  # the path the dial made is the one to check
+        b = nodes(server_mode=True, relays=[routed, relay.ws_url], config=stay)
+        b.udp_route = box.route
+        a = nodes(config=stay)
+        await b.start()
+        await a.start()
+        observed = b.relay_link(routed).observed
+        assert observed is not None
+        assert observed[0] == "127.0.0.3"
+        ticket = b.ticket()
+        assert ticket.addresses == (b.udp_address, observed)
+        assert ticket.relays == (routed, relay.ws_url)
+        # A is outside: of B's ways, only the public address and the relay's WebSocket mean
+        # anything to it (B's own address and the routed URL are inside B's box).
+        outside = NodeTicket(ticket.node_id, (observed,), (), (relay.ws_url,))
+        session = await a.connect(str(outside), timeout=3 * SECOND)
+        assert session.peer_node_id == b.node_id
+        assert session.transport_type == transport
+        if transport == "relay":
+            assert box.nat.stats.dropped_filtered > 0  # the direct attempt was made and filtered
+        else:
+            assert session.path == ("udp", observed)
+        assert a.stats().handshakes_in_flight == 0  # the losing attempt was cancelled cleanly
+        assert [s.session_id for s in a.session_manager.get_active_sessions()] == [
+            session.session_id
+        ]
+        await asyncio.gather(a.stop(), b.stop())  # while the relay and the box still run
