@@ -171,7 +171,9 @@ async def test_a_ticket_of_a_node_behind_a_nat_lists_its_public_address(
         a = nodes(config=stay)
         await b.start()
         await a.start()
-        observed = b.relay_link(routed).observed
+        link = b.relay_link(routed)
+        assert link is not None
+        observed = link.observed
         assert observed is not None
         assert observed[0] == "127.0.0.3"
         ticket = b.ticket()
