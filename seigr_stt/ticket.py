@@ -41,6 +41,14 @@ TICKET_MAX_ENTRIES = 16
 TICKET_MAX_NAME = 253
 
 
+#: What each of msgpack's limits, as the parser sets them, refuses.
+_LIMITS = {
+    "max_array_len": f"a list of more than {TICKET_MAX_ENTRIES} entries",
+    "max_str_len": f"a text longer than {TICKET_MAX_NAME} characters",
+    "max_bin_len": f"bytes longer than a node id ({NODE_ID_BYTES} bytes)",
+}
+
+
 def _check_host(host: object, where: str) -> str:
     if not isinstance(host, str) or not host:
         raise TicketError(f"{where}: a host is a non-empty string")
@@ -177,7 +185,12 @@ class NodeTicket:
                 max_map_len=0,
                 max_ext_len=0,
             )
-        except (ValueError, msgpack.UnpackException, TypeError):
+        except ValueError as exc:
+            for limit, why in _LIMITS.items():  # msgpack says "17 exceeds max_array_len(16)"
+                if f"exceeds {limit}(" in str(exc):
+                    raise TicketError(f"not a node ticket: {why}") from None
+            raise TicketError("not a node ticket: truncated or malformed") from None
+        except (msgpack.UnpackException, TypeError):
             raise TicketError("not a node ticket: truncated or malformed") from None
         if not isinstance(fields, list) or not fields:
             raise TicketError("not a node ticket: not a list")

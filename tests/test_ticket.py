@@ -19,7 +19,11 @@ NODE = bytes(range(32))
 
 def encode(fields: object) -> str:
     """``fields`` in a ticket's text form, whatever they are."""
-    packed = msgpack.packb(fields, use_bin_type=True)
+    return text_of(msgpack.packb(fields, use_bin_type=True))
+
+
+def text_of(packed: bytes) -> str:
+    """``packed`` as a ticket's text."""
     return "stt" + base64.b32encode(packed).decode().rstrip("=").lower()
 
 
@@ -86,7 +90,12 @@ def test_repr_shows_the_node_id_short_and_the_ways() -> None:
         (encode([1, NODE, [], [], ["udp://relay.example.org"]]), "needs a port"),
         (encode([1, NODE, [], [], ["ftp://relay"]]), "not a udp or ws or wss URL"),
         (encode([1, NODE, [], [], "udp://x:1"]), "expected a list"),
-        (encode([1, NODE, [["10.0.0.1", 1]] * 17, [], []]), "truncated or malformed"),
+        (encode([1, NODE, [["10.0.0.1", 1]] * 17, [], []]), "a list of more than 16 entries"),
+        (encode([1, NODE, [["a" * 254, 1]], [], []]), "a text longer than 253 characters"),
+        (encode([1, NODE + b"x", [], [], []]), "bytes longer than a node id (32 bytes)"),
+        (text_of(msgpack.packb([1, NODE, [], [], []]) + b"\x00"), "truncated or malformed"),
+        (encode([1, NODE, [[b"\x7f\x00\x00\x01", 1]], [], []]), "non-empty string"),
+        (encode([1, NODE, [], [1234], []]), "a URL is a string"),
     ],
 )
 def test_a_bad_ticket_is_refused_with_the_reason(text: str, why: str) -> None:
