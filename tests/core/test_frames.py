@@ -17,10 +17,13 @@ from seigr_stt.constants import (
     FRAME_MAX_STREAMS,
     FRAME_PING,
     FRAME_PONG,
+    FRAME_RATCHET_INIT,
+    FRAME_RATCHET_REPLY,
     FRAME_RESET_STREAM,
     FRAME_STOP_SENDING,
     FRAME_STREAM,
     MAX_FRAMES_PER_RECORD,
+    RATCHET_PUBLIC_KEY_BYTES,
 )
 from seigr_stt.core.frames import (
     VARINT_MAX,
@@ -34,11 +37,14 @@ from seigr_stt.core.frames import (
     MaxStreams,
     Ping,
     Pong,
+    RatchetInit,
+    RatchetReply,
     ResetStream,
     StopSending,
     Stream,
     encode_varint,
     frame_size,
+    is_ack_eliciting,
     parse_frames,
     peek_varint,
     serialize_frames,
@@ -107,6 +113,8 @@ ONE_OF_EACH: list[Frame] = [
     MaxData(1 << 50),
     MaxStreamData(8, 0),
     MaxStreams(256),
+    RatchetInit(0, bytes(range(32))),
+    RatchetReply(VARINT_MAX, b"\xff" * RATCHET_PUBLIC_KEY_BYTES),
 ]
 
 
@@ -130,6 +138,8 @@ def test_frame_type_bytes() -> None:
         MaxData: FRAME_MAX_DATA,
         MaxStreamData: FRAME_MAX_STREAM_DATA,
         MaxStreams: FRAME_MAX_STREAMS,
+        RatchetInit: FRAME_RATCHET_INIT,
+        RatchetReply: FRAME_RATCHET_REPLY,
     }
     assert set(expected) == {type(f) for f in ONE_OF_EACH}
     for frame in ONE_OF_EACH:
@@ -168,6 +178,27 @@ def test_one_ack_and_at_most_max_frames_per_record() -> None:
         parse_frames(pings * (MAX_FRAMES_PER_RECORD + 1))
 
 
+def test_ratchet_frames_exact_encoding() -> None:
+    # §7.1: type byte, base epoch as a varint, then the 32-byte X25519 public key verbatim.
+    public = bytes(range(32))
+    assert serialize_frames([RatchetInit(5, public)]) == b"\x10\x05" + public
+    assert serialize_frames([RatchetReply(300, public)]) == b"\x11\x41\x2c" + public
+    assert frame_size(RatchetInit(5, public)) == 34
+    # Non-minimal base epochs are read like every other varint; trailing frames follow.
+    assert parse_frames(b"\x11\x40\x05" + public + b"\x01\x02") == [
+        RatchetReply(5, public),
+        Ping(2),
+    ]
+
+
+def test_ratchet_frames_are_acknowledged_and_sent_again() -> None:
+    # The ratchet relies on the peer acknowledging INIT and REPLY (its delivery handler sends
+    # a lost one again), so both must elicit an ACK.
+    public = bytes(32)
+    assert is_ack_eliciting([RatchetInit(0, public)])
+    assert is_ack_eliciting([RatchetReply(0, public)])
+
+
 def test_empty() -> None:
     assert serialize_frames([]) == b""
     assert parse_frames(b"") == []
@@ -190,6 +221,9 @@ def test_non_minimal_varints_are_accepted() -> None:
         (Ack(0, ((10, 20), (5, 12))), "adjacent"),  # overlapping
         (Ack(0, ((10, 20), (30, 40))), "adjacent"),  # oldest first
         (Ack(0, ((10, 20), (8, 7))), "disjoint"),
+        (RatchetInit(0, bytes(31)), "32 bytes"),
+        (RatchetReply(1, bytes(33)), "32 bytes"),
+        (RatchetInit(VARINT_MAX + 1, bytes(32)), "range"),
     ],
 )
 def test_unencodable_frames(frame: Frame, match: str) -> None:
@@ -228,6 +262,12 @@ def test_unencodable_frames(frame: Frame, match: str) -> None:
         (b"\x0a", "truncated varint"),
         (b"\x0b\x00", "truncated varint"),
         (b"\x0c", "truncated varint"),
+        (b"\x10", "truncated varint"),  # RATCHET_INIT without its base epoch
+        (b"\x11\x40", "truncated varint"),
+        (b"\x10\x00" + bytes(31), "truncated ratchet public key"),
+        (b"\x11\x07" + bytes(16), "truncated ratchet public key"),
+        (b"\x12" + bytes(33), "unknown frame type 0x12"),  # reserved for the ratchet (§7.1)
+        (b"\x0f", "unknown frame type"),
     ],
 )
 def test_malformed_frames(data: bytes, match: str) -> None:
