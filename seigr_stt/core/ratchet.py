@@ -224,19 +224,19 @@ class DhRatchet:
             return  # sent before a rotation that crossed it
         if base > keys.send_epoch or base > keys.recv_epoch:
             raise PeerViolation("ratchet from an epoch not reached")
+        reply = self._reply
+        if reply is not None:  # we answered an INIT of this very epoch (_expire dropped older)
+            if reply.peer_public != frame.public:
+                raise PeerViolation("second ratchet in one epoch")
+            if not any(f is reply.frame for f, _ in self.out):
+                self.out.append((reply.frame, self.on_delivery))  # the INIT was sent again
+            return
         if keys.mix_base == base:
             return  # our ratchet of this epoch is agreed already; this INIT crossed it
         if self._private is not None:
             if self.initiator:
                 return  # crossed INITs: the session initiator's ratchet wins (§7.1)
             self._abandon()
-        reply = self._reply
-        if reply is not None:
-            if reply.peer_public != frame.public:
-                raise PeerViolation("second ratchet in one epoch")
-            if not any(f is reply.frame for f, _ in self.out):
-                self.out.append((reply.frame, self.on_delivery))  # the INIT was sent again
-            return
         if self._rng is None:
             return  # a session made without randomness (tests only) cannot answer
         private = bytearray(self._rng(KEY_BYTES))
