@@ -1,15 +1,19 @@
 """Seeded simulation: key rotation under traffic, loss, reordering and crossed rotations.
 
 Two endpoints exchange thousands of small messages over the in-memory network of
-:mod:`seigr_stt.testing` with a seeded RNG while both sides call ``request_rotation`` at random
-every 100–300 ms (``protocol.md``, "Key rotation": crossed rotations converge and lose no packet).
+:mod:`seigr_stt.testing` with a seeded RNG while both sides ask for a new key at random every
+100–300 ms (``protocol.md``, "Key rotation": crossed rotations converge and lose no packet): 70%
+of the requests a hash rotation (``request_rotation``), 30% a DH ratchet (``request_ratchet``,
+§7.1), so ratchets cross each other, cross hash rotations, and lose their INIT or REPLY records.
 Time is simulated: the run covers about ten simulated seconds in about a second of CPU per seed.
 
 Messages travel on acknowledged, retransmitted streams (§14, §16), so the property is the strong
 one: every message arrives exactly once and in order per channel, whatever the network lost,
 reordered or duplicated; no record fails authentication; and no record selects no key, because
 rotations are spaced by at least 3 x PTO (RFC 9001 §6.5), so a record delayed in the network is
-overtaken by at most one rotation and finds the previous key.
+overtaken by at most one rotation and finds the previous key. Each ratchet completes on both
+sides (``KeyRotated.fresh_dh`` for the same versions), every request for one is served, and no
+DH secret is left once the run settles.
 
 Variants: 5% loss with 0–30 ms reordering (5,000 messages each way); the same with duplication;
 reordering without loss (every record authenticated exactly once); in-order delivery without
@@ -33,6 +37,8 @@ from tests.core.net import DATA, Net, Node
 
 SEEDS = [11, 22, 33]
 CHANNELS = 2
+# The share of rotation requests that ask for a DH ratchet instead of a hash rotation.
+RATCHET_SHARE = 0.3
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Outcome:
     b: Node
     sid: bytes
     rotations_requested: int
+    ratchets_requested: int
     messages_per_side: int
 
 
@@ -54,6 +61,7 @@ def simulate(
     messages_per_side: int = 5000,
     duration_s: float = 10.0,
     rotation_every_s: tuple[float, float] = (0.1, 0.3),
+    ratchet_share: float = RATCHET_SHARE,
 ) -> Outcome:
     net = Net(seed=seed)
     a, b = net.add_node("A"), net.add_node("B")
@@ -65,7 +73,7 @@ def simulate(
     start = net.now
     rand = net.random
     interval = duration_s / messages_per_side
-    rotations = [0]
+    rotations = [0, 0]
 
     def sender(node: Node, i: int) -> None:
         channel = i % CHANNELS
@@ -76,8 +84,13 @@ def simulate(
         net.flush_node(node)
 
     def rotator(node: Node) -> None:
-        node.endpoint.session(sid).request_rotation(net.now)
-        rotations[0] += 1
+        session = node.endpoint.session(sid)
+        if rand.random() < ratchet_share:
+            session.request_ratchet(net.now)  # a DH ratchet (§7.1)
+            rotations[1] += 1
+        else:
+            session.request_rotation(net.now)
+            rotations[0] += 1
         net.flush_node(node)
 
     for node in (a, b):
@@ -96,7 +109,7 @@ def simulate(
         node.endpoint.session(sid).ping(net.now)
     net.flush()
     net.run(5.0)
-    return Outcome(net, a, b, sid, rotations[0], messages_per_side)
+    return Outcome(net, a, b, sid, rotations[0], rotations[1], messages_per_side)
 
 
 def received(receiver: Node, sender: Node) -> dict[int, list[int]]:
@@ -118,7 +131,9 @@ def reordered_pairs(net: Net) -> int:
     )
 
 
-def check(outcome: Outcome, *, min_key_version: int, duplicated: bool = False) -> None:
+def check(
+    outcome: Outcome, *, min_key_version: int, duplicated: bool = False, min_ratchets: int = 15
+) -> None:
     net, a, b = outcome.net, outcome.a, outcome.b
     sa, sb = a.session(outcome.sid), b.session(outcome.sid)
     per_channel = outcome.messages_per_side // CHANNELS
@@ -158,7 +173,17 @@ def check(outcome: Outcome, *, min_key_version: int, duplicated: bool = False) -
         epochs = [parse_header(p.data).epoch for p in net.sent_by(node, DATA)]
         steps = {(e2 - e1) % 256 for e1, e2 in itertools.pairwise(epochs)}
         assert steps <= {0, 1}
-    assert outcome.rotations_requested >= 60
+    assert outcome.rotations_requested + outcome.ratchets_requested >= 60
+    # The DH ratchets among them (§7.1): each side saw the same versions complete one, every
+    # request was served, and the ratchets really happened.
+    fresh = [[e.key_version for e in n.events_of(KeyRotated) if e.fresh_dh] for n in (a, b)]
+    assert fresh[0] == fresh[1]
+    for session in (sa, sb):
+        assert session.ratchet.count == len(fresh[0])
+        assert not session.ratchet.wanted
+        assert not session.ratchet.in_progress
+        assert session.keys.mix_base is None  # every DH secret used and wiped
+    assert len(fresh[0]) >= min_ratchets
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -221,6 +246,10 @@ def test_simulation_sparse_traffic_frequent_crossed_rotations(seed: int) -> None
     # The rules, not the requests, set the pace: most requests were served by a rotation still
     # to come, and each rotation waited for the peer's echo and 3 x PTO.
     assert outcome.rotations_requested > 5 * outcome.a.session(outcome.sid).key_version
+    # Ratchets crossed each other or a hash rotation: an INIT was abandoned (its private key
+    # wiped) and the ratchet started again from the new epoch.
+    sa, sb = outcome.a.session(outcome.sid), outcome.b.session(outcome.sid)
+    assert sa.ratchet.generated + sb.ratchet.generated > 2 * sa.ratchet.count
 
 
 def test_simulation_reordering_deeper_than_the_rotation_interval() -> None:
