@@ -311,6 +311,42 @@ async def test_key_rotated_events_on_both_nodes(pair: Pair) -> None:
     assert client_events[0].kind == "key_rotated"
 
 
+async def test_rotate_key_with_fresh_dh_over_udp(make_node: NodeFactory) -> None:
+    # A DH ratchet (§7.1) between real nodes on loopback UDP, asked for by either side: the call
+    # returns once the peer confirmed, both nodes report fresh_dh, and data flows after it.
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "udp")
+    client_events: list[NodeEvent] = []
+    server_events: list[NodeEvent] = []
+    client.on("key_rotated", client_events.append)
+    server.on("key_rotated", server_events.append)
+    old_key = session.session_key
+    async with asyncio.timeout(10 * SECOND):
+        new_key = await session.rotate_key(fresh_dh=True)
+        assert new_key == session.session_key == peer.session_key != old_key
+        await peer.rotate_key(fresh_dh=True)  # the responder's own request
+        await session.rotate_key()  # and a hash rotation, reported as such
+        await wait_until(lambda: len(server_events) == 3, "key_rotated on the server")
+    assert session.key_version == peer.key_version == 3
+    for events, side in ((client_events, session), (server_events, peer)):
+        assert [(e.session, e.key_version, e.fresh_dh) for e in events] == [
+            (side, 1, True),
+            (side, 2, True),
+            (side, 3, False),
+        ]
+    await session.send(b"after the ratchet", stream_id=1)
+    await peer.send(b"reply after the ratchet", stream_id=1)
+    await session.send(SENTINEL, stream_id=1)
+    await peer.send(SENTINEL, stream_id=1)
+    got_server = await collect_until_sentinels(server, [(peer.session_id, 1)])
+    got_client = await collect_until_sentinels(client, [(session.session_id, 1)])
+    assert [p.data for p in got_server] == [b"after the ratchet"]
+    assert [p.data for p in got_client] == [b"reply after the ratchet"]
+    assert session.get_statistics()["auth_failures"] == 0
+    assert peer.get_statistics()["auth_failures"] == 0
+
+
 # -- close ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("closer", ["client", "server"])
 async def test_close_is_seen_by_the_peer(pair: Pair, closer: str) -> None:
