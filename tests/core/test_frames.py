@@ -319,6 +319,8 @@ frames_strategy: st.SearchStrategy[Frame] = st.one_of(
     st.builds(MaxData, varints),
     st.builds(MaxStreamData, varints, varints),
     st.builds(MaxStreams, varints),
+    st.builds(RatchetInit, varints, st.binary(min_size=32, max_size=32)),
+    st.builds(RatchetReply, varints, st.binary(min_size=32, max_size=32)),
 )
 
 
