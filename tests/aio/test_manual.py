@@ -13,7 +13,9 @@ from seigr_stt import (
     SessionState,
     STTSession,
 )
+from seigr_stt.aio.manual import _LABEL_ROTATION
 from seigr_stt.constants import CLOSE_NORMAL, STT_SESSION_STATE_ACTIVE
+from seigr_stt.core import crypto
 from tests.aio.helpers import NodeFactory
 
 
@@ -54,6 +56,20 @@ async def test_manual_session_rotate_key(make_node: NodeFactory) -> None:
         keys.append(new_key)
     assert len(set(keys)) == 4
     assert session.last_key_rotation >= session.created_at
+
+
+async def test_manual_session_rotate_key_with_fresh_dh(make_node: NodeFactory) -> None:
+    # No peer to agree a secret with: fresh random bytes are mixed in, so the new key is not the
+    # one-way successor that a copy of the old key computes (it is after a hash rotation).
+    node = await make_node()
+    session = await node.session_manager.create_session(b"12345678", bytes(32))
+    old = session.session_key
+    assert await session.rotate_key() == crypto.kdf(old, _LABEL_ROTATION)
+    old = session.session_key
+    fresh = await session.rotate_key(fresh_dh=True)
+    assert session.key_version == 2
+    assert fresh == session.session_key
+    assert fresh not in (old, crypto.kdf(old, _LABEL_ROTATION))
 
 
 async def test_manual_session_send_raises_protocol_error(make_node: NodeFactory) -> None:

@@ -311,12 +311,12 @@ async def test_key_rotated_events_on_both_nodes(pair: Pair) -> None:
     assert client_events[0].kind == "key_rotated"
 
 
-async def test_rotate_key_with_fresh_dh_over_udp(make_node: NodeFactory) -> None:
-    # A DH ratchet (§7.1) between real nodes on loopback UDP, asked for by either side: the call
-    # returns once the peer confirmed, both nodes report fresh_dh, and data flows after it.
+async def test_rotate_key_with_fresh_dh(make_node: NodeFactory, transport: Transport) -> None:
+    # A DH ratchet (§7.1) between real nodes on loopback UDP and WebSocket, asked for by either
+    # side: the call returns once the peer confirmed, both nodes report fresh_dh, and data flows.
     server = await make_node()
     client = await make_node(server_mode=False)
-    session, peer = await connect(client, server, "udp")
+    session, peer = await connect(client, server, transport)
     client_events: list[NodeEvent] = []
     server_events: list[NodeEvent] = []
     client.on("key_rotated", client_events.append)
@@ -335,6 +335,21 @@ async def test_rotate_key_with_fresh_dh_over_udp(make_node: NodeFactory) -> None
             (side, 2, True),
             (side, 3, False),
         ]
+    # Both sides at once: the INITs cross (or one side's request is served by the other's
+    # ratchet, or a second ratchet follows); either way both calls return a fresh key.
+    async with asyncio.timeout(10 * SECOND):
+        await asyncio.gather(session.rotate_key(fresh_dh=True), peer.rotate_key(fresh_dh=True))
+        await wait_until(
+            lambda: (
+                client_events[-1].key_version == server_events[-1].key_version
+                and session.key_version >= 4
+            ),
+            "both sides on one version",
+        )
+    assert session.key_version == peer.key_version
+    assert session.session_key == peer.session_key
+    assert [e.fresh_dh for e in client_events[3:]] == [True] * (session.key_version - 3)
+    assert [e.fresh_dh for e in server_events[3:]] == [True] * (peer.key_version - 3)
     await session.send(b"after the ratchet", stream_id=1)
     await peer.send(b"reply after the ratchet", stream_id=1)
     await session.send(SENTINEL, stream_id=1)
@@ -565,6 +580,8 @@ async def test_rotation_unconfirmed_by_a_silent_peer(make_node: NodeFactory) -> 
         relay.close()  # from now on nothing gets through either way
     with pytest.raises(KeyRotationError, match="did not confirm"):
         await session.rotate_key(timeout=300 * MS)
+    with pytest.raises(KeyRotationError, match="did not confirm a DH ratchet"):
+        await session.rotate_key(timeout=300 * MS, fresh_dh=True)
     rotating = asyncio.create_task(session.rotate_key(timeout=30 * SECOND))
     await asyncio.sleep(0)
     async with asyncio.timeout(10 * SECOND):

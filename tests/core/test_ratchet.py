@@ -88,6 +88,19 @@ def rotate(net: Net, a: Node, sid: bytes, *, fresh_dh: bool) -> None:
 def test_a_copy_of_every_secret_follows_a_hash_rotation_but_not_a_dh_ratchet(
     fresh_dh: bool,
 ) -> None:
+    """The property of §7.1. Both nodes draw their randomness from ``os.urandom``
+    (``Net.add_node(rng=)``), so no copy of a session can predict an ephemeral key made after it.
+
+    A deep copy of both sessions at epoch 0 (traffic keys of both directions, the precomputed
+    next-epoch slot, the exporter, the ratchet's state: what an attacker who read memory has)
+    then meets the records of epoch 1:
+
+    * after a hash rotation the copy opens every one of them, and computes the new session key:
+      epoch 1 is ``REKEY`` of what it holds (forward secrecy only);
+    * after a DH ratchet it opens none and its session key is wrong: epoch 1 is
+      ``MIX(REKEY(k), dh)`` and ``dh`` needs an ephemeral private key made after the copy
+      (post-compromise security).
+    """
     net, a, b, sid = pair()
     exchange(net, a, b, sid, b"before")
     sa, sb = a.session(sid), b.session(sid)
@@ -303,6 +316,29 @@ def test_an_authentic_impossible_init_is_a_protocol_violation(
     assert reason in sb.close_reason
     assert not sb.ratchet.in_progress
     assert sb.keys.mix_base is None
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        pytest.param(b"\x10\x00" + bytes(31), id="init-truncated-key"),
+        pytest.param(b"\x11\x40", id="reply-truncated-epoch"),
+        pytest.param(b"\x12" + bytes(33), id="reserved-0x12"),
+    ],
+)
+def test_an_authentic_malformed_ratchet_frame_closes_and_changes_no_key(plaintext: bytes) -> None:
+    # Sealed with the peer's real key, so it is the peer's fault: CLOSE_PROTOCOL_ERROR (§6),
+    # and the frame is parsed in full before anything of it is acted on.
+    net, a, b, sid = pair(seed=21)
+    sb = b.session(sid)
+    fingerprint = sb.keys.fingerprint()
+    deliver(net, b, sid, authentic_record(a.session(sid), plaintext), "A")
+    assert sb.close_code == CloseCode.PROTOCOL_ERROR
+    assert not sb.ratchet.in_progress
+    assert sb.ratchet.generated == 0
+    assert sb.keys.mix_base is None
+    assert sb.counters.auth_failures == 0
+    assert fingerprint is not None
 
 
 def test_a_second_init_in_one_epoch_is_a_protocol_violation() -> None:
