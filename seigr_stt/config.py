@@ -181,7 +181,9 @@ class SessionConfig(_Validated):
     ratchet_interval_s: float | None = field(default=RATCHET_INTERVAL_S, metadata=_bounds())
     """Run a DH ratchet (fresh X25519 keys mixed into the next epoch, docs/protocol.md §7.1)
     automatically this long after the previous one, for post-compromise security; the session's
-    responder waits 1.25 times as long, so the initiator normally starts them. It coexists with
+    responder waits 1.25 times as long, so the initiator normally starts them, and the initiator
+    0.99 times as long (118.8 s of 120 s), so that its ratchet comes before the responder's
+    ``rekey_after_s`` hash rotation. It coexists with
     ``rekey_after_s``: a ratchet is a rotation too and restarts that clock, so with both at 120 s
     every automatic rotation is a ratchet, and with ``rekey_after_s=30`` every fourth. None: only
     ``rotate_key(fresh_dh=True)`` ratchets."""

@@ -153,6 +153,9 @@ KEY_GRACE_RTT_FACTOR: Final = 3.0
 # The DH ratchet (§7.1): fresh X25519 keys exchanged inside the session, mixed into the next epoch.
 RATCHET_INTERVAL_S: Final = 120.0  # default of SessionConfig.ratchet_interval_s
 RATCHET_RESPONDER_FACTOR: Final = 1.25  # the session's responder waits this much longer
+# The session's initiator ratchets 1% early (118.8 s of 120 s), so its INIT reaches the responder
+# before the responder's rekey_after_s clock, which started one delay later, fires a hash rotation.
+RATCHET_INITIATOR_FACTOR: Final = 0.99
 RATCHET_PUBLIC_KEY_BYTES: Final = 32
 
 # -- Timers (§8), WireGuard's values -------------------------------------------------------------

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from seigr_stt.constants import KEY_BYTES, RATCHET_RESPONDER_FACTOR
+from seigr_stt.constants import KEY_BYTES, RATCHET_INITIATOR_FACTOR, RATCHET_RESPONDER_FACTOR
 from seigr_stt.core import crypto
 from seigr_stt.core.frames import Frame, RatchetInit, RatchetReply
 from seigr_stt.exceptions import ConfigError, InvalidPublicKey, PeerViolation
@@ -108,11 +108,14 @@ class DhRatchet:
         self.out = out
         self.initiator = initiator
         #: Automatic ratchet interval (None: only on request). The session's responder waits
-        #: RATCHET_RESPONDER_FACTOR times as long, so two default peers rarely cross.
+        #: RATCHET_RESPONDER_FACTOR times as long, so two default peers rarely cross; the
+        #: initiator RATCHET_INITIATOR_FACTOR times as long, so that with rekey_after_s equal to
+        #: the interval its INIT reaches the responder before the responder's hash-rotation clock
+        #: (started when it followed the last transition, one delay later) fires.
         self.interval_s = (
             None
             if interval_s is None or rng is None
-            else interval_s * (1.0 if initiator else RATCHET_RESPONDER_FACTOR)
+            else interval_s * (RATCHET_INITIATOR_FACTOR if initiator else RATCHET_RESPONDER_FACTOR)
         )
         self.last_at = now  # when the last DH secret was agreed (or the session began)
         self.generated = 0  # ephemeral keys made by this side

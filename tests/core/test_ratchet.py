@@ -204,11 +204,11 @@ def test_ratchet_on_request_reports_fresh_dh_on_both_sides() -> None:
 
 
 def test_ratchet_on_the_interval_initiator_first_responder_later() -> None:
-    # Both at 1 s: the initiator's timer (1 s) fires before the responder's (1.25 s), and each
-    # ratchet restarts both clocks, so every automatic ratchet is the initiator's.
+    # Both at 1 s: the initiator's timer (0.99 s) fires before the responder's (1.25 s), and
+    # each ratchet restarts both clocks, so every automatic ratchet is the initiator's.
     config = NodeConfig(ratchet_interval_s=1.0)
     net, a, b, sid = pair(seed=4, config=config)
-    assert a.session(sid).ratchet.interval_s == 1.0
+    assert a.session(sid).ratchet.interval_s == 0.99
     assert b.session(sid).ratchet.interval_s == 1.25
     net.run(3.5)
     for node in (a, b):
@@ -221,6 +221,26 @@ def test_ratchet_on_the_interval_initiator_first_responder_later() -> None:
     assert a.session(sid).ratchet.count == 3
     # The responder never initiated: every ephemeral it made answered an INIT.
     assert b.session(sid).ratchet.generated == 3
+
+
+@pytest.mark.parametrize("seed", [22, 23])
+def test_with_the_defaults_every_automatic_rotation_of_an_idle_session_is_a_ratchet(
+    seed: int,
+) -> None:
+    # rekey_after_s and ratchet_interval_s both 120 s. The responder's hash-rotation clock starts
+    # when it follows the initiator's epoch, one delay after the initiator's ratchet clock; with
+    # jitter the initiator's INIT would reach the responder after that clock fired about half
+    # the time (a hash rotation, the INIT abandoned, a second rotation at once). The initiator's
+    # interval is therefore slightly shorter (RATCHET_INITIATOR_FACTOR).
+    config = NodeConfig(session_idle_timeout_s=None)
+    net, a, b, sid = pair(seed=seed, config=config)
+    net.delay_s = (0.0, 0.05)
+    net.run(3 * 120.0 + 10.0)
+    for node in (a, b):
+        rotated = [(e.key_version, e.fresh_dh) for e in node.events_of(KeyRotated)]
+        assert rotated == [(1, True), (2, True), (3, True)]
+    assert a.session(sid).ratchet.generated == 3  # no INIT abandoned
+    assert b.session(sid).ratchet.generated == 3  # every one answered, none of its own
 
 
 def test_ratchet_on_the_interval_of_the_responder_alone() -> None:
