@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seigr_stt.config import NodeConfig
@@ -866,6 +866,13 @@ def test_the_rate_limit_of_the_path_is_found_and_used() -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@example(
+    seed=57637,
+    loss=0.1875,
+    duplicate=0.03125,
+    max_delay_s=0.0625,
+    sizes=[0, 0, 0, 10448, 0, 0, 0, 10439],
+)
 @given(
     seed=st.integers(min_value=0, max_value=2**32),
     loss=st.floats(min_value=0.0, max_value=0.3),
@@ -876,7 +883,13 @@ def test_the_rate_limit_of_the_path_is_found_and_used() -> None:
 def test_no_impairment_loses_or_duplicates_a_message(
     seed: int, loss: float, duplicate: float, max_delay_s: float, sizes: list[int]
 ) -> None:
-    pair = lossy_pair(seed, loss=loss, delay_s=(0.0, max_delay_s), duplicate=duplicate)
+    # The property is exactly-once, in-order delivery. At up to 30 % loss each way a 10 s
+    # dead-peer timer can expire on a live peer (five backed-off probes lost in a row:
+    # protocol.md §13.1 #12, the example above); that policy has its own tests: widened here.
+    config = NodeConfig(dead_peer_timeout_s=120.0)
+    pair = lossy_pair(
+        seed, loss=loss, delay_s=(0.0, max_delay_s), duplicate=duplicate, config=config
+    )
     net = pair.net
     sent: dict[tuple[str, int], list[bytes]] = {}
     for i, size in enumerate(sizes):
