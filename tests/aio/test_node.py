@@ -27,7 +27,7 @@ from seigr_stt import (
     WeakSeedError,
     generate_seed,
 )
-from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT
+from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, PROTOCOL_VERSION
 from tests.aio.helpers import (
     LOOPBACK,
     SENTINEL,
@@ -349,7 +349,7 @@ async def test_connect_to_silence_times_out(make_node: NodeFactory) -> None:
         assert isinstance(info.value, TimeoutError)
         assert isinstance(info.value, HandshakeError)
         init = silent.recv(65535)  # what it sent there was a handshake INIT
-        assert init[:2] == bytes([1, 1])
+        assert init[:2] == bytes([PROTOCOL_VERSION, 1])
     finally:
         silent.close()
     stats = client.get_stats()
