@@ -353,6 +353,8 @@ GOOD_INDEX = b"\x11\x22\x33\x44"
         (msgpack.packb([bytes(220)]), "not a map"),
         (msgpack.packb(bytes(220)), "not a map"),
         (msgpack.packb({1: bytes(220)}), "not valid msgpack"),  # strict_map_key
+        # a bin key unpacks but never names a field (§4.3): the index is missing
+        (msgpack.packb({b"i": GOOD_INDEX, "t": 1, "c": 0, "p": bytes(200)}), "index"),
         (msgpack.packb({"i": GOOD_INDEX, "p": [0] * 17 + [bytes(200)]}), "not valid msgpack"),
         (msgpack.packb({"i": GOOD_INDEX, "t": 1, "c": 0, "p": "x" * 200}), "not valid msgpack"),
         (init_payload(b"\x00\x00\x00\x00"), "does not match the clear header"),
@@ -371,6 +373,7 @@ GOOD_INDEX = b"\x11\x22\x33\x44"
         "array",
         "bin",
         "int-key",
+        "bin-key",
         "long-array",
         "long-string",
         "index-mismatch",
