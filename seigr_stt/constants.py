@@ -93,13 +93,13 @@ LABEL_SESSION_KEY: Final = b"session-key"
 LABEL_EXPORTER: Final = b"exporter"  # exporter_0 = KDF(k1 || k2, LABEL_EXPORTER || h) (§2.3)
 
 # -- Handshake (§3, §4) --------------------------------------------------------------------------
-#: Byte 0 of every STT packet: the wire code point of the protocol version (§0.1). It is a code
+#: Byte 0 of every STT packet: the wire code point of the protocol version (§19). It is a code
 #: point, not a number to compare: 1 = protocol 1.0, 2 = protocol 1.1 (this one).
 PROTOCOL_VERSION: Final = 2
 PROTOCOL_VERSION_NAME: Final = "1.1"
 #: Code points of earlier versions this node recognises, to say so when it drops their packets.
 LEGACY_PROTOCOL_VERSIONS: Final = {1: "1.0"}
-#: Byte 0 of a VERSIONS packet (§0.1): never a protocol version, so every version drops it as
+#: Byte 0 of a VERSIONS packet (§19): never a protocol version, so every version drops it as
 #: `version` unless it speaks version negotiation.
 VERSION_NEGOTIATION: Final = 0
 VERSIONS_MAX: Final = 16  # versions a VERSIONS packet may list

@@ -389,7 +389,7 @@ class HandshakeTable:
         except DecryptError:
             self._drop(DropReason.COOKIE)
 
-    # -- versions (§0.1) -------------------------------------------------------------------------
+    # -- versions (§19) -------------------------------------------------------------------------
     def receive_other_version(self, data: bytes, addr: Hashable) -> None:
         """A packet (at least 2 bytes) whose byte 0 is not :data:`PROTOCOL_VERSION`.
 
@@ -680,7 +680,7 @@ def _version_name(code: int) -> str:
 
 
 def versions_packet(receiver: bytes, mac1_key: bytes, versions: bytes | None = None) -> bytes:
-    """A VERSIONS packet (§0.1) to the INIT whose sender index is ``receiver``: byte 0 =
+    """A VERSIONS packet (§19) to the INIT whose sender index is ``receiver``: byte 0 =
     :data:`VERSION_NEGOTIATION`, the number of versions, the index, the versions this node speaks
     (by default only :data:`PROTOCOL_VERSION`), and mac1 over all of that."""
     listed = bytes([PROTOCOL_VERSION]) if versions is None else versions

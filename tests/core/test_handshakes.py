@@ -283,7 +283,7 @@ def test_init_is_retransmitted_with_backoff_and_jitter_until_the_deadline() -> N
     assert initiator.table.get_timer() is None
 
 
-# -- versions (§0.1) ------------------------------------------------------------------------
+# -- versions (§19) ------------------------------------------------------------------------
 def test_versions_without_our_version_fails_the_handshake_at_once() -> None:
     """A responder speaking only 1.0 (code point 1), or only a later version, names it: the
     connect fails at once with a clear reason, counted, instead of timing out."""

@@ -487,7 +487,7 @@ def test_version_byte_changed(scene: Scene, version: int) -> None:
     for target, packet in scene.valid_packets():
         quiet_drop(node(scene, target), bytes([version]) + packet[1:], "version")
     # With a correct mac1 over the changed header, an INIT of another version is refused too,
-    # and answered with one VERSIONS packet (§0.1): no DH, no state, smaller than the INIT.
+    # and answered with one VERSIONS packet (§19): no DH, no state, smaller than the INIT.
     e_pub = crypto.public_key(bytes(range(1, 33)))
     index = b"\x01\x01\x01\x01"
     secrets = scene.pair.b.endpoint.secrets
