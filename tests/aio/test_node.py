@@ -705,7 +705,14 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["server_mode"] is True
     assert set(stats["sessions"]) >= {"total", "handshake", "active", "closing", "closed"}
     assert stats["sessions"]["active"] == 1
-    assert set(stats["handshakes"]) == {"started", "accepted", "failed", "in_flight"}
+    assert set(stats["handshakes"]) == {
+        "started",
+        "accepted",
+        "failed",
+        "in_flight",
+        "version_mismatches",
+    }
+    assert stats["handshakes"]["version_mismatches"] == 0
     udp = stats["transports"]["udp"]
     assert udp["address"] == pair.server.udp_address
     assert set(udp) >= {"datagrams_sent", "datagrams_received", "send_errors", "send_dropped"}
