@@ -731,7 +731,13 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["drops_total"] == sum(stats["drops"].values()) == 0
     assert stats["receive_queue"] == 0
     client_stats = pair.client.get_stats()
-    assert client_stats["handshakes"] == {"started": 1, "accepted": 0, "failed": 0, "in_flight": 0}
+    assert client_stats["handshakes"] == {
+        "started": 1,
+        "accepted": 0,
+        "failed": 0,
+        "in_flight": 0,
+        "version_mismatches": 0,
+    }
     assert stats["handshakes"]["accepted"] == 1  # the server's side of the same handshake
     assert client_stats["server_mode"] is False
 
