@@ -90,11 +90,23 @@ LABEL_PSK: Final = b"noise-psk"
 LABEL_MAC1: Final = b"mac1"
 LABEL_COOKIE: Final = b"cookie-reply"
 LABEL_SESSION_KEY: Final = b"session-key"
+LABEL_EXPORTER: Final = b"exporter"  # exporter_0 = KDF(k1 || k2, LABEL_EXPORTER || h) (§2.3)
 
 # -- Handshake (§3, §4) --------------------------------------------------------------------------
-PROTOCOL_VERSION: Final = 1
+#: Byte 0 of every STT packet: the wire code point of the protocol version (§19). It is a code
+#: point, not a number to compare: 1 = protocol 1.0, 2 = protocol 1.1 (this one).
+PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION_NAME: Final = "1.1"
+#: Code points of earlier versions this node recognises, to say so when it drops their packets.
+LEGACY_PROTOCOL_VERSIONS: Final = {1: "1.0"}
+#: Byte 0 of a VERSIONS packet (§19): never a protocol version, so every version drops it as
+#: `version` unless it speaks version negotiation.
+VERSION_NEGOTIATION: Final = 0
+VERSIONS_MAX: Final = 16  # versions a VERSIONS packet may list
+#: Byte 0 of relay packets (§17.2): the relay protocol did not change with 1.1.
+RELAY_PROTOCOL_VERSION: Final = 1
 NOISE_PROTOCOL_NAME: Final = b"Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
-PROLOGUE: Final = b"seigr-stt/1 " + NOISE_PROTOCOL_NAME
+PROLOGUE: Final = b"seigr-stt/1.1 " + NOISE_PROTOCOL_NAME
 INDEX_BYTES: Final = 4
 SESSION_ID_BYTES: Final = 8
 MAC_BYTES: Final = 16

@@ -1099,6 +1099,7 @@ class STTNode(EventSource):
             handshakes_accepted=counters.handshakes_accepted,
             handshakes_failed=counters.handshakes_failed,
             handshakes_in_flight=snap.handshakes_in_flight,
+            version_mismatches=counters.version_mismatches,
             udp=UDPStats(
                 address=self.udp_address,
                 datagrams_sent=udp.datagrams_sent if udp else 0,
@@ -1145,6 +1146,7 @@ class STTNode(EventSource):
                 "accepted": st.handshakes_accepted,
                 "failed": st.handshakes_failed,
                 "in_flight": st.handshakes_in_flight,
+                "version_mismatches": st.version_mismatches,
             },
             "transports": {
                 "udp": {f.name: getattr(st.udp, f.name) for f in fields(UDPStats)},

@@ -24,9 +24,9 @@ from seigr_stt.aio.udp import UDPTransport
 from seigr_stt.aio.websocket import WSLink, open_client_link
 from seigr_stt.constants import (
     NODE_ID_BYTES,
-    PROTOCOL_VERSION,
     RELAY_FORWARD_HEADER_SIZE,
     RELAY_MAX_RECORD_SIZE,
+    RELAY_PROTOCOL_VERSION,
     RELAY_REGISTER_RETRY_S,
     RELAY_REGISTER_TIMEOUT_S,
     RELAY_RENEW_FRACTION,
@@ -238,7 +238,7 @@ class RelayLink:
 
     def send_to(self, node_id: bytes, packet: bytes) -> None:
         """Send one STT packet to ``node_id`` through the relay (SEND)."""
-        self._send_raw(bytes((PROTOCOL_VERSION, RelayPacketType.SEND)) + node_id + packet)
+        self._send_raw(bytes((RELAY_PROTOCOL_VERSION, RelayPacketType.SEND)) + node_id + packet)
 
     def receive(self, data: bytes) -> None:
         """One relay packet from the relay (the caller drains after the batch)."""

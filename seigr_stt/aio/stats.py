@@ -134,6 +134,8 @@ class NodeStats:
     handshakes_accepted: int  # peers' handshakes this node completed as responder
     handshakes_failed: int
     handshakes_in_flight: int
+    #: Members met speaking another protocol version (docs/protocol.md §19), either way.
+    version_mismatches: int
     udp: UDPStats
     websocket: WebSocketStats
     packets_received: int

@@ -211,7 +211,7 @@ class Endpoint:
             counters.drops[DropReason.SHORT] += 1
             return
         if data[0] != PROTOCOL_VERSION:
-            counters.drops[DropReason.VERSION] += 1
+            self.handshakes.receive_other_version(data, addr)  # counts the drop (§19)
             return
         ptype = data[1]
         if ptype == PacketType.DATA:

@@ -255,7 +255,10 @@ class StreamTable:
     # -- receiving ----------------------------------------------------------------------------
     def receive(self, frame: Stream) -> tuple[ReceiveStream, bytes] | None:
         """Take a STREAM frame: ``(its stream, newly contiguous bytes)``, or None when the
-        stream is already finished. Raises :class:`PeerViolation` beyond any credit."""
+        stream is already finished. Raises :class:`PeerViolation` beyond any credit, and for a
+        FIN on a message channel (never finished, §16.4)."""
+        if frame.fin and is_message_channel(frame.stream_id):
+            raise PeerViolation("FIN on a message channel")
         stream = self.receive_stream_for(frame.stream_id)
         if stream is None:
             return None

@@ -2,9 +2,9 @@
 
 ::
 
-    INIT      v=1 t=1 00 00 | sender index (4) | Noise msg 1 (-> e)          | mac1 | mac2
-    RESPONSE  v=1 t=2 00 00 | sender (4) | receiver (4) | msg 2 (<- e ee s es) | mac1 | mac2
-    FINAL     v=1 t=3 00 00 | sender (4) | receiver (4) | msg 3 (-> s se psk)  | mac1 | mac2
+    INIT      v=2 t=1 00 00 | sender index (4) | Noise msg 1 (-> e)          | mac1 | mac2
+    RESPONSE  v=2 t=2 00 00 | sender (4) | receiver (4) | msg 2 (<- e ee s es) | mac1 | mac2
+    FINAL     v=2 t=3 00 00 | sender (4) | receiver (4) | msg 3 (-> s se psk)  | mac1 | mac2
 
 ``mac1 = BLAKE2b-128(mac1_key, packet up to mac1)`` with ``mac1_key`` from the shared seed; it is
 checked before any Diffie-Hellman. ``mac2`` is zero unless the sender holds a cookie (§10). Each
@@ -28,6 +28,7 @@ from seigr_stt.constants import (
     HANDSHAKE_MESSAGE_MAX_SIZE,
     HANDSHAKE_PAYLOAD_MAX_BYTES,
     HANDSHAKE_REPLY_HEADER_SIZE,
+    LABEL_EXPORTER,
     MAC_BYTES,
     NOISE_PROTOCOL_NAME,
     PACKET_HANDSHAKE_FINAL,
@@ -48,6 +49,7 @@ __all__ = [
     "HandshakeResult",
     "InitiatorHandshake",
     "ResponderHandshake",
+    "derive_exporter",
     "parse_handshake_header",
 ]
 
@@ -103,6 +105,13 @@ class HandshakeRefused(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(f"the responder refused the session (code {code})")
         self.code = code
+
+
+def derive_exporter(k1: bytes, k2: bytes, handshake_hash: bytes) -> bytes:
+    """``exporter_0 = KDF(k1 || k2, "exporter" || h)`` (§2.3): the root of ``session_key`` and of
+    every later exporter, from the two keys of Noise's ``Split()`` (``k1`` initiator to
+    responder) and the final handshake hash, values every Noise implementation exposes."""
+    return crypto.kdf(k1 + k2, LABEL_EXPORTER + handshake_hash)
 
 
 def _pack(payload: dict[str, Any]) -> bytes:
@@ -166,7 +175,9 @@ def _result(
 ) -> HandshakeResult:
     peer_static = state.remote_static
     assert peer_static is not None  # XX always transmits both statics
-    send, recv, exporter = state.split_keys()
+    send, recv, _ = state.split_keys()  # the Noise engine's own exporter is not STT's (§2.3)
+    k1, k2 = (send, recv) if initiator else (recv, send)
+    handshake_hash = state.handshake_hash
     session_id = local_index + peer_index if initiator else peer_index + local_index
     return HandshakeResult(
         session_id=session_id,
@@ -177,10 +188,10 @@ def _result(
         peer_node_id=node_id_from_static(peer_static),
         peer_capabilities=capabilities,
         peer_timestamp_ns=timestamp_ns,
-        handshake_hash=state.handshake_hash,
+        handshake_hash=handshake_hash,
         send_key=send,
         recv_key=recv,
-        exporter=exporter,
+        exporter=derive_exporter(k1, k2, handshake_hash),
     )
 
 

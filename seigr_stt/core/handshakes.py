@@ -23,6 +23,7 @@ before it gets the stored RESPONSE again. Deadlines live in one
 
 from __future__ import annotations
 
+import hmac
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from seigr_stt.config import EndpointConfig
 from seigr_stt.constants import (
     COOKIE_REPLY_SIZE,
     HANDSHAKE_ATTEMPT_MAX_S,
+    HANDSHAKE_INIT_MIN_SIZE,
+    HANDSHAKE_MESSAGE_MAX_SIZE,
     HANDSHAKE_RATE_SOURCES_MAX,
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_JITTER_S,
@@ -38,11 +41,18 @@ from seigr_stt.constants import (
     INDEX_BYTES,
     INIT_REPLAY_CACHE_MAX,
     INIT_REPLAY_WINDOW_S,
+    LEGACY_PROTOCOL_VERSIONS,
     MAC_BYTES,
+    PACKET_HANDSHAKE_INIT,
     PEER_TIMESTAMP_TABLE_MAX,
+    PROTOCOL_VERSION,
+    PROTOCOL_VERSION_NAME,
     RESPONDER_HALF_OPEN_TIMEOUT_S,
+    VERSION_NEGOTIATION,
+    VERSIONS_MAX,
     CloseCode,
 )
+from seigr_stt.core import crypto
 from seigr_stt.core.cookie import CookieJar, check_mac1, mac1_of, open_cookie_reply
 from seigr_stt.core.events import Event, HandshakeAborted
 from seigr_stt.core.handshake import (
@@ -379,6 +389,52 @@ class HandshakeTable:
         except DecryptError:
             self._drop(DropReason.COOKIE)
 
+    # -- versions (§19) -------------------------------------------------------------------------
+    def receive_other_version(self, data: bytes, addr: Hashable) -> None:
+        """A packet (at least 2 bytes) whose byte 0 is not :data:`PROTOCOL_VERSION`.
+
+        A VERSIONS packet answering one of our INITs fails that handshake at once when it does
+        not list our version. An INIT of another version whose mac1 verifies (a member of
+        another version: the INIT's size bounds, sender index and trailing mac1/mac2 are the
+        same in every version) is answered with VERSIONS, no DH, no state. Everything else is a
+        `version` drop."""
+        self._drop(DropReason.VERSION)  # every such packet, whatever follows (§11)
+        if data[0] == VERSION_NEGOTIATION:
+            self._receive_versions(data)
+            return
+        if (
+            data[1] != PACKET_HANDSHAKE_INIT
+            or not HANDSHAKE_INIT_MIN_SIZE <= len(data) <= HANDSHAKE_MESSAGE_MAX_SIZE
+            or not self.accept_incoming
+            or not check_mac1(data, self.secrets.mac1_key)
+        ):
+            return
+        self._counters.version_mismatches += 1
+        self._send(versions_packet(data[4:8], self.secrets.mac1_key), addr)
+
+    def _receive_versions(self, data: bytes) -> None:
+        """VERSIONS: acted on only if well formed, its mac1 verifies and it names one of our
+        pending INITs; otherwise nothing beyond the `version` drop already counted."""
+        count = data[1]
+        if not 1 <= count <= VERSIONS_MAX or len(data) != _VERSIONS_FIXED + count:
+            return
+        expected = crypto.mac(self.secrets.mac1_key, data[:-MAC_BYTES])
+        if not hmac.compare_digest(expected, data[-MAC_BYTES:]):
+            return
+        pending = self._initiating.get(data[2:6])
+        offered = data[6 : 6 + count]
+        if pending is None or PROTOCOL_VERSION in offered:
+            return  # not a refusal of our version: the handshake goes on
+        del self._initiating[data[2:6]]
+        self._deadlines.discard(("i", data[2:6]))
+        self._counters.version_mismatches += 1
+        names = ", ".join(_version_name(v) for v in offered)
+        reason = (
+            f"protocol version mismatch: the peer speaks {names}, "
+            f"this node speaks {PROTOCOL_VERSION_NAME}"
+        )
+        self._abort(pending.handle, reason, timeout=False)
+
     # -- responding ---------------------------------------------------------------------------
     def check_packet(self, data: bytes) -> tuple[int, bytes, bytes] | None:
         """Header and mac1 of a handshake packet: ``(type, sender, receiver)``, or None (the
@@ -612,3 +668,21 @@ class HandshakeTable:
                 confirming.retry_s = min(confirming.retry_s * 2, HANDSHAKE_RETRY_MAX_S)
                 confirming.retry_at = now + confirming.retry_s
                 self._deadlines.set(("c", key), min(confirming.retry_at, confirming.deadline))
+
+
+_VERSIONS_FIXED = 6 + MAC_BYTES  # marker, count, receiver index, mac1
+
+
+def _version_name(code: int) -> str:
+    if code == PROTOCOL_VERSION:
+        return PROTOCOL_VERSION_NAME
+    return LEGACY_PROTOCOL_VERSIONS.get(code, f"version code {code}")
+
+
+def versions_packet(receiver: bytes, mac1_key: bytes, versions: bytes | None = None) -> bytes:
+    """A VERSIONS packet (§19) to the INIT whose sender index is ``receiver``: byte 0 =
+    :data:`VERSION_NEGOTIATION`, the number of versions, the index, the versions this node speaks
+    (by default only :data:`PROTOCOL_VERSION`), and mac1 over all of that."""
+    listed = bytes([PROTOCOL_VERSION]) if versions is None else versions
+    body = bytes([VERSION_NEGOTIATION, len(listed)]) + receiver + listed
+    return body + crypto.mac(mac1_key, body)

@@ -150,6 +150,9 @@ class EndpointCounters:
     handshakes_started: int = 0  # as initiator (connect)
     handshakes_accepted: int = 0  # as responder: an INIT answered with a RESPONSE
     handshakes_failed: int = 0
+    # INITs of another protocol version with a valid mac1 (a member speaking, e.g., 1.0),
+    # each answered with a VERSIONS packet (§19); their packets also count as `version` drops.
+    version_mismatches: int = 0
     handshake_retransmits: int = 0  # INITs sent again for want of an answer
     # Completed handshakes, retransmissions included: first INIT sent -> RESPONSE received
     # (initiator), first RESPONSE sent -> FINAL received (responder), in seconds.

@@ -32,10 +32,10 @@ from enum import StrEnum
 
 from seigr_stt.constants import (
     LABEL_RELAY_COOKIE,
-    PROTOCOL_VERSION,
     RELAY_COOKIE_LIFETIME_S,
     RELAY_FORWARD_HEADER_SIZE,
     RELAY_MAX_RECORD_SIZE,
+    RELAY_PROTOCOL_VERSION,
     RELAY_REGISTRATION_LIFETIME_S,
     RELAY_SWEEP_INTERVAL_S,
     RelayPacketType,
@@ -216,7 +216,7 @@ class RelayCore:
         if len(data) < 2:
             self.drops[RelayDrop.SHORT] += 1
             return
-        if data[0] != PROTOCOL_VERSION:
+        if data[0] != RELAY_PROTOCOL_VERSION:
             self.drops[RelayDrop.VERSION] += 1
             return
         kind = data[1]
@@ -340,7 +340,7 @@ class RelayCore:
         # The DELIVER header names the sender: the one the relay checked (§17.4).
         self._out.append(
             (
-                bytes((PROTOCOL_VERSION, RelayPacketType.DELIVER))
+                bytes((RELAY_PROTOCOL_VERSION, RelayPacketType.DELIVER))
                 + sender.node_id
                 + data[RELAY_FORWARD_HEADER_SIZE:],
                 target.addr,

@@ -23,11 +23,11 @@ from seigr_stt.constants import (
     LABEL_RELAY_KEY,
     MAC_BYTES,
     NODE_ID_BYTES,
-    PROTOCOL_VERSION,
     RELAY_CHALLENGE_SIZE,
     RELAY_FORWARD_HEADER_SIZE,
     RELAY_HELLO_SIZE,
     RELAY_NONCE_BYTES,
+    RELAY_PROTOCOL_VERSION,
     RELAY_REFUSED_SIZE,
     RELAY_REGISTER_SIZE,
     RELAY_REGISTERED_SIZE,
@@ -59,13 +59,13 @@ class RelayWireError(ValueError):
 
 
 def _head(kind: RelayPacketType) -> bytes:
-    return bytes((PROTOCOL_VERSION, kind))
+    return bytes((RELAY_PROTOCOL_VERSION, kind))
 
 
 def _check(data: bytes, kind: RelayPacketType, size: int) -> None:
     if len(data) != size:
         raise RelayWireError(f"{kind.name} is {size} bytes, not {len(data)}")
-    if data[0] != PROTOCOL_VERSION or data[1] != kind:
+    if data[0] != RELAY_PROTOCOL_VERSION or data[1] != kind:
         raise RelayWireError(f"not a {kind.name} packet")
 
 

@@ -804,7 +804,9 @@ async def test_replayed_init_and_replies_for_unknown_indexes(
     assert count_dh.created == 1
     # RESPONSE and FINAL (valid mac1) for indexes nobody uses; our own RESPONSE sent back.
     unknown = [
-        with_mac1(scene.secrets, bytes([1, kind, 0, 0]) + os.urandom(8) + os.urandom(100))
+        with_mac1(
+            scene.secrets, bytes([PROTOCOL_VERSION, kind, 0, 0]) + os.urandom(8) + os.urandom(100)
+        )
         for kind in (RESPONSE, FINAL)
     ]
     before = drops(scene.server)
@@ -842,7 +844,7 @@ async def test_version_prologue_and_low_order_points(scene: Scene) -> None:
     e_pub = crypto.public_key(os.urandom(32))
     payload = b"\x84\xa1i\xc4\x04" + os.urandom(4) + b"\xa1t\x01\xa1c\x00\xa1p\xc4\xc8" + bytes(200)
     packets = [
-        bytes([2]) + init[1:],  # another version: never a fallback
+        bytes([3]) + init[1:],  # another version (mac1 now wrong): never a fallback
         craft_init(scene.secrets, e_pub, payload, prologue=b"seigr-stt/2 " + NOISE_PROTOCOL_NAME),
         *(craft_init(scene.secrets, point, payload) for point in LOW_ORDER_POINTS),
     ]

@@ -27,7 +27,7 @@ from seigr_stt import (
     WeakSeedError,
     generate_seed,
 )
-from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT
+from seigr_stt.constants import CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, PROTOCOL_VERSION
 from tests.aio.helpers import (
     LOOPBACK,
     SENTINEL,
@@ -349,7 +349,7 @@ async def test_connect_to_silence_times_out(make_node: NodeFactory) -> None:
         assert isinstance(info.value, TimeoutError)
         assert isinstance(info.value, HandshakeError)
         init = silent.recv(65535)  # what it sent there was a handshake INIT
-        assert init[:2] == bytes([1, 1])
+        assert init[:2] == bytes([PROTOCOL_VERSION, 1])
     finally:
         silent.close()
     stats = client.get_stats()
@@ -705,7 +705,14 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["server_mode"] is True
     assert set(stats["sessions"]) >= {"total", "handshake", "active", "closing", "closed"}
     assert stats["sessions"]["active"] == 1
-    assert set(stats["handshakes"]) == {"started", "accepted", "failed", "in_flight"}
+    assert set(stats["handshakes"]) == {
+        "started",
+        "accepted",
+        "failed",
+        "in_flight",
+        "version_mismatches",
+    }
+    assert stats["handshakes"]["version_mismatches"] == 0
     udp = stats["transports"]["udp"]
     assert udp["address"] == pair.server.udp_address
     assert set(udp) >= {"datagrams_sent", "datagrams_received", "send_errors", "send_dropped"}
@@ -724,7 +731,13 @@ async def test_get_stats_structure(pair: Pair) -> None:
     assert stats["drops_total"] == sum(stats["drops"].values()) == 0
     assert stats["receive_queue"] == 0
     client_stats = pair.client.get_stats()
-    assert client_stats["handshakes"] == {"started": 1, "accepted": 0, "failed": 0, "in_flight": 0}
+    assert client_stats["handshakes"] == {
+        "started": 1,
+        "accepted": 0,
+        "failed": 0,
+        "in_flight": 0,
+        "version_mismatches": 0,
+    }
     assert stats["handshakes"]["accepted"] == 1  # the server's side of the same handshake
     assert client_stats["server_mode"] is False
 

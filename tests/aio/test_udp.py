@@ -36,21 +36,22 @@ Received = list[tuple[bytes, tuple[str, int]]]
 def garbage(session_id: bytes) -> list[tuple[bytes, str]]:
     """Hostile datagrams and the drop reason each must be counted under."""
     record_header = bytes([PROTOCOL_VERSION, PACKET_DATA, 0, 0])
+    V = bytes([PROTOCOL_VERSION])
     return [
         (b"", "short"),
-        (b"\x01", "short"),
-        (b"\x02\x05" + bytes(50), "version"),
-        (b"\x01\x09" + bytes(50), "type"),
-        (b"\x01\x05" + bytes(10), "short"),  # shorter than a record header
+        (V, "short"),
+        (b"\x07\x05" + bytes(50), "version"),
+        (V + b"\x09" + bytes(50), "type"),
+        (V + b"\x05" + bytes(10), "short"),  # shorter than a record header
         (record_header + b"unknown!" + bytes(8) + bytes(33), "malformed"),  # not padded
         (record_header + b"unknown!" + bytes(8) + bytes(32), "unknown_session"),
         # a record for the live session that does not authenticate
         (record_header + session_id + (1 << 40).to_bytes(8, "big") + bytes(48), "auth"),
-        (b"\x01\x01\x00\x00" + os.urandom(296), "mac1"),  # an INIT without a valid mac1
-        (b"\x01\x01\x00\x00" + bytes(50), "size"),  # an INIT too short to be one
-        (b"\x01\x02\x01\x00" + bytes(100), "malformed"),  # reserved bytes set
-        (b"\x01\x03\x00\x00" + os.urandom(100), "mac1"),  # a FINAL without a valid mac1
-        (b"\x01\x04\x00\x00" + bytes(60), "unknown_index"),  # a cookie reply for nothing
+        (V + b"\x01\x00\x00" + os.urandom(296), "mac1"),  # an INIT without a valid mac1
+        (V + b"\x01\x00\x00" + bytes(50), "size"),  # an INIT too short to be one
+        (V + b"\x02\x01\x00" + bytes(100), "malformed"),  # reserved bytes set
+        (V + b"\x03\x00\x00" + os.urandom(100), "mac1"),  # a FINAL without a valid mac1
+        (V + b"\x04\x00\x00" + bytes(60), "unknown_index"),  # a cookie reply for nothing
     ]
 
 

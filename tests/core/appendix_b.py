@@ -25,6 +25,7 @@ prose around them is left to the author.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from collections import deque
@@ -42,6 +43,7 @@ from seigr_stt.constants import (
     MAX_ACK_DELAY_S,
     NOISE_PROTOCOL_NAME,
     PROLOGUE,
+    PROTOCOL_VERSION_NAME,
     UDP_MAX_RECORD_SIZE,
 )
 from seigr_stt.core import crypto
@@ -71,10 +73,12 @@ __all__ = [
     "parse_inputs",
     "prose_hex",
     "seed_of",
+    "vectors_json",
     "write",
 ]
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+JSON = Path(__file__).resolve().parents[1] / "vectors" / "stt_1_1.json"
 HEADING = "## Appendix B: test vectors"
 
 #: The seeds are the first 32 bytes of BLAKE2b-512 of these texts: fixed, reproducible by
@@ -109,6 +113,8 @@ class Inputs:
     index_r: bytes
     timestamp_ns: int
     capabilities: int
+    ratchet_i: bytes = bytes.fromhex("33" * 31 + "03")
+    ratchet_r: bytes = bytes.fromhex("44" * 31 + "04")
 
 
 DEFAULT_INPUTS = Inputs(
@@ -135,6 +141,8 @@ INPUT_LABELS = (
     "responder index",
     "timestamp t",
     "capabilities",
+    "ratchet e (I, private)",
+    "ratchet e (R, private)",
 )
 DERIVED_LABELS = (
     "static private (I)",
@@ -159,6 +167,15 @@ RESULT_LABELS = (
     "session_key epoch 1",
     "REKEY(k1)",
 )
+ROTATION_NAMES = ("rotation record 1 (I)", "rotation record 2 (R)", "rotation record 3 (I)")
+RATCHET_NAMES = (
+    "RATCHET_INIT record (I)",
+    "RATCHET_REPLY record (R)",
+    "ratchet record 3 (I)",
+    "ratchet record 4 (R)",
+    "ratchet record 5 (I)",
+)
+RATCHET_LABELS = ("ratchet E (I)", "ratchet E (R)", "ratchet dh", "session_key epoch 2")
 #: The appendix's code blocks in order: a tuple of labels, or the name of one hex value.
 LAYOUT: tuple[tuple[str, ...] | str, ...] = (
     INPUT_LABELS,
@@ -171,6 +188,9 @@ LAYOUT: tuple[tuple[str, ...] | str, ...] = (
     "confirmation record",
     "message record",
     "ACK record",
+    *ROTATION_NAMES,
+    RATCHET_LABELS,
+    *RATCHET_NAMES,
 )
 #: The hex values the prose quotes in backticks, in order.
 INLINE = ("INIT mac1", "message frames", "ACK frames")
@@ -336,13 +356,78 @@ def _endpoints(inputs: Inputs, expected: dict[str, bytes]) -> dict[str, bytes]:
     assert _opened(k1, message) == (0, message_frames)
     assert _opened(k2, ack) == (1, ack_frames), "the ACK record holds one ACK of counter 0"
     assert parse_frames(ack_frames) == [Ack(delay, ((0, 0),))]
-    return {
+    values = {
         "confirmation record": confirmation,
         "message record": message,
         "ACK record": ack,
         "message frames": message_frames,
         "ACK frames": ack_frames,
     }
+    # Step 4: one hash rotation, started by the initiator at t = 1 s: three empty records.
+    initiator.receive_datagram(ack, addr_r, now, link)
+    now = ROTATION_AT
+    sender.request_rotation(now)
+    rotation = _until_quiet(initiator, responder, addr_i, addr_r, link, now)
+    assert [who for who, _ in rotation] == ["I", "R", "I"], rotation
+    for (who, record), (epoch, echo) in zip(rotation, [(1, 0), (1, 1), (1, 1)], strict=True):
+        header = parse_header(record)
+        assert (header.epoch, header.echo) == (epoch, echo), (who, header)
+    assert sender.keys.session_key == receiver.keys.session_key == expected["session_key epoch 1"]
+    values |= dict(zip(ROTATION_NAMES, (record for _, record in rotation), strict=True))
+    # Step 5: one DH ratchet, started by the initiator at t = 2 s, its ephemeral keys scripted.
+    rng_i.left.append((32, inputs.ratchet_i))
+    rng_r.left.append((32, inputs.ratchet_r))
+    now = RATCHET_AT
+    sender.request_ratchet(now)
+    ratchet = _until_quiet(initiator, responder, addr_i, addr_r, link, now)
+    assert not rng_i.left, "the initiator drew exactly one ratchet key"
+    assert not rng_r.left, "the responder drew exactly one ratchet key"
+    assert sender.keys.session_key == receiver.keys.session_key
+    assert sender.key_version == receiver.key_version == 2
+    assert [who for who, _ in ratchet] == ["I", "R", "I", "R", "I"], ratchet
+    shapes = [(1, 1, 3), (1, 1, 3), (2, 1, 4), (2, 2, 4), (2, 2, 5)]  # epoch, echo, counter
+    for (_, record), shape in zip(ratchet, shapes, strict=True):
+        header = parse_header(record)
+        assert (header.epoch, header.echo, header.counter) == shape
+    values |= dict(zip(RATCHET_NAMES, (record for _, record in ratchet), strict=True))
+    values["session_key epoch 2"] = sender.keys.session_key
+    return values
+
+
+ROTATION_AT = 1.0
+RATCHET_AT = 2.0
+
+
+def _until_quiet(
+    initiator: Endpoint,
+    responder: Endpoint,
+    addr_i: Hashable,
+    addr_r: Hashable,
+    link: Link,
+    now: float,
+) -> list[tuple[str, bytes]]:
+    """Deliver every packet at once, both ways, and run the timers due within 1 s: every
+    record sent, ``("I" | "R", record)``, in order."""
+    sent: list[tuple[str, bytes]] = []
+    end = now + 1.0
+    while True:
+        moved = False
+        for who, source, target, addr in (
+            ("I", initiator, responder, addr_i),
+            ("R", responder, initiator, addr_r),
+        ):
+            for packet, _ in source.datagrams_to_send(now):
+                sent.append((who, packet))
+                target.receive_datagram(packet, addr, now, link)
+                moved = True
+        if moved:
+            continue
+        due = [t for t in (initiator.get_timer(), responder.get_timer()) if t is not None]
+        if not due or min(due) > end:
+            return sent
+        now = max(now, min(due))
+        initiator.handle_timer(now)
+        responder.handle_timer(now)
 
 
 def _opened(key: bytes, record: bytes) -> tuple[int, bytes]:
@@ -362,6 +447,11 @@ def compute(inputs: Inputs = DEFAULT_INPUTS) -> dict[str, bytes]:
         "responder e (private)": inputs.ephemeral_r,
         "initiator index": inputs.index_i,
         "responder index": inputs.index_r,
+        "ratchet e (I, private)": inputs.ratchet_i,
+        "ratchet e (R, private)": inputs.ratchet_r,
+        "ratchet E (I)": crypto.public_key(inputs.ratchet_i),
+        "ratchet E (R)": crypto.public_key(inputs.ratchet_r),
+        "ratchet dh": crypto.dh(inputs.ratchet_i, crypto.public_key(inputs.ratchet_r)),
     }
     values |= _handshake(inputs)
     values["INIT payload"] = _init_payload(values["INIT"], inputs)
@@ -474,6 +564,8 @@ def parse_inputs(block: str) -> Inputs:
         index_r=bytes.fromhex(values["responder index"]),
         timestamp_ns=int(values["timestamp t"]),
         capabilities=int(values["capabilities"].split()[0]),
+        ratchet_i=bytes.fromhex(values["ratchet e (I, private)"]),
+        ratchet_r=bytes.fromhex(values["ratchet e (R, private)"]),
     )
 
 
@@ -496,13 +588,29 @@ def write(path: Path = DOC, inputs: Inputs = DEFAULT_INPUTS) -> None:
     path.write_text(text.replace(section, "".join(pieces), 1), encoding="utf-8")
 
 
+def vectors_json(values: dict[str, bytes], inputs: Inputs = DEFAULT_INPUTS) -> str:
+    """Every value of the appendix as a JSON document (hex strings; two decimal inputs)."""
+    body: dict[str, object] = {
+        "protocol": PROTOCOL_VERSION_NAME,
+        "source": "docs/protocol.md Appendix B; regenerate: python -m tests.core.appendix_b --json",
+        "timestamp t": inputs.timestamp_ns,
+        "capabilities": inputs.capabilities,
+    }
+    body |= {name: values[name].hex() for name in sorted(values)}
+    return json.dumps(body, indent=1) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    """Print the appendix's code blocks, or with ``--write`` put them into the document."""
+    """Print the appendix's code blocks; ``--write`` puts them into the document, ``--json``
+    writes ``tests/vectors/stt_1_1.json``."""
     if argv == ["--write"]:
         write()
         return 0
+    if argv == ["--json"]:
+        JSON.write_text(vectors_json(compute()), encoding="utf-8")
+        return 0
     if argv:
-        print("usage: python -m tests.core.appendix_b [--write]", file=sys.stderr)
+        print("usage: python -m tests.core.appendix_b [--write | --json]", file=sys.stderr)
         return 2
     values = compute()
     for block in blocks(values):

@@ -9,6 +9,7 @@ deliberate change: ``.venv/bin/python -m tests.core.appendix_b --write``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,20 @@ def test_against_hashlib_and_libsodium() -> None:
     for side, role in (("I", "initiator"), ("R", "responder")):
         ephemeral = doc[f"{role} e (private)"]
         assert doc[f"e public ({side})"] == bindings.crypto_scalarmult_base(ephemeral)
+    k1, k2, h = doc["k1 (initiator->resp)"], doc["k2 (resp->initiator)"], doc["handshake hash"]
+    assert doc["exporter_0"] == kdf(k1 + k2, b"exporter" + h)  # §2.3, from h and Split()
     assert doc["session_key epoch 0"] == kdf(doc["exporter_0"], b"session-key")
+    # §7.1: the DH ratchet's epoch 2, with hashlib's HMAC-BLAKE2b for Noise's HKDF.
+    dh = bindings.crypto_scalarmult(doc["ratchet e (I, private)"], doc["ratchet E (R)"])
+    assert dh == bindings.crypto_scalarmult(doc["ratchet e (R, private)"], doc["ratchet E (I)"])
+    assert doc["ratchet dh"] == dh
+
+    def mix(chain: bytes, secret: bytes) -> bytes:  # HKDF(chain, secret, 2)[0][0:32]
+        temp = hmac.new(chain, secret, hashlib.blake2b).digest()
+        return hmac.new(temp, b"\x01", hashlib.blake2b).digest()[:32]
+
+    exporter_2 = mix(kdf(kdf(doc["exporter_0"], b"next-epoch"), b"next-epoch"), dh)
+    assert doc["session_key epoch 2"] == kdf(exporter_2, b"session-key")
     assert doc["session_key epoch 1"] == kdf(kdf(doc["exporter_0"], b"next-epoch"), b"session-key")
 
     def chacha(key: bytes, counter: int, ad: bytes, data: bytes, *, seal: bool) -> bytes:
@@ -154,6 +168,9 @@ def test_sizes(computed: dict[str, bytes]) -> None:
     """The sizes the appendix (and Appendix A) state."""
     sizes = {"INIT": 256, "RESPONSE": 160, "FINAL": 125, "INIT payload": 168}
     sizes |= dict.fromkeys(("confirmation record", "message record", "ACK record"), 52)
+    sizes |= dict.fromkeys(appendix_b.ROTATION_NAMES, 52)
+    sizes |= dict.fromkeys(appendix_b.RATCHET_NAMES, 52)
+    sizes |= dict.fromkeys(appendix_b.RATCHET_NAMES[:2], 84)  # a 34-byte ratchet frame
     assert {name: len(computed[name]) for name in sizes} == sizes
 
 

@@ -71,6 +71,18 @@ def test_the_parser_refuses_an_announced_length_beyond_the_maximum() -> None:
         parser.next_message(100)
 
 
+def test_non_minimal_length_prefixes_are_accepted() -> None:
+    """§16.1: a sender writes the shortest prefix; a receiver takes any QUIC varint length
+    (conformance C-16), each message charged with the bytes it really used."""
+    receiver = Receiver()
+    prefixes = [b"\x40\x0c", b"\x80\x00\x00\x0c", b"\xc0" + bytes(6) + b"\x0c", b"\x0c"]
+    for prefix in prefixes:
+        receiver.feed(0, prefix + b"twelve bytes")
+    taken = receiver.messages()
+    assert [m.data for m in taken] == [b"twelve bytes"] * 4
+    assert [m.credit for m in taken] == [len(p) + 12 for p in prefixes]
+
+
 def test_a_two_byte_prefix_for_a_1000_byte_message() -> None:
     assert message_header(bytes(1000)) == encode_varint(1000)
     assert len(message_header(bytes(1000))) == 2

@@ -19,6 +19,7 @@ from seigr_stt.constants import (
     PACKET_HANDSHAKE_FINAL,
     PACKET_HANDSHAKE_INIT,
     PACKET_HANDSHAKE_RESPONSE,
+    PROTOCOL_VERSION,
     SESSION_ID_BYTES,
 )
 from seigr_stt.core import crypto
@@ -41,6 +42,7 @@ BOB = NodeIdentity.from_seed(make_seed("bob"))
 SECRETS = SharedSecrets.from_seed(SHARED_SEED)
 I_INDEX = b"\x0a\x0b\x0c\x0d"
 R_INDEX = b"\x01\x02\x03\x04"
+V = PROTOCOL_VERSION
 # A low-order point of Curve25519 (order 8), and the identity-like points 0 and 1.
 LOW_ORDER_POINTS = [
     bytes(32),
@@ -169,18 +171,19 @@ def test_ephemeral_keys_differ_per_handshake() -> None:
     ("packet", "reason"),
     [
         (b"", "size"),
-        (bytes([1, 1, 0, 0]) + bytes(35), "size"),
-        (bytes([1, 2, 0, 0]) + bytes(HANDSHAKE_MESSAGE_MAX_SIZE - 3), "size"),
-        (bytes([2, 1, 0, 0]) + bytes(300), "version"),
+        (bytes([V, 1, 0, 0]) + bytes(35), "size"),
+        (bytes([V, 2, 0, 0]) + bytes(HANDSHAKE_MESSAGE_MAX_SIZE - 3), "size"),
+        (bytes([3, 1, 0, 0]) + bytes(300), "version"),
+        (bytes([1, 1, 0, 0]) + bytes(300), "version"),  # protocol 1.0
         (bytes([0, 1, 0, 0]) + bytes(300), "version"),
-        (bytes([1, 1, 1, 0]) + bytes(300), "malformed"),
-        (bytes([1, 2, 0, 1]) + bytes(300), "malformed"),
-        (bytes([1, 1, 0, 0]) + bytes(HANDSHAKE_INIT_MIN_SIZE - 5), "size"),
-        (bytes([1, 2, 0, 0]) + bytes(39), "size"),
-        (bytes([1, 3, 0, 0]) + bytes(39), "size"),
-        (bytes([1, 4, 0, 0]) + bytes(60), "type"),
-        (bytes([1, 5, 0, 0]) + bytes(60), "type"),
-        (bytes([1, 0, 0, 0]) + bytes(60), "type"),
+        (bytes([V, 1, 1, 0]) + bytes(300), "malformed"),
+        (bytes([V, 2, 0, 1]) + bytes(300), "malformed"),
+        (bytes([V, 1, 0, 0]) + bytes(HANDSHAKE_INIT_MIN_SIZE - 5), "size"),
+        (bytes([V, 2, 0, 0]) + bytes(39), "size"),
+        (bytes([V, 3, 0, 0]) + bytes(39), "size"),
+        (bytes([V, 4, 0, 0]) + bytes(60), "type"),
+        (bytes([V, 5, 0, 0]) + bytes(60), "type"),
+        (bytes([V, 0, 0, 0]) + bytes(60), "type"),
     ],
 )
 def test_parse_handshake_header_rejects(packet: bytes, reason: str) -> None:
@@ -190,9 +193,9 @@ def test_parse_handshake_header_rejects(packet: bytes, reason: str) -> None:
 
 
 def test_parse_handshake_header_limits() -> None:
-    assert parse_handshake_header(bytes([1, 2, 0, 0]) + bytes(40))[0] == 2
-    assert parse_handshake_header(bytes([1, 1, 0, 0]) + bytes(HANDSHAKE_INIT_MIN_SIZE - 4))[0] == 1
-    assert parse_handshake_header(bytes([1, 3, 0, 0]) + bytes(HANDSHAKE_MESSAGE_MAX_SIZE - 4))[0]
+    assert parse_handshake_header(bytes([V, 2, 0, 0]) + bytes(40))[0] == 2
+    assert parse_handshake_header(bytes([V, 1, 0, 0]) + bytes(HANDSHAKE_INIT_MIN_SIZE - 4))[0] == 1
+    assert parse_handshake_header(bytes([V, 3, 0, 0]) + bytes(HANDSHAKE_MESSAGE_MAX_SIZE - 4))[0]
 
 
 @settings(max_examples=scaled(2), deadline=None)
@@ -215,7 +218,7 @@ def test_arbitrary_bytes_raise_only_handshake_failed(data: bytes) -> None:
 @settings(deadline=None)
 @given(st.integers(min_value=1, max_value=3), st.binary(min_size=300, max_size=1000))
 def test_well_framed_garbage_raises_only_handshake_failed(ptype: int, tail: bytes) -> None:
-    packet = bytes([1, ptype, 0, 0]) + tail
+    packet = bytes([V, ptype, 0, 0]) + tail
     receive: Callable[[], object]
     if ptype == 1:
         receive = functools.partial(responder, packet)
@@ -237,7 +240,7 @@ def test_response_errors_leave_the_initiator_usable() -> None:
         (flip(response, 20), "handshake_auth"),  # ephemeral key changed
         (flip(response, len(response) - 40), "handshake_auth"),  # ciphertext
         (response[:4] + R_INDEX + b"\x00\x00\x00\x00" + response[12:], "handshake_state"),
-        (bytes([1, 3]) + response[2:], "handshake_state"),  # FINAL type
+        (bytes([V, 3]) + response[2:], "handshake_state"),  # FINAL type
         (response[:60], "handshake_auth"),
     ]
     for packet, reason in cases:
@@ -274,7 +277,7 @@ def test_reflection_of_our_own_static_key() -> None:
     state = copy.deepcopy(alice._state)
     state.read_message(twin.response_packet[HANDSHAKE_REPLY_HEADER_SIZE:-32])
     message = state.write_message(_pack({"i": I_INDEX, "r": R_INDEX}))
-    header = bytes([1, PACKET_HANDSHAKE_FINAL, 0, 0]) + I_INDEX + R_INDEX
+    header = bytes([V, PACKET_HANDSHAKE_FINAL, 0, 0]) + I_INDEX + R_INDEX
     final = finish_packet(header + message, SECRETS.mac1_key, None)
     with pytest.raises(HandshakeFailed) as info:
         twin.receive_final(final)
@@ -290,7 +293,7 @@ def test_final_errors_leave_the_responder_usable() -> None:
         (flip(final, 30), "handshake_auth"),
         (final[:4] + b"\x00\x00\x00\x01" + final[8:], "handshake_state"),  # wrong sender
         (final[:8] + b"\x00\x00\x00\x01" + final[12:], "handshake_state"),  # wrong receiver
-        (bytes([1, 2]) + final[2:], "handshake_state"),
+        (bytes([V, 2]) + final[2:], "handshake_state"),
     ]
     for packet, reason in cases:
         with pytest.raises(HandshakeFailed) as info:
@@ -350,6 +353,8 @@ GOOD_INDEX = b"\x11\x22\x33\x44"
         (msgpack.packb([bytes(220)]), "not a map"),
         (msgpack.packb(bytes(220)), "not a map"),
         (msgpack.packb({1: bytes(220)}), "not valid msgpack"),  # strict_map_key
+        # a bin key unpacks but never names a field (§4.3): the index is missing
+        (msgpack.packb({b"i": GOOD_INDEX, "t": 1, "c": 0, "p": bytes(200)}), "index"),
         (msgpack.packb({"i": GOOD_INDEX, "p": [0] * 17 + [bytes(200)]}), "not valid msgpack"),
         (msgpack.packb({"i": GOOD_INDEX, "t": 1, "c": 0, "p": "x" * 200}), "not valid msgpack"),
         (init_payload(b"\x00\x00\x00\x00"), "does not match the clear header"),
@@ -368,6 +373,7 @@ GOOD_INDEX = b"\x11\x22\x33\x44"
         "array",
         "bin",
         "int-key",
+        "bin-key",
         "long-array",
         "long-string",
         "index-mismatch",

@@ -22,13 +22,19 @@ from seigr_stt.constants import (
     HANDSHAKE_RETRY_INITIAL_S,
     HANDSHAKE_RETRY_JITTER_S,
     HANDSHAKE_RETRY_MAX_S,
+    PROTOCOL_VERSION,
     RESPONDER_HALF_OPEN_TIMEOUT_S,
     PacketType,
 )
 from seigr_stt.core import crypto
 from seigr_stt.core.events import Event, HandshakeAborted, SessionClosed, SessionEstablished
 from seigr_stt.core.handshake import InitiatorHandshake
-from seigr_stt.core.handshakes import CONNECTION_CLOSED, Completed, HandshakeTable
+from seigr_stt.core.handshakes import (
+    CONNECTION_CLOSED,
+    Completed,
+    HandshakeTable,
+    versions_packet,
+)
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link, TransportKind
 from seigr_stt.core.noise import handshake_state
@@ -275,6 +281,37 @@ def test_init_is_retransmitted_with_backoff_and_jitter_until_the_deadline() -> N
     assert initiator.counters.handshakes_failed == 1
     assert len(initiator.table) == 0
     assert initiator.table.get_timer() is None
+
+
+# -- versions (§19) ------------------------------------------------------------------------
+def test_versions_without_our_version_fails_the_handshake_at_once() -> None:
+    """A responder speaking only 1.0 (code point 1), or only a later version, names it: the
+    connect fails at once with a clear reason, counted, instead of timing out."""
+    initiator = side("i")
+    handle = initiator.table.connect(
+        b"\x00\x00\x00\x07", "peer", UDP, T0, timestamp_ns=1, timeout_s=30.0, capabilities=0
+    )
+    [(init, _)] = initiator.take_sent()
+    key = initiator.table.secrets.mac1_key
+    index = init[4:8]
+    ignored = [
+        versions_packet(index, key, bytes([PROTOCOL_VERSION, 1])),  # lists ours: not a refusal
+        versions_packet(b"\x09\x09\x09\x09", key, b"\x01"),  # another index
+        versions_packet(index, bytes(32), b"\x01"),  # not a member's (mac1)
+        versions_packet(index, key, b"\x01")[:-1],  # malformed
+    ]
+    for packet in ignored:
+        initiator.table.receive_other_version(packet, "peer")
+    assert initiator.table.initiating == 1
+    assert initiator.counters.drops["version"] == len(ignored)
+    assert initiator.counters.version_mismatches == 0
+    initiator.table.receive_other_version(versions_packet(index, key, b"\x01\x07"), "peer")
+    reason = "protocol version mismatch: the peer speaks 1.0, version code 7, this node speaks 1.1"
+    assert list(initiator.events) == [HandshakeAborted(handle, reason, timeout=False)]
+    assert initiator.counters.version_mismatches == 1
+    assert initiator.counters.handshakes_failed == 1
+    assert initiator.table.initiating == 0
+    assert initiator.table.get_timer() is None  # no retransmission left
 
 
 def test_a_cookie_reply_makes_the_next_init_carry_mac2() -> None:

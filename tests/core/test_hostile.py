@@ -28,6 +28,7 @@ from seigr_stt.constants import (
     RECORD_HEADER_SIZE,
     REJECT_AFTER_MESSAGES,
     REPLAY_WINDOW_PACKETS,
+    VERSION_NEGOTIATION,
 )
 from seigr_stt.core import crypto, handshake
 from seigr_stt.core.events import (
@@ -53,6 +54,7 @@ from seigr_stt.core.frames import (
     Stream,
     serialize_frames,
 )
+from seigr_stt.core.handshakes import versions_packet
 from seigr_stt.core.noise import rekey
 from seigr_stt.core.record import parse_header
 from seigr_stt.core.session import Session
@@ -480,19 +482,32 @@ def test_tampered_final_with_a_valid_mac1(net: Net) -> None:
 
 
 # -- 11. version byte changed, prologue mismatch --------------------------------------------
-@pytest.mark.parametrize("version", [0, 2, 0x81, 0xFF])
+@pytest.mark.parametrize("version", [0, 1, 3, 0x81, 0xFF])
 def test_version_byte_changed(scene: Scene, version: int) -> None:
     for target, packet in scene.valid_packets():
         quiet_drop(node(scene, target), bytes([version]) + packet[1:], "version")
-    # Even with a correct mac1 over the changed header, an INIT of another version is refused.
+    # With a correct mac1 over the changed header, an INIT of another version is refused too,
+    # and answered with one VERSIONS packet (§19): no DH, no state, smaller than the INIT.
     e_pub = crypto.public_key(bytes(range(1, 33)))
-    init = craft_init(
-        scene.pair.b.endpoint.secrets,
-        e_pub=e_pub,
-        payload=init_payload(b"\x01\x01\x01\x01"),
-        version=version,
-    )
-    quiet_drop(scene.pair.b, init, "version")
+    index = b"\x01\x01\x01\x01"
+    secrets = scene.pair.b.endpoint.secrets
+    init = craft_init(secrets, e_pub=e_pub, payload=init_payload(index), version=version)
+    ep = scene.pair.b.endpoint
+    if version == VERSION_NEGOTIATION:  # byte 0 = 0 is VERSIONS, never an INIT
+        quiet_drop(scene.pair.b, init, "version")
+        return
+    before = Counter(ep.drops)
+    mismatches = ep.counters.version_mismatches
+    ep.receive_datagram(init, "A", scene.pair.b.now, scene.pair.b.link)
+    assert ep.drops - before == Counter({"version": 1})
+    assert ep.counters.version_mismatches == mismatches + 1
+    [(reply, addr)] = ep.datagrams_to_send(scene.pair.b.now)
+    assert addr == "A"
+    sender = init[4:8]  # the clear sender index
+    assert reply == versions_packet(sender, secrets.mac1_key)
+    assert reply[:-16] == bytes([0, 1]) + sender + bytes([PROTOCOL_VERSION])
+    assert len(reply) == 23 < len(init)
+    assert list(ep.events_received()) == []
 
 
 def test_prologue_mismatch_fails_without_fallback(

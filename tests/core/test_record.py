@@ -126,12 +126,12 @@ def test_wrong_key_counter_or_body() -> None:
     [
         (b"", "shorter"),
         (bytes(RECORD_MIN_SIZE - 1), "shorter"),
-        (bytes([1, 5]) + bytes(RECORD_MIN_SIZE + 1 - 2), "padded"),
-        (bytes([1, 5]) + bytes(RECORD_MIN_SIZE + 15 - 2), "padded"),
-        (bytes([2, 5]) + bytes(RECORD_MIN_SIZE - 2), "version"),
+        (bytes([PROTOCOL_VERSION, 5]) + bytes(RECORD_MIN_SIZE + 1 - 2), "padded"),
+        (bytes([PROTOCOL_VERSION, 5]) + bytes(RECORD_MIN_SIZE + 15 - 2), "padded"),
+        (bytes([3, 5]) + bytes(RECORD_MIN_SIZE - 2), "version"),
         (bytes([0, 5]) + bytes(RECORD_MIN_SIZE - 2), "version"),
-        (bytes([1, 1]) + bytes(RECORD_MIN_SIZE - 2), "not a data record"),
-        (bytes([1, 6]) + bytes(RECORD_MIN_SIZE - 2), "not a data record"),
+        (bytes([PROTOCOL_VERSION, 1]) + bytes(RECORD_MIN_SIZE - 2), "not a data record"),
+        (bytes([PROTOCOL_VERSION, 6]) + bytes(RECORD_MIN_SIZE - 2), "not a data record"),
     ],
 )
 def test_parse_header_rejects(packet: bytes, match: str) -> None:

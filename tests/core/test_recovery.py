@@ -206,6 +206,15 @@ def test_ack_second_eliciting_record_immediate() -> None:
     assert tracker.ack_due_at == 1.01
 
 
+def test_ack_the_first_record_is_in_order_whatever_its_counter() -> None:
+    """§14.2: with no counter received yet there is no gap; the first ack-eliciting record,
+    counter 0 or not, is acknowledged within the delay, not at once (conformance C-6)."""
+    for first in (0, 1, 7):
+        tracker = AckTracker()
+        tracker.on_received(first, True, 1.0)
+        assert tracker.ack_due_at == pytest.approx(1.0 + MAX_ACK_DELAY_S)
+
+
 def test_ack_non_eliciting_records_do_not_set_timer() -> None:
     tracker = AckTracker()
     tracker.on_received(0, False, 1.0)

@@ -608,11 +608,13 @@ def test_a_reset_declares_the_final_size_and_returns_the_unread_credit() -> None
     [
         ([Stream(1, 0, False, b"abc"), ResetStream(1, 0, 2)], "reset below the data"),
         ([ResetStream(channel_stream_id(0, 1), 0, 0)], "reset of a message channel"),
+        ([Stream(channel_stream_id(0, 1), 0, True, b"\x01m")], "FIN on a message channel"),
+        ([Stream(channel_stream_id(3, 1), 0, True, b"")], "FIN on a message channel"),
         ([StopSending(channel_stream_id(0, 0), 0)], "stop-sending on a message channel"),
         ([StopSending(4 << 2, 0)], "stop-sending for a stream we never opened"),
     ],
 )
-def test_resets_that_break_the_rules_close_with_protocol_error(
+def test_resets_and_fins_that_break_the_rules_close_with_protocol_error(
     frames: list[Frame], reason: str
 ) -> None:
     pair = lossy_pair(34, loss=0.0, duplicate=0.0)

@@ -282,3 +282,84 @@ def test_interop_out_of_turn_calls_raise() -> None:
         with pytest.raises(NoiseStateError):
             state.split_keys()
     assert issubclass(NoiseStateError, NoiseError)
+
+
+# -- STT's exporter from what noiseprotocol exposes (docs/protocol.md §2.3) ---------------------
+@pytest.mark.parametrize("ours_initiator", [True, False])
+def test_session_key_from_what_noiseprotocol_exposes(ours_initiator: bool) -> None:
+    """A full STT handshake (packets, payloads, mac1) between our handshake objects and a
+    ``noiseprotocol`` peer; the peer derives ``exporter_0`` and ``session_key`` from
+    ``get_handshake_hash()`` and the keys of its two transport CipherStates (Noise's Split()),
+    never the chaining key, and gets ours."""
+    import hashlib
+
+    import msgpack
+
+    from seigr_stt import generate_seed
+    from seigr_stt.constants import PROLOGUE
+    from seigr_stt.core.handshake import InitiatorHandshake, ResponderHandshake
+    from seigr_stt.core.identity import NodeIdentity, SharedSecrets
+    from seigr_stt.core.keys import KeySchedule
+
+    def kdf(seed: bytes, label: bytes) -> bytes:
+        return hashlib.blake2b(label, digest_size=32, key=seed, person=b"seigr-stt-kdf-v1").digest()
+
+    def mac1(body: bytes) -> bytes:
+        return body + hashlib.blake2b(body, digest_size=16, key=secrets_.mac1_key).digest()
+
+    secrets_ = SharedSecrets.from_seed(generate_seed())
+    ours_id = NodeIdentity.from_seed(generate_seed())
+    their_static = secrets.token_bytes(32)
+    theirs = NoiseConnection.from_name(b"Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b")
+    theirs.set_as_responder() if ours_initiator else theirs.set_as_initiator()
+    theirs.set_prologue(PROLOGUE)
+    theirs.set_psks(psk=secrets_.psk)
+    theirs.set_keypair_from_private_bytes(Keypair.STATIC, their_static)
+    theirs.start_handshake()
+    i_index, r_index = b"\x0a\x0b\x0c\x0d", b"\x01\x02\x03\x04"
+    version = PROLOGUE[len(b"seigr-stt/") : PROLOGUE.index(b" ")]
+    assert version == b"1.1"
+    from seigr_stt.constants import PROTOCOL_VERSION
+
+    v = bytes([PROTOCOL_VERSION])
+    if ours_initiator:
+        ours = InitiatorHandshake(
+            ours_id, secrets_, i_index, capabilities=0, timestamp_ns=1, rng=secrets.token_bytes
+        )
+        init = ours.init_packet()
+        fields = msgpack.unpackb(bytes(theirs.read_message(init[8:-32])))
+        assert fields["i"] == i_index
+        body = v + b"\x02\x00\x00" + r_index + i_index
+        body += bytes(theirs.write_message(msgpack.packb({"i": r_index, "r": i_index, "c": 0})))
+        final = ours.receive_response(mac1(body) + bytes(16))
+        assert msgpack.unpackb(bytes(theirs.read_message(final[12:-32]))) == {
+            "i": i_index,
+            "r": r_index,
+        }
+        result = ours.result
+        k1 = theirs.noise_protocol.cipher_state_decrypt.k  # initiator -> responder
+        k2 = theirs.noise_protocol.cipher_state_encrypt.k
+    else:
+        payload = {"i": i_index, "t": 1, "c": 0, "p": b""}
+        payload["p"] = bytes(256 - (8 + 32 + len(msgpack.packb(payload)) + 16 + 32))  # §4.3
+        body = v + b"\x01\x00\x00" + i_index
+        body += bytes(theirs.write_message(msgpack.packb(payload)))
+        responder = ResponderHandshake(
+            ours_id, secrets_, r_index, mac1(body) + bytes(16), capabilities=0,
+            rng=secrets.token_bytes,
+        )  # fmt: skip
+        response = responder.response_packet
+        theirs.read_message(response[12:-32])
+        body = v + b"\x03\x00\x00" + i_index + r_index
+        body += bytes(theirs.write_message(msgpack.packb({"i": i_index, "r": r_index})))
+        result = responder.receive_final(mac1(body) + bytes(16))
+        k1 = theirs.noise_protocol.cipher_state_encrypt.k
+        k2 = theirs.noise_protocol.cipher_state_decrypt.k
+    assert result is not None
+    assert theirs.handshake_finished
+    h = bytes(theirs.get_handshake_hash())
+    assert h == result.handshake_hash
+    exporter = kdf(k1 + k2, b"exporter" + h)  # §2.3: no chaining key needed
+    assert exporter == result.exporter
+    schedule = KeySchedule(result.send_key, result.recv_key, result.exporter, 0.0)
+    assert kdf(exporter, b"session-key") == schedule.session_key

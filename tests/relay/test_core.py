@@ -12,9 +12,9 @@ import pytest
 import seigr_stt.relay
 from seigr_stt import generate_seed
 from seigr_stt.constants import (
-    PROTOCOL_VERSION,
     RELAY_FORWARD_HEADER_SIZE,
     RELAY_HELLO_SIZE,
+    RELAY_PROTOCOL_VERSION,
     RelayPacketType,
     RelayRefusal,
 )
@@ -90,7 +90,7 @@ def test_codecs_round_trip_and_refuse_garbage() -> None:
         with pytest.raises(RelayWireError):
             type(packet).parse(data[:-1])
         with pytest.raises(RelayWireError):
-            type(packet).parse(bytes([PROTOCOL_VERSION + 1]) + data[1:])
+            type(packet).parse(bytes([RELAY_PROTOCOL_VERSION + 1]) + data[1:])
     assert len(Hello(nonce).serialize()) == RELAY_HELLO_SIZE
     node_id = os.urandom(32)
     assert parse_forward(forward_packet(RelayPacketType.SEND, node_id, b"x")) == (node_id, b"x")
