@@ -248,7 +248,7 @@ class WSLink:
         self.room = SendRoom(send_queue_bytes)
         #: Called when the queue drained after it lacked room for a record: the session may
         #: send the stream data it held back (the node sets the driver's drain point here).
-        self.on_room: Callable[[], None] | None = None
+        self.on_room: Callable[[WSLink], None] | None = None
         self._held = False  # the queue lacked room for a record since it last drained
         self._wakeup = asyncio.Event()
         self._writable = asyncio.Event()
@@ -299,11 +299,7 @@ class WSLink:
         size = len(packet)
         queued = self._queued_bytes + size
         limit = self.send_queue_limit
-        if (
-            self.closed
-            or queued > 2 * limit
-            or (queued > limit and packet[:1] != _DATA_TYPE)
-        ):
+        if self.closed or queued > 2 * limit or (queued > limit and packet[:1] != _DATA_TYPE):
             self.send_dropped += 1
             return
         self._queue.append(packet)
@@ -360,7 +356,7 @@ class WSLink:
     def _room_again(self) -> None:
         self._held = False
         if self.on_room is not None:
-            self.on_room()
+            self.on_room(self)
 
     async def run(self) -> None:
         """Read binary messages until the connection closes; refuses text with code 1003."""
@@ -573,7 +569,7 @@ class WebSocketTransport:
 
     ``on_packet(data, link)`` gets every binary message; ``on_closed(link)`` every connection
     that ended (after it left :attr:`links`). ``carries(link)`` tells whether the endpoint keeps
-    a session or a handshake on ``link``. ``on_room()`` is each link's call when its send queue
+    a session or a handshake on ``link``. ``on_room(link)`` is each link's call when its send queue
     drained after lacking room for a record (the driver's drain point). The node reports
     :meth:`established` when a session is established over a link and :meth:`released` when
     one closes.
@@ -595,7 +591,7 @@ class WebSocketTransport:
         config: TransportConfig,
         *,
         carries: Callable[[WSLink], bool],
-        on_room: Callable[[], None] | None = None,
+        on_room: Callable[[WSLink], None] | None = None,
     ) -> None:
         self._on_packet = on_packet
         self._on_room = on_room

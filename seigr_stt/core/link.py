@@ -41,15 +41,19 @@ class SendRoom:
     """The bytes a connection-oriented transport's send queue takes now, kept up to date by the
     adapter (the core only reads it). Over a reliable link, where no congestion window holds
     stream data back, the session starts a record of stream data only while the room holds a
-    whole record (§15): the transport's own backpressure paces the sender."""
+    whole record (§15): the transport's own backpressure paces the sender. A session held back
+    puts its id in :attr:`held`; once the queue drains the adapter calls
+    ``Endpoint.room_available`` so that those sessions send again."""
 
-    __slots__ = ("bytes",)
+    __slots__ = ("bytes", "held")
 
     def __init__(self, size: int) -> None:
         self.bytes = size
+        #: The sessions waiting for room (ids, each once).
+        self.held: list[bytes] = []
 
     def __repr__(self) -> str:
-        return f"SendRoom({self.bytes})"
+        return f"SendRoom({self.bytes}, held={len(self.held)})"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -197,8 +197,11 @@ class RecordBuilder:
                 may_send = self.probe or (
                     cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
                 )
-            if may_send and streams.has_stream_data:
-                size = self._fill_streams(frames, size, limit)
+            if streams.has_stream_data:
+                if may_send:
+                    size = self._fill_streams(frames, size, limit)
+                elif reliable:
+                    self._wait_for_room()
             if not frames and not self.want_record:
                 break
             record = self._seal(frames, now)
@@ -216,6 +219,11 @@ class RecordBuilder:
                 # The record had room left: everything that could go out went out.
                 break
         return records
+
+    def _wait_for_room(self) -> None:
+        room = self.room
+        if room is not None and self.session_id not in room.held:
+            room.held.append(self.session_id)  # the endpoint flushes it again (room_available)
 
     def _ack_frame(self, now: float) -> Ack:
         _, delay, ranges = self.acks.build(now)

@@ -378,11 +378,13 @@ async def test_a_member_that_stops_reading_cannot_grow_the_send_queue(
     await wait_until(lambda: session.state == SessionState.CLOSED, "the session to close")
 
 
-async def test_records_dropped_at_a_full_queue_are_recovered_and_the_session_lives(
+async def test_a_member_that_stops_reading_holds_stream_data_back_and_loses_nothing(
     make_node: NodeFactory,
 ) -> None:
-    """A member that stops reading for a while: the node's queue holds at most its bound, the
-    records it dropped are retransmitted once the member reads again, and every byte arrives."""
+    """A member that stops reading for a while: WebSocket is reliable (§14.4), so the node's
+    session holds its stream data back while the queue lacks room for a record (no congestion
+    window, nothing dropped, nothing retransmitted), then sends the rest once the member reads
+    again, and every byte arrives."""
     bound = 16384
     config = NodeConfig(websocket_max_record_size=4096, websocket_send_queue_bytes=bound)
     server = await make_node(config=config)
@@ -390,17 +392,26 @@ async def test_records_dropped_at_a_full_queue_are_recovered_and_the_session_liv
     session, peer = await connect(client, server, "websocket")
     (client_link,) = client.websocket_links
     (server_link,) = server.websocket_links
+    shrink_send_buffer(server_link)  # little hides in the kernel's buffers
     client_link.connection.transport.pause_reading()
     message = os.urandom(512 * 1024)
     sending = asyncio.create_task(peer.send(message, stream_id=1))
-    # One flight of the initial window (10 records of 4 KiB) is more than the queue holds.
-    await wait_until(lambda: server_link.send_dropped > 0, "the queue to overflow")
+    await wait_until(lambda: server_link.room.bytes < 4096, "the queue to fill")
+    await asyncio.sleep(0.05)  # the session holds back: the queue stays within its bound
+    assert server_link.queued_bytes <= bound
+    # A normal buffer again (a tiny one would make the kernel crawl).
+    server_sock = server_link.connection.transport.get_extra_info("socket")
+    server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     client_link.connection.transport.resume_reading()
     (packet,) = await receive_n(client, 1)
     assert packet.data == message
     async with asyncio.timeout(10 * SECOND):
         await sending
     assert server_link.peak_queued_bytes <= bound
+    assert server_link.send_dropped == 0
+    stats = peer.get_statistics()
+    assert stats["packets_lost"] == 0
+    assert stats["retransmitted_bytes"] == 0
     assert session.is_active()
     assert peer.is_active()
 
