@@ -8,7 +8,7 @@ Each connection is a :class:`WSLink`: the node's endpoint sees it as an opaque a
 packets go to a per-connection queue drained by one writer task, so the node's single drain point
 stays synchronous while the library applies TCP backpressure. The queue is bounded in bytes and
 its free space is the link's :class:`~seigr_stt.core.link.SendRoom`: WebSocket is a reliable
-transport (§14.4), so a session runs no congestion window on it and starts a record of stream
+transport (§14.8), so a session runs no congestion window on it and starts a record of stream
 data only while the queue has room for a whole one; when the queue drains again the link calls
 ``on_room`` (the driver's drain point). A handshake packet beyond the bound is dropped and
 counted; a record (which nothing retransmits on a reliable link) may take the queue up to twice
@@ -72,7 +72,7 @@ _FLUSH_ON_CLOSE_S = 1.0
 #: software or says more than the kind of deadline.
 _TIMEOUT_CLOSE = (CloseCode.POLICY_VIOLATION, "timeout")
 _IDLE_CLOSE = (CloseCode.NORMAL_CLOSURE, "idle")
-_DATA_TYPE = bytes([PacketType.DATA])  # the first byte of a record (§5.1)
+_DATA_TYPE = bytes([PacketType.DATA])  # the second byte of a record, after the version (§5.1)
 
 
 class _QuietLog(logging.LoggerAdapter[logging.Logger]):
@@ -299,7 +299,7 @@ class WSLink:
         size = len(packet)
         queued = self._queued_bytes + size
         limit = self.send_queue_limit
-        if self.closed or queued > 2 * limit or (queued > limit and packet[:1] != _DATA_TYPE):
+        if self.closed or queued > 2 * limit or (queued > limit and packet[1:2] != _DATA_TYPE):
             self.send_dropped += 1
             return
         self._queue.append(packet)

@@ -4,7 +4,7 @@ The adapter describes each transport once with a :class:`Link` and passes it wit
 and every ``connect``. For UDP one link serves the whole socket and the peer's address is a
 ``(host, port)`` tuple; for WebSocket each connection is its own link (and its own address).
 The endpoint reads from it the record size (and the ceiling for path-MTU probing), whether the
-transport is reliable (§14.4), the key of the per-source handshake rate limit, and the bytes a
+transport is reliable (§14.8), the key of the per-source handshake rate limit, and the bytes a
 cookie is bound to (§10).
 """
 
@@ -41,7 +41,7 @@ class SendRoom:
     """The bytes a connection-oriented transport's send queue takes now, kept up to date by the
     adapter (the core only reads it). Over a reliable link, where no congestion window holds
     stream data back, the session starts a record of stream data only while the room holds a
-    whole record (§15): the transport's own backpressure paces the sender. A session held back
+    whole record (§15.4): the transport's own backpressure paces the sender. A session held back
     puts its id in :attr:`held`; once the queue drains the adapter calls
     ``Endpoint.room_available`` so that those sessions send again."""
 
@@ -79,7 +79,7 @@ class Link:
     def reliable(self) -> bool:
         """Whether the transport delivers every record intact and in order, or fails as a whole
         (WebSocket over TCP): then the session runs no loss detection, congestion window or
-        pacing on it and acknowledges rarely (§14.4). UDP and relayed paths are not reliable (a
+        pacing on it and acknowledges rarely (§14.8). UDP and relayed paths are not reliable (a
         relay drops packets when a queue is full)."""
         return self.kind is TransportKind.WEBSOCKET
 

@@ -6,7 +6,7 @@ along for free), queued one-shot frames (PING, PONG, DATAGRAM, CLOSE), control a
 then stream data in turn while the congestion window and the pacer allow. Every frame that must
 survive loss is recorded with its delivery handler; recovery calls it back with ``acked``.
 
-Over a reliable transport (:meth:`RecordBuilder.set_reliable`, §14.4, §15) neither the congestion
+Over a reliable transport (:meth:`RecordBuilder.set_reliable`, §14.8, §15.4) neither the congestion
 window nor the pacer holds anything back: records are filled to the record size (the transport's
 message limit) with whatever flow control allows while the transport's send queue has room for
 a whole record (:class:`~seigr_stt.core.link.SendRoom`), and an ACK rides only on records that carry
@@ -82,7 +82,7 @@ class RecordBuilder:
         self.want_record = False
         #: A probe timeout fired: send one ack-eliciting record whatever the window (§14.3).
         self.probe = False
-        #: The session's path is a reliable transport (§14.4): see :meth:`set_reliable`.
+        #: The session's path is a reliable transport (§14.8): see :meth:`set_reliable`.
         self.reliable_path = False
         #: The free space of a reliable link's send queue (None: not limited).
         self.room: SendRoom | None = None

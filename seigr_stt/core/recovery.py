@@ -6,7 +6,7 @@ ack-eliciting record carried (:class:`LossRecovery`), declares a record lost by 
 (3) or time threshold (9/8 RTT), arms a probe timeout otherwise, and hands lost frames back to
 the session for retransmission. Nothing here reads a clock.
 
-Over a reliable transport (``reliable``, §14.4) the receiver acknowledges at most
+Over a reliable transport (``reliable``, §14.8) the receiver acknowledges at most
 ``RELIABLE_ACK_INTERVAL_S`` after the first record it owes an ACK for (credit frames carry one
 sooner), and the sender keeps its sent records only so that a session moving to an unreliable
 path can resend what was never acknowledged: no record is declared lost and no timer is armed
@@ -97,7 +97,7 @@ class AckTracker:
         self._eliciting_unacked = 0
         self.ack_due_at: float | None = None
         #: The records arrive over a reliable transport: no immediate ACK, at most one per
-        #: ``RELIABLE_ACK_INTERVAL_S`` of its own (§14.4).
+        #: ``RELIABLE_ACK_INTERVAL_S`` of its own (§14.8).
         self.reliable = False
 
     @property
@@ -201,7 +201,7 @@ class LossRecovery:
         self.pto_count = 0
         self.rtt = RttEstimator()
         self.time_of_last_eliciting: float | None = None
-        #: The path is reliable (§14.4): records are kept until acknowledged, never lost.
+        #: The path is reliable (§14.8): records are kept until acknowledged, never lost.
         self.reliable = False
 
     def set_reliable(self, reliable: bool) -> None:

@@ -204,7 +204,7 @@ class Session(SessionLifecycle):
             self.timers,
         )
         # A reliable transport (WebSocket) carries no congestion control or loss detection
-        # (§14.4); a later move to a link of another kind calls set_reliable again.
+        # (§14.8); a later move to a link of another kind calls set_reliable again.
         self.packetizer.set_reliable(link.reliable, link.room)
         self.ratchet = DhRatchet(
             rng,
@@ -568,7 +568,7 @@ class Session(SessionLifecycle):
         if recovery.spurious_losses > spurious and not lost:
             cc.undo()  # the window was cut for reordering, not loss
         pmtu = self.pmtu
-        windowed = not self.packetizer.reliable_path  # no window on a reliable path (§15)
+        windowed = not self.packetizer.reliable_path  # no window on a reliable path (§15.4)
         for record in acked:
             if record.counter == pmtu.probe_counter and pmtu.on_acked(record.counter, record.size):
                 self.packetizer.set_record_size(pmtu.size)

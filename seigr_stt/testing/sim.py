@@ -106,7 +106,7 @@ class Node:
     auto_consume: bool = True
     #: The NAT the node sits behind (:meth:`Net.add_node` with ``behind=``), or None.
     nat: NAT | None = field(default=None, repr=False)
-    #: The kind of the node's transport: UDP, or WEBSOCKET for a reliable link (§14.4), whose
+    #: The kind of the node's transport: UDP, or WEBSOCKET for a reliable link (§14.8), whose
     #: sessions rely on the net to lose nothing (give the net no loss, duplication, reordering
     #: or bottleneck then).
     kind: TransportKind = TransportKind.UDP

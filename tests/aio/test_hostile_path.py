@@ -224,7 +224,7 @@ async def test_a_websocket_record_replayed_over_udp_is_dropped_unanswered(
     forward = link.send
 
     def copy(packet: bytes) -> None:
-        # WebSocket is reliable (§14.4): the record also goes on; the proxy keeps a copy.
+        # WebSocket is reliable (§14.8): the record also goes on; the proxy keeps a copy.
         if not stolen and is_record(packet):
             stolen.append(packet)
         forward(packet)

@@ -204,7 +204,7 @@ async def test_large_messages_pass_the_link_backpressure(make_node: NodeFactory)
 async def test_mebibytes_cross_a_websocket_both_ways_intact_without_retransmission(
     make_node: NodeFactory,
 ) -> None:
-    # WebSocket is reliable (§14.4): no congestion window, no loss detection, rare ACKs; every
+    # WebSocket is reliable (§14.8): no congestion window, no loss detection, rare ACKs; every
     # byte arrives in both directions at once, nothing is resent, and in the end nothing is
     # left unacknowledged.
     server = await make_node()

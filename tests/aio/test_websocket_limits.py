@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus
 from seigr_stt import HandshakeError, NodeConfig, SessionState, STTNode, generate_seed
 from seigr_stt.aio import websocket
 from seigr_stt.aio.websocket import WebSocketServer, WSLink
-from seigr_stt.constants import PACKET_HANDSHAKE_RESPONSE
+from seigr_stt.constants import PACKET_HANDSHAKE_RESPONSE, PROTOCOL_VERSION, PacketType
 from seigr_stt.core.endpoint import Endpoint
 from seigr_stt.core.frames import Ping, serialize_frames
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
@@ -378,10 +378,45 @@ async def test_a_member_that_stops_reading_cannot_grow_the_send_queue(
     await wait_until(lambda: session.state == SessionState.CLOSED, "the session to close")
 
 
+async def test_records_may_take_the_queue_to_twice_its_bound_handshake_packets_not(
+    make_node: NodeFactory,
+) -> None:
+    # A record is never resent on a reliable link (§14.8): the small control records that go
+    # out while stream data waits for room may exceed the bound, up to twice it.
+    bound = 8192
+    config = NodeConfig(websocket_max_record_size=2048, websocket_send_queue_bytes=bound)
+    node = await make_node(config=config)
+    sock = await non_reading_socket(ws_url(node))
+    async with ws_connect(
+        ws_url(node), sock=sock, compression=None, proxy=None, max_queue=1, close_timeout=0.1
+    ):
+        await wait_until(lambda: len(node.websocket_links) == 1, "the node to accept")
+        (link,) = node.websocket_links
+        shrink_send_buffer(link)
+        record = bytes([PROTOCOL_VERSION, PacketType.DATA]) + bytes(998)
+        handshake = bytes([PROTOCOL_VERSION, PacketType.HANDSHAKE_INIT]) + bytes(998)
+        for _ in range(400):
+            link.send(record)
+            if link.queued_bytes > bound:
+                break
+            await asyncio.sleep(0)  # let the writer fill the kernel's buffers
+        assert link.queued_bytes > bound
+        dropped = link.send_dropped
+        link.send(handshake)
+        assert link.send_dropped == dropped + 1
+        while link.queued_bytes + len(record) <= 2 * bound:
+            link.send(record)
+        assert link.send_dropped == dropped + 1
+        link.send(record)
+        assert link.send_dropped == dropped + 2
+        assert link.peak_queued_bytes <= 2 * bound
+        assert link.room.bytes == bound - link.queued_bytes
+
+
 async def test_a_member_that_stops_reading_holds_stream_data_back_and_loses_nothing(
     make_node: NodeFactory,
 ) -> None:
-    """A member that stops reading for a while: WebSocket is reliable (§14.4), so the node's
+    """A member that stops reading for a while: WebSocket is reliable (§14.8), so the node's
     session holds its stream data back while the queue lacks room for a record (no congestion
     window, nothing dropped, nothing retransmitted), then sends the rest once the member reads
     again, and every byte arrives."""

@@ -1,4 +1,4 @@
-"""A session over a reliable transport (WebSocket, §14.4, §15), in the simulator: no loss
+"""A session over a reliable transport (WebSocket, §14.8, §15.4), in the simulator: no loss
 detection, congestion window or pacing, ACKs at a bounded rate, records up to the link's size;
 and what a move to an unreliable path takes back (every record never acknowledged is resent)."""
 
