@@ -427,6 +427,9 @@ class Session(SessionLifecycle):
             self.pmtu = PathMtuProber(new_link.max_record_size, new_link.probe_max)
             self.packetizer.new_path(self.pmtu)
         if new_link is not old_link:
+            # A reliable path (WebSocket) has no window, pacing or loss detection (§14.8): set
+            # for the new one before what was in flight is handed back below.
+            self.packetizer.set_reliable(new_link.reliable, new_link.room)
             self.recovery.rtt = RttEstimator()
             self.recovery.pto_count = 0
             for record in self.recovery.forget_all():

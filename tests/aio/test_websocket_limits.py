@@ -319,7 +319,8 @@ async def test_a_member_that_stops_reading_cannot_grow_the_send_queue(
 ) -> None:
     """R16: a member completes a handshake over WebSocket, stops reading its socket, and sends
     records full of PINGs. Every reply the node makes by itself (PONG, ACK) has to fit the
-    bounded queue; the rest is dropped and counted."""
+    bounded queue (records may take it to twice its bound, §12.2); the rest is dropped and
+    counted."""
     bound, record = 4096, 2048
     config = NodeConfig(websocket_max_record_size=record, websocket_send_queue_bytes=bound)
     node = await make_node(config=config)
@@ -364,11 +365,11 @@ async def test_a_member_that_stops_reading_cannot_grow_the_send_queue(
         while victim_link.send_dropped == 0 and sent < 5000:
             await ws.send(forge_record(attacker.sessions[session_id], pings))
             sent += 1
-            assert victim_link.queued_bytes <= bound
+            assert victim_link.queued_bytes <= 2 * bound
             if sent % 10 == 0:
                 await asyncio.sleep(0)  # let the victim keep up with what was sent
         await wait_until(lambda: victim_link.send_dropped > 0, "the queue to overflow")
-        assert victim_link.peak_queued_bytes <= bound
+        assert victim_link.peak_queued_bytes <= 2 * bound
         session = node.session_manager.get_session(session_id)
         assert session is not None
         assert session.state in (SessionState.ACTIVE, SessionState.CLOSED)
