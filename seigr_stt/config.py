@@ -307,11 +307,11 @@ class TransportConfig(_Validated):
     websocket_send_queue_bytes: int = field(
         default=16 * WEBSOCKET_MAX_RECORD_SIZE, metadata=_bounds(256, 1 << 34, exclusive=False)
     )
-    """Bytes of records one WebSocket connection queues for its peer (1 MiB: 16 maximum records,
-    above the initial congestion window of 10). A record that would exceed it is dropped and
-    counted in ``send_dropped``; the session recovers it by retransmission and its congestion
-    window shrinks, which slows the sender. Application senders wait from half of it on. At least
-    ``websocket_max_record_size``."""
+    """Bytes of records one WebSocket connection queues for its peer (1 MiB: 16 maximum records).
+    WebSocket is reliable (protocol §14.8): a session starts a record of stream data only while
+    the queue has room for a whole one, and sends again when it drains. A handshake packet beyond
+    it is dropped and counted in ``send_dropped``, a record only beyond twice it. Application
+    senders wait from half of it on. At least ``websocket_max_record_size``."""
 
     def _check(self) -> None:
         super()._check()

@@ -266,6 +266,10 @@ PACKET_THRESHOLD_MAX: Final = 64  # the reordering threshold adapts up to this (
 LOST_REMEMBERED: Final = 64  # records declared lost kept to recognise a spurious loss
 TIME_THRESHOLD: Final = 9 / 8
 PERSISTENT_CONGESTION_THRESHOLD: Final = 3
+# Over a reliable transport (WebSocket, §14.8) an ACK is owed at most this long after the first
+# ack-eliciting record it covers, never at once: it rides on credit frames when they go sooner.
+# Equal to MAX_ACK_DELAY_S, so a peer's probe timeout (which allows for it) never fires early.
+RELIABLE_ACK_INTERVAL_S: Final = MAX_ACK_DELAY_S
 
 # -- Congestion control (§15): NewReno (RFC 9002 §7) with pacing -------------------------------
 INITIAL_WINDOW_PACKETS: Final = 10

@@ -313,6 +313,12 @@ class Driver:
         self.transmit()
 
     # -- waiting ------------------------------------------------------------------------------
+    def link_room(self, link: WSLink) -> None:
+        """``link``'s send queue drained after lacking room for a record: the sessions it held
+        back send again, in this loop turn."""
+        self.endpoint.room_available(link.room)
+        self.transmit_soon()
+
     async def wait_progress(self) -> None:
         """Wait until the next drain (an acknowledgement, new credit, a timer)."""
         await self._progress.wait()

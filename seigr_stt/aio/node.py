@@ -264,6 +264,7 @@ class STTNode(EventSource):
             self._on_ws_closed,
             self.config,
             carries=self._driver.endpoint.bound_to,
+            on_room=self._driver.link_room,
         )
         self._connects: dict[int, asyncio.Future[PeerSession]] = {}
         self._sessions: dict[bytes, PeerSession] = {}

@@ -6,9 +6,14 @@ text message closes the connection with code 1003. The server serves the path ``
 
 Each connection is a :class:`WSLink`: the node's endpoint sees it as an opaque address. Outgoing
 packets go to a per-connection queue drained by one writer task, so the node's single drain point
-stays synchronous while the library applies TCP backpressure. The queue is bounded in bytes: a
-packet beyond the bound is dropped and counted, a lost datagram to the protocol (a record is
-recovered by retransmission, and its loss shrinks the session's congestion window).
+stays synchronous while the library applies TCP backpressure. The queue is bounded in bytes and
+its free space is the link's :class:`~seigr_stt.core.link.SendRoom`: WebSocket is a reliable
+transport (§14.8), so a session runs no congestion window on it and starts a record of stream
+data only while the queue has room for a whole one; when the queue drains again the link calls
+``on_room`` (the driver's drain point). A handshake packet beyond the bound is dropped and
+counted; a record (which nothing retransmits on a reliable link) may take the queue up to twice
+the bound (only a session's small control records get there: its stream data waits for room)
+and is dropped and counted beyond that.
 
 What an outsider can cost (docs/security.md): the server counts every accepted TCP connection
 that carries no established session yet (*pending*), in total and per remote host, from the TCP
@@ -40,8 +45,8 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from seigr_stt.config import TransportConfig
-from seigr_stt.constants import WEBSOCKET_MAX_RECORD_SIZE, WEBSOCKET_PATH
-from seigr_stt.core.link import Link, TransportKind
+from seigr_stt.constants import WEBSOCKET_MAX_RECORD_SIZE, WEBSOCKET_PATH, PacketType
+from seigr_stt.core.link import Link, SendRoom, TransportKind
 
 try:  # POSIX: the limit on open files, which the pending connections must stay well below
     import resource
@@ -67,6 +72,7 @@ _FLUSH_ON_CLOSE_S = 1.0
 #: software or says more than the kind of deadline.
 _TIMEOUT_CLOSE = (CloseCode.POLICY_VIOLATION, "timeout")
 _IDLE_CLOSE = (CloseCode.NORMAL_CLOSURE, "idle")
+_DATA_TYPE = bytes([PacketType.DATA])  # the second byte of a record, after the version (§5.1)
 
 
 class _QuietLog(logging.LoggerAdapter[logging.Logger]):
@@ -204,8 +210,11 @@ def _gated_connection_class(gate: _Gate) -> type[_GatedConnection]:
 class WSLink:
     """One WebSocket connection, used by the endpoint as a peer address (hashable by identity).
 
-    Packets for the peer wait in a queue of at most ``send_queue_bytes`` bytes, sent by one
-    writer task; a packet that does not fit is dropped and counted in :attr:`send_dropped`.
+    Packets for the peer wait in a queue of ``send_queue_bytes`` bytes, sent by one writer
+    task; its free space is :attr:`room` (the link's ``SendRoom``), and ``on_room`` (if set) is
+    called once the queue drained after it lacked room for a record of ``max_record_size``. A
+    handshake packet that does not fit is dropped and counted in :attr:`send_dropped`; a record
+    only beyond twice the bound (see the module docstring).
     Application senders wait in :meth:`wait_writable` while the queue holds half of the bound
     or more, until it is down to a quarter.
     """
@@ -227,12 +236,20 @@ class WSLink:
         self._on_closed = on_closed
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
-        #: Most bytes the send queue ever held (never above :attr:`send_queue_limit`).
+        #: Most bytes the send queue ever held (above :attr:`send_queue_limit` only by records
+        #: other than stream data: at most twice it).
         self.peak_queued_bytes = 0
         #: The send queue's bound in bytes.
         self.send_queue_limit = send_queue_bytes
         self._high_water = send_queue_bytes // 2
         self._low_water = send_queue_bytes // 4
+        self._max_record_size = max_record_size
+        #: The queue's free space, read by the session's packetizer (``Link.room``).
+        self.room = SendRoom(send_queue_bytes)
+        #: Called when the queue drained after it lacked room for a record: the session may
+        #: send the stream data it held back (the node sets the driver's drain point here).
+        self.on_room: Callable[[WSLink], None] | None = None
+        self._held = False  # the queue lacked room for a record since it last drained
         self._wakeup = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -258,7 +275,11 @@ class WSLink:
         self.remote_host = str(remote[0]) if remote else "?"
         #: This connection as the endpoint sees it: its own link, and its own address.
         self.link = Link(
-            TransportKind.WEBSOCKET, max_record_size, peer=self.remote, source=self.remote_host
+            TransportKind.WEBSOCKET,
+            max_record_size,
+            peer=self.remote,
+            source=self.remote_host,
+            room=self.room,
         )
         self._writer = loop.create_task(self._write_loop())
 
@@ -271,15 +292,21 @@ class WSLink:
         return self._queued_bytes
 
     def send(self, packet: bytes) -> None:
-        """Queue one packet for the writer task (never blocks). A packet that would take the
-        queue beyond :attr:`send_queue_limit` bytes, or comes once the link is closed, is
-        dropped and counted in :attr:`send_dropped`."""
+        """Queue one packet for the writer task (never blocks). A packet that comes once the
+        link is closed, a handshake packet that would take the queue beyond
+        :attr:`send_queue_limit` bytes, or a record beyond twice that, is dropped and counted
+        in :attr:`send_dropped`."""
         size = len(packet)
-        if self.closed or self._queued_bytes + size > self.send_queue_limit:
+        queued = self._queued_bytes + size
+        limit = self.send_queue_limit
+        if self.closed or queued > 2 * limit or (queued > limit and packet[1:2] != _DATA_TYPE):
             self.send_dropped += 1
             return
         self._queue.append(packet)
-        self._queued_bytes += size
+        self._queued_bytes = queued
+        self.room.bytes = limit - queued
+        if limit - queued < self._max_record_size:
+            self._held = True
         self.peak_queued_bytes = max(self.peak_queued_bytes, self._queued_bytes)
         self._idle.clear()
         if self._queued_bytes >= self._high_water:
@@ -313,8 +340,11 @@ class WSLink:
                 while self._queue:
                     packet = self._queue.popleft()
                     self._queued_bytes -= len(packet)
+                    self.room.bytes = self.send_queue_limit - self._queued_bytes
                     if self._queued_bytes <= self._low_water:
                         self._writable.set()
+                        if self._held:
+                            self._room_again()
                     await self.connection.send(packet)
                 self._idle.set()
         except ConnectionClosed:
@@ -322,6 +352,11 @@ class WSLink:
         finally:
             self._writable.set()
             self._idle.set()
+
+    def _room_again(self) -> None:
+        self._held = False
+        if self.on_room is not None:
+            self.on_room(self)
 
     async def run(self) -> None:
         """Read binary messages until the connection closes; refuses text with code 1003."""
@@ -534,8 +569,10 @@ class WebSocketTransport:
 
     ``on_packet(data, link)`` gets every binary message; ``on_closed(link)`` every connection
     that ended (after it left :attr:`links`). ``carries(link)`` tells whether the endpoint keeps
-    a session or a handshake on ``link``. The node reports :meth:`established` when a session is
-    established over a link and :meth:`released` when one closes.
+    a session or a handshake on ``link``. ``on_room(link)`` is each link's call when its send queue
+    drained after lacking room for a record (the driver's drain point). The node reports
+    :meth:`established` when a session is established over a link and :meth:`released` when
+    one closes.
 
     Deadlines, each one loop timer per link (docs/protocol.md §12.2):
 
@@ -554,8 +591,10 @@ class WebSocketTransport:
         config: TransportConfig,
         *,
         carries: Callable[[WSLink], bool],
+        on_room: Callable[[WSLink], None] | None = None,
     ) -> None:
         self._on_packet = on_packet
+        self._on_room = on_room
         self._on_closed = on_closed
         self._config = config
         self._carries = carries
@@ -598,6 +637,7 @@ class WebSocketTransport:
             send_queue_bytes=config.websocket_send_queue_bytes,
             proxy=proxy,
         )
+        link.on_room = self._on_room
         self.links.add(link)
         self._keep(task)
         self._arm(link, config.websocket_idle_timeout_s, self._idle_check)
@@ -605,6 +645,7 @@ class WebSocketTransport:
 
     # -- deadlines ------------------------------------------------------------------------------
     def _accepted(self, link: WSLink) -> None:
+        link.on_room = self._on_room
         self.links.add(link)
         self._arm(link, self._config.websocket_handshake_timeout_s, self._first_deadline)
 

@@ -38,7 +38,7 @@ from seigr_stt.core import crypto
 from seigr_stt.core.events import Event, HandshakeAborted
 from seigr_stt.core.handshakes import Completed, HandshakeTable
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets
-from seigr_stt.core.link import Link
+from seigr_stt.core.link import Link, SendRoom
 from seigr_stt.core.record import parse_header
 from seigr_stt.core.session import Session
 from seigr_stt.core.stats import DropReason, EndpointCounters, EndpointSnapshot
@@ -133,6 +133,15 @@ class Endpoint:
         return any(s.addr == addr for s in self._sessions.values()) or self.handshakes.bound_to(
             addr
         )
+
+    def room_available(self, room: SendRoom) -> None:
+        """A reliable link's send queue drained (``room`` is its ``Link.room``): the sessions
+        it held back send again at the next ``datagrams_to_send``."""
+        for session_id in room.held:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                self._dirty[session_id] = session
+        room.held.clear()
 
     def snapshot(self) -> EndpointSnapshot:
         """The endpoint's figures now, frozen."""

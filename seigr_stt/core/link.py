@@ -3,8 +3,9 @@
 The adapter describes each transport once with a :class:`Link` and passes it with every packet
 and every ``connect``. For UDP one link serves the whole socket and the peer's address is a
 ``(host, port)`` tuple; for WebSocket each connection is its own link (and its own address).
-The endpoint reads from it the record size (and the ceiling for path-MTU probing), the key of the
-per-source handshake rate limit, and the bytes a cookie is bound to (§10).
+The endpoint reads from it the record size (and the ceiling for path-MTU probing), whether the
+transport is reliable (§14.8), the key of the per-source handshake rate limit, and the bytes a
+cookie is bound to (§10).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Link", "RelayAddress", "TransportKind"]
+__all__ = ["Link", "RelayAddress", "SendRoom", "TransportKind"]
 
 
 class TransportKind(StrEnum):
@@ -36,6 +37,25 @@ class RelayAddress:
         return f"RelayAddress({self.relay}, {self.node_id.hex()[:16]}…)"
 
 
+class SendRoom:
+    """The bytes a connection-oriented transport's send queue takes now, kept up to date by the
+    adapter (the core only reads it). Over a reliable link, where no congestion window holds
+    stream data back, the session starts a record of stream data only while the room holds a
+    whole record (§15.4): the transport's own backpressure paces the sender. A session held back
+    puts its id in :attr:`held`; once the queue drains the adapter calls
+    ``Endpoint.room_available`` so that those sessions send again."""
+
+    __slots__ = ("bytes", "held")
+
+    def __init__(self, size: int) -> None:
+        self.bytes = size
+        #: The sessions waiting for room (ids, each once).
+        self.held: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"SendRoom({self.bytes}, held={len(self.held)})"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Link:
     """One transport as the endpoint sees it (compared by identity).
@@ -44,7 +64,8 @@ class Link:
     ``probe_max`` (> ``max_record_size`` to enable it) the largest record path-MTU probing may
     reach. ``peer`` names the remote end of a connection-oriented link (WebSocket: ``"host:port"``)
     and ``source`` its host; for a datagram link both are None and come from each packet's
-    ``(host, port)`` address.
+    ``(host, port)`` address. ``room``, for a connection-oriented link, is its send queue's
+    free space (None: unbounded, or a datagram link).
     """
 
     kind: TransportKind
@@ -52,6 +73,15 @@ class Link:
     probe_max: int = 0
     peer: str | None = None
     source: str | None = None
+    room: SendRoom | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the transport delivers every record intact and in order, or fails as a whole
+        (WebSocket over TCP): then the session runs no loss detection, congestion window or
+        pacing on it and acknowledges rarely (§14.8). UDP and relayed paths are not reliable (a
+        relay drops packets when a queue is full)."""
+        return self.kind is TransportKind.WEBSOCKET
 
     def source_of(self, addr: Hashable) -> Hashable:
         """The key of the per-source handshake rate limit: the sender's host (§10)."""

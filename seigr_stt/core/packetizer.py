@@ -5,6 +5,12 @@ fills records up to the current record size with, in order: an ACK when one is o
 along for free), queued one-shot frames (PING, PONG, DATAGRAM, CLOSE), control and credit frames,
 then stream data in turn while the congestion window and the pacer allow. Every frame that must
 survive loss is recorded with its delivery handler; recovery calls it back with ``acked``.
+
+Over a reliable transport (:meth:`RecordBuilder.set_reliable`, §14.8, §15.4) neither the congestion
+window nor the pacer holds anything back: records are filled to the record size (the transport's
+message limit) with whatever flow control allows while the transport's send queue has room for
+a whole record (:class:`~seigr_stt.core.link.SendRoom`), and an ACK rides only on records that carry
+other frames than stream data (credit, control, PONG, CLOSE) or goes when it is due.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from seigr_stt.core.frames import (
     write_frame,
 )
 from seigr_stt.core.keys import KeySchedule
+from seigr_stt.core.link import SendRoom
 from seigr_stt.core.pmtu import PathMtuProber
 from seigr_stt.core.record import max_frames_size, pack_header, seal_frames, seal_record
 from seigr_stt.core.recovery import AckTracker, Delivery, LossRecovery, SentRecord
@@ -75,6 +82,24 @@ class RecordBuilder:
         self.want_record = False
         #: A probe timeout fired: send one ack-eliciting record whatever the window (§14.3).
         self.probe = False
+        #: The session's path is a reliable transport (§14.8): see :meth:`set_reliable`.
+        self.reliable_path = False
+        #: The free space of a reliable link's send queue (None: not limited).
+        self.room: SendRoom | None = None
+
+    def set_reliable(self, reliable: bool, room: SendRoom | None = None) -> None:
+        """The session's path is (``reliable``) or is no longer a reliable transport: a property
+        of the link (``Link.reliable``), set when the session is made and again whenever it
+        moves to a link of another kind. Reliable: no congestion window, pacing or loss
+        detection, and rare ACKs; the sent records are still kept until acknowledged, so that
+        after a move to an unreliable path what was never acknowledged is resent there. Moving
+        that way, the caller also starts the new path's window (:meth:`new_path`). ``room`` is
+        the link's send-queue space (``Link.room``): stream data waits while it lacks a record.
+        """
+        self.reliable_path = reliable
+        self.room = room if reliable else None
+        self.acks.reliable = reliable
+        self.recovery.set_reliable(reliable)
 
     @property
     def record_size(self) -> int:
@@ -102,7 +127,11 @@ class RecordBuilder:
 
     def pace_at(self) -> float | None:
         """When the pacer lets waiting stream data go, if it is what holds it back."""
-        if not self.streams.has_stream_data or not self.cc.can_send(self.recovery.bytes_in_flight):
+        if (
+            self.reliable_path
+            or not self.streams.has_stream_data
+            or not self.cc.can_send(self.recovery.bytes_in_flight)
+        ):
             return None
         return self.pacer.next_send_at(
             now=self.timers.last_sent_at or self.timers.created_at,
@@ -137,7 +166,10 @@ class RecordBuilder:
         recovery = self.recovery
         streams = self.streams
         limit = max_frames_size(self.pmtu.size)
-        self.pacer.refill(now, cc.cwnd, recovery.rtt.smoothed_s)
+        reliable = self.reliable_path
+        if not reliable:
+            self.pacer.refill(now, cc.cwnd, recovery.rtt.smoothed_s)
+        built = 0  # bytes of the records built here (not in the link's queue yet)
         probe_size = self.pmtu.probe_size(streams.send_buffered, now) if active else None
         if probe_size is not None:
             records.append(self._seal([(Ping(0), None)], now, pad_to=probe_size))
@@ -151,21 +183,30 @@ class RecordBuilder:
                 or self.reliable
                 or self.pong_token
                 or streams.has_control
-                or streams.has_stream_data
+                or (streams.has_stream_data and not reliable)
                 or self.want_record
             ):
                 ack = self._ack_frame(now)
                 frames.append((ack, None))
                 size += frame_size(ack)
             size = self._fill_queues(frames, size, limit)
-            may_send = self.probe or (
-                cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
-            )
-            if may_send and streams.has_stream_data:
-                size = self._fill_streams(frames, size, limit)
+            if reliable:
+                room = self.room
+                may_send = room is None or room.bytes - built >= self.pmtu.size
+            else:
+                may_send = self.probe or (
+                    cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
+                )
+            if streams.has_stream_data:
+                if may_send:
+                    size = self._fill_streams(frames, size, limit)
+                elif reliable:
+                    self._wait_for_room()
             if not frames and not self.want_record:
                 break
-            records.append(self._seal(frames, now))
+            record = self._seal(frames, now)
+            records.append(record)
+            built += len(record)
             self.want_record = False
             self.probe = False
             if not frames:
@@ -178,6 +219,11 @@ class RecordBuilder:
                 # The record had room left: everything that could go out went out.
                 break
         return records
+
+    def _wait_for_room(self) -> None:
+        room = self.room
+        if room is not None and self.session_id not in room.held:
+            room.held.append(self.session_id)  # the endpoint flushes it again (room_available)
 
     def _ack_frame(self, now: float) -> Ack:
         _, delay, ranges = self.acks.build(now)
@@ -278,5 +324,6 @@ class RecordBuilder:
         self.timers.on_record_sent(now, eliciting)
         if eliciting:
             self.recovery.on_sent(SentRecord(counter, now, len(record), True, True, deliveries))
-            self.pacer.on_sent(len(record))
+            if not self.reliable_path:
+                self.pacer.on_sent(len(record))
         return record

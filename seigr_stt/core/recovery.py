@@ -5,6 +5,12 @@ receiver acknowledges counters in ranges (:class:`AckTracker`); the sender keeps
 ack-eliciting record carried (:class:`LossRecovery`), declares a record lost by packet threshold
 (3) or time threshold (9/8 RTT), arms a probe timeout otherwise, and hands lost frames back to
 the session for retransmission. Nothing here reads a clock.
+
+Over a reliable transport (``reliable``, §14.8) the receiver acknowledges at most
+``RELIABLE_ACK_INTERVAL_S`` after the first record it owes an ACK for (credit frames carry one
+sooner), and the sender keeps its sent records only so that a session moving to an unreliable
+path can resend what was never acknowledged: no record is declared lost and no timer is armed
+until ``reliable`` turns False.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from seigr_stt.constants import (
     PACKET_THRESHOLD,
     PACKET_THRESHOLD_MAX,
     PERSISTENT_CONGESTION_THRESHOLD,
+    RELIABLE_ACK_INTERVAL_S,
     TIME_THRESHOLD,
 )
 from seigr_stt.core.rangeset import RangeSet
@@ -74,7 +81,14 @@ class AckTracker:
     oldest go first: they were acknowledged many times already).
     """
 
-    __slots__ = ("_eliciting_unacked", "_largest", "_largest_time", "ack_due_at", "ranges")
+    __slots__ = (
+        "_eliciting_unacked",
+        "_largest",
+        "_largest_time",
+        "ack_due_at",
+        "ranges",
+        "reliable",
+    )
 
     def __init__(self) -> None:
         self.ranges = RangeSet()
@@ -82,6 +96,9 @@ class AckTracker:
         self._largest_time = 0.0
         self._eliciting_unacked = 0
         self.ack_due_at: float | None = None
+        #: The records arrive over a reliable transport: no immediate ACK, at most one per
+        #: ``RELIABLE_ACK_INTERVAL_S`` of its own (§14.8).
+        self.reliable = False
 
     @property
     def largest(self) -> int | None:
@@ -101,7 +118,10 @@ class AckTracker:
             ranges.shift()
         if ack_eliciting:
             self._eliciting_unacked += 1
-            if out_of_order or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD:
+            if self.reliable:
+                if self.ack_due_at is None:
+                    self.ack_due_at = now + RELIABLE_ACK_INTERVAL_S
+            elif out_of_order or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD:
                 self.ack_due_at = now
             elif self.ack_due_at is None:
                 self.ack_due_at = now + MAX_ACK_DELAY_S
@@ -158,6 +178,7 @@ class LossRecovery:
         "loss_time",
         "packet_threshold",
         "pto_count",
+        "reliable",
         "rtt",
         "spurious_losses",
         "time_of_last_eliciting",
@@ -180,6 +201,16 @@ class LossRecovery:
         self.pto_count = 0
         self.rtt = RttEstimator()
         self.time_of_last_eliciting: float | None = None
+        #: The path is reliable (§14.8): records are kept until acknowledged, never lost.
+        self.reliable = False
+
+    def set_reliable(self, reliable: bool) -> None:
+        """The session's path is (or is no longer) a reliable transport. Turning it off resumes
+        loss detection over every record still unacknowledged: what a dead reliable link never
+        delivered is declared lost (by the probe timeout and the thresholds) and resent."""
+        self.reliable = reliable
+        self.loss_time = None
+        self.pto_count = 0
 
     @property
     def has_in_flight(self) -> bool:
@@ -248,6 +279,8 @@ class LossRecovery:
         if newest.counter == largest and eliciting:
             self.rtt.update(now - newest.time_sent, ack_delay_s)
         self.pto_count = 0
+        if self.reliable:
+            return acked, [], False  # nothing is lost on a reliable path
         lost, persistent = self._detect_lost(now)
         return acked, lost, persistent
 
@@ -302,7 +335,10 @@ class LossRecovery:
             self.packet_threshold = min(max(self.packet_threshold, distance), PACKET_THRESHOLD_MAX)
 
     def get_timer(self) -> float | None:
-        """The loss-detection deadline: time-threshold loss, else the probe timeout."""
+        """The loss-detection deadline: time-threshold loss, else the probe timeout (none
+        on a reliable path)."""
+        if self.reliable:
+            return None
         if self.loss_time is not None:
             return self.loss_time
         if self.time_of_last_eliciting is None or not self.has_in_flight:
@@ -311,6 +347,8 @@ class LossRecovery:
 
     def on_timeout(self, now: float) -> tuple[list[SentRecord], bool]:
         """Handle the loss-detection timer; returns ``(lost, probe_needed)``."""
+        if self.reliable:
+            return [], False
         if self.loss_time is not None and now >= self.loss_time:
             lost, _ = self._detect_lost(now)
             return lost, False

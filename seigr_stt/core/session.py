@@ -203,6 +203,9 @@ class Session(SessionLifecycle):
             self.counters,
             self.timers,
         )
+        # A reliable transport (WebSocket) carries no congestion control or loss detection
+        # (§14.8); a later move to a link of another kind calls set_reliable again.
+        self.packetizer.set_reliable(link.reliable, link.room)
         self.ratchet = DhRatchet(
             rng,
             self.packetizer.reliable,
@@ -424,6 +427,9 @@ class Session(SessionLifecycle):
             self.pmtu = PathMtuProber(new_link.max_record_size, new_link.probe_max)
             self.packetizer.new_path(self.pmtu)
         if new_link is not old_link:
+            # A reliable path (WebSocket) has no window, pacing or loss detection (§14.8): set
+            # for the new one before what was in flight is handed back below.
+            self.packetizer.set_reliable(new_link.reliable, new_link.room)
             self.recovery.rtt = RttEstimator()
             self.recovery.pto_count = 0
             for record in self.recovery.forget_all():
@@ -565,11 +571,13 @@ class Session(SessionLifecycle):
         if recovery.spurious_losses > spurious and not lost:
             cc.undo()  # the window was cut for reordering, not loss
         pmtu = self.pmtu
+        windowed = not self.packetizer.reliable_path  # no window on a reliable path (§15.4)
         for record in acked:
             if record.counter == pmtu.probe_counter and pmtu.on_acked(record.counter, record.size):
                 self.packetizer.set_record_size(pmtu.size)
                 continue
-            cc.on_acked(record.size, record.time_sent, False)
+            if windowed:
+                cc.on_acked(record.size, record.time_sent, False)
             for delivered, on_delivery in record.frames:
                 on_delivery(delivered, True)
         if lost:

@@ -106,13 +106,17 @@ class Node:
     auto_consume: bool = True
     #: The NAT the node sits behind (:meth:`Net.add_node` with ``behind=``), or None.
     nat: NAT | None = field(default=None, repr=False)
+    #: The kind of the node's transport: UDP, or WEBSOCKET for a reliable link (§14.8), whose
+    #: sessions rely on the net to lose nothing (give the net no loss, duplication, reordering
+    #: or bottleneck then).
+    kind: TransportKind = TransportKind.UDP
     link: Link = field(init=False, repr=False)
     #: The node's other addresses, each on a link of its own (:meth:`Net.add_link`).
     links: dict[Addr, Link] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        #: The node's main transport, as its endpoint sees it (a UDP-like datagram link).
-        self.link = Link(TransportKind.UDP, self.max_record_size)
+        #: The node's main transport, as its endpoint sees it (of ``kind``: UDP by default).
+        self.link = Link(self.kind, self.max_record_size)
 
     def address_on(self, kind: TransportKind) -> Addr:
         """The node's address on a link of ``kind`` (its main address for UDP)."""
@@ -203,10 +207,11 @@ class Net:
         addr: Addr | None = None,
         behind: NAT | None = None,
         rng: Callable[[int], bytes] | None = None,
+        kind: TransportKind = TransportKind.UDP,
     ) -> Node:
         """Add an endpoint reachable at address ``addr`` (by default ``name``). Its identity
         comes from ``node_seed`` (by default one derived from ``name``); ``max_record_size`` is
-        its transport's record size (UDP by default).
+        its transport's record size (UDP by default) and ``kind`` its transport's kind.
 
         ``behind``: a NAT added with :meth:`add_nat`; the node's ``addr`` is then a private
         address that only nodes behind the same NAT reach, and everything it sends elsewhere
@@ -234,6 +239,7 @@ class Net:
             net=self,
             auto_consume=auto_consume,
             nat=behind,
+            kind=kind,
         )
         if node.addr in self._routes:
             raise ValueError(f"address {node.addr!r} is taken")

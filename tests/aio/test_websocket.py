@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import subprocess
@@ -198,6 +199,33 @@ async def test_large_messages_pass_the_link_backpressure(make_node: NodeFactory)
     (link,) = client.websocket_links
     assert link.peak_queued_bytes <= 2 * 65536
     assert session.is_active()
+
+
+async def test_mebibytes_cross_a_websocket_both_ways_intact_without_retransmission(
+    make_node: NodeFactory,
+) -> None:
+    # WebSocket is reliable (§14.8): no congestion window, no loss detection, rare ACKs; every
+    # byte arrives in both directions at once, nothing is resent, and in the end nothing is
+    # left unacknowledged.
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "websocket")
+    up = os.urandom(3 * 1024 * 1024)
+    down = os.urandom(3 * 1024 * 1024)
+    sending = asyncio.gather(session.send(up, stream_id=2), peer.send(down, stream_id=3))
+    (at_server,), (at_client,) = await asyncio.gather(receive_n(server, 1), receive_n(client, 1))
+    await sending
+    assert at_server.data == up
+    assert at_client.data == down
+    for side in (session, peer):
+        stats = side.get_statistics()
+        assert stats["packets_lost"] == 0
+        assert stats["retransmitted_bytes"] == 0
+    (link,) = client.websocket_links
+    assert link.send_dropped == 0
+    await wait_until(
+        lambda: session.get_statistics()["bytes_in_flight"] == 0, "everything acknowledged"
+    )
 
 
 async def test_sessions_share_one_server_but_not_links(make_node: NodeFactory) -> None:
