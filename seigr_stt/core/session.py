@@ -386,6 +386,7 @@ class Session(SessionLifecycle):
         self.events.append(DatagramReceived(self.session_id, frame.data))
 
     def _handle_ping(self, frame: Ping, now: float) -> None:
+        self.acks.expedite(now)  # a PING asks for an answer at once (§14.1)
         if self._record_addr != self.addr:
             # From a path being validated: answered there too, so that a peer validating it
             # gets its PONG by that path (§18).
