@@ -114,7 +114,7 @@ def _nacl_seal(key: bytes, counter: int, ad: bytes, plaintext: bytes | bytearray
     _sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
         out, _ffi.NULL, message, size, ad, len(ad), _ffi.NULL, _nonce(counter), key
     )
-    return _ffi.buffer(out)[:]
+    return bytes(_ffi.buffer(out))
 
 
 def _nacl_open(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
@@ -140,7 +140,7 @@ def _nacl_open(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
         != 0
     ):
         raise DecryptError("authentication failed")
-    return _ffi.buffer(out)[:]
+    return bytes(_ffi.buffer(out))
 
 
 class NaclAead:
