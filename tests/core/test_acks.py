@@ -9,6 +9,7 @@ import pytest
 
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import MAX_ACK_DELAY_S
+from seigr_stt.core.frames import Ping
 from seigr_stt.core.recovery import AckTracker
 from tests.core.net import DATA, make_pair
 
@@ -59,3 +60,18 @@ def test_a_lone_message_waits_for_the_delayed_ack_and_a_second_one_does_not() ->
     net.run(0.0)
     assert [p.sent_at for p in net.sent_by(pair.b, DATA) if p.sent_at >= t0] == [t1]
     assert pair.sa.recovery.bytes_in_flight == 0
+
+
+def test_a_probe_ping_keeps_the_delayed_ack() -> None:
+    # PING(0) (a PTO or path-MTU probe, a heartbeat) gets no PONG and no early ACK (§6, §14.2).
+    pair = make_pair(config=QUIET)
+    net = pair.net
+    net.run(1.0)
+    t0 = net.now
+    session = pair.a.endpoint.session(pair.sid)
+    session.packetizer.pending.append(Ping(0))
+    session._changed()  # as the probe timer or the heartbeat queue it
+    assert len(net.flush_node(pair.a)) == 1
+    net.run(0.0)
+    assert pair.sb.acks.ack_due_at == pytest.approx(t0 + MAX_ACK_DELAY_S)
+    assert [p for p in net.sent_by(pair.b, DATA) if p.sent_at >= t0] == []
