@@ -43,6 +43,9 @@ __all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "RelayPath", 
 SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
 #: A task that only sends yields to the event loop at least this often.
 YIELD_EVERY_SENDS = 32
+#: The one timer serves a deadline this close (seconds) when it fires, even if armed earlier
+#: (the loop's clock ticks in 1 ms steps on uvloop).
+TIMER_SLACK_S = 0.001
 
 
 class SessionHandle(Protocol):
@@ -97,10 +100,13 @@ class Driver:
         self._clock_offset = 0.0  # Unix time minus the core's clock
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._armed_at = 0.0  # the core time the armed loop timer was set for
         self._in_turn = False  # an application call drained in this loop turn
-        self._changed_in_turn = False  # and later calls of the turn wait for its end
+        self._changed_in_turn = False  # a change since the last drain waits for the turn's end
+        self._end_scheduled = False  # _end_turn is queued for the end of this turn
         self._sends_since_yield = 0
-        self._progress = asyncio.Event()
+        # Made only when a task waits for progress: a drain with no waiter creates nothing.
+        self._progress: asyncio.Event | None = None
         self.stopped = False
 
     def __repr__(self) -> str:
@@ -162,6 +168,7 @@ class Driver:
         endpoint = self.endpoint
         now = time.monotonic()
         udp = self.udp
+        self._changed_in_turn = False  # this drain takes every change made so far
         self._note_refusals()
         debug = self._debug = self._records_log.isEnabledFor(logging.DEBUG)
         # Consecutive UDP datagrams to one address go to the socket together (one system call
@@ -192,8 +199,10 @@ class Driver:
         for event in endpoint.events_received():
             self._route(event)
         # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
-        self._progress.set()
-        self._progress = asyncio.Event()
+        progress = self._progress
+        if progress is not None:
+            self._progress = None
+            progress.set()
         self._rearm(endpoint.get_timer())
 
     def _note_refusals(self) -> None:
@@ -236,33 +245,58 @@ class Driver:
             self._changed_in_turn = True
             return
         self._in_turn = True
-        self.loop.call_soon(self._end_turn)
+        self._schedule_end()
         self.transmit()
+
+    def transmit_later(self) -> None:
+        """A change with nothing urgent to send (credit returned below the update threshold):
+        drained at the end of the loop turn unless a drain takes it first. It does not use up
+        the turn's immediate drain, so a reply sent next in the same turn goes out at once."""
+        if self.loop is None or self.stopped:
+            return
+        self._changed_in_turn = True
+        self._schedule_end()
+
+    def _schedule_end(self) -> None:
+        if not self._end_scheduled:
+            assert self.loop is not None
+            self._end_scheduled = True
+            self.loop.call_soon(self._end_turn)
 
     def _end_turn(self) -> None:
         self._in_turn = False
+        self._end_scheduled = False
         if self._changed_in_turn and not self.stopped:
-            self._changed_in_turn = False
             self.transmit()
 
     def _rearm(self, deadline: float | None) -> None:
-        if deadline == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        # No churn: a timer already armed for the same or an earlier time stays (when it fires
+        # early it re-arms for the later deadline); only an earlier deadline replaces it.
         self._timer_at = deadline
+        timer = self._timer
+        if timer is not None:
+            if deadline is not None and self._armed_at <= deadline:
+                return
+            timer.cancel()
+            self._timer = None
         if deadline is not None and not self.stopped and self.loop is not None:
+            self._armed_at = deadline
             self._timer = self.loop.call_at(self.loop_time(deadline), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         assert self.loop is not None
+        deadline = self._timer_at
+        if deadline is None:
+            return
+        now = time.monotonic()
+        if deadline > self._armed_at and deadline - now > TIMER_SLACK_S:
+            self._rearm(deadline)  # armed for an earlier deadline that has since moved
+            return
         # The loop may wake a little early by the core's clock (its own clock is coarser):
         # the core still sees the deadline it asked for.
-        now = max(time.monotonic(), self._timer_at or 0.0)
         self._timer_at = None
-        self.endpoint.handle_timer(now)
+        self.endpoint.handle_timer(max(now, deadline))
         self.transmit()
 
     def _route(self, event: Event) -> None:
@@ -321,6 +355,8 @@ class Driver:
 
     async def wait_progress(self) -> None:
         """Wait until the next drain (an acknowledgement, new credit, a timer)."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
         await self._progress.wait()
 
     async def after_send(self, session_ids: tuple[bytes, ...] | list[bytes]) -> None:
@@ -373,4 +409,5 @@ class Driver:
             self._timer.cancel()
             self._timer = None
         self._timer_at = None
-        self._progress.set()
+        if self._progress is not None:
+            self._progress.set()

@@ -91,7 +91,10 @@ def return_credit(driver: Driver, packet: ReceivedPacket, credit: int) -> None:
         session = driver.get_session(packet.session_id)
         if session is not None:
             session.consume_message(packet.stream_id, credit)
-            driver.transmit_soon()
+            if session.streams.has_control:  # a credit update is due: send it at once
+                driver.transmit_soon()
+            else:  # nothing to send yet: leave the turn's immediate drain to a reply
+                driver.transmit_later()
 
 
 class PeerSession(STTSession):

@@ -92,19 +92,55 @@ _NONCE = struct.Struct("<4xQ")  # Noise's nonce: 4 zero bytes, then LE64(counter
 _nonce = _NONCE.pack
 
 
+# The one-shot AEAD calls libsodium through PyNaCl's own cffi handle: PyNaCl's Python wrappers
+# check and format their arguments on every call, which cost three to four times the cipher
+# itself for a handshake message or a short record (profiled; docs/performance.md). The keys
+# (32 bytes) and nonces (12) are of the right size by construction here.
+
+
+def _key_checked(key: bytes) -> bytes:
+    # libsodium reads 32 bytes from the pointer: a shorter key must never reach it.
+    if len(key) != KEY_BYTES:
+        raise ValueError("a ChaCha20-Poly1305 key is 32 bytes")
+    return key if type(key) is bytes else bytes(key)
+
+
 def _nacl_seal(key: bytes, counter: int, ad: bytes, plaintext: bytes | bytearray) -> bytes:
-    return bytes(
-        _nacl.crypto_aead_chacha20poly1305_ietf_encrypt(bytes(plaintext), ad, _nonce(counter), key)
+    key = _key_checked(key)
+    ad = ad if type(ad) is bytes else bytes(ad)
+    size = len(plaintext)
+    out = _ffi.new("unsigned char[]", size + TAG_LEN)
+    message = plaintext if type(plaintext) is bytes else _ffi.from_buffer(plaintext)
+    _sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+        out, _ffi.NULL, message, size, ad, len(ad), _ffi.NULL, _nonce(counter), key
     )
+    return bytes(_ffi.buffer(out))
 
 
 def _nacl_open(key: bytes, counter: int, ad: bytes, ciphertext: bytes) -> bytes:
-    try:
-        return bytes(
-            _nacl.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, _nonce(counter), key)
+    key = _key_checked(key)
+    ad = ad if type(ad) is bytes else bytes(ad)
+    ciphertext = ciphertext if type(ciphertext) is bytes else bytes(ciphertext)
+    size = len(ciphertext) - TAG_LEN
+    if size < 0:
+        raise DecryptError("ciphertext shorter than its tag")
+    out = _ffi.new("unsigned char[]", size)
+    if (
+        _sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+            out,
+            _ffi.NULL,
+            _ffi.NULL,
+            ciphertext,
+            len(ciphertext),
+            ad,
+            len(ad),
+            _nonce(counter),
+            key,
         )
-    except (_NaclCryptoError, _NaclRuntimeError) as exc:
-        raise DecryptError("authentication failed") from exc
+        != 0
+    ):
+        raise DecryptError("authentication failed")
+    return bytes(_ffi.buffer(out))
 
 
 class NaclAead:

@@ -161,6 +161,7 @@ def _new_state(
         s=identity.static_private,
         psks=(secrets.psk,),
         rng=rng,
+        s_public=identity.static_public,
     )
 
 

@@ -126,6 +126,13 @@ class AckTracker:
             elif self.ack_due_at is None:
                 self.ack_due_at = now + MAX_ACK_DELAY_S
 
+    def expedite(self, due_at: float) -> None:
+        """The record just recorded asks for an ACK by ``due_at`` (a PING with a token: now,
+        with its PONG), earlier than the delayed ACK of other data. Call after
+        :meth:`on_received` of that record."""
+        if self.ack_due_at is None or due_at < self.ack_due_at:
+            self.ack_due_at = due_at
+
     @property
     def ack_needed(self) -> bool:
         """Whether an ACK is owed (now or at ``ack_due_at``)."""

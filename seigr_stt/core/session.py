@@ -389,6 +389,10 @@ class Session(SessionLifecycle):
         self.events.append(DatagramReceived(self.session_id, frame.data))
 
     def _handle_ping(self, frame: Ping, now: float) -> None:
+        if frame.token:
+            # A PING asks for its PONG at once (§6), and the record carrying the PONG carries
+            # the owed ACK (§14.2): due now. PING(0), a probe, keeps the usual ACK rule.
+            self.acks.expedite(now)
         if self._record_addr != self.addr:
             # From a path being validated: answered there too, so that a peer validating it
             # gets its PONG by that path (§18).

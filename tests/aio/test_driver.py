@@ -85,3 +85,21 @@ async def test_one_timer_follows_the_endpoints_earliest_deadline(make_node: Node
     await client.stop()
     assert driver.timer_at is None
     assert driver.stopped
+
+
+async def test_a_reply_to_a_received_message_goes_out_in_the_same_turn(
+    make_node: NodeFactory,
+) -> None:
+    # Taking the message returns its credit, which owes the peer nothing yet: that must not use
+    # up the turn's immediate drain, so the reply sent next is on the wire when send returns.
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, _ = await connect(client, server, "udp")
+    await asyncio.sleep(0.05)  # let the handshake's last records go
+    await session.send(b"request")
+    request = await anext(server.receive())
+    before = sent(server)
+    await server.send_to_sessions([request.session_id], b"reply")
+    assert sent(server) == before + 1
+    [reply] = await receive_n(client, 1)
+    assert reply.data == b"reply"

@@ -136,7 +136,10 @@ class CipherState:
 
     def copy(self) -> CipherState:
         """An independent copy (a failed handshake step works on copies, leaving no trace)."""
-        return CipherState(self.k, self.n)
+        clone = CipherState.__new__(CipherState)
+        clone.k = self.k  # immutable bytes (or None), already checked
+        clone.n = self.n
+        return clone
 
 
 # -- SymmetricState (§5.2) -----------------------------------------------------------------------

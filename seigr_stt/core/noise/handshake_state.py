@@ -13,8 +13,8 @@ Objects of this module never show key material in their ``repr``. Errors are sub
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Final
 
 from seigr_stt.core.crypto import DH_LEN, TAG_LEN, InvalidPublicKey, dh, public_key
@@ -47,6 +47,14 @@ def _checked_key(name: str, key: bytes | None) -> bytes | None:
     if len(key) != DH_LEN:
         raise NoiseConfigError(f"{name} must be {DH_LEN} bytes")
     return bytes(key)
+
+
+@lru_cache(maxsize=128)
+def _pattern_facts(pattern: Pattern, initiator: bool) -> tuple[int, bool]:
+    """``(psk tokens, whether our static key is used)`` of ``pattern``: worked out once per
+    pattern and role, not per handshake."""
+    psk_count = sum(m.tokens.count("psk") for m in pattern.messages)
+    return psk_count, _uses_local_static(pattern, initiator)
 
 
 def _uses_local_static(pattern: Pattern, initiator: bool) -> bool:
@@ -104,6 +112,8 @@ class HandshakeState:
       when the pattern pre-shares it and refused when the pattern transmits it (check
       :attr:`remote_static` after the handshake instead).
     - ``psks``: one 32-byte PSK per ``psk`` token, used in the order the tokens occur.
+    - ``s_public``: optionally, the public key of ``s`` when the caller already holds it (it must
+      be X25519 of ``s``; not checked); spares a scalar multiplication per handshake.
 
     Use: the party whose turn it is (:attr:`is_my_turn`) calls :meth:`write_message`, the other
     :meth:`read_message`, until :attr:`is_complete`. A failed :meth:`read_message` (bad length,
@@ -141,6 +151,7 @@ class HandshakeState:
         re: bytes | None = None,
         psks: Sequence[bytes] = (),
         rng: Callable[[int], bytes] | None = None,
+        s_public: bytes | None = None,
     ) -> None:
         name, pattern = parse_protocol_name(protocol_name)
         self._protocol_name = name
@@ -148,12 +159,17 @@ class HandshakeState:
         self._initiator = bool(initiator)
         self._rng = rng
         self._s = _checked_key("s", s)
-        self._s_pub = None if self._s is None else public_key(self._s)
+        if s_public is not None and self._s is not None:
+            # The caller's contract: s_public is X25519(s) (an identity that derived it once),
+            # which spares one scalar multiplication per handshake.
+            self._s_pub: bytes | None = _checked_key("s_public", s_public)
+        else:
+            self._s_pub = None if self._s is None else public_key(self._s)
         e = _checked_key("e", e)
         rs = _checked_key("rs", rs)
         re = _checked_key("re", re)
 
-        psk_count = sum(m.tokens.count("psk") for m in pattern.messages)
+        psk_count, uses_static = _pattern_facts(pattern, self._initiator)
         if len(psks) != psk_count:
             raise NoiseConfigError(f"this pattern needs {psk_count} PSK(s), got {len(psks)}")
         if any(len(psk) != PSK_LEN for psk in psks):
@@ -165,7 +181,7 @@ class HandshakeState:
             if self._initiator
             else (pattern.responder_pre, pattern.initiator_pre)
         )
-        if self._s is None and _uses_local_static(pattern, self._initiator):
+        if self._s is None and uses_static:
             raise NoiseConfigError("this pattern needs our static private key s")
         for kind, key in (("s", rs), ("e", re)):
             label = "r" + kind
@@ -203,7 +219,9 @@ class HandshakeState:
     def copy(self) -> HandshakeState:
         """An independent copy: a caller that must check a message's payload before accepting it
         reads it on the copy and keeps the copy only if the payload passes."""
-        clone = copy.copy(self)
+        clone = HandshakeState.__new__(HandshakeState)
+        for name in HandshakeState.__slots__:
+            setattr(clone, name, getattr(self, name))
         clone._progress = self._progress.copy()
         return clone
 

@@ -10,6 +10,7 @@ Noise specification, revision 34 (§7.4 one-way, §7.5 interactive, §7.7 deferr
 from __future__ import annotations
 
 import re as _re
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 from seigr_stt.exceptions import NoiseConfigError
@@ -156,6 +157,7 @@ def parse_protocol_name(protocol_name: str | bytes) -> tuple[bytes, Pattern]:
 
     Raises :class:`~seigr_stt.exceptions.NoiseConfigError` for a name that is not ASCII, not
     ``Noise_<PATTERN>[pskN[+pskM...]]_25519_ChaChaPoly_BLAKE2b``, or names an unknown pattern.
+    A name is parsed once: later calls with it return the same (immutable) result.
     """
     if isinstance(protocol_name, str):
         text = protocol_name
@@ -164,6 +166,12 @@ def parse_protocol_name(protocol_name: str | bytes) -> tuple[bytes, Pattern]:
             text = bytes(protocol_name).decode("ascii")
         except UnicodeDecodeError as exc:
             raise NoiseConfigError("protocol name must be ASCII") from exc
+    return _parse_name(text)
+
+
+@lru_cache(maxsize=64)
+def _parse_name(text: str) -> tuple[bytes, Pattern]:
+    """:func:`parse_protocol_name` of an ``str``, cached (a refused name raises every time)."""
     match = _NAME_RE.fullmatch(text)
     if match is None:
         raise NoiseConfigError(
