@@ -50,9 +50,9 @@ def _host(params: JSON) -> str:
 
 
 def _config(params: JSON) -> NodeConfig:
-    """The bench's node settings: defaults, but with room for the sessions of the scale run and
+    """The bench's node settings: defaults, but with room for the sessions of the scale run,
     without the handshake rate limits (every client here is 127.0.0.1, and the handshake
-    workloads connect as fast as they can by design)."""
+    workloads connect as fast as they can by design), and without migration for WebSocket."""
     sessions = int(params.get("sessions", 0))
     settings: dict[str, Any] = {
         "max_sessions": max(10_000, sessions + 1_000),
@@ -61,6 +61,9 @@ def _config(params: JSON) -> NodeConfig:
         "handshake_burst_per_source": 1_000_000_000,
         "handshake_rate_unproven_per_s": 1e9,
         "handshake_burst_unproven": 1_000_000_000,
+        # A WebSocket case measures WebSocket: with migration on, both nodes reach each other's
+        # UDP address and the session would move to UDP, the better path (protocol.md §18).
+        "migration": params.get("transport") != "ws",
     }
     known = {f.name for f in dataclasses.fields(NodeConfig)}
     return NodeConfig(**{k: v for k, v in settings.items() if k in known})

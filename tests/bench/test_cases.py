@@ -52,3 +52,12 @@ def test_real_path_metrics_run_every_case_across_namespaces_with_websockets_over
 def test_only_may_name_a_real_path_metric_that_is_not_built() -> None:
     assert build_suite(True, 1, ["path_rtt"]) == []
     assert [m.key for m in build_suite(True, 1, ["path_rtt"], real_path=True)] == ["path_rtt"]
+
+
+def test_a_websocket_case_keeps_its_session_on_websocket() -> None:
+    from seigr_stt.bench.seigr import _config
+
+    # Both nodes reach each other's UDP address: with migration the session would leave the
+    # WebSocket it is meant to measure (protocol.md §18).
+    assert _config({"transport": "ws"}).migration is False
+    assert _config({"transport": "udp"}).migration is True
