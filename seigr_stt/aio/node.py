@@ -732,7 +732,7 @@ class STTNode(EventSource):
         except OSError as exc:
             raise HandshakeError(f"cannot resolve {host!r} (port {port}): {exc}") from exc
         bound = udp.address[0]
-        if (":" in str(addr[0])) != (":" in bound):
+        if not _same_family(str(addr[0]), bound):
             raise ConfigError(
                 f"cannot reach {host!r} over UDP: the node's socket is bound to {bound!r}, "
                 "another address family (bind the node to a host of the same family)"

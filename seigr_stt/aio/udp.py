@@ -268,9 +268,7 @@ class UDPTransport:
                 received += 1
                 self._on_datagram(data, (str(addr[0]), int(addr[1])))
         finally:
-            self.datagrams_received += received
-            if received and self._on_batch_end is not None and not self.closed:
-                self._on_batch_end()
+            self._finish_read(received)
 
     def _read_coalesced(self) -> None:
         """:meth:`_read_ready` with receive offload: a read may hold several datagrams of one
@@ -303,9 +301,13 @@ class UDPTransport:
                     if self.closed:
                         return
         finally:
-            self.datagrams_received += received
-            if received and self._on_batch_end is not None and not self.closed:
-                self._on_batch_end()
+            self._finish_read(received)
+
+    def _finish_read(self, received: int) -> None:
+        """After a readiness callback of either reader: count, and end the batch once."""
+        self.datagrams_received += received
+        if received and self._on_batch_end is not None and not self.closed:
+            self._on_batch_end()
 
     def _endpoint_datagram(self, data: bytes, addr: Address) -> None:
         """The fallback: one datagram; the batch ends with the loop turn."""
