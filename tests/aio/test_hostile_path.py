@@ -26,13 +26,16 @@ from websockets.asyncio.client import connect as ws_connect
 from seigr_stt import NodeEvent, SessionState, STTNode, STTSession
 from seigr_stt.aio.websocket import WSLink
 from seigr_stt.config import NodeConfig
-from seigr_stt.constants import PACKET_DATA, PATH_AMPLIFICATION_FACTOR
+from seigr_stt.constants import (
+    PACKET_DATA,
+    PATH_AMPLIFICATION_FACTOR,
+    STREAM_INITIAL_WINDOW_BYTES,
+)
 from seigr_stt.core.flow import channel_stream_id
 from seigr_stt.core.frames import Frame, MaxData, MaxStreamData, serialize_frames
 from seigr_stt.core.path import CHALLENGE_RECORD_BYTES
 from seigr_stt.core.session import Session
 from tests.aio.helpers import (
-    MIB,
     NodeFactory,
     UDPRelay,
     connect,
@@ -141,10 +144,15 @@ async def test_a_record_from_a_spoofed_address_gets_at_most_three_times_its_size
     outsider), or one the member sealed itself granting all the credit there is (MAX_DATA and
     MAX_STREAM_DATA of 2**40). The relay then holds the client's packets back for 0.2 s, so the
     spoofed record stays the newest the server has seen. The server challenges the spoofed
-    address and sends it nothing else; its download goes on to the client."""
+    address and sends it nothing else; its download goes on to the client.
+
+    The download is one stream window long: the member's forged credit is credit its own
+    receiver never granted, so with more to send the server would overrun the client's real
+    window and the client would close the session (``stream data beyond the granted credit``),
+    which only hurts the member but ends the test's session."""
     peer = path.server.session_manager.get_session(path.session.session_id)
     assert peer is not None
-    payload = bytes(range(256)) * (2 * MIB // 256)
+    payload = bytes(range(256)) * (STREAM_INITIAL_WINDOW_BYTES // 256)
     sent: list[bytes] = []  # the spoofed record
 
     def spoof(record: bytes) -> None:
