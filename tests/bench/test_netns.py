@@ -123,8 +123,11 @@ def test_a_set_up_that_fails_half_way_deletes_what_it_made(made: list[VethPath])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_run_deletes_its_namespaces(signum: int, made: list[VethPath]) -> None:
     code = (
-        "import json, sys, time\n"
+        "import json, signal, sys, time\n"
         "from dataclasses import asdict\n"
+        # As a run started from a terminal: a background job (the suite run with `&`) starts
+        # its children with SIGINT ignored, and Python then keeps ignoring it.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from seigr_stt.bench.netns import veth_path\n"
         "with veth_path() as path:\n"
         "    print(json.dumps(asdict(path)), flush=True)\n"
