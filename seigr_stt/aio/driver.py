@@ -348,10 +348,12 @@ class Driver:
 
     # -- waiting ------------------------------------------------------------------------------
     def link_room(self, link: WSLink) -> None:
-        """``link``'s send queue drained after lacking room for a record: the sessions it held
-        back send again, in this loop turn."""
+        """``link``'s send queue drained after lacking room for a record, or emptied while a
+        session held back a partial record: those sessions send again at the end of this loop
+        turn, so that what the application writes in the turn (it was woken by the same
+        drain) fills their records."""
         self.endpoint.room_available(link.room)
-        self.transmit_soon()
+        self.transmit_later()
 
     async def wait_progress(self) -> None:
         """Wait until the next drain (an acknowledgement, new credit, a timer)."""

@@ -9,7 +9,8 @@ packets go to a per-connection queue drained by one writer task, so the node's s
 stays synchronous while the library applies TCP backpressure. The queue is bounded in bytes and
 its free space is the link's :class:`~seigr_stt.core.link.SendRoom`: WebSocket is a reliable
 transport (§14.8), so a session runs no congestion window on it and starts a record of stream
-data only while the queue has room for a whole one; when the queue drains again the link calls
+data only while the queue has room for a whole one, and one its stream data would not fill
+only while the queue is empty; when the queue drains again (or empties) the link calls
 ``on_room`` (the driver's drain point). A handshake packet beyond the bound is dropped and
 counted; a record (which nothing retransmits on a reliable link) may take the queue up to twice
 the bound (only a session's small control records get there: its stream data waits for room)
@@ -212,7 +213,8 @@ class WSLink:
 
     Packets for the peer wait in a queue of ``send_queue_bytes`` bytes, sent by one writer
     task; its free space is :attr:`room` (the link's ``SendRoom``), and ``on_room`` (if set) is
-    called once the queue drained after it lacked room for a record of ``max_record_size``. A
+    called once the queue drained after it lacked room for a record of ``max_record_size``, or
+    once it is empty while a session holds back a partial record (``SendRoom.corked``). A
     handshake packet that does not fit is dropped and counted in :attr:`send_dropped`; a record
     only beyond twice the bound (see the module docstring).
     Application senders wait in :meth:`wait_writable` while the queue holds half of the bound
@@ -343,7 +345,7 @@ class WSLink:
                     self.room.bytes = self.send_queue_limit - self._queued_bytes
                     if self._queued_bytes <= self._low_water:
                         self._writable.set()
-                        if self._held:
+                        if self._held or (not self._queue and self.room.corked):
                             self._room_again()
                     await self.connection.send(packet)
                 self._idle.set()

@@ -136,12 +136,16 @@ class Endpoint:
 
     def room_available(self, room: SendRoom) -> None:
         """A reliable link's send queue drained (``room`` is its ``Link.room``): the sessions
-        it held back send again at the next ``datagrams_to_send``."""
-        for session_id in room.held:
+        it held back for room send again at the next ``datagrams_to_send``, and once the queue
+        is empty those that held back a partial record too."""
+        waiting = room.held + room.corked if room.empty else room.held
+        for session_id in waiting:
             session = self._sessions.get(session_id)
             if session is not None:
                 self._dirty[session_id] = session
         room.held.clear()
+        if room.empty:
+            room.corked.clear()
 
     def snapshot(self) -> EndpointSnapshot:
         """The endpoint's figures now, frozen."""

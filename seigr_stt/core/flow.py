@@ -124,6 +124,7 @@ class StreamTable:
         "sent_data",
         "session_id",
         "side",
+        "unsent",
     )
 
     def __init__(
@@ -171,6 +172,9 @@ class StreamTable:
         self.credit_due: dict[int, None] = {}  # receive streams whose credit must be announced
         self.control: list[ResetStream | StopSending] = []
         self.send_buffered = 0  # sum of the send streams' buffered bytes
+        #: Bytes written and never sent yet, over every send stream (what a reliable link's
+        #: sender weighs before it starts a record that data would not fill, §15.4).
+        self.unsent = 0
         #: Announce credit (False once the session is closing: data it receives is ignored).
         self.grant_credit = True
 
@@ -403,6 +407,7 @@ class StreamTable:
             raise StreamError(f"stream {stream_id} is already closed for writing")
         stream.write(data)
         self.send_buffered += len(data)
+        self.unsent += len(data)
         if fin:
             stream.finish()
         self.schedule(stream_id)
@@ -416,6 +421,7 @@ class StreamTable:
         stream.write(header)
         stream.write(data)
         self.send_buffered += len(header) + len(data)
+        self.unsent += len(header) + len(data)
         self.schedule(stream_id)
 
     def reset(self, stream_id: int, code: int) -> None:
@@ -444,6 +450,7 @@ class StreamTable:
         # the application wrote (unsent bytes never count against the peer's credit).
         final = stream.sent_high
         self.send_buffered -= stream.buffered
+        self.unsent -= stream.written - stream.sent_high
         stream.reset(code)
         self.control.append(ResetStream(stream_id, code, final))
 
@@ -474,6 +481,7 @@ class StreamTable:
             end = offset + len(data)
             if end > high:
                 self.sent_data += end - high
+                self.unsent -= end - high
                 stream.sent_high = end
             self.schedule(stream_id)
             return Stream(stream_id, offset, fin, data)
@@ -587,3 +595,4 @@ class StreamTable:
         self.recv.clear()
         self.fragments = 0
         self.send_buffered = 0
+        self.unsent = 0

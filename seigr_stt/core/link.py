@@ -43,17 +43,33 @@ class SendRoom:
     stream data back, the session starts a record of stream data only while the room holds a
     whole record (§15.4): the transport's own backpressure paces the sender. A session held back
     puts its id in :attr:`held`; once the queue drains the adapter calls
-    ``Endpoint.room_available`` so that those sessions send again."""
+    ``Endpoint.room_available`` so that those sessions send again.
 
-    __slots__ = ("bytes", "held")
+    While the queue is not empty, a session also holds back a record its stream data would not
+    fill (the tail of a write: it would go out only after what is queued anyway, and the next
+    write fills it): its id goes in :attr:`corked`, and the adapter calls
+    ``Endpoint.room_available`` once the queue is empty (:attr:`bytes` back at
+    :attr:`capacity`)."""
+
+    __slots__ = ("bytes", "capacity", "corked", "held")
 
     def __init__(self, size: int) -> None:
+        #: The queue's bound (bytes).
+        self.capacity = size
         self.bytes = size
         #: The sessions waiting for room (ids, each once).
         self.held: list[bytes] = []
+        #: The sessions holding a partial record of stream data until the queue is empty.
+        self.corked: list[bytes] = []
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing waits in the queue."""
+        return self.bytes >= self.capacity
 
     def __repr__(self) -> str:
-        return f"SendRoom({self.bytes}, held={len(self.held)})"
+        held, corked = len(self.held), len(self.corked)
+        return f"SendRoom({self.bytes}/{self.capacity}, held={held}, corked={corked})"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -198,10 +198,11 @@ class RecordBuilder:
                     cc.can_send(recovery.bytes_in_flight) and self.pacer.can_send()
                 )
             if streams.has_stream_data:
-                if may_send:
+                if not may_send:
+                    if reliable:
+                        self._wait_for_room()
+                elif not (reliable and self._cork(built, size, limit)):
                     size = self._fill_streams(frames, size, limit)
-                elif reliable:
-                    self._wait_for_room()
             if not frames and not self.want_record:
                 break
             record = self._seal(frames, now)
@@ -219,6 +220,20 @@ class RecordBuilder:
                 # The record had room left: everything that could go out went out.
                 break
         return records
+
+    def _cork(self, built: int, size: int, limit: int) -> bool:
+        """Over a reliable link: hold back a record the unsent stream data would not fill while
+        the link's queue is not empty (what this build made counts as queued). The tail of a
+        write waits for the next write instead of making a message of its own; it would leave
+        only after the queue anyway, and it leaves when the queue is empty (§15.4)."""
+        room = self.room
+        if room is None or (built == 0 and room.empty):
+            return False
+        if self.streams.unsent + size + STREAM_FRAME_OVERHEAD >= limit:
+            return False
+        if self.session_id not in room.corked:
+            room.corked.append(self.session_id)  # the endpoint flushes it again (room_available)
+        return True
 
     def _wait_for_room(self) -> None:
         room = self.room

@@ -228,6 +228,26 @@ async def test_mebibytes_cross_a_websocket_both_ways_intact_without_retransmissi
     )
 
 
+async def test_the_tail_of_a_write_rides_with_the_next_one(make_node: NodeFactory) -> None:
+    """§15.4 over a real connection: four 64 KiB writes in one loop turn. The first leaves at
+    once as a full record; its 49-byte tail waits while the connection's queue is busy and
+    fills a record with the next writes; the last tail leaves once the queue is empty, with
+    nothing more written: 5 messages (without the cork, 6: the first tail alone)."""
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, peer = await connect(client, server, "websocket")
+    stream = await session.open_stream()
+    incoming_streams = peer.incoming_streams()
+    data = os.urandom(4 * 65536)
+    await asyncio.sleep(0.01)  # a fresh loop turn: the first write is sent at once
+    before = session.get_statistics()["packets_sent"]
+    for offset in range(0, len(data), 65536):
+        stream.write(data[offset : offset + 65536])  # no await: one loop turn
+    incoming = await anext(aiter(incoming_streams))
+    assert await incoming.readexactly(len(data)) == data  # the last tail left, unasked
+    assert session.get_statistics()["packets_sent"] - before == 5
+
+
 async def test_sessions_share_one_server_but_not_links(make_node: NodeFactory) -> None:
     server = await make_node()
     clients = [await make_node(server_mode=False) for _ in range(3)]

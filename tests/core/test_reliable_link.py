@@ -14,6 +14,7 @@ from seigr_stt.constants import (
 )
 from seigr_stt.core.events import StreamDataReceived
 from seigr_stt.core.link import Link, SendRoom, TransportKind
+from seigr_stt.core.record import max_frames_size
 from seigr_stt.core.recovery import AckTracker
 from seigr_stt.testing import Net, Node
 
@@ -111,6 +112,51 @@ def test_stream_data_waits_for_room_in_the_links_send_queue() -> None:
     a.endpoint.room_available(room)
     assert room.held == []
     assert len(a.endpoint.datagrams_to_send(net.now)) == 10
+
+
+def test_the_tail_of_a_write_waits_while_the_queue_is_not_empty() -> None:
+    """§15.4: 64 KiB writes make one full record each, not a full one and a tail of 49 bytes:
+    the tail waits (corked) while the link's queue holds something, and the next write fills
+    its record. The last tail leaves as soon as the queue is empty."""
+    net = Net(delay_s=(DELAY_S, DELAY_S))
+    a, _b, sid = reliable_pair(net)
+    session = a.session(sid)
+    room = SendRoom(16 * WEBSOCKET_MAX_RECORD_SIZE)
+    session.packetizer.set_reliable(True, room)
+    stream = session.open_stream(net.now)
+    full = max_frames_size(WEBSOCKET_MAX_RECORD_SIZE)
+    records: list[bytes] = []
+    for _ in range(8):
+        session.write_stream(stream, bytes(65536), False, net.now)
+        built = [record for record, _addr in session.flush(net.now)]
+        assert room.corked == [sid]  # a tail is held back
+        records += built
+        room.bytes = room.capacity - sum(map(len, built))  # the adapter queued them
+    assert len(records) == 8  # one per write (without the cork: 16)
+    assert all(len(record) > full for record in records)  # every one full
+    assert session.flush(net.now) == []  # the tail waits while the queue is not empty
+    room.bytes = room.capacity // 2  # the writer sent some: not empty yet
+    a.endpoint.room_available(room)
+    assert room.corked == [sid]
+    room.bytes = room.capacity  # empty
+    a.endpoint.room_available(room)
+    assert room.corked == []
+    (tail,) = a.endpoint.datagrams_to_send(net.now)
+    assert len(tail[0]) < 1024  # 8 x 64 KiB - 8 full records of stream data
+    assert session.streams.unsent == 0
+
+
+def test_a_write_into_an_empty_queue_is_not_held_back() -> None:
+    """No added latency: with nothing queued, a small write leaves at once."""
+    net = Net(delay_s=(DELAY_S, DELAY_S))
+    a, _b, sid = reliable_pair(net)
+    session = a.session(sid)
+    room = SendRoom(16 * WEBSOCKET_MAX_RECORD_SIZE)
+    session.packetizer.set_reliable(True, room)
+    stream = session.open_stream(net.now)
+    session.write_stream(stream, b"ping", False, net.now)
+    assert len(session.flush(net.now)) == 1
+    assert room.corked == []
 
 
 def test_records_a_dead_reliable_link_never_delivered_are_resent_after_a_move() -> None:
