@@ -1000,14 +1000,17 @@ class STTNode(EventSource):
         """
         self._require_running()
         payload = check_message(data, self.config.max_message_size)
-        if isinstance(session_ids, bytes | bytearray | str):
+        if type(session_ids) is list or type(session_ids) is tuple:
+            ids = session_ids  # the common case, without the slower checks below
+        elif isinstance(session_ids, bytes | bytearray | str):
             raise TypeError("session_ids must be an iterable of session ids, not one id")
-        if not isinstance(session_ids, Iterable):
+        elif not isinstance(session_ids, Iterable):
             raise TypeError(
                 "session_ids must be an iterable of session ids (bytes), "
                 f"not {type(session_ids).__name__}"
             )
-        ids = list(session_ids)
+        else:
+            ids = list(session_ids)
         for session_id in ids:
             if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_BYTES:
                 raise TypeError(

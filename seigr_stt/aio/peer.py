@@ -638,12 +638,13 @@ def _same(item: bytes) -> bytes:
 
 def check_message(data: bytes, max_message_size: int) -> bytes:
     """``data`` as bytes; TypeError for anything else, MessageTooLarge above the limit."""
-    data = check_bytes(data)
+    if type(data) is not bytes:
+        data = check_bytes(data)
     if len(data) > max_message_size:
         raise MessageTooLarge(
             f"message of {len(data)} bytes exceeds max_message_size ({max_message_size})"
         )
-    return bytes(data)
+    return data
 
 
 def check_channel(stream_id: int) -> None:

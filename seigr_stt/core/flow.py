@@ -418,8 +418,7 @@ class StreamTable:
         stream = self.send.get(stream_id)
         if stream is None:
             stream = self.send[stream_id] = SendStream(self.config.stream_window)
-        stream.write(header)
-        stream.write(data)
+        stream.write(data, header)
         self.send_buffered += len(header) + len(data)
         self.unsent += len(header) + len(data)
         self.schedule(stream_id)

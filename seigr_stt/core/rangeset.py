@@ -80,6 +80,9 @@ class RangeSet:
             starts.append(start)
             stops.append(stop)
             return
+        if start == stops[-1]:  # as common: extending the last range (a stream's next write)
+            stops[-1] = stop
+            return
         # Ranges i..j-1 overlap or touch [start, stop): stop_i >= start and start_k <= stop.
         i = bisect_left(stops, start)
         j = bisect_right(starts, stop)

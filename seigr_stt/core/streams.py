@@ -60,14 +60,18 @@ class SendStream:
         """Everything including FIN was acknowledged (or the stream was reset)."""
         return self.reset_code is not None or (self.fin_acked and not self._buffer)
 
-    def write(self, data: bytes) -> None:
-        """Append ``data`` at offset :attr:`written`. Raises ``ValueError`` once finished."""
+    def write(self, data: bytes, prefix: bytes = b"") -> None:
+        """Append ``prefix`` then ``data`` at offset :attr:`written` (a message's header and
+        body in one step, without joining them first). Raises ``ValueError`` once finished."""
         if self.fin or self.reset_code is not None:
             raise ValueError("stream already finished")
-        if data:
+        size = len(prefix) + len(data)
+        if size:
             start = self.written
-            end = start + len(data)
+            end = start + size
             self._pending.add(start, end)
+            if prefix:
+                self._buffer += prefix
             self._buffer += data
             self.written = end
 
