@@ -105,6 +105,9 @@ class Driver:
         self._changed_in_turn = False  # a change since the last drain waits for the turn's end
         self._end_scheduled = False  # _end_turn is queued for the end of this turn
         self._sends_since_yield = 0
+        # Credit of the messages the application took in this loop turn, by (session id,
+        # channel): [credit, messages]. Returned in one step per channel at the turn's next drain.
+        self._credits: dict[tuple[bytes, int], list[int]] = {}
         # Made only when a task waits for progress: a drain with no waiter creates nothing.
         self._progress: asyncio.Event | None = None
         self.stopped = False
@@ -169,6 +172,8 @@ class Driver:
         now = time.monotonic()
         udp = self.udp
         self._changed_in_turn = False  # this drain takes every change made so far
+        if self._credits:
+            self._return_credits()
         self._note_refusals()
         debug = self._debug = self._records_log.isEnabledFor(logging.DEBUG)
         # Consecutive UDP datagrams to one address go to the socket together (one system call
@@ -256,6 +261,32 @@ class Driver:
             return
         self._changed_in_turn = True
         self._schedule_end()
+
+    def owe_credit(self, session_id: bytes, channel: int, credit: int) -> None:
+        """The application took a message of ``channel`` whose event carried ``credit`` (§16.3).
+        The credit goes back to the session at the loop turn's next drain, summed per channel:
+        a reader that takes many messages in one turn costs one flow-control step per channel,
+        not one per message."""
+        if self.loop is None or self.stopped:
+            return
+        key = (session_id, channel)
+        owed = self._credits.get(key)
+        if owed is None:
+            self._credits[key] = [credit, 1]
+        else:
+            owed[0] += credit
+            owed[1] += 1
+        self._changed_in_turn = True
+        self._schedule_end()
+
+    def _return_credits(self) -> None:
+        credits = self._credits
+        self._credits = {}
+        get_session = self.endpoint.get_session
+        for (session_id, channel), (credit, count) in credits.items():
+            session = get_session(session_id)
+            if session is not None:  # a session closed since has no window left to free
+                session.consume_message(channel, credit, count)
 
     def _schedule_end(self) -> None:
         if not self._end_scheduled:

@@ -86,15 +86,9 @@ class SessionHooks:
 
 
 def return_credit(driver: Driver, packet: ReceivedPacket, credit: int) -> None:
-    """The application took ``packet``: free its share of the flow-control window (§16.3)."""
-    if credit and not driver.stopped:
-        session = driver.get_session(packet.session_id)
-        if session is not None:
-            session.consume_message(packet.stream_id, credit)
-            if session.streams.has_control:  # a credit update is due: send it at once
-                driver.transmit_soon()
-            else:  # nothing to send yet: leave the turn's immediate drain to a reply
-                driver.transmit_later()
+    """The application took ``packet``: free its share of the flow-control window (§16.3), at
+    the end of the loop turn together with the other messages taken in it."""
+    driver.owe_credit(packet.session_id, packet.stream_id, credit)
 
 
 class PeerSession(STTSession):

@@ -152,14 +152,17 @@ class MessageChannels:
             incomplete = sum(1 for p in self.parsers.values() if p.buffer) if serving else 0
             self.streams.announce_if_blocked(incomplete * self.config.stream_window)
 
-    def consume(self, channel: int, credit: int) -> None:
-        """The application took a message of ``channel`` whose event carried ``credit``: return
-        that much flow-control credit to the peer (and the early credit it held frees room for
+    def consume(self, channel: int, credit: int, count: int = 1) -> None:
+        """The application took the next ``count`` messages of ``channel``, whose events carried
+        ``credit`` together (every message counts, also one whose event carried 0): return that
+        much flow-control credit to the peer (and the early credit they held frees room for
         another channel's)."""
         stream_id = channel_stream_id(channel, self.streams.peer_side)
         parser = self.parsers.get(stream_id)
-        if parser is not None and parser.delivered_early:
-            self.held_early -= parser.delivered_early.popleft()
+        if parser is not None:
+            early = parser.delivered_early
+            for _ in range(min(count, len(early))):
+                self.held_early -= early.popleft()
         stream = self.streams.recv.get(stream_id)
         if stream is not None and credit > 0:
             self.streams.consume(stream_id, stream, credit)

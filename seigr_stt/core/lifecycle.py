@@ -184,10 +184,10 @@ class SessionLifecycle:
         self.timers.on_application_data(now)
         self._changed()
 
-    def consume_message(self, channel: int, credit: int) -> None:
-        """The application took a message of channel ``channel`` whose event carried
-        ``credit``: return that much flow-control credit to the peer."""
-        self.channels.consume(channel, credit)
+    def consume_message(self, channel: int, credit: int, count: int = 1) -> None:
+        """The application took ``count`` messages of channel ``channel`` whose events carried
+        ``credit`` together: return that much flow-control credit to the peer."""
+        self.channels.consume(channel, credit, count)
         self._changed()
 
     def open_stream(self, now: float, unidirectional: bool = False) -> int:

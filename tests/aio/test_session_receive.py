@@ -24,6 +24,8 @@ from seigr_stt import (
     generate_seed,
 )
 from seigr_stt.aio.peer import PeerSession
+from seigr_stt.core.channels import message_header
+from seigr_stt.core.session import Session
 from tests.aio.helpers import (
     LOOPBACK,
     SENTINEL,
@@ -149,6 +151,46 @@ async def test_credit_is_returned_per_session(make_node: NodeFactory) -> None:
     assert len(waiting) < len(messages)  # held back by A's window, not by B's traffic
     got_a = [(await peer_a.recv(timeout=WAIT_S)).data for _ in messages]
     assert got_a == messages
+
+
+async def test_messages_taken_in_one_turn_return_their_credit_together(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credit goes back once per channel and loop turn, not once per message, and all of it."""
+    config = NodeConfig(session_window=8192, stream_window=4096)
+    server = await make_node(config=config)
+    client = await make_node(server_mode=False, config=config)
+    session, peer = await connect(client, server, "udp")
+    assert isinstance(peer, PeerSession)
+    returns: list[tuple[int, int]] = []
+    consume_message = Session.consume_message
+
+    def counting(self: Session, channel: int, credit: int, count: int = 1) -> None:
+        returns.append((credit, count))
+        consume_message(self, channel, credit, count)
+
+    monkeypatch.setattr(Session, "consume_message", counting)
+    messages = [i.to_bytes(2, "big") * 50 for i in range(200)]  # 20 KB: five stream windows
+    aiter(peer)  # read per session
+    sender = asyncio.create_task(_send_all(session, messages))
+    got: list[bytes] = []
+    inbox = peer._inbox
+    assert inbox is not None
+    while len(got) < len(messages):
+        await wait_until(lambda: len(inbox) > 0, "a message")
+        for _ in range(len(inbox)):  # every waiting message, in this one loop turn
+            got.append((await peer.recv(timeout=WAIT_S)).data)
+    await sender
+    assert got == messages
+    await wait_until(lambda: sum(count for _, count in returns) == len(messages), "credit")
+    framed = sum(len(message_header(m)) + len(m) for m in messages)
+    assert sum(credit for credit, _ in returns) == framed
+    assert len(returns) < len(messages) // 2  # many messages per return
+
+
+async def _send_all(session: STTSession, messages: list[bytes]) -> None:
+    for message in messages:
+        await session.send(message, stream_id=1)
 
 
 # -- iterators that survive cancellation -------------------------------------------------------

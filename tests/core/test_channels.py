@@ -111,6 +111,38 @@ def test_credit_returns_when_the_application_takes_messages() -> None:
     assert list(receiver.streams.credit_frames()) == [MaxStreamData(PEER_CHANNEL_0, 2 * WINDOW)]
 
 
+def test_messages_taken_together_return_their_credit_in_one_step() -> None:
+    one, batched = Receiver(), Receiver()
+    for receiver in (one, batched):
+        for _ in range(4):
+            receiver.feed(0, framed(bytes(1022)))
+    for event in one.messages():
+        one.channels.consume(event.channel, event.credit)
+    events = batched.messages()
+    batched.channels.consume(0, sum(e.credit for e in events), len(events))
+    assert list(batched.streams.credit_frames()) == list(one.streams.credit_frames())
+    assert batched.streams.recv[PEER_CHANNEL_0].consumed == 4 * 1024
+
+
+def test_taking_messages_frees_their_early_credit_even_when_they_carried_none() -> None:
+    receiver = Receiver()
+    big = framed(bytes(2 * WINDOW))
+    receiver.feed(0, big[:WINDOW])
+    for start in range(WINDOW, len(big), 1000):
+        receiver.feed(0, big[start : start + 1000])
+    receiver.feed(0, framed(b"small"))
+    first, second = receiver.messages()
+    stream = receiver.streams.recv[PEER_CHANNEL_0]
+    consumed = stream.consumed
+    assert receiver.channels.held_early > 0  # the big message's early credit, until it is taken
+    receiver.channels.consume(0, 0, 1)  # taken, with nothing left to return (credit 0)
+    assert receiver.channels.held_early == 0
+    assert stream.consumed == consumed
+    receiver.channels.consume(0, first.credit + second.credit, 1)
+    assert stream.consumed == len(big) + len(framed(b"small"))  # every byte exactly once
+    assert not receiver.channels.parsers[PEER_CHANNEL_0].delivered_early
+
+
 def test_a_message_larger_than_the_window_gets_its_credit_early() -> None:
     receiver = Receiver()
     big = bytes(2 * WINDOW)
