@@ -95,13 +95,20 @@ def test_the_receiver_acks_after_the_interval_not_every_second_record() -> None:
     assert acks.ack_due_at is None
 
 
-def test_stream_data_waits_for_room_in_the_links_send_queue() -> None:
+def _writer_on_a_link(capacity: int) -> tuple[Net, Node, bytes, SendRoom, int]:
+    """A reliable pair whose first side sends into a link queue of ``capacity`` bytes, with a
+    byte stream open: (net, that side, session id, its queue's room, stream id)."""
     net = Net(delay_s=(DELAY_S, DELAY_S))
     a, _b, sid = reliable_pair(net)
     session = a.session(sid)
-    room = SendRoom(3 * WEBSOCKET_MAX_RECORD_SIZE)
+    room = SendRoom(capacity)
     session.packetizer.set_reliable(True, room)
-    stream = session.open_stream(net.now)
+    return net, a, sid, room, session.open_stream(net.now)
+
+
+def test_stream_data_waits_for_room_in_the_links_send_queue() -> None:
+    net, a, sid, room, stream = _writer_on_a_link(3 * WEBSOCKET_MAX_RECORD_SIZE)
+    session = a.session(sid)
     session.write_stream(stream, bytes(1024 * 1024), False, net.now)
     records = session.flush(net.now)
     assert len(records) == 3  # as many whole records as the queue takes
@@ -118,12 +125,8 @@ def test_the_tail_of_a_write_waits_while_the_queue_is_not_empty() -> None:
     """§15.4: 64 KiB writes make one full record each, not a full one and a tail of 49 bytes:
     the tail waits (corked) while the link's queue holds something, and the next write fills
     its record. The last tail leaves as soon as the queue is empty."""
-    net = Net(delay_s=(DELAY_S, DELAY_S))
-    a, _b, sid = reliable_pair(net)
+    net, a, sid, room, stream = _writer_on_a_link(16 * WEBSOCKET_MAX_RECORD_SIZE)
     session = a.session(sid)
-    room = SendRoom(16 * WEBSOCKET_MAX_RECORD_SIZE)
-    session.packetizer.set_reliable(True, room)
-    stream = session.open_stream(net.now)
     full = max_frames_size(WEBSOCKET_MAX_RECORD_SIZE)
     records: list[bytes] = []
     for _ in range(8):
@@ -148,12 +151,8 @@ def test_the_tail_of_a_write_waits_while_the_queue_is_not_empty() -> None:
 
 def test_a_write_into_an_empty_queue_is_not_held_back() -> None:
     """No added latency: with nothing queued, a small write leaves at once."""
-    net = Net(delay_s=(DELAY_S, DELAY_S))
-    a, _b, sid = reliable_pair(net)
+    net, a, sid, room, stream = _writer_on_a_link(16 * WEBSOCKET_MAX_RECORD_SIZE)
     session = a.session(sid)
-    room = SendRoom(16 * WEBSOCKET_MAX_RECORD_SIZE)
-    session.packetizer.set_reliable(True, room)
-    stream = session.open_stream(net.now)
     session.write_stream(stream, b"ping", False, net.now)
     assert len(session.flush(net.now)) == 1
     assert room.corked == []
