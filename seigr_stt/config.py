@@ -146,7 +146,9 @@ class SessionConfig(_Validated):
     dead_peer_timeout_s: float = field(default=DEAD_PEER_TIMEOUT_S, metadata=_bounds())
     """After sending a record that must be acknowledged, how long without any authenticated
     record from the peer before the session closes with ``CLOSE_DEAD_PEER`` (nothing is sent
-    to a peer that is gone). Like websockets' ``ping_timeout``."""
+    to a peer that is gone). Like websockets' ``ping_timeout``. Over UDP the close also waits
+    for ``DEAD_PEER_MIN_PTOS`` (6) probe timeouts in a row, whose interval is capped at a
+    quarter of this timeout, so a live peer behind heavy loss is not taken for a gone one."""
 
     persistent_keepalive_s: float | None = field(default=None, metadata=_bounds())
     """Send an empty record whenever nothing was sent for this long, even when idle (like

@@ -180,6 +180,12 @@ HANDSHAKE_ATTEMPT_MAX_S: Final = 90.0
 RESPONDER_HALF_OPEN_TIMEOUT_S: Final = 15.0
 KEEPALIVE_TIMEOUT_S: Final = 10.0
 DEAD_PEER_TIMEOUT_S: Final = 10.0  # an ack-eliciting record unanswered this long: the peer is gone
+# ... and at least this many probe timeouts in a row (§8, §14.5): a live peer behind heavy loss
+# is not declared dead after a handful of lost probes.
+DEAD_PEER_MIN_PTOS: Final = 6
+# The backed-off probe interval is capped at dead_peer_timeout_s divided by this, so that the
+# probes keep coming while the dead-peer timer runs (RFC 9002's backoff alone sends five in 10 s).
+DEAD_PEER_PTO_DIVISOR: Final = 4
 # Nothing received this long: send a PING that must be acknowledged. 15 s, not 5: one PING and one
 # ACK per interval per idle session is 1,300 records/s on a server holding 10,000 (and still
 # inside the 30 s after which the most forgetful NATs drop a UDP mapping).

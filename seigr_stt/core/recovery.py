@@ -183,6 +183,7 @@ class LossRecovery:
         "bytes_in_flight",
         "largest_acked",
         "loss_time",
+        "max_pto_s",
         "packet_threshold",
         "pto_count",
         "reliable",
@@ -206,6 +207,9 @@ class LossRecovery:
         self.largest_acked: int | None = None
         self.loss_time: float | None = None
         self.pto_count = 0
+        #: The backed-off probe timeout never exceeds this (nor falls below the base PTO for it);
+        #: None: RFC 9002's backoff alone.
+        self.max_pto_s: float | None = None
         self.rtt = RttEstimator()
         self.time_of_last_eliciting: float | None = None
         #: The path is reliable (§14.8): records are kept until acknowledged, never lost.
@@ -350,7 +354,12 @@ class LossRecovery:
             return self.loss_time
         if self.time_of_last_eliciting is None or not self.has_in_flight:
             return None
-        return self.time_of_last_eliciting + self.rtt.pto_s() * (1 << min(self.pto_count, 10))
+        base = self.rtt.pto_s()
+        pto = base * (1 << min(self.pto_count, 10))
+        cap = self.max_pto_s
+        if cap is not None and pto > cap:
+            pto = max(cap, base)
+        return self.time_of_last_eliciting + pto
 
     def on_timeout(self, now: float) -> tuple[list[SentRecord], bool]:
         """Handle the loss-detection timer; returns ``(lost, probe_needed)``."""

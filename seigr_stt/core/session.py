@@ -30,6 +30,8 @@ from seigr_stt.constants import (
     ACK_DELAY_EXPONENT,
     AEAD_INTEGRITY_LIMIT,
     CLOSE_ATTEMPTS,
+    DEAD_PEER_MIN_PTOS,
+    DEAD_PEER_PTO_DIVISOR,
     PATH_DEGRADED_PTO_COUNT,
     PATH_QUIET_PTOS,
     PATH_STANDBY_MAX,
@@ -173,6 +175,7 @@ class Session(SessionLifecycle):
         self.keys = KeySchedule(result.send_key, result.recv_key, result.exporter, now)
         self.rotation = RotationPolicy(config.rekey_after_s, config.rekey_after_messages)
         self.recovery = LossRecovery()
+        self.recovery.max_pto_s = config.dead_peer_timeout_s / DEAD_PEER_PTO_DIVISOR
         if rtt_sample_s is not None:
             # The handshake's round trip is the first RTT sample (§14.3): timers, the pacer and
             # the rotation interval start from the path's delay, not the 100 ms default.
@@ -628,6 +631,19 @@ class Session(SessionLifecycle):
         return out
 
     # -- timers (§8) --------------------------------------------------------------------------
+    def _dead_peer_waits_for_probes(self) -> bool:
+        """The dead-peer time has passed, but a live peer behind heavy loss may still answer:
+        while fewer than ``DEAD_PEER_MIN_PTOS`` probe timeouts in a row have passed and another
+        probe is due, move the dead-peer deadline to that probe's and return True (§8)."""
+        recovery = self.recovery
+        if recovery.reliable or recovery.pto_count >= DEAD_PEER_MIN_PTOS:
+            return False
+        next_probe = recovery.get_timer() if self._recovering() else None
+        if next_probe is None:
+            return False
+        self.timers.dead_peer_at = next_probe
+        return True
+
     def _recovering(self) -> bool:
         """Whether loss detection runs: while active and while a close drains. Once CLOSE went
         out, only its own retransmission (§9) repeats it; probes would add nothing."""
@@ -730,7 +746,7 @@ class Session(SessionLifecycle):
             self._reprobe(now)
         if now >= self.keys.reject_at:
             self.close(CloseCode.KEY_EXPIRED, "keys expired before a rotation completed", now)
-        elif timers.due(timers.dead_peer_at, now):
+        elif timers.due(timers.dead_peer_at, now) and not self._dead_peer_waits_for_probes():
             self.close_code = CloseCode.DEAD_PEER
             self.close_reason = "peer did not answer"
             self._finish_close()

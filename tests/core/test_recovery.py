@@ -490,6 +490,19 @@ def test_loss_pto_deadline_and_backoff() -> None:
     assert lr.pto_count == 0
 
 
+def test_the_backed_off_pto_is_capped_but_never_below_the_base() -> None:
+    lr = LossRecovery()
+    lr.on_sent(_rec(0, 1.0))
+    pto = lr.rtt.pto_s()
+    lr.max_pto_s = 2.5  # dead_peer_timeout_s / DEAD_PEER_PTO_DIVISOR with the defaults
+    lr.pto_count = 2
+    assert lr.get_timer() == pytest.approx(1.0 + 4 * pto)  # below the cap: RFC 9002's backoff
+    lr.pto_count = 5
+    assert lr.get_timer() == pytest.approx(1.0 + 2.5)  # 32 x 0.325 s, capped
+    lr.max_pto_s = pto / 2  # a cap below one base PTO does not shorten the base PTO
+    assert lr.get_timer() == pytest.approx(1.0 + pto)
+
+
 def test_loss_ack_for_unsent_counters_ignored() -> None:
     lr = LossRecovery()
     for c in range(6):

@@ -17,6 +17,8 @@ from seigr_stt.constants import (
     CLOSE_IDLE_TIMEOUT,
     CLOSE_KEY_EXPIRED,
     CLOSE_RETRANSMIT_S,
+    DEAD_PEER_MIN_PTOS,
+    DEAD_PEER_PTO_DIVISOR,
     DEAD_PEER_TIMEOUT_S,
     KEY_GRACE_MIN_S,
     MAX_ACK_DELAY_S,
@@ -102,6 +104,50 @@ def test_dead_peer(pair: Pair) -> None:
     assert (closed.code, closed.by_peer) == (CLOSE_DEAD_PEER, False)
     assert pair.sid not in pair.a.endpoint.sessions
     assert sa.keys.erased
+
+
+def test_a_live_peer_after_a_7_s_outage_is_not_declared_dead(pair: Pair) -> None:
+    """§13.1 #12: with RFC 9002's backoff alone the probes after 0.1, 0.3, ... 6.3 s are lost
+    and the next comes at 12.7 s, after the 10 s dead-peer timer. Capped at a quarter of the
+    timeout, a probe goes out at about 8 s, after the outage, and is answered."""
+    net = pair.net
+    end = net.now + 7.0
+    net.filters.append(lambda packet: packet.sent_at < end)  # nothing gets through, both ways
+    pair.send(pair.a, b"through the outage")
+    net.run(3 * DEAD_PEER_TIMEOUT_S)
+    assert pair.sa.is_active
+    assert pair.a.events_of(SessionClosed) == []
+    assert [m.data for m in pair.b.events_of(MessageReceived)][-1] == b"through the outage"
+
+
+def test_a_long_round_trip_waits_for_the_minimum_of_probes_before_dead_peer() -> None:
+    """With a 0.8 s round trip only four backed-off probes fit into 10 s: the dead-peer timer
+    waits for the sixth probe timeout in a row, so a peer that answers the fifth or sixth is
+    kept, and a vanished one is closed at the sixth."""
+    pair = make_pair()
+    net = pair.net
+    net.delay_s = (0.4, 0.4)
+    for _ in range(5):  # RTT samples at the new delay
+        pair.send(pair.a, b"sample")
+        net.run(2.0)
+    base = pair.sa.recovery.rtt.pto_s()
+    assert base > 1.0
+    net.kill(pair.b)
+    start = net.now
+    pair.send(pair.a, b"anyone there?")
+    net.run(DEAD_PEER_TIMEOUT_S)
+    assert pair.sa.is_active  # 10 s passed, but fewer than the minimum of probes
+    assert 0 < pair.sa.recovery.pto_count < DEAD_PEER_MIN_PTOS
+    net.run(4 * DEAD_PEER_TIMEOUT_S)
+    [(t, closed)] = pair.a.timed_events_of(SessionClosed)
+    assert closed.code == CLOSE_DEAD_PEER
+    probes = [p for p in net.sent_by(pair.a, DATA) if p.sent_at > start]
+    assert len(probes) >= DEAD_PEER_MIN_PTOS
+    # Six probe timeouts of at most max(cap, base) each, the last one after a heartbeat PING
+    # (15 s after the last answer) restarted the probe clock: well within twice the timeout.
+    cap = DEAD_PEER_TIMEOUT_S / DEAD_PEER_PTO_DIVISOR
+    assert max(cap, base) == cap
+    assert start + DEAD_PEER_TIMEOUT_S < t <= start + 2 * DEAD_PEER_TIMEOUT_S
 
 
 def test_an_answer_resets_the_dead_peer_timer(pair: Pair) -> None:
