@@ -22,6 +22,7 @@ Nothing here reads a clock: every method that depends on time takes ``now``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -93,6 +94,13 @@ from seigr_stt.exceptions import (
 )
 
 __all__ = ["FRAME_HANDLERS", "MAX_CHANNEL", "STATE_TRANSITIONS", "Session"]
+
+
+@functools.lru_cache(maxsize=16)
+def _pto_cap(dead_peer_timeout_s: float) -> float:
+    """The cap of the backed-off probe timeout (§14.5): one float shared by every session of
+    a configuration, not one per session."""
+    return dead_peer_timeout_s / DEAD_PEER_PTO_DIVISOR
 
 
 class Session(SessionLifecycle):
@@ -175,7 +183,7 @@ class Session(SessionLifecycle):
         self.keys = KeySchedule(result.send_key, result.recv_key, result.exporter, now)
         self.rotation = RotationPolicy(config.rekey_after_s, config.rekey_after_messages)
         self.recovery = LossRecovery()
-        self.recovery.max_pto_s = config.dead_peer_timeout_s / DEAD_PEER_PTO_DIVISOR
+        self.recovery.max_pto_s = _pto_cap(config.dead_peer_timeout_s)
         if rtt_sample_s is not None:
             # The handshake's round trip is the first RTT sample (§14.3): timers, the pacer and
             # the rotation interval start from the path's delay, not the 100 ms default.
