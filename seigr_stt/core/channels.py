@@ -43,23 +43,42 @@ class MessageParser:
         #: of its credit was returned early.
         self.delivered_early: deque[int] = deque()
 
-    def next_message(self, max_size: int) -> tuple[bytes, int] | None:
-        """Pop one complete message: ``(data, bytes it used on the stream)``, or None.
+    def pop_messages(self, max_size: int) -> list[tuple[bytes, int]]:
+        """Pop every complete message at the head of the buffer, in order, in one pass:
+        ``[(data, bytes it used on the stream), ...]`` (empty when none is complete).
 
-        Raises :class:`PeerViolation` when the announced length exceeds ``max_size``.
+        Raises :class:`PeerViolation` when the first message's announced length exceeds
+        ``max_size``; a later one's stops the pass, and the next call raises.
         """
-        decoded = peek_varint(self.buffer)
-        if decoded is None:
-            return None
-        length, size = decoded
-        if length > max_size:
-            raise PeerViolation("message larger than max_message_size")
-        end = size + length
-        if len(self.buffer) < end:
-            return None
-        data = bytes(self.buffer[size:end])
-        del self.buffer[:end]
-        return data, end
+        buf = self.buffer
+        total = len(buf)
+        pos = 0
+        popped: list[tuple[bytes, int]] = []
+        while pos < total:
+            first = buf[pos]
+            if first < 0x40:  # the one-byte prefix of every message under 64 bytes
+                length, start = first, pos + 1
+            elif first < 0x80:  # two bytes: messages of 64 bytes to 16 KiB
+                if pos + 1 >= total:
+                    break
+                length, start = ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
+            else:
+                decoded = peek_varint(buf, pos)
+                if decoded is None:
+                    break
+                length, start = decoded
+            if length > max_size:
+                if popped:
+                    break  # the messages before it are delivered first
+                raise PeerViolation("message larger than max_message_size")
+            end = start + length
+            if end > total:
+                break
+            popped.append((bytes(buf[start:end]), end - pos))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return popped
 
     def head_length(self) -> tuple[int, int] | None:
         """``(prefix size, message length)`` of the incomplete message at the head, once its
@@ -120,15 +139,20 @@ class MessageChannels:
             parser = self.parsers[stream_id] = MessageParser()
         parser.buffer += data
         channel = stream_id >> STREAM_INDEX_SHIFT
-        while (popped := parser.next_message(self.config.max_message_size)) is not None:
-            message, used = popped
-            early = min(parser.precredited, used)
-            parser.precredited -= early
-            self.precredited -= early
-            self.held_early += early
-            parser.delivered_early.append(early)
-            self.counters.messages_received += 1
-            self.events.append(MessageReceived(self.session_id, channel, message, used - early))
+        max_size = self.config.max_message_size
+        session_id = self.session_id
+        events = self.events
+        while popped := parser.pop_messages(max_size):
+            for message, used in popped:
+                early = parser.precredited
+                if early:  # part of it was credited early (§16.3)
+                    early = min(early, used)
+                    parser.precredited -= early
+                    self.precredited -= early
+                    self.held_early += early
+                parser.delivered_early.append(early)
+                events.append(MessageReceived(session_id, channel, message, used - early))
+            self.counters.messages_received += len(popped)
         if self.early_stream == stream_id and not parser.precredited:
             self.early_stream = None  # its message completed: the next channel's turn
         blocked = self._session_blocked()

@@ -53,14 +53,16 @@ def framed(data: bytes) -> bytes:
 # -- parsing ---------------------------------------------------------------------------------
 def test_the_parser_pops_whole_messages_only() -> None:
     parser = MessageParser()
-    assert parser.next_message(100) is None
+    assert parser.pop_messages(100) == []
     parser.buffer += framed(b"one") + framed(b"") + framed(b"three")[:4]
-    assert parser.next_message(100) == (b"one", 4)
-    assert parser.next_message(100) == (b"", 1)
-    assert parser.next_message(100) is None  # "three" is incomplete
+    assert parser.pop_messages(100) == [(b"one", 4), (b"", 1)]  # "three" is incomplete
+    assert parser.pop_messages(100) == []
     assert parser.head_length() == (1, 5)
-    parser.buffer += b"ee"
-    assert parser.next_message(100) == (b"three", 6)
+    parser.buffer += b"ee" + framed(b"x" * 70)[:1]  # half of a two-byte prefix
+    assert parser.pop_messages(100) == [(b"three", 6)]
+    assert parser.buffer == framed(b"x" * 70)[:1]
+    parser.buffer += framed(b"x" * 70)[1:]
+    assert parser.pop_messages(100) == [(b"x" * 70, 72)]
     assert parser.buffer == bytearray()
 
 
@@ -68,7 +70,22 @@ def test_the_parser_refuses_an_announced_length_beyond_the_maximum() -> None:
     parser = MessageParser()
     parser.buffer += encode_varint(101)  # the length alone is enough to refuse
     with pytest.raises(PeerViolation, match="larger than max_message_size"):
-        parser.next_message(100)
+        parser.pop_messages(100)
+
+
+def test_a_one_byte_prefix_is_checked_against_a_small_maximum_too() -> None:
+    parser = MessageParser()
+    parser.buffer += framed(b"x" * 11)
+    with pytest.raises(PeerViolation, match="larger than max_message_size"):
+        parser.pop_messages(10)
+
+
+def test_messages_before_an_oversized_one_are_popped_first() -> None:
+    parser = MessageParser()
+    parser.buffer += framed(b"ok") + framed(b"fine") + encode_varint(101)
+    assert parser.pop_messages(100) == [(b"ok", 3), (b"fine", 5)]
+    with pytest.raises(PeerViolation, match="larger than max_message_size"):
+        parser.pop_messages(100)
 
 
 def test_non_minimal_length_prefixes_are_accepted() -> None:
