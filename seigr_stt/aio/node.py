@@ -252,8 +252,11 @@ class STTNode(EventSource):
             logger=self.logger,
         )
         self.session_manager = SessionManager(self._driver, self.config.max_sessions)
+        # (packet, flow-control credit to return once the application has taken it), for
+        # node.receive(): the messages of every session without a reader of its own
+        self._rx: Inbox[tuple[ReceivedPacket, int]] = Inbox()
         self._hooks = SessionHooks(
-            deliver=self._deliver,
+            deliver=self._rx.put,
             emit=self._emit,
             on_closed=self.session_manager.forget,
             claim=self._claim,
@@ -271,9 +274,6 @@ class STTNode(EventSource):
         # The WebSocket link each WebSocket session was established over (its idle timer
         # restarts when the session closes).
         self._ws_session_links: dict[bytes, WSLink] = {}
-        # (packet, flow-control credit to return once the application has taken it), for
-        # node.receive(): the messages of every session without a reader of its own
-        self._rx: Inbox[tuple[ReceivedPacket, int]] = Inbox()
         self._listeners: dict[str, list[Listener]] = {kind: [] for kind in EVENT_KINDS}
         self._started = False
         self._stopped = False
@@ -517,9 +517,6 @@ class STTNode(EventSource):
     def _listener_done(self, task: asyncio.Future[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self.logger.error("listener task raised", exc_info=task.exception())
-
-    def _deliver(self, packet: ReceivedPacket, credit: int) -> None:
-        self._rx.put((packet, credit))
 
     def _claim(self, session_id: bytes) -> list[tuple[ReceivedPacket, int]]:
         """A session got its own reader: its messages waiting here move to it, in order."""

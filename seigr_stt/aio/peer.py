@@ -74,7 +74,7 @@ def _code_name(code: int) -> str:
 class SessionHooks:
     """What a session tells the node, as callables (no reference to the node itself)."""
 
-    deliver: Callable[[ReceivedPacket, int], None]  # a message, and the credit to return
+    deliver: Callable[[tuple[ReceivedPacket, int]], None]  # a message, and the credit to return
     emit: Callable[[NodeEvent], None]  # an event for the node's listeners
     on_closed: Callable[[STTSession], None]  # the session closed (the manager forgets it)
     # The session got its own reader: hand over its messages still waiting for node.receive()
@@ -474,7 +474,7 @@ class PeerSession(STTSession):
         if self._inbox is not None:
             self._inbox.put((packet, event.credit))
         else:
-            self._hooks.deliver(packet, event.credit)
+            self._hooks.deliver((packet, event.credit))
 
     def _on_datagram(self, event: DatagramReceived) -> None:
         # Datagrams are unreliable: when the application does not keep up, the newest ones are
