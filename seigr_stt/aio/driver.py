@@ -201,14 +201,8 @@ class Driver:
                     relay.send_to(addr.node_id, packet)
         if run and udp is not None:
             udp.send_many(run, run_addr)
-        handles = self._handles
         for event in endpoint.events_received():
-            if debug or isinstance(event, (SessionEstablished, HandshakeAborted)):
-                self._route(event)
-            else:  # a session's event (the hot path: one per message received)
-                handle = handles.get(event.session_id)
-                if handle is not None:
-                    handle.handle_event(event)
+            self._route(event)
         # Wake everything waiting for acknowledgements or credit (backpressure, drain()).
         progress = self._progress
         if progress is not None:

@@ -54,19 +54,8 @@ class MessageParser:
         total = len(buf)
         pos = 0
         popped: list[tuple[bytes, int]] = []
-        while pos < total:
-            first = buf[pos]
-            if first < 0x40:  # the one-byte prefix of every message under 64 bytes
-                length, start = first, pos + 1
-            elif first < 0x80:  # two bytes: messages of 64 bytes to 16 KiB
-                if pos + 1 >= total:
-                    break
-                length, start = ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
-            else:
-                decoded = peek_varint(buf, pos)
-                if decoded is None:
-                    break
-                length, start = decoded
+        while (decoded := peek_varint(buf, pos)) is not None:
+            length, start = decoded
             if length > max_size:
                 if popped:
                     break  # the messages before it are delivered first
