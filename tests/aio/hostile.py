@@ -89,14 +89,19 @@ def forge_record(session: Session, frames: bytes, *, epoch: int | None = None) -
     return seal_record(key, header, counter, frames)
 
 
-def recv_all(sock: socket.socket) -> list[bytes]:
-    """Every datagram waiting on the non-blocking ``sock``."""
+def recv_all(sock: socket.socket, source: tuple[str, int]) -> list[bytes]:
+    """Every datagram waiting on the non-blocking ``sock`` that came from ``source`` (the node
+    under test). Datagrams from anywhere else are skipped: with tests running in parallel, a
+    node of another test may still be sending to a port it used, which the kernel has handed
+    to ``sock`` since."""
     out: list[bytes] = []
     while True:
         try:
-            out.append(sock.recv(65535))
+            data, sender = sock.recvfrom(65535)
         except (BlockingIOError, InterruptedError):
             return out
+        if sender[:2] == source[:2]:
+            out.append(data)
 
 
 async def round_trip(session: STTSession, client: STTNode, server: STTNode, tag: bytes) -> None:

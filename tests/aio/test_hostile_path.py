@@ -105,7 +105,7 @@ class Path:
 
     def spoofed(self) -> list[bytes]:
         """Everything the server sent to the attacker's address so far."""
-        return recv_all(self.spoofer)
+        return recv_all(self.spoofer, self.server_addr)
 
     async def honest_peer_is_served(self, tag: bytes) -> None:
         assert self.session.is_active()
@@ -248,7 +248,7 @@ async def test_a_websocket_record_replayed_over_udp_is_dropped_unanswered(
         before = drops(server)
         spoofer.sendto(stolen[0], server.udp_address)
         await wait_until(lambda: drops(server)["wrong_link"] > before["wrong_link"])
-        answers = recv_all(spoofer)
+        answers = recv_all(spoofer, server.udp_address)
     finally:
         spoofer.close()
     assert drops(server) - before == {"wrong_link": 1}
@@ -278,7 +278,7 @@ async def test_spoofed_copies_from_many_addresses_cost_at_most_three_times_each(
         await wait_until(lambda: drops(path.server)["replay"] - before["replay"] >= 19)
         path.release()
         await wait_until(lambda: path.core.path.candidate is None, "the server to give up")
-        answers = [recv_all(sock) for sock in sockets]
+        answers = [recv_all(sock, path.server_addr) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
