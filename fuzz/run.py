@@ -972,7 +972,7 @@ class FrameFuzz:
             ("fragments", streams.fragments),
             ("receive streams", len(streams.recv)),
             ("send streams", len(streams.send)),
-            ("queued control frames", len(streams.control)),
+            ("queued control frames", len(streams.control or ())),
             ("queued one-shot frames", len(core.packetizer.pending)),
             ("V sessions", len(self.v.endpoint.sessions)),
         ):
@@ -984,8 +984,9 @@ class FrameFuzz:
             raise FuzzFailure(f"V holds {streams.fragments} fragments")
         if len(streams.recv) > streams.max_streams.value + cfg.max_channels:
             raise FuzzFailure(f"V holds {len(streams.recv)} receive streams")
-        if len(streams.control) > 2 * (len(streams.send) + len(streams.recv)) + 16:
-            raise FuzzFailure(f"V queues {len(streams.control)} control frames")
+        control = len(streams.control or ())
+        if control > 2 * (len(streams.send) + len(streams.recv)) + 16:
+            raise FuzzFailure(f"V queues {control} control frames")
         if len(self.v.endpoint.sessions) > 2 or len(self.m.endpoint.sessions) > 2:
             raise FuzzFailure("sessions pile up")
 

@@ -95,11 +95,10 @@ class StreamTable:
     # Slots, and dicts as sets (an empty dict is 64 bytes, an empty set 216): every idle session
     # holds one table (docs/performance.md, memory per idle session).
     __slots__ = (
-        "_accepted",
         "_blocked_on_session",
         "_order",
+        "_peer_marks",
         "_peer_streams_closed",
-        "_released_unaccepted",
         "_session_fragments_max",
         "_stream_fragments_max",
         "channels_received",
@@ -163,14 +162,20 @@ class StreamTable:
         self.consumed = 0
         self.peer_streams_opened = 0
         self._peer_streams_closed = 0  # released by the core and accepted by the application
-        self._accepted: dict[int, None] = {}  # peer streams the application took, still live
-        self._released_unaccepted: dict[int, None] = {}  # finished before the app took them
+        #: Peer streams the application took that are still live (True), and peer streams the
+        #: core released before the application took them (False): one dict, not two (64 bytes
+        #: each per idle session, docs/performance.md).
+        self._peer_marks: dict[int, bool] = {}
         # Sending: streams with data, in turn; credit and control frames waiting.
         # Lists, not deques: short queues, and an empty deque costs ~600 bytes per session.
         self._order: list[int] = []
-        self._blocked_on_session: dict[int, None] = {}  # within stream credit, not session's
+        #: Streams within their own credit but not the session's (None: none since the last
+        #: MAX_DATA; made on first use, as most sessions never run out of session credit).
+        self._blocked_on_session: dict[int, None] | None = None
         self.credit_due: dict[int, None] = {}  # receive streams whose credit must be announced
-        self.control: list[ResetStream | StopSending] = []
+        #: RESET_STREAM and STOP_SENDING frames to send (None until the first: most sessions
+        #: never reset a stream).
+        self.control: list[ResetStream | StopSending] | None = None
         self.send_buffered = 0  # sum of the send streams' buffered bytes
         #: Bytes written and never sent yet, over every send stream (what a reliable link's
         #: sender weighs before it starts a record that data would not fill, §15.4).
@@ -380,8 +385,8 @@ class StreamTable:
             self.peer_max_data = frame.maximum
             # Only the streams that waited for session credit get a turn again: O(those), not
             # O(every stream) per frame (a record full of MAX_DATA must stay cheap).
-            blocked, self._blocked_on_session = self._blocked_on_session, {}
-            for stream_id in blocked:
+            blocked, self._blocked_on_session = self._blocked_on_session, None
+            for stream_id in blocked or ():
                 self.schedule(stream_id)
 
     def on_max_stream_data(self, frame: MaxStreamData) -> None:
@@ -438,7 +443,7 @@ class StreamTable:
         arrives later is discarded (still checked against credit)."""
         recv = self.recv.get(stream_id)
         if recv is not None and recv.reset_code is None and not recv.finished:
-            self.control.append(StopSending(stream_id, code))
+            self._queue_control(StopSending(stream_id, code))
             recv.reset_code = code
             self.fragments -= recv.fragments
             recv.discard_held()
@@ -451,7 +456,12 @@ class StreamTable:
         self.send_buffered -= stream.buffered
         self.unsent -= stream.written - stream.sent_high
         stream.reset(code)
-        self.control.append(ResetStream(stream_id, code, final))
+        self._queue_control(ResetStream(stream_id, code, final))
+
+    def _queue_control(self, frame: ResetStream | StopSending) -> None:
+        if self.control is None:
+            self.control = []
+        self.control.append(frame)
 
     def schedule(self, stream_id: int) -> None:
         """Give ``stream_id`` a turn to send, if it has something it may send."""
@@ -474,6 +484,8 @@ class StreamTable:
             chunk = stream.next_chunk(room, high + self.peer_max_data - self.sent_data)
             if chunk is None:
                 if stream.has_pending():  # within its own credit: the session's is missing
+                    if self._blocked_on_session is None:
+                        self._blocked_on_session = {}
                     self._blocked_on_session[stream_id] = None
                 continue
             offset, data, fin = chunk
@@ -536,7 +548,7 @@ class StreamTable:
         """A RESET_STREAM or STOP_SENDING was lost: send it again."""
         if not acked:
             assert isinstance(frame, ResetStream | StopSending)
-            self.control.append(frame)
+            self._queue_control(frame)
 
     # -- forgetting ---------------------------------------------------------------------------
     def maybe_forget(self, stream_id: int) -> None:
@@ -553,24 +565,26 @@ class StreamTable:
             del self.recv[stream_id]
             self.fragments -= recv.fragments
             self.credit_due.pop(stream_id, None)
-            self._blocked_on_session.pop(stream_id, None)
+            if self._blocked_on_session is not None:
+                self._blocked_on_session.pop(stream_id, None)
             self.events.append(StreamReleased(self.session_id, stream_id))
             if stream_id & STREAM_SIDE_BIT == self.peer_side:
-                if stream_id in self._accepted:
-                    self._accepted.pop(stream_id, None)
+                if self._peer_marks.get(stream_id):  # accepted: done with it
+                    del self._peer_marks[stream_id]
                     self._peer_stream_done()
                 else:
-                    self._released_unaccepted[stream_id] = None
+                    self._peer_marks[stream_id] = False
 
     def accept(self, stream_id: int) -> None:
         """The application took the peer's stream ``stream_id`` (``incoming_streams``). The peer
         may open another only once one it opened is both accepted and finished: streams an
         application does not take hold back the peer (§16.2)."""
-        if stream_id in self._released_unaccepted:
-            self._released_unaccepted.pop(stream_id, None)
+        mark = self._peer_marks.get(stream_id)
+        if mark is False:  # released before it was taken: done with it now
+            del self._peer_marks[stream_id]
             self._peer_stream_done()
         elif stream_id in self.recv and stream_id & STREAM_SIDE_BIT == self.peer_side:
-            self._accepted[stream_id] = None
+            self._peer_marks[stream_id] = True
 
     def _peer_stream_done(self) -> None:
         self._peer_streams_closed += 1
@@ -578,14 +592,14 @@ class StreamTable:
 
     def stop_sending_frames(self) -> None:
         """Send nothing more: the session is closing without draining."""
-        self.control.clear()
+        self.control = None
         self.grant_credit = False
         for stream_id in self._order:
             stream = self.send.get(stream_id)
             if stream is not None:
                 stream.queued = False
         self._order.clear()
-        self._blocked_on_session.clear()
+        self._blocked_on_session = None
 
     def clear(self) -> None:
         """Forget every stream (the session closed)."""

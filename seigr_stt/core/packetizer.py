@@ -49,6 +49,27 @@ Handler = Callable[[Frame, bool], None]
 class RecordBuilder:
     """Seals the records of one session; see the module docstring."""
 
+    # Slots: one builder per session (docs/performance.md, memory per idle session).
+    __slots__ = (
+        "acks",
+        "cc",
+        "counters",
+        "keys",
+        "pacer",
+        "pending",
+        "pmtu",
+        "pong_token",
+        "probe",
+        "recovery",
+        "reliable",
+        "reliable_path",
+        "room",
+        "session_id",
+        "streams",
+        "timers",
+        "want_record",
+    )
+
     def __init__(
         self,
         session_id: bytes,

@@ -99,12 +99,15 @@ class PathValidator:
     def __init__(self, rng: Callable[[int], bytes]) -> None:
         self._rng = rng
         self._candidate: _Candidate | None = None  # the peer's new address (one at a time)
-        self._probes: dict[Hashable, _Candidate] = {}  # paths of our choosing
+        #: Paths of our choosing; None until the first (most sessions never probe one, and an
+        #: empty dict costs 64 bytes per idle session: docs/performance.md).
+        self._probes: dict[Hashable, _Candidate] | None = None
         self.validated = 0  # addresses moved to
 
     def __repr__(self) -> str:
         return (
-            f"PathValidator(validating={self._candidate is not None}, probes={len(self._probes)})"
+            f"PathValidator(validating={self._candidate is not None}, "
+            f"probes={len(self._probes or ())})"
         )
 
     @property
@@ -115,7 +118,7 @@ class PathValidator:
     @property
     def probes(self) -> tuple[Hashable, ...]:
         """The addresses of our choosing being validated."""
-        return tuple(self._probes)
+        return tuple(self._probes or ())
 
     def _new_token(self, last_token: int) -> int:
         return last_token + 1 + int.from_bytes(self._rng(4), "big")
@@ -135,7 +138,7 @@ class PathValidator:
         address must not). ``last_token`` is the session's highest PING token so far; returns
         the new challenge's token when one starts (the session's PINGs continue above it),
         else None. A record from a probe only raises what it has received."""
-        probe = self._probes.get(addr)
+        probe = self._probes.get(addr) if self._probes else None
         if probe is not None:
             probe.received += size
             return None
@@ -153,20 +156,23 @@ class PathValidator:
         """Validate ``addr`` (reached by ``link``), a path of our choosing (§18). Returns the
         new challenge's token, or None when ``addr`` is being validated already (its attempts
         then start over). At most ``PATH_PROBES_MAX`` at once: the oldest makes room."""
-        for known in (self._probes.get(addr), self._candidate):
+        probes = self._probes
+        if probes is None:
+            probes = self._probes = {}
+        for known in (probes.get(addr), self._candidate):
             if known is not None and known.addr == addr:
                 known.attempts = 0
                 known.next_at = now
                 return None
-        if len(self._probes) >= PATH_PROBES_MAX:
-            del self._probes[next(iter(self._probes))]
+        if len(probes) >= PATH_PROBES_MAX:
+            del probes[next(iter(probes))]
         token = self._new_token(last_token)
-        self._probes[addr] = _Candidate(addr, token, 0, now, link, local=True)
+        probes[addr] = _Candidate(addr, token, 0, now, link, local=True)
         return token
 
     def on_ping(self, addr: Hashable, token: int) -> None:
         """A PING with ``token`` came from ``addr``: if it is being validated, answer there."""
-        target = self._probes.get(addr)
+        target = self._probes.get(addr) if self._probes else None
         if target is None and self._candidate is not None and self._candidate.addr == addr:
             target = self._candidate
         if target is not None and token > target.answered:
@@ -191,7 +197,7 @@ class PathValidator:
         peer's candidate within the amplification limit), and answers owed to PINGs that came
         from one (within the limit too for the peer's candidate)."""
         due: list[PathProbe] = []
-        candidates = list(self._probes.values())
+        candidates = list(self._probes.values()) if self._probes else []
         if self._candidate is not None:
             candidates.append(self._candidate)
         for c in candidates:
@@ -204,7 +210,7 @@ class PathValidator:
 
     def on_probe_sent(self, probe: PathProbe, size: int, now: float, pto_s: float) -> None:
         """The record of ``probe`` went out, ``size`` bytes."""
-        c = self._probes.get(probe.addr)
+        c = self._probes.get(probe.addr) if self._probes else None
         if c is None and self._candidate is not None and self._candidate.addr == probe.addr:
             c = self._candidate
         if c is None:  # pragma: no cover - probes_due just listed it
@@ -234,11 +240,14 @@ class PathValidator:
         validates (``local``: a probe of ours), or None."""
         # The token is a secret of ours meeting input: compared in constant time (it arrives
         # authenticated, so only the peer could time it, but nothing is left to reason about).
-        probe = self._probes.get(addr)
-        if probe is not None and hmac.compare_digest(
-            _token_bytes(token), _token_bytes(probe.token)
+        probes = self._probes
+        probe = probes.get(addr) if probes else None
+        if (
+            probes
+            and probe is not None
+            and hmac.compare_digest(_token_bytes(token), _token_bytes(probe.token))
         ):
-            del self._probes[addr]
+            del probes[addr]
             if self._candidate is not None and self._candidate.addr == addr:
                 self._candidate = None
             self.validated += 1
@@ -254,13 +263,14 @@ class PathValidator:
 
     def discard(self, addr: Hashable) -> None:
         """Stop validating ``addr`` (its link closed, or the session moved there)."""
-        self._probes.pop(addr, None)
+        if self._probes:
+            self._probes.pop(addr, None)
         if self._candidate is not None and self._candidate.addr == addr:
             self._candidate = None
 
     def get_timer(self) -> float | None:
         """When the next challenge is due, or when a validation gives up."""
-        times = [c.next_at for c in self._probes.values()]
+        times = [c.next_at for c in self._probes.values()] if self._probes else []
         if self._candidate is not None:
             times.append(self._candidate.next_at)
         return min(times, default=None)
@@ -275,14 +285,16 @@ class PathValidator:
             and not self._may_challenge(candidate)
         ):
             self._candidate = None
-        for addr, probe in list(self._probes.items()):
-            if now >= probe.next_at and probe.attempts >= PATH_CHALLENGE_ATTEMPTS:
-                del self._probes[addr]
+        probes = self._probes
+        if probes:
+            for addr, probe in list(probes.items()):
+                if now >= probe.next_at and probe.attempts >= PATH_CHALLENGE_ATTEMPTS:
+                    del probes[addr]
 
     def forget(self) -> None:
         """Stop validating (the session closed)."""
         self._candidate = None
-        self._probes.clear()
+        self._probes = None
 
 
 def _within_limit(candidate: _Candidate, size: int) -> bool:

@@ -200,8 +200,9 @@ class LossRecovery:
         self.bytes_in_flight = 0
         self._eliciting_in_flight = 0
         # counter -> largest acked, oldest first (a dict keeps insertion order; an OrderedDict
-        # costs twice as much per idle session).
-        self._lost_recently: dict[int, int] = {}
+        # costs twice as much per idle session). None until the first loss: most sessions never
+        # lose a record (docs/performance.md, memory per idle session).
+        self._lost_recently: dict[int, int] | None = None
         self.packet_threshold = PACKET_THRESHOLD
         self.spurious_losses = 0
         self.largest_acked: int | None = None
@@ -268,7 +269,7 @@ class LossRecovery:
                 acked.extend(map(pop, counters[start:stop]))
                 del counters[start:stop]
         if self._lost_recently:
-            self._detect_spurious(ordered)
+            self._detect_spurious(ordered, self._lost_recently)
         if not acked:
             return [], [], False
         # One pass: bytes and ack-eliciting records leaving flight, and the newest record.
@@ -321,12 +322,15 @@ class LossRecovery:
         else:  # pragma: no cover - both thresholds grow with the counter, so lost is a prefix
             for record in lost:
                 del counters[bisect_left(counters, record.counter)]
+        lost_recently = self._lost_recently
+        if lost_recently is None:
+            lost_recently = self._lost_recently = {}
         for record in lost:
             del self._sent[record.counter]
             self._forget(record)
-            self._lost_recently[record.counter] = self.largest_acked
-        while len(self._lost_recently) > LOST_REMEMBERED:
-            del self._lost_recently[next(iter(self._lost_recently))]
+            lost_recently[record.counter] = self.largest_acked
+        while len(lost_recently) > LOST_REMEMBERED:
+            del lost_recently[next(iter(lost_recently))]
         persistent = False
         eliciting = [r for r in lost if r.ack_eliciting]
         if len(eliciting) >= 2 and self.rtt.has_sample:
@@ -334,13 +338,15 @@ class LossRecovery:
             persistent = span > self.rtt.pto_s() * PERSISTENT_CONGESTION_THRESHOLD
         return lost, persistent
 
-    def _detect_spurious(self, ordered: list[tuple[int, int]]) -> None:
+    def _detect_spurious(
+        self, ordered: list[tuple[int, int]], lost_recently: dict[int, int]
+    ) -> None:
         """A record declared lost was acknowledged after all: the path reorders. Raise the packet
         threshold to the reordering distance seen, as RFC 9002 §6.1.1 allows, so reordering
         alone stops triggering retransmissions and window reductions."""
         acked = RangeSet((low, high + 1) for low, high in ordered)
-        for counter in [c for c in self._lost_recently if c in acked]:
-            largest_then = self._lost_recently.pop(counter)
+        for counter in [c for c in lost_recently if c in acked]:
+            largest_then = lost_recently.pop(counter)
             self.spurious_losses += 1
             distance = largest_then - counter + 1
             self.packet_threshold = min(max(self.packet_threshold, distance), PACKET_THRESHOLD_MAX)

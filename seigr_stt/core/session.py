@@ -195,7 +195,8 @@ class Session(SessionLifecycle):
         self._record_addr: Hashable = addr  # the source of the record being processed
         self._record_link: Link = link  # and the link it came by
         #: Other paths the session knows (§18): ``(address, link)``, best first when probed.
-        self.standby: list[tuple[Hashable, Link]] = []
+        #: A tuple, replaced on change: the empty one is shared (a list costs 56 bytes each).
+        self.standby: tuple[tuple[Hashable, Link], ...] = ()
         self._degraded = False  # PATH_DEGRADED_PTO_COUNT probe timeouts on the current path
         self._path_received_at = now  # the last authenticated record by the current path
         self._reprobe_at: float | None = None  # when better standby paths are probed again
@@ -437,7 +438,7 @@ class Session(SessionLifecycle):
         new_link = link if link is not None else old_link
         self.link = new_link
         self.path.discard(addr)
-        self.standby = [(a, lk) for a, lk in self.standby if a != addr]
+        self.standby = tuple((a, lk) for a, lk in self.standby if a != addr)
         if new_link is not old_link or old_link.source_of(old) != new_link.source_of(addr):
             self.pmtu = PathMtuProber(new_link.max_record_size, new_link.probe_max)
             self.packetizer.new_path(self.pmtu)
@@ -486,9 +487,8 @@ class Session(SessionLifecycle):
     def _remember(self, addr: Hashable, link: Link) -> None:
         if addr == self.addr:
             return
-        standby = [(addr, link)] + [(a, lk) for a, lk in self.standby if a != addr]
-        del standby[PATH_STANDBY_MAX:]
-        self.standby = standby
+        others = [(a, lk) for a, lk in self.standby if a != addr]
+        self.standby = ((addr, link), *others)[:PATH_STANDBY_MAX]
 
     def add_path(self, addr: Hashable, link: Link, now: float, *, probe: bool = True) -> None:
         """Another path to the peer (§18): ``addr`` by ``link`` (a WebSocket the adapter opened,
@@ -512,7 +512,7 @@ class Session(SessionLifecycle):
     def forget_path(self, addr: Hashable) -> None:
         """``addr`` is no longer usable (its link closed): no longer a standby path nor
         validated. The current path is not touched (``Endpoint.abort_address`` ends it)."""
-        self.standby = [(a, lk) for a, lk in self.standby if a != addr]
+        self.standby = tuple((a, lk) for a, lk in self.standby if a != addr)
         self.path.discard(addr)
 
     def announce_paths(

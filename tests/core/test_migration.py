@@ -103,7 +103,7 @@ def test_without_migration_a_record_by_another_link_is_dropped() -> None:
     net, a, b, sid = ws_pair(NodeConfig(migration=False))
     sa = a.session(sid)
     sa.add_path("B/ws", a.links["A/ws"], net.now)
-    assert sa.standby == []
+    assert sa.standby == ()
     assert sa.path.probes == ()
     # A record of the session by B's WebSocket link is not even opened.
     sb = b.session(sid)
