@@ -67,6 +67,7 @@ from seigr_stt.core.events import (
     PathsAnnounced,
     SessionEstablished,
 )
+from seigr_stt.core.flow import MAX_CHANNEL
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
 from seigr_stt.core.link import Link, RelayAddress, TransportKind
 from seigr_stt.core.session import Session
@@ -1014,14 +1015,16 @@ class STTNode(EventSource):
                     f"session_ids must hold {SESSION_ID_BYTES}-byte session ids (bytes), "
                     f"not {session_id!r}"
                 )
-        check_channel(stream_id)
+        if type(stream_id) is not int or not 0 <= stream_id <= MAX_CHANNEL:
+            check_channel(stream_id)  # raises, saying why
         failed: list[bytes] = []
         sent: list[bytes] = []
         driver = self._driver
         now = driver.now()
+        session_of = driver.session
         for session_id in ids:
             try:
-                driver.session(session_id).send_message(stream_id, payload, now)
+                session_of(session_id).send_message(stream_id, payload, now)
                 sent.append(session_id)
             except (SessionNotFound, SessionClosedError):
                 failed.append(session_id)

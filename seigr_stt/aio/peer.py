@@ -18,7 +18,13 @@ from typing import Any
 
 from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.inbox import Inbox, InboxClosed, InboxIterator, check_wait_timeout
-from seigr_stt.aio.session import NodeEvent, ReceivedPacket, STTSession, check_timeout
+from seigr_stt.aio.session import (
+    NodeEvent,
+    ReceivedPacket,
+    STTSession,
+    check_timeout,
+    make_packet,
+)
 from seigr_stt.aio.streams import STTStream
 from seigr_stt.constants import CloseCode, SessionState
 from seigr_stt.core.events import (
@@ -463,13 +469,13 @@ class PeerSession(STTSession):
             handler(self, event)
 
     def _on_message(self, event: MessageReceived) -> None:
-        packet = ReceivedPacket(
-            session_id=event.session_id,
-            stream_id=event.channel,
-            data=event.data,
-            peer_node_id=self._peer_node_id,
-            transport=self._transport_type or "udp",
-            received_at=time.time(),
+        packet = make_packet(
+            event.session_id,
+            event.channel,
+            event.data,
+            self._peer_node_id,
+            self._transport_type or "udp",
+            time.time(),
         )
         if self._inbox is not None:
             self._inbox.put((packet, event.credit))

@@ -64,6 +64,52 @@ class ReceivedPacket:
     received_at: float
 
 
+def _packet_maker() -> Callable[[bytes, int, bytes, bytes, str, float], ReceivedPacket]:
+    """A fast maker of :class:`ReceivedPacket` for the receive path, one call per message.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: about
+    1.2 µs per packet with keywords on this machine, a quarter of the receiver's CPU per 64 B
+    message. The slots' own descriptors set the same fields in about 0.4 µs. The result is the
+    same frozen object (equal, hashed and refusing assignment like any other)."""
+    names = tuple(f.name for f in fields(ReceivedPacket))
+    assert names == (
+        "session_id",
+        "stream_id",
+        "data",
+        "peer_node_id",
+        "transport",
+        "received_at",
+    ), "make_packet sets the fields in this order"
+    new = ReceivedPacket.__new__
+    s_id, s_stream, s_data, s_peer, s_transport, s_at = (
+        getattr(ReceivedPacket, name).__set__ for name in names
+    )
+
+    def make_packet(
+        session_id: bytes,
+        stream_id: int,
+        data: bytes,
+        peer_node_id: bytes,
+        transport: str,
+        received_at: float,
+    ) -> ReceivedPacket:
+        packet = new(ReceivedPacket)
+        s_id(packet, session_id)
+        s_stream(packet, stream_id)
+        s_data(packet, data)
+        s_peer(packet, peer_node_id)
+        s_transport(packet, transport)
+        s_at(packet, received_at)
+        return packet
+
+    return make_packet
+
+
+#: ``make_packet(session_id, stream_id, data, peer_node_id, transport, received_at)``: a
+#: :class:`ReceivedPacket`, made faster than by its ``__init__`` (see :func:`_packet_maker`).
+make_packet = _packet_maker()
+
+
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
     """What :meth:`STTNode.on` listeners receive.

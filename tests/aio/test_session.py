@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import FrozenInstanceError, astuple
 
 import pytest
 
@@ -12,11 +13,13 @@ from seigr_stt import (
     NodeConfig,
     NodeEvent,
     ProtocolError,
+    ReceivedPacket,
     SessionClosedError,
     SessionNotFound,
     SessionState,
     STTSession,
 )
+from seigr_stt.aio.session import make_packet
 from seigr_stt.constants import (
     CLOSE_NORMAL,
     CLOSE_REASON_MAX_BYTES,
@@ -590,3 +593,20 @@ async def test_rotation_unconfirmed_by_a_silent_peer(make_node: NodeFactory) -> 
         await rotating
     assert info.value.code == 3
     assert session.state == SessionState.CLOSED
+
+
+# -- ReceivedPacket's fast maker ---------------------------------------------------------------
+def test_make_packet_makes_the_same_frozen_packet_as_the_constructor() -> None:
+    """The receive path's maker sets every field (in the dataclass's order) and the result is
+    indistinguishable from a constructed packet: equal, same hash, same repr, still frozen."""
+    fields_ = (b"\x01" * 8, 5, b"payload", b"\x02" * 32, "websocket", 1234.5)
+    made = make_packet(*fields_)
+    built = ReceivedPacket(*fields_)
+    assert type(made) is ReceivedPacket
+    assert made == built
+    assert hash(made) == hash(built)
+    assert repr(made) == repr(built)
+    assert astuple(made) == fields_
+    with pytest.raises(FrozenInstanceError):
+        made.data = b"changed"  # type: ignore[misc]
+    assert made != make_packet(*fields_[:5], 1234.6)  # every field counts, the last one too
