@@ -49,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plots", metavar="DIR", help="write the curves as PNG files here")
     parser.add_argument(
         "--loop",
-        choices=("auto", "uvloop", "asyncio"),
+        choices=("auto", "uvloop", "asyncio", "both"),
         default="auto",
-        help="event loop of the workloads (auto: uvloop when installed)",
+        help="event loop of the workloads (auto: uvloop when installed; both: every seigr_stt "
+        "case on uvloop and again on asyncio in the same rounds, judged against each other)",
     )
     parser.add_argument(
         "--real-path",
@@ -83,7 +84,7 @@ def _real_path_skipped(mode: str, smoke: bool, inprocess: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; print the table. Returns 0, or 1 when a case failed (or the real path was
     asked for and cannot run here), 2 on bad usage, 130 on Ctrl-C."""
-    from seigr_stt.bench.cases import build_suite
+    from seigr_stt.bench.cases import build_suite, with_asyncio_twins
     from seigr_stt.bench.common import loop_name
     from seigr_stt.bench.orchestrate import run_suite
     from seigr_stt.bench.plots import write_plots
@@ -111,7 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not metrics:
         sys.stderr.write("stt bench: nothing to run (the metrics asked for are skipped)\n")
         return 1
-    loop = loop_name(args.loop)
+    both = args.loop == "both"
+    try:
+        loop = loop_name("uvloop" if both else args.loop)
+    except ImportError:
+        sys.stderr.write("stt bench: uvloop is not installed (pip install 'seigr-stt[speed]')\n")
+        return 1
+    if both:
+        metrics = with_asyncio_twins(metrics)
     command = shlex.join(["python", "-m", "seigr_stt.bench", *args_list])
     try:
         suite = run_suite(
@@ -126,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if skip_path:
         suite.env["path"] = f"not run: {skip_path}"
+    if both:
+        suite.env["loop"] = "uvloop, and asyncio for the seigr_stt cases' [asyncio] twins"
     sys.stdout.write(render(suite))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(suite), indent=1, default=str) + "\n")

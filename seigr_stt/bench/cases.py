@@ -11,7 +11,8 @@ and parameters, how many rounds) and :mod:`seigr_stt.bench.orchestrate` runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from seigr_stt import generate_seed
@@ -20,9 +21,11 @@ from seigr_stt.bench.model import Case, Metric, Quantity, Target
 
 __all__ = [
     "AIOQUIC",
+    "ASYNCIO_TWIN",
     "EXTRA_RATIOS",
     "LIBP2P_BULK_MBPS",
     "LOOPBACK_METRIC_KEYS",
+    "LOOP_PARITY",
     "METRIC_KEYS",
     "PATH_METRIC_KEYS",
     "PATH_PEERS",
@@ -35,6 +38,8 @@ __all__ = [
     "WEBSOCKETS",
     "WEBSOCKETS_TLS",
     "build_suite",
+    "loop_targets",
+    "with_asyncio_twins",
 ]
 
 SEIGR_UDP = "seigr_stt UDP"
@@ -592,3 +597,65 @@ EXTRA_RATIOS = {
     "rtt": (RAW, AIOQUIC),
     "rtt_pinned": (),
 }
+
+
+# -- both event loops in one run (--loop both) -----------------------------------------------------
+#: The variant naming a seigr_stt case's twin on asyncio, run beside it (on uvloop) with
+#: ``--loop both``.
+ASYNCIO_TWIN = "asyncio"
+
+#: The performance issue's floor for uvloop against asyncio, on every figure.
+LOOP_PARITY = 0.95
+
+
+def with_asyncio_twins(metrics: Iterable[Metric]) -> list[Metric]:
+    """The suite for ``--loop both``: every seigr_stt case runs on uvloop and has a twin on
+    asyncio (variant :data:`ASYNCIO_TWIN`) right after it in each round, so both loops meet the
+    same machine load; the peers run on uvloop."""
+    out: list[Metric] = []
+    for metric in metrics:
+        cases: list[Case] = []
+        for case in metric.cases:
+            if case.server != "seigr":
+                cases.append(case)
+                continue
+            variant = f"{case.variant}, {ASYNCIO_TWIN}" if case.variant else ASYNCIO_TWIN
+            cases += [replace(case, loop="uvloop"), replace(case, loop="asyncio", variant=variant)]
+        out.append(replace(metric, cases=tuple(cases)))
+    return out
+
+
+def loop_targets(metrics: Iterable[Metric]) -> tuple[Target, ...]:
+    """One target per figure of every case with an asyncio twin: uvloop at least
+    :data:`LOOP_PARITY` times as fast as asyncio (per-round ratios of the twins; for a figure
+    where lower is better, such as an RTT, uvloop's at most ``1 / LOOP_PARITY`` times asyncio's).
+    """
+    targets: list[Target] = []
+    for metric in metrics:
+        names = {case.name for case in metric.cases}
+        for case in metric.cases:
+            if case.loop != "uvloop":
+                continue
+            twin = replace(
+                case,
+                loop="asyncio",
+                variant=f"{case.variant}, {ASYNCIO_TWIN}" if case.variant else ASYNCIO_TWIN,
+            ).name
+            if twin not in names:
+                continue
+            for quantity in metric.quantities:
+                better = quantity.higher_is_better
+                targets.append(
+                    Target(
+                        "P6",
+                        f"{case.name}: uvloop >= {LOOP_PARITY:g}x asyncio, {metric.key} "
+                        f"{quantity.label}",
+                        metric.key,
+                        quantity.key,
+                        case.name,
+                        ">=" if better else "<=",
+                        LOOP_PARITY if better else round(1 / LOOP_PARITY, 3),
+                        system_b=twin,
+                    )
+                )
+    return tuple(targets)

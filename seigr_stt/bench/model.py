@@ -45,6 +45,7 @@ class Case:
     relay: JSON | None = None
     timeout_s: float = 60.0
     netns: bool = False  # server and client across the veth path (seigr_stt.bench.netns)
+    loop: str = ""  # "uvloop" or "asyncio" for this case only ("": the run's loop)
 
     @property
     def name(self) -> str:

@@ -203,7 +203,9 @@ async def _run_subprocess(case: Case, loop: str, path: VethPath | None = None) -
 
 def run_case(case: Case, loop: str, inprocess: bool, path: VethPath | None = None) -> JSON:
     """One run of one case: fresh event loop(s), bounded by the case's timeout; a real-path case
-    (``case.netns``) across ``path``, in subprocesses whatever ``inprocess`` says."""
+    (``case.netns``) across ``path``, in subprocesses whatever ``inprocess`` says. ``loop`` is
+    the run's event loop; a case that names its own (``case.loop``) runs on that one."""
+    loop = case.loop or loop
     if inprocess and not case.netns:
         spec: JSON = {
             "server": case.server,

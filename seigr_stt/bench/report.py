@@ -18,6 +18,7 @@ from seigr_stt.bench.cases import (
     SEIGR_UDP,
     SEIGR_WS,
     TARGETS,
+    loop_targets,
 )
 from seigr_stt.bench.common import JSON, median
 from seigr_stt.bench.model import Case, CaseResult, Metric, Quantity, Suite, Target
@@ -29,8 +30,15 @@ __all__ = [
     "format_value",
     "ratios",
     "render",
+    "suite_targets",
     "to_json",
 ]
+
+
+def suite_targets(suite: Suite) -> tuple[Target, ...]:
+    """The targets judged for ``suite``: the fixed ones, and with ``--loop both`` uvloop against
+    asyncio for every figure of every twinned case (:func:`seigr_stt.bench.cases.loop_targets`)."""
+    return (*TARGETS, *loop_targets(suite.metrics))
 
 
 # -- statistics and the table ---------------------------------------------------------------------
@@ -116,7 +124,7 @@ def _row_ratios(suite: Suite, metric: Metric, quantity: Quantity, case: Case) ->
     if result is None:
         return ""
     peers: list[str] = []
-    for target in TARGETS:
+    for target in suite_targets(suite):
         if (
             target.metric == metric.key
             and target.quantity == quantity.key
@@ -246,7 +254,7 @@ def render(suite: Suite) -> str:
         "|---|---|---:|---|---:|---|---|",
     ]
     wanted = {m.key for m in suite.metrics}
-    for target in TARGETS:
+    for target in suite_targets(suite):
         if target.metric not in wanted:
             continue
         outcome = evaluate(suite, target)
@@ -348,7 +356,7 @@ def to_json(suite: Suite) -> JSON:
                 "max": o.high,
                 "verdict": o.verdict,
             }
-            for t in TARGETS
+            for t in suite_targets(suite)
             if any(m.key == t.metric for m in suite.metrics)
             for o in [evaluate(suite, t)]
             if o is not None

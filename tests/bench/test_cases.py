@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from seigr_stt.bench.cases import (
+    ASYNCIO_TWIN,
     EXTRA_RATIOS,
+    LOOP_PARITY,
     LOOPBACK_METRIC_KEYS,
     METRIC_KEYS,
     PATH_METRIC_KEYS,
+    SEIGR_WS,
     TARGETS,
     WEBSOCKETS_TLS,
     build_suite,
+    loop_targets,
+    with_asyncio_twins,
 )
 
 
@@ -61,3 +66,51 @@ def test_a_websocket_case_keeps_its_session_on_websocket() -> None:
     # WebSocket it is meant to measure (protocol.md §18).
     assert _config({"transport": "ws"}).migration is False
     assert _config({"transport": "udp"}).migration is True
+
+
+def test_loop_both_twins_every_seigr_case_on_asyncio_right_after_it() -> None:
+    metrics = build_suite(False, 3, ["msg64", "rtt"])
+    twinned = with_asyncio_twins(metrics)
+    for before, after in zip(metrics, twinned, strict=True):
+        expected: list[tuple[str, str]] = []
+        for case in before.cases:
+            if case.server == "seigr":
+                expected += [(case.name, "uvloop"), (f"{case.name} [{ASYNCIO_TWIN}]", "asyncio")]
+            else:
+                expected.append((case.name, ""))  # the peers keep the run's loop
+        assert [(c.name, c.loop) for c in after.cases] == expected, before.key
+        assert len({c.name for c in after.cases}) == len(after.cases)
+    rtt = next(m for m in twinned if m.key == "rtt")
+    assert any(c.loop == "asyncio" and c.system == SEIGR_WS for c in rtt.cases)
+
+
+def test_loop_targets_judge_each_figure_of_each_twinned_case() -> None:
+    twinned = with_asyncio_twins(build_suite(False, 3, ["msg64", "rtt", "rotation"]))
+    targets = loop_targets(twinned)
+    by_metric = {m.key: m for m in twinned}
+    pairs = set()
+    for target in targets:
+        metric = by_metric[target.metric]
+        names = {c.name for c in metric.cases}
+        assert target.number == "P6"
+        assert target.system in names
+        assert target.system_b in names
+        assert target.system_b.endswith(f"{ASYNCIO_TWIN}]")
+        quantity = next(q for q in metric.quantities if q.key == target.quantity)
+        if quantity.higher_is_better:
+            assert (target.op, target.threshold) == (">=", LOOP_PARITY)
+        else:  # an RTT: uvloop's at most 1/0.95 of asyncio's
+            assert target.op == "<="
+            assert abs(target.threshold - 1 / LOOP_PARITY) < 1e-3
+        pairs.add((target.metric, target.system, target.quantity))
+    expected = {
+        (m.key, c.name, q.key)
+        for m in twinned
+        for c in m.cases
+        if c.loop == "uvloop"
+        for q in m.quantities
+    }
+    assert pairs == expected
+    assert len(targets) == len(expected)
+    assert ("rotation", "seigr_stt UDP [rotating]", "mbps") in pairs  # variants keep theirs
+    assert loop_targets(build_suite(False, 3, ["msg64"])) == ()  # no twins, no targets

@@ -56,3 +56,21 @@ def test_the_real_path_is_skipped_with_its_reason_or_refused_when_required(
     err = capsys.readouterr().err
     assert "real path (veth pair, MTU 1500, two network namespaces) skipped: needs root" in err
     assert "nothing to run" in err
+
+
+def test_loop_both_runs_the_seigr_cases_on_both_loops_and_judges_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("uvloop")
+    assert main(["--smoke", "--loop", "both", "--only", "rtt"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| rtt: RTT p50 | ")]
+    systems = [row.split(" | ")[1] for row in rows]
+    assert "seigr_stt UDP" in systems
+    assert "seigr_stt UDP [asyncio]" in systems
+    assert "seigr_stt WebSocket [asyncio]" in systems
+    assert "websockets [asyncio]" not in systems  # the peers run once, on uvloop
+    verdicts = [line for line in out.splitlines() if line.startswith("| P6 | ")]
+    assert len(verdicts) == 4  # 2 systems x (p50, p99)
+    assert all(line.rstrip(" |").endswith(("met", "NOT met")) for line in verdicts)
+    assert "uvloop, and asyncio for the seigr_stt cases' [asyncio] twins" in out

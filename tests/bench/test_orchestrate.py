@@ -3,10 +3,14 @@ server and client reported."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
+from seigr_stt.bench import orchestrate
 from seigr_stt.bench.cases import RAW, SEIGR_UDP
 from seigr_stt.bench.common import JSON
 from seigr_stt.bench.model import Case
@@ -58,3 +62,37 @@ def test_a_real_path_case_puts_its_server_and_client_each_in_its_namespace() -> 
         _sides(dataclasses.replace(case, relay={"loss": 0.1}), path)
     loopback = dataclasses.replace(case, netns=False)
     assert _sides(loopback, path) == ({"size": 64}, {"size": 64}, [], [])
+
+
+@pytest.mark.parametrize(("inprocess", "netns"), [(True, False), (False, False), (False, True)])
+def test_a_case_that_names_its_loop_runs_on_it_whatever_the_runs_loop(
+    monkeypatch: pytest.MonkeyPatch, inprocess: bool, netns: bool
+) -> None:
+    """``--loop both``: the asyncio twin runs on asyncio in a uvloop run, in process, or in its
+    subprocesses (the loop goes into their spec; the parent waits on asyncio), across the veth
+    path too."""
+    ran_on: list[str] = []  # the loop run_loop was given
+    workers_on: list[str] = []  # the loop handed to the subprocesses
+
+    async def fake_subprocess(case: Case, loop: str, path: VethPath | None = None) -> JSON:
+        workers_on.append(loop)
+        return {}
+
+    def fake_run_loop(main: Coroutine[Any, Any, JSON], loop: str) -> JSON:
+        ran_on.append(loop)
+        if getattr(main, "cr_code", None) is fake_subprocess.__code__:
+            return asyncio.run(main)
+        main.close()  # run_case_inprocess: not run here
+        return {}
+
+    monkeypatch.setattr(orchestrate, "run_loop", fake_run_loop)
+    monkeypatch.setattr(orchestrate, "_run_subprocess", fake_subprocess)
+    case = Case("m", SEIGR_UDP, "seigr", "seigr:rtt", {}, netns=netns)
+    for own, expected in (("", "uvloop"), ("asyncio", "asyncio"), ("uvloop", "uvloop")):
+        ran_on.clear()
+        workers_on.clear()
+        orchestrate.run_case(dataclasses.replace(case, loop=own), "uvloop", inprocess)
+        if inprocess and not netns:
+            assert (ran_on, workers_on) == ([expected], [])
+        else:
+            assert (ran_on, workers_on) == (["asyncio"], [expected])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
-from seigr_stt.bench.model import Case, CaseResult, Suite, Target
-from seigr_stt.bench.report import evaluate, format_value, ratios
+from seigr_stt.bench.cases import SEIGR_UDP, TARGETS, with_asyncio_twins
+from seigr_stt.bench.model import Case, CaseResult, Metric, Quantity, Suite, Target
+from seigr_stt.bench.orchestrate import environment
+from seigr_stt.bench.report import evaluate, format_value, ratios, render, suite_targets
 
 
 def _suite(**series: list[float | None]) -> Suite:
@@ -61,3 +63,28 @@ def test_format_value() -> None:
     assert format_value(3.14159) == "3.14"
     assert format_value(2.34, 1) == "2.3"
     assert format_value(12345.678, 2) == "12,345.68"
+
+
+def test_loop_both_adds_a_verdict_per_figure_uvloop_against_asyncio() -> None:
+    metric = Metric(
+        "rtt",
+        "RTT",
+        (Quantity("rate", "rate", "/s"), Quantity("p50_us", "p50", "µs", higher_is_better=False)),
+        (Case("rtt", SEIGR_UDP, "seigr", "seigr:rtt", {}),),
+        3,
+    )
+    (twinned,) = with_asyncio_twins([metric])
+    uv, asyncio_ = twinned.cases
+    results = {
+        ("rtt", uv.name): CaseResult(uv, values=[{"rate": 96.0, "p50_us": 110.0}] * 3),
+        ("rtt", asyncio_.name): CaseResult(asyncio_, values=[{"rate": 100.0, "p50_us": 100.0}] * 3),
+    }
+    suite = Suite([twinned], results, environment("uvloop", inprocess=True), "test")
+    outcomes = {t.quantity: evaluate(suite, t) for t in suite_targets(suite) if t.number == "P6"}
+    rate, p50 = outcomes["rate"], outcomes["p50_us"]
+    assert rate is not None
+    assert (rate.verdict, rate.ratio) == ("met", 0.96)
+    assert p50 is not None
+    assert (p50.verdict, p50.ratio) == ("NOT met", 1.1)
+    assert "| P6 | seigr_stt UDP: uvloop >= 0.95x asyncio, rtt p50 |" in render(suite)
+    assert len(suite_targets(Suite([metric], {}, {}, "test"))) == len(TARGETS)
