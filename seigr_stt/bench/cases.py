@@ -608,6 +608,12 @@ ASYNCIO_TWIN = "asyncio"
 LOOP_PARITY = 0.95
 
 
+def _asyncio_twin(case: Case) -> Case:
+    """``case`` on asyncio, its variant naming the loop."""
+    variant = f"{case.variant}, {ASYNCIO_TWIN}" if case.variant else ASYNCIO_TWIN
+    return replace(case, loop="asyncio", variant=variant)
+
+
 def with_asyncio_twins(metrics: Iterable[Metric]) -> list[Metric]:
     """The suite for ``--loop both``: every seigr_stt case runs on uvloop and has a twin on
     asyncio (variant :data:`ASYNCIO_TWIN`) right after it in each round, so both loops meet the
@@ -619,8 +625,7 @@ def with_asyncio_twins(metrics: Iterable[Metric]) -> list[Metric]:
             if case.server != "seigr":
                 cases.append(case)
                 continue
-            variant = f"{case.variant}, {ASYNCIO_TWIN}" if case.variant else ASYNCIO_TWIN
-            cases += [replace(case, loop="uvloop"), replace(case, loop="asyncio", variant=variant)]
+            cases += [replace(case, loop="uvloop"), _asyncio_twin(case)]
         out.append(replace(metric, cases=tuple(cases)))
     return out
 
@@ -636,11 +641,7 @@ def loop_targets(metrics: Iterable[Metric]) -> tuple[Target, ...]:
         for case in metric.cases:
             if case.loop != "uvloop":
                 continue
-            twin = replace(
-                case,
-                loop="asyncio",
-                variant=f"{case.variant}, {ASYNCIO_TWIN}" if case.variant else ASYNCIO_TWIN,
-            ).name
+            twin = _asyncio_twin(case).name
             if twin not in names:
                 continue
             for quantity in metric.quantities:
