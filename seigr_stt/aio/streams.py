@@ -191,8 +191,12 @@ class STTStream:
         return self._fin_received and self._reset_code is None
 
     def _take(self, n: int) -> bytes:
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
+        # One copy, not two (a slice of a bytearray is a copy before bytes() copies it again):
+        # a reader behind a bulk stream takes up to a window at a time, out of the CPU cache.
+        buffer = self._buffer
+        with memoryview(buffer) as view:
+            data = view[:n].tobytes()
+        del buffer[:n]
         if not self._buffer and not self._eof:
             self._readable.clear()
         if data:
