@@ -157,6 +157,21 @@ def loopback_udp_socket(host: str = LOOPBACK) -> socket.socket:
     return sock
 
 
+def recv_all(sock: socket.socket, source: tuple[str, int]) -> list[bytes]:
+    """Every datagram waiting on the non-blocking ``sock`` that came from ``source`` (the node
+    under test). Datagrams from anywhere else are skipped: with tests running in parallel, a
+    node of another test may still be sending to a port it used, which the kernel has handed
+    to ``sock`` since."""
+    out: list[bytes] = []
+    while True:
+        try:
+            data, sender = sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            return out
+        if sender[:2] == source[:2]:
+            out.append(data)
+
+
 class UDPRelay:
     """Forwards datagrams between one client and a server, all on 127.0.0.1.
 
@@ -217,9 +232,11 @@ class UDPRelay:
     def _from_server(self, sock: socket.socket) -> None:
         while True:
             try:
-                data, _ = sock.recvfrom(65535)
+                data, sender = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
+            if sender[:2] != self.server_addr[:2]:
+                continue  # a stray: another test's node sending to a port this socket now has
             if self.client_addr is not None:
                 self.to_client.append(data)
                 self.front.sendto(data, self.client_addr)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Hashable
@@ -37,7 +36,7 @@ from seigr_stt.core.identity import NodeIdentity, SharedSecrets
 from seigr_stt.core.link import Link
 from seigr_stt.core.record import pack_header, seal_record
 from seigr_stt.core.session import Session
-from tests.aio.helpers import NodeFactory, Transport, connect, receive_n, wait_until
+from tests.aio.helpers import NodeFactory, Transport, connect, receive_n, recv_all, wait_until
 
 __all__ = [
     "LoopLag",
@@ -87,21 +86,6 @@ def forge_record(session: Session, frames: bytes, *, epoch: int | None = None) -
     key, real_epoch, echo, counter = session.keys.next_send()
     header = pack_header(real_epoch if epoch is None else epoch, echo, session.session_id, counter)
     return seal_record(key, header, counter, frames)
-
-
-def recv_all(sock: socket.socket, source: tuple[str, int]) -> list[bytes]:
-    """Every datagram waiting on the non-blocking ``sock`` that came from ``source`` (the node
-    under test). Datagrams from anywhere else are skipped: with tests running in parallel, a
-    node of another test may still be sending to a port it used, which the kernel has handed
-    to ``sock`` since."""
-    out: list[bytes] = []
-    while True:
-        try:
-            data, sender = sock.recvfrom(65535)
-        except (BlockingIOError, InterruptedError):
-            return out
-        if sender[:2] == source[:2]:
-            out.append(data)
 
 
 async def round_trip(session: STTSession, client: STTNode, server: STTNode, tag: bytes) -> None:
