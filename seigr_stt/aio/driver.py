@@ -277,8 +277,7 @@ class Driver:
             owed[0] += credit
             owed[1] += 1
         self._changed_in_turn = True
-        if not self._end_scheduled:  # once per turn (the check inline: once per message here)
-            self._schedule_end()
+        self._schedule_end()
 
     def _return_credits(self) -> None:
         credits = self._credits
@@ -407,7 +406,7 @@ class Driver:
             session = endpoint.get_session(session_id)
             if session is None:
                 continue
-            if session.streams.send_buffered > SEND_HIGH_WATER_BYTES:  # (send_buffered, inline)
+            if session.send_buffered > SEND_HIGH_WATER_BYTES:
                 await self.wait_below(session_id, SEND_HIGH_WATER_BYTES)
                 session = endpoint.get_session(session_id)
                 if session is None:

@@ -67,7 +67,6 @@ from seigr_stt.core.events import (
     PathsAnnounced,
     SessionEstablished,
 )
-from seigr_stt.core.flow import MAX_CHANNEL
 from seigr_stt.core.identity import NodeIdentity, SharedSecrets, parse_seed
 from seigr_stt.core.link import Link, RelayAddress, TransportKind
 from seigr_stt.core.session import Session
@@ -1015,8 +1014,7 @@ class STTNode(EventSource):
                     f"session_ids must hold {SESSION_ID_BYTES}-byte session ids (bytes), "
                     f"not {session_id!r}"
                 )
-        if type(stream_id) is not int or not 0 <= stream_id <= MAX_CHANNEL:
-            check_channel(stream_id)  # raises, saying why
+        check_channel(stream_id)
         failed: list[bytes] = []
         sent: list[bytes] = []
         driver = self._driver

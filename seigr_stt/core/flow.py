@@ -419,7 +419,7 @@ class StreamTable:
 
     def write_message(self, channel: int, header: bytes, data: bytes) -> None:
         """Append one length-prefixed message to our message channel ``channel`` (§16.1)."""
-        stream_id = (channel << STREAM_INDEX_SHIFT) | KIND_MESSAGES | self.side
+        stream_id = channel_stream_id(channel, self.side)
         stream = self.send.get(stream_id)
         if stream is None:
             stream = self.send[stream_id] = SendStream(self.config.stream_window)
@@ -427,8 +427,7 @@ class StreamTable:
         size = len(header) + len(data)
         self.send_buffered += size
         self.unsent += size
-        if not stream.queued:  # else it has its turn already (schedule would do nothing)
-            self.schedule(stream_id)
+        self.schedule(stream_id)
 
     def reset(self, stream_id: int, code: int) -> None:
         """Abort byte stream ``stream_id`` in both directions with ``code``."""

@@ -22,10 +22,10 @@ from seigr_stt.constants import (
     CloseCode,
     SessionState,
 )
-from seigr_stt.core.channels import MessageChannels
+from seigr_stt.core.channels import MessageChannels, message_header
 from seigr_stt.core.events import Event, HandshakeAborted, KeyRotated, SessionClosed
 from seigr_stt.core.flow import MAX_CHANNEL, StreamTable
-from seigr_stt.core.frames import VARINT_MAX, Close, Datagram, Ping, encode_varint, varint_size
+from seigr_stt.core.frames import VARINT_MAX, Close, Datagram, Ping, varint_size
 from seigr_stt.core.keys import KeySchedule, RotationPolicy
 from seigr_stt.core.link import Link
 from seigr_stt.core.packetizer import RecordBuilder
@@ -171,9 +171,7 @@ class SessionLifecycle:
         """Queue one application message on ``channel``; it is delivered reliably, in order per
         channel, exactly once. Raises SessionClosedError, MessageTooLarge (the session stays
         usable) or ConfigError for a channel outside 0..MAX_CHANNEL."""
-        # The per-message path of small messages: few calls (docs/performance.md).
-        if self.state is not SessionState.ACTIVE:
-            self._require_active()
+        self._require_active()
         size = len(data)
         if size > self.config.max_message_size:
             raise MessageTooLarge(
@@ -181,12 +179,10 @@ class SessionLifecycle:
             )
         if not 0 <= channel <= MAX_CHANNEL:
             raise ConfigError(f"stream_id must be within 0..{MAX_CHANNEL}")
-        self.streams.write_message(channel, encode_varint(size), data)
+        self.streams.write_message(channel, message_header(data), data)
         self.counters.messages_sent += 1
         self.timers.on_application_data(now)
-        on_change = self._on_change
-        if on_change is not None:
-            on_change(self)
+        self._changed()
 
     def consume_message(self, channel: int, credit: int, count: int = 1) -> None:
         """The application took ``count`` messages of channel ``channel`` whose events carried
