@@ -10,6 +10,7 @@ from typing import Any
 from seigr_stt.aio.driver import Driver
 from seigr_stt.constants import STREAM_CODE_UNIDIRECTIONAL, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
+from seigr_stt.core.streams import copy_out
 from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 
 __all__ = ["STREAM_READ_LIMIT", "STTStream"]
@@ -191,13 +192,12 @@ class STTStream:
         return self._fin_received and self._reset_code is None
 
     def _take(self, n: int) -> bytes:
-        # One copy, not two (a slice of a bytearray is a copy before bytes() copies it again):
-        # a reader behind a bulk stream takes up to a window at a time, out of the CPU cache.
+        # One copy when large (copy_out): a reader behind a bulk stream takes up to a window at
+        # a time, out of the CPU cache.
         buffer = self._buffer
-        with memoryview(buffer) as view:
-            data = view[:n].tobytes()
+        data = copy_out(buffer, 0, n)
         del buffer[:n]
-        if not self._buffer and not self._eof:
+        if not buffer and not self._eof:
             self._readable.clear()
         if data:
             session = self._driver.get_session(self._session_id)

@@ -20,7 +20,7 @@ from seigr_stt.core.events import Event, MessageReceived
 from seigr_stt.core.flow import StreamTable, channel_stream_id
 from seigr_stt.core.frames import encode_varint, peek_varint
 from seigr_stt.core.stats import SessionCounters
-from seigr_stt.core.streams import ReceiveStream
+from seigr_stt.core.streams import ReceiveStream, copy_out
 from seigr_stt.exceptions import PeerViolation
 
 __all__ = ["MessageChannels", "MessageParser", "message_header"]
@@ -63,7 +63,7 @@ class MessageParser:
             end = start + length
             if end > total:
                 break
-            popped.append((bytes(buf[start:end]), end - pos))
+            popped.append((copy_out(buf, start, end), end - pos))
             pos = end
         if pos:
             del buf[:pos]

@@ -15,7 +15,22 @@ from __future__ import annotations
 from seigr_stt.core.rangeset import RangeSet
 from seigr_stt.exceptions import FlowControlError
 
-__all__ = ["FlowControlError", "ReceiveStream", "SendStream"]
+__all__ = ["FlowControlError", "ReceiveStream", "SendStream", "copy_out"]
+
+#: From this many bytes, :func:`copy_out` copies through a memoryview (one copy); below it a
+#: bytearray slice and then bytes() (two copies, but fewer objects) is faster. timeit on the
+#: project's machine (4 Dec 2026): 2 KiB 283 against 407 ns, 8 KiB 810 against 525 ns, 64 KiB
+#: 3.3 against 1.7 µs.
+_ONE_COPY_BYTES = 8192
+
+
+def copy_out(buffer: bytearray, start: int, end: int) -> bytes:
+    """``bytes(buffer[start:end])`` (clamped like a slice), with one copy when it is large. No
+    view of ``buffer`` outlives the call: the caller may resize it right after."""
+    if min(end, len(buffer)) - start < _ONE_COPY_BYTES:
+        return bytes(buffer[start:end])
+    with memoryview(buffer) as view:
+        return view[start:end].tobytes()
 
 
 class SendStream:
@@ -108,7 +123,7 @@ class SendStream:
             if end <= start:
                 return None
             self._pending.subtract(start, end)
-            data = bytes(self._buffer[start - self._base : end - self._base])
+            data = copy_out(self._buffer, start - self._base, end - self._base)
             fin = self.fin and end == self.written and not self._pending
             if fin:
                 self.fin_sent = True
@@ -265,7 +280,7 @@ class ReceiveStream:
             return b""
         start, stop = ahead.shift()
         buffer = self._buffer
-        data = bytes(buffer[start - self._base : stop - self._base])
+        data = copy_out(buffer, start - self._base, stop - self._base)
         self.delivered = stop
         if not ahead:
             buffer.clear()

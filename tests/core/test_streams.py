@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seigr_stt.core.streams import FlowControlError, ReceiveStream, SendStream
+from seigr_stt.core.streams import FlowControlError, ReceiveStream, SendStream, copy_out
 from tests.profiles import scaled
 
 DATA = bytes(range(256)) * 4
@@ -590,3 +591,14 @@ def test_send_acks_in_any_order_free_exactly_the_acknowledged_prefix(
         offset, data, _ = chunk
         sent.update(range(offset, offset + len(data)))
     assert not sent & acked
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 8191, 8192, 65536])
+def test_copy_out_is_a_slice_as_bytes_and_leaves_the_buffer_resizable(size: int) -> None:
+    buffer = bytearray(os.urandom(size + 20))
+    for start, end in ((0, size), (10, size + 10), (5, size + 1000), (size + 30, size + 40)):
+        copied = copy_out(buffer, start, end)
+        assert type(copied) is bytes
+        assert copied == bytes(buffer[start:end])  # clamped like a slice
+    del buffer[: size // 2]  # no view of it is left (BufferError otherwise)
+    buffer += b"more"
