@@ -120,6 +120,13 @@ class PathValidator:
         """The addresses of our choosing being validated."""
         return tuple(self._probes or ())
 
+    def _validating(self, addr: Hashable) -> _Candidate | None:
+        """The probe of ours, else the peer's candidate, being validated at ``addr``."""
+        found = self._probes.get(addr) if self._probes else None
+        if found is None and self._candidate is not None and self._candidate.addr == addr:
+            found = self._candidate
+        return found
+
     def _new_token(self, last_token: int) -> int:
         return last_token + 1 + int.from_bytes(self._rng(4), "big")
 
@@ -138,13 +145,9 @@ class PathValidator:
         address must not). ``last_token`` is the session's highest PING token so far; returns
         the new challenge's token when one starts (the session's PINGs continue above it),
         else None. A record from a probe only raises what it has received."""
-        probe = self._probes.get(addr) if self._probes else None
-        if probe is not None:
-            probe.received += size
-            return None
-        candidate = self._candidate
-        if candidate is not None and candidate.addr == addr:
-            candidate.received += size
+        known = self._validating(addr)
+        if known is not None:
+            known.received += size
             return None
         if not newest:
             return None
@@ -156,14 +159,14 @@ class PathValidator:
         """Validate ``addr`` (reached by ``link``), a path of our choosing (§18). Returns the
         new challenge's token, or None when ``addr`` is being validated already (its attempts
         then start over). At most ``PATH_PROBES_MAX`` at once: the oldest makes room."""
+        known = self._validating(addr)
+        if known is not None:
+            known.attempts = 0
+            known.next_at = now
+            return None
         probes = self._probes
         if probes is None:
             probes = self._probes = {}
-        for known in (probes.get(addr), self._candidate):
-            if known is not None and known.addr == addr:
-                known.attempts = 0
-                known.next_at = now
-                return None
         if len(probes) >= PATH_PROBES_MAX:
             del probes[next(iter(probes))]
         token = self._new_token(last_token)
@@ -172,9 +175,7 @@ class PathValidator:
 
     def on_ping(self, addr: Hashable, token: int) -> None:
         """A PING with ``token`` came from ``addr``: if it is being validated, answer there."""
-        target = self._probes.get(addr) if self._probes else None
-        if target is None and self._candidate is not None and self._candidate.addr == addr:
-            target = self._candidate
+        target = self._validating(addr)
         if target is not None and token > target.answered:
             target.pong = max(target.pong, token)
 
@@ -210,9 +211,7 @@ class PathValidator:
 
     def on_probe_sent(self, probe: PathProbe, size: int, now: float, pto_s: float) -> None:
         """The record of ``probe`` went out, ``size`` bytes."""
-        c = self._probes.get(probe.addr) if self._probes else None
-        if c is None and self._candidate is not None and self._candidate.addr == probe.addr:
-            c = self._candidate
+        c = self._validating(probe.addr)
         if c is None:  # pragma: no cover - probes_due just listed it
             return
         c.sent += size
