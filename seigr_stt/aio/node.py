@@ -44,7 +44,7 @@ from seigr_stt.aio.session import (
     check_timeout,
 )
 from seigr_stt.aio.stats import NodeStats, UDPStats, WebSocketStats
-from seigr_stt.aio.udp import UDPTransport
+from seigr_stt.aio.udp import UDPTransport, ip_version
 from seigr_stt.aio.websocket import WebSocketTransport, WSLink
 from seigr_stt.config import NodeConfig
 from seigr_stt.constants import (
@@ -158,10 +158,8 @@ def _unspecified(host: str) -> bool:
 
 def _same_family(host: str, bound: str) -> bool:
     """Whether a socket bound to ``bound`` can send to ``host`` (a name: maybe, so yes)."""
-    try:
-        return ipaddress.ip_address(host).version == ipaddress.ip_address(bound).version
-    except ValueError:
-        return True
+    version, bound_version = ip_version(host), ip_version(bound)
+    return version is None or bound_version is None or version == bound_version
 
 
 def _transport_of(addr: object) -> str:

@@ -4,6 +4,8 @@ objects live with their owner (the module holds no state)."""
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import types
 import weakref
 from collections.abc import Callable
@@ -165,3 +167,34 @@ def _track_ciphers(
 
     monkeypatch.setattr(crypto, attribute, Tracked)
     return made
+
+
+@settings(max_examples=scaled(60), deadline=None)
+@given(key=st.binary(max_size=300), data=st.binary(max_size=300))
+def test_hmac_hash_is_rfc_2104_hmac_blake2b(key: bytes, data: bytes) -> None:
+    # Keys shorter than, equal to and longer than BLAKE2b's 128-byte block (a long key is
+    # hashed first): the precomputed pads must give what the standard library's HMAC gives.
+    assert crypto.hmac_hash(key, data) == hmac.digest(key, data, hashlib.blake2b)
+
+
+@pytest.mark.parametrize("key_size", [0, 64, 128, 129])
+def test_hmac_hash_at_the_block_size_edges(key_size: int) -> None:
+    key = bytes((i * 7) % 256 for i in range(key_size))
+    assert crypto.hmac_hash(key, b"m") == hmac.digest(key, b"m", hashlib.blake2b)
+
+
+@settings(max_examples=scaled(40), deadline=None)
+@given(
+    chaining_key=st.binary(min_size=64, max_size=64),
+    ikm=st.sampled_from([b"", bytes(32), bytes(range(64))]) | st.binary(max_size=64),
+    outputs=st.sampled_from([2, 3]),
+)
+def test_hkdf_is_noises_hkdf(chaining_key: bytes, ikm: bytes, outputs: int) -> None:
+    # Noise §4.3 spelled out with the standard library's HMAC: each output keyed by the
+    # temporary key, over the previous output and the output's number.
+    temp_key = hmac.digest(chaining_key, ikm, hashlib.blake2b)
+    expected, previous = [], b""
+    for i in range(1, outputs + 1):
+        previous = hmac.digest(temp_key, previous + bytes([i]), hashlib.blake2b)
+        expected.append(previous)
+    assert crypto.hkdf(chaining_key, ikm, outputs) == tuple(expected)
