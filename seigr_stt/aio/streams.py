@@ -10,7 +10,7 @@ from typing import Any
 from seigr_stt.aio.driver import Driver
 from seigr_stt.constants import STREAM_CODE_UNIDIRECTIONAL, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
-from seigr_stt.core.streams import copy_out
+from seigr_stt.core.streams import ReadQueue
 from seigr_stt.exceptions import ConfigError, SessionClosedError, StreamError
 
 __all__ = ["STREAM_READ_LIMIT", "STTStream"]
@@ -70,7 +70,7 @@ class STTStream:
         self._receive_only = False  # the peer opened it unidirectional: we only read
         self._session_id = session_id
         self._stream_id = stream_id
-        self._buffer = bytearray()
+        self._buffer = ReadQueue()
         self._eof = False
         self._fin_received = False  # the peer finished its side: every byte has arrived
         self._write_closed = False
@@ -112,7 +112,7 @@ class STTStream:
     # -- events from the session --------------------------------------------------------------
     def handle_data(self, data: bytes, fin: bool) -> None:
         """Bytes arrived in order (``fin``: the peer finished its side)."""
-        self._buffer += data
+        self._buffer.append(data)
         if fin:
             self._eof = True
             self._fin_received = True
@@ -192,11 +192,10 @@ class STTStream:
         return self._fin_received and self._reset_code is None
 
     def _take(self, n: int) -> bytes:
-        # One copy when large (copy_out): a reader behind a bulk stream takes up to a window at
-        # a time, out of the CPU cache.
+        # One copy at most (ReadQueue.take): a reader behind a bulk stream takes up to a window
+        # at a time.
         buffer = self._buffer
-        data = copy_out(buffer, 0, n)
-        del buffer[:n]
+        data = buffer.take(n)
         if not buffer and not self._eof:
             self._readable.clear()
         if data:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seigr_stt.core.streams import FlowControlError, ReceiveStream, SendStream, copy_out
+from seigr_stt.core.streams import FlowControlError, ReadQueue, ReceiveStream, SendStream, copy_out
 from tests.profiles import scaled
 
 DATA = bytes(range(256)) * 4
@@ -602,3 +603,92 @@ def test_copy_out_is_a_slice_as_bytes_and_leaves_the_buffer_resizable(size: int)
         assert copied == bytes(buffer[start:end])  # clamped like a slice
     del buffer[: size // 2]  # no view of it is left (BufferError otherwise)
     buffer += b"more"
+
+
+@settings(max_examples=scaled(80), deadline=None)
+@given(
+    pieces=st.lists(st.binary(max_size=300), max_size=12),
+    takes=st.lists(st.integers(min_value=0, max_value=700), max_size=12),
+)
+def test_read_queue_hands_out_the_bytes_in_order_whatever_the_cuts(
+    pieces: list[bytes], takes: list[int]
+) -> None:
+    # A model: one bytes string cut at the same places.
+    queue = ReadQueue()
+    model = b""
+    for piece in pieces:
+        queue.append(piece)
+        model += piece
+    assert len(queue) == len(model)
+    assert bool(queue) == bool(model)
+    for n in takes:
+        taken = queue.take(n)
+        assert type(taken) is bytes
+        assert taken == model[:n]
+        model = model[n:]
+        assert len(queue) == len(model)
+    assert queue.take(len(model) + 1) == model
+    assert not queue
+    assert queue.take(5) == b""
+
+
+def test_read_queue_hands_a_whole_piece_over_without_a_copy() -> None:
+    queue = ReadQueue()
+    piece = bytes(range(200)) * 100
+    queue.append(piece)
+    queue.append(b"tail")
+    assert queue.take(len(piece)) is piece
+    assert queue.take(100) == b"tail"
+
+
+def test_read_queue_keeps_no_empty_pieces() -> None:
+    queue = ReadQueue()
+    queue.append(b"")
+    assert not queue
+    assert queue.find(b"x") == -1
+
+
+@settings(max_examples=scaled(60), deadline=None)
+@given(
+    pieces=st.lists(st.text(alphabet="ab\n", min_size=1, max_size=40).map(str.encode), max_size=8),
+    taken=st.integers(min_value=0, max_value=30),
+    start=st.integers(min_value=0, max_value=60),
+)
+def test_read_queue_finds_a_separator_across_pieces(
+    pieces: list[bytes], taken: int, start: int
+) -> None:
+    queue = ReadQueue()
+    for piece in pieces:
+        queue.append(piece)
+    model = b"".join(pieces)
+    queue.take(taken)  # a partly taken first piece
+    model = model[taken:]
+    assert queue.find(b"\n", start) == model.find(b"\n", start)
+    assert queue.find(b"ab", start) == model.find(b"ab", start)
+    assert queue.take(len(model)) == model  # finding took nothing
+
+
+def test_read_queue_memory_stays_near_the_bytes_held_however_small_the_pieces() -> None:
+    # A peer may send its window in 2-byte STREAM frames: queued one bytes object each, that
+    # would hold ~20x the data. Small pieces are gathered instead.
+    queue = ReadQueue()
+    for i in range(50_000):
+        queue.append(bytes((i % 256, (i >> 8) % 256)))
+    assert len(queue._pieces) == 1  # one bytearray
+    held = sum(sys.getsizeof(piece) for piece in queue._pieces)
+    assert held < 1.2 * len(queue)
+    assert queue.take(4) == bytes((0, 0, 1, 0))
+
+
+def test_read_queue_search_gathers_each_byte_once() -> None:
+    # readuntil over a line arriving in many pieces: the search gathers into one bytearray
+    # that later pieces extend, not a new copy of everything per piece.
+    queue = ReadQueue()
+    queue.append(b"x" * 2000)  # a large piece, kept as it is
+    assert queue.find(b"\n") == -1
+    gathered = queue._pieces[0]
+    queue.append(b"y" * 3000)
+    queue.append(b"z\n")
+    assert queue.find(b"\n") == 5001
+    assert queue._pieces[0] is gathered  # extended in place
+    assert queue.take(5002) == b"x" * 2000 + b"y" * 3000 + b"z\n"
