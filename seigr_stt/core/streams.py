@@ -56,7 +56,7 @@ class ReadQueue:
 
     def __init__(self) -> None:
         self._pieces: deque[bytes | bytearray] = deque()
-        self._head = 0  # bytes of the first piece already taken
+        self._head = 0  # bytes already taken of the first piece (a bytes piece only)
         #: Bytes waiting.
         self.size = 0
 
@@ -103,6 +103,13 @@ class ReadQueue:
                 pieces.popleft()
                 head = 0
                 want -= left
+            elif type(piece) is bytearray:
+                # Gathered small pieces, which later ones extend: what is taken leaves it at
+                # once (never an offset into it, or it would grow for as long as a reader
+                # stays behind).
+                parts.append(piece[:want])
+                del piece[:want]
+                want = 0
             else:
                 parts.append(memoryview(piece)[head : head + want])
                 head += want
