@@ -1,5 +1,6 @@
-"""Plots of the curves (throughput against loss rate and against message size), with matplotlib's
-Agg backend when matplotlib is installed; otherwise :func:`write_plots` says why it wrote none."""
+"""Plots of the curves (throughput against loss rate and against message size) and of the
+real-path figures (one panel per metric, a bar per system), with matplotlib's Agg backend when
+matplotlib is installed; otherwise :func:`write_plots` says why it wrote none."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 from seigr_stt.bench.common import median
 from seigr_stt.bench.model import Metric, Suite
 
-__all__ = ["write_plots"]
+__all__ = ["PathBar", "path_bars", "write_plots"]
+
+#: One bar of the real-path plot: system (case name), median, minimum and maximum over rounds.
+PathBar = tuple[str, float, float, float]
 
 
 def _curve(
@@ -36,9 +40,30 @@ def _curve(
     return xs, mids, lows, highs
 
 
+def path_bars(suite: Suite) -> list[tuple[Metric, str, list[PathBar]]]:
+    """The real-path metrics that have results (cases across the veth pair), each with the label
+    of its first quantity and a bar per system that ran: ``(system, median, min, max)``."""
+    panels: list[tuple[Metric, str, list[PathBar]]] = []
+    for metric in suite.metrics:
+        if metric.plot or not any(case.netns for case in metric.cases):
+            continue
+        quantity = metric.quantities[0]
+        bars: list[PathBar] = []
+        for case in metric.cases:
+            result = suite.result(metric.key, case.name)
+            values = result.finite(quantity.key) if result is not None else []
+            if values:
+                bars.append((case.name, median(values), min(values), max(values)))
+        if bars:
+            lower = "" if quantity.higher_is_better else ", lower is better"
+            panels.append((metric, f"{quantity.label} ({quantity.unit}{lower})", bars))
+    return panels
+
+
 def write_plots(suite: Suite, directory: Path) -> list[str]:
-    """Write ``throughput_vs_loss.png`` and ``throughput_vs_size.png``; return messages saying
-    what was written or why not."""
+    """Write ``throughput_vs_loss.png`` and ``throughput_vs_size.png`` (the curves) and
+    ``real_path.png`` (the real-path figures), each when the suite has its metrics; return
+    messages saying what was written or why not."""
     try:
         import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
@@ -81,6 +106,30 @@ def write_plots(suite: Suite, directory: Path) -> list[str]:
         fig.text(0.01, 0.01, footer, fontsize=6, color="gray")
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         path = directory / name
+        fig.savefig(path)
+        plt.close(fig)
+        messages.append(f"wrote {path}")
+    panels = path_bars(suite)
+    if panels:
+        rows = (len(panels) + 1) // 2
+        fig, axes = plt.subplots(rows, 2, figsize=(10, 3.2 * rows), dpi=100, squeeze=False)
+        for ax, (metric, label, bars) in zip(axes.flat, panels, strict=False):
+            names = [bar[0] for bar in bars]
+            mids = [bar[1] for bar in bars]
+            errors = [[bar[1] - bar[2] for bar in bars], [bar[3] - bar[1] for bar in bars]]
+            colors = ["C0" if name.startswith("seigr_stt") else "C7" for name in names]
+            ax.barh(names, mids, xerr=errors, color=colors, capsize=3)
+            ax.invert_yaxis()  # the suite's order, top to bottom
+            ax.set_xscale("log")  # the systems differ by orders of magnitude
+            ax.set_xlabel(f"{label}; median, min–max; log scale", fontsize=8)
+            ax.set_title(metric.title.split(" (")[0], fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, axis="x", which="both", alpha=0.3)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.axis("off")
+        fig.text(0.01, 0.01, footer, fontsize=6, color="gray")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        path = directory / "real_path.png"
         fig.savefig(path)
         plt.close(fig)
         messages.append(f"wrote {path}")
