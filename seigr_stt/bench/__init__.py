@@ -46,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run only these metrics: " + ",".join(METRIC_KEYS),
     )
     parser.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
-    parser.add_argument("--plots", metavar="DIR", help="write the curves as PNG files here")
+    parser.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="write the curves and the real-path figures as PNG files here",
+    )
     parser.add_argument(
         "--loop",
         choices=("auto", "uvloop", "asyncio", "both"),

@@ -4,6 +4,7 @@ matplotlib is installed; otherwise :func:`write_plots` says why it wrote none.""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from seigr_stt.bench.common import median
@@ -40,6 +41,14 @@ def _curve(
     return xs, mids, lows, highs
 
 
+def _tick(value: float, _position: object) -> str:
+    """A log axis's tick: 200, 5k, 1.2M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
 def path_bars(suite: Suite) -> list[tuple[Metric, str, list[PathBar]]]:
     """The real-path metrics that have results (cases across the veth pair), each with the label
     of its first quantity and a bar per system that ran: ``(system, median, min, max)``."""
@@ -69,6 +78,7 @@ def write_plots(suite: Suite, directory: Path) -> list[str]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
+        from matplotlib import ticker  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         return [
             f"plots skipped: matplotlib is not installed ({exc}); "
@@ -121,12 +131,19 @@ def write_plots(suite: Suite, directory: Path) -> list[str]:
             ax.barh(names, mids, xerr=errors, color=colors, capsize=3)
             ax.invert_yaxis()  # the suite's order, top to bottom
             ax.set_xscale("log")  # the systems differ by orders of magnitude
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(_tick))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_xlabel(f"{label}; median, min–max; log scale", fontsize=8)
-            ax.set_title(metric.title.split(" (")[0], fontsize=9)
+            title = metric.title.split(" (")[0].split(": ", 1)[-1]  # "Real path, MTU 1500: x"
+            ax.set_title(textwrap.fill(title, 60), fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(True, axis="x", which="both", alpha=0.3)
         for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
+        fig.suptitle(
+            "Real path: a veth pair with MTU 1500 between two network namespaces", fontsize=10
+        )
         fig.text(0.01, 0.01, footer, fontsize=6, color="gray")
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         path = directory / "real_path.png"
