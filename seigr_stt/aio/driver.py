@@ -37,10 +37,28 @@ from seigr_stt.core.session import Session
 from seigr_stt.exceptions import ProtocolError
 from seigr_stt.logs import HANDSHAKE_RETRY, RefusalLog, format_addr
 
-__all__ = ["SEND_HIGH_WATER_BYTES", "YIELD_EVERY_SENDS", "Driver", "RelayPath", "SessionHandle"]
+__all__ = [
+    "SEND_HIGH_WATER_BYTES",
+    "YIELD_EVERY_SENDS",
+    "Driver",
+    "RelayPath",
+    "SessionHandle",
+    "high_water",
+]
 
 #: Senders wait while a session holds more unacknowledged application bytes than this.
 SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024
+
+
+def high_water(base: int, session: Session) -> int:
+    """A writer's backpressure mark for ``session``: ``base``, or its stream window when that
+    is larger. On a reliable path the peer acknowledges by riding its ACK on credit, which it
+    grants after half a stream window is consumed (§14.8, §16.3): a writer held below that
+    waits for the 25 ms ACK timer each time (a 4 MiB window moved 64 MB/s over WebSocket across
+    the veth path, 446 MB/s with this mark)."""
+    return max(base, session.config.stream_window)
+
+
 #: A task that only sends yields to the event loop at least this often.
 YIELD_EVERY_SENDS = 32
 #: The one timer serves a deadline this close (seconds) when it fires, even if armed earlier
@@ -394,9 +412,10 @@ class Driver:
 
     async def after_send(self, session_ids: tuple[bytes, ...] | list[bytes]) -> None:
         """Backpressure after an application send: wait while a target session holds more than
-        ``SEND_HIGH_WATER_BYTES`` unacknowledged, or its transport's queue is full. Yields at
-        least every ``YIELD_EVERY_SENDS`` calls, so a task sending in a loop cannot starve the
-        loop (readers, timers and ``stop()`` run there)."""
+        ``SEND_HIGH_WATER_BYTES`` (or its stream window, :func:`high_water`) unacknowledged, or
+        its transport's queue is full. Yields at least every ``YIELD_EVERY_SENDS`` calls, so a
+        task sending in a loop cannot starve the loop (readers, timers and ``stop()`` run
+        there)."""
         self._sends_since_yield += 1
         if self._sends_since_yield >= YIELD_EVERY_SENDS:
             self._sends_since_yield = 0
@@ -406,8 +425,9 @@ class Driver:
             session = endpoint.get_session(session_id)
             if session is None:
                 continue
-            if session.send_buffered > SEND_HIGH_WATER_BYTES:
-                await self.wait_below(session_id, SEND_HIGH_WATER_BYTES)
+            mark = high_water(SEND_HIGH_WATER_BYTES, session)
+            if session.send_buffered > mark:
+                await self.wait_below(session_id, mark)
                 session = endpoint.get_session(session_id)
                 if session is None:
                     continue

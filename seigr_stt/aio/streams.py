@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
-from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.driver import Driver, high_water
 from seigr_stt.constants import STREAM_CODE_UNIDIRECTIONAL, STREAM_SEND_HIGH_WATER_BYTES
 from seigr_stt.core.session import Session
 from seigr_stt.core.streams import ReadQueue
@@ -43,7 +43,8 @@ class STTStream:
     :meth:`STTSession.incoming_streams`.
 
     Writing is buffered and delivered reliably and in order; :meth:`drain` waits while more than
-    ``STREAM_SEND_HIGH_WATER_BYTES`` (1 MiB) are unacknowledged. Reading follows
+    ``STREAM_SEND_HIGH_WATER_BYTES`` (1 MiB, or the stream window when larger) are
+    unacknowledged. Reading follows
     :class:`asyncio.StreamReader`: ``read(n)`` returns at most ``n`` bytes (``b""`` at the end),
     ``read()`` everything until the peer closes its side. What is read frees flow-control credit,
     so a slow reader slows the writer down instead of filling memory.
@@ -340,14 +341,14 @@ class STTStream:
         self.close()
 
     async def drain(self) -> None:
-        """Wait while more than the high-water mark of written data is unacknowledged."""
+        """Wait while more than the high-water mark of written data is unacknowledged:
+        ``STREAM_SEND_HIGH_WATER_BYTES`` (1 MiB), or the session's stream window when larger."""
         await asyncio.sleep(0)
         while True:
             self._check_writable_or_closed()
             session = self._driver.get_session(self._session_id)
-            if (
-                session is None
-                or session.stream_buffered(self._stream_id) <= STREAM_SEND_HIGH_WATER_BYTES
+            if session is None or session.stream_buffered(self._stream_id) <= high_water(
+                STREAM_SEND_HIGH_WATER_BYTES, session
             ):
                 return
             await self._driver.wait_progress()
