@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from types import MappingProxyType, TracebackType
 from typing import Any, Self
@@ -12,6 +11,7 @@ from seigr_stt.aio.driver import Driver
 from seigr_stt.aio.manual import ManualSession
 from seigr_stt.aio.session import STTSession
 from seigr_stt.aio.stats import SessionCountStats
+from seigr_stt.aio.udp import ip_version
 from seigr_stt.constants import NODE_ID_BYTES, SESSION_ID_BYTES, CloseCode, SessionState
 from seigr_stt.exceptions import ConfigError, SessionError, SessionNotFound
 
@@ -232,11 +232,8 @@ class SessionManager:
 
 async def _resolve(host: str, port: int) -> tuple[str, int]:
     """``(host, port)`` with a name resolved to its first address (no socket to match)."""
-    try:
-        ipaddress.ip_address(host)
+    if ip_version(host) is not None:
         return (host, port)
-    except ValueError:
-        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     sockaddr = infos[0][4]
     return (str(sockaddr[0]), int(sockaddr[1]))
