@@ -276,7 +276,9 @@ class TransportConfig(_Validated):
     websocket_max_record_size: int = field(
         default=WEBSOCKET_MAX_RECORD_SIZE, metadata=_bounds(256, 16 * 1024 * 1024, exclusive=False)
     )
-    """Largest WebSocket binary message the node sends or accepts (bytes)."""
+    """Largest WebSocket binary message the node sends or accepts (bytes). On a network path the
+    records sent are a little smaller, so that each one's frame fits one TCP burst of whole
+    segments (docs/protocol.md §12.2, "Record size")."""
 
     websocket_handshake_timeout_s: float = field(default=5.0, metadata=_bounds())
     """Seconds an accepted WebSocket connection has, from its HTTP upgrade, to carry a handshake
