@@ -4,9 +4,10 @@ session that owns them, one timer."""
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 from seigr_stt import STTNode
-from seigr_stt.aio.driver import Driver
+from seigr_stt.aio.driver import YIELD_EVERY_SENDS, Driver
 from seigr_stt.aio.peer import PeerSession
 from seigr_stt.core.events import Event
 from tests.aio.helpers import NodeFactory, connect, receive_n
@@ -36,6 +37,36 @@ async def test_the_first_call_of_a_turn_drains_at_once_and_later_ones_share_one_
     assert sent(client) == after_first + 1
     packets = await receive_n(server, 6)
     assert [p.data for p in packets] == [b"first"] + [b"more %d" % i for i in range(5)]
+
+
+async def test_a_task_that_only_sends_lets_the_loop_run_every_yield_every_sends(
+    make_node: NodeFactory,
+) -> None:
+    # A sender that never waits for backpressure (small messages, far below the high-water
+    # mark) still yields to the loop: another task runs at least every YIELD_EVERY_SENDS sends,
+    # and not after every send (the sends of one turn share its drain).
+    server = await make_node()
+    client = await make_node(server_mode=False)
+    session, _ = await connect(client, server, "udp")
+    sends = 0
+    seen: list[int] = []
+    done = False
+
+    async def ticker() -> None:
+        while not done:
+            seen.append(sends)
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker's first turn
+    for _ in range(4 * YIELD_EVERY_SENDS):
+        await session.send(b"m")
+        sends += 1
+    done = True
+    await ticking
+    gaps = [b - a for a, b in pairwise(seen)] + [sends - seen[-1]]
+    assert max(gaps) <= YIELD_EVERY_SENDS
+    assert len(seen) <= 4 + 2  # about one turn per YIELD_EVERY_SENDS sends, not one per send
 
 
 async def test_events_go_to_the_session_bound_to_their_id(make_node: NodeFactory) -> None:
