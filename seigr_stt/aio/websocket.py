@@ -288,10 +288,11 @@ class WSLink:
         #: This connection as the endpoint sees it: its own link, and its own address.
         self.link = Link(
             TransportKind.WEBSOCKET,
-            self.record_size,
+            max_record_size,
             peer=self.remote,
             source=self.remote_host,
             room=self.room,
+            record_size=self.record_size,
         )
         self._writer = loop.create_task(self._write_loop())
 

@@ -77,11 +77,14 @@ class Link:
     """One transport as the endpoint sees it (compared by identity).
 
     ``max_record_size`` is the largest packet every path of the transport carries and
-    ``probe_max`` (> ``max_record_size`` to enable it) the largest record path-MTU probing may
-    reach. ``peer`` names the remote end of a connection-oriented link (WebSocket: ``"host:port"``)
-    and ``source`` its host; for a datagram link both are None and come from each packet's
-    ``(host, port)`` address. ``room``, for a connection-oriented link, is its send queue's
-    free space (None: unbounded, or a datagram link).
+    ``record_size`` the size a session fills its records to (at most ``max_record_size``; 0 or
+    omitted: that size): a WebSocket connection sends records a little smaller than it carries,
+    so that each leaves as one TCP burst (§12.2). ``probe_max`` (> ``record_size`` to enable it)
+    is the largest record path-MTU probing may reach. ``peer`` names the remote end of a
+    connection-oriented link (WebSocket: ``"host:port"``) and ``source`` its host; for a datagram
+    link both are None and come from each packet's ``(host, port)`` address. ``room``, for a
+    connection-oriented link, is its send queue's free space (None: unbounded, or a datagram
+    link).
     """
 
     kind: TransportKind
@@ -90,6 +93,13 @@ class Link:
     peer: str | None = None
     source: str | None = None
     room: SendRoom | None = None
+    record_size: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.record_size <= self.max_record_size:
+            raise ValueError("record_size must be within 0..max_record_size")
+        if not self.record_size:
+            object.__setattr__(self, "record_size", self.max_record_size)
 
     @property
     def reliable(self) -> bool:

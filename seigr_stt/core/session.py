@@ -190,7 +190,7 @@ class Session(SessionLifecycle):
             self.recovery.rtt.update(rtt_sample_s, 0.0)
         self.acks = AckTracker()
         self.timers = SessionTimers(config, now, initiator=self.initiator)
-        self.pmtu = PathMtuProber(link.max_record_size, link.probe_max)
+        self.pmtu = PathMtuProber(link.record_size, link.probe_max)
         self.path = PathValidator(rng if rng is not None else _no_rng)
         self._record_addr: Hashable = addr  # the source of the record being processed
         self._record_link: Link = link  # and the link it came by
@@ -440,7 +440,7 @@ class Session(SessionLifecycle):
         self.path.discard(addr)
         self.standby = tuple((a, lk) for a, lk in self.standby if a != addr)
         if new_link is not old_link or old_link.source_of(old) != new_link.source_of(addr):
-            self.pmtu = PathMtuProber(new_link.max_record_size, new_link.probe_max)
+            self.pmtu = PathMtuProber(new_link.record_size, new_link.probe_max)
             self.packetizer.new_path(self.pmtu)
         if new_link is not old_link:
             # A reliable path (WebSocket) has no window, pacing or loss detection (§14.8): set

@@ -346,7 +346,8 @@ async def test_an_accepted_link_sizes_records_to_the_connections_segments(
         assert 1000 < mss <= 1460
         assert link.record_size == burst_record_size(65536, mss, masked=False, tls=False)
         assert link.record_size < 65536
-        assert link.link.max_record_size == link.record_size
+        assert link.link.record_size == link.record_size
+        assert link.link.max_record_size == 65536  # what it carries: the configured limit
 
 
 async def test_sessions_send_records_of_the_links_size_and_data_arrives_intact(

@@ -64,6 +64,48 @@ def test_a_session_takes_its_record_size_and_probe_ceiling_from_the_link() -> No
         assert session.pmtu.probe_size(10**6, net.now) is None  # the sim's links do not probe
 
 
+def test_the_record_size_defaults_to_what_the_link_carries_and_stays_within_it() -> None:
+    assert WS.record_size == WS.max_record_size == 65536
+    smaller = Link(TransportKind.WEBSOCKET, 65536, record_size=65156)
+    assert (smaller.max_record_size, smaller.record_size) == (65536, 65156)
+    with pytest.raises(ValueError, match="record_size"):
+        Link(TransportKind.WEBSOCKET, 65536, record_size=65537)
+    with pytest.raises(ValueError, match="record_size"):
+        Link(TransportKind.WEBSOCKET, 65536, record_size=-1)
+
+
+def test_a_session_fills_records_to_the_links_record_size_not_what_it_carries() -> None:
+    # A connection that carries 65536-byte messages but sends 65156-byte records (one TCP
+    # burst, §12.2): the session's records are the smaller size, on a new link after a move too.
+    def endpoint(name: str) -> Endpoint:
+        return Endpoint(
+            NodeIdentity.from_seed(make_seed(name)),
+            SharedSecrets.from_seed(SHARED_SEED),
+            NodeConfig(),
+            seeded_rng(name),
+        )
+
+    a, b = endpoint("burst-a"), endpoint("burst-b")
+    a_side = Link(TransportKind.WEBSOCKET, 65536, peer="198.51.100.2:443", record_size=65156)
+    b_side = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:50000", record_size=65152)
+    conn_at_a, conn_at_b = object(), object()
+    now = 1000.0
+    a.connect(conn_at_a, now, link=a_side, timestamp_ns=1, timeout_s=5.0)
+    for _ in range(6):
+        for packet, _addr in a.datagrams_to_send(now):
+            b.receive_datagram(packet, conn_at_b, now, b_side)
+        for packet, _addr in b.datagrams_to_send(now):
+            a.receive_datagram(packet, conn_at_a, now, a_side)
+    [sid] = a.sessions
+    assert a.session(sid).max_record_size == 65156
+    assert b.session(sid).max_record_size == 65152
+    a.session(sid).send_message(0, bytes(200_000), now)
+    records = [packet for packet, _addr in a.datagrams_to_send(now)]
+    assert len(records) >= 3
+    assert max(len(r) for r in records) <= 65156
+    assert max(len(r) for r in records) > 65000  # filled, not cut to some other size
+
+
 def test_a_session_over_a_connection_link_keeps_that_link() -> None:
     # Two endpoints joined by one WebSocket-like connection: each side's address for the other
     # is the connection, and the connection is each side's link.

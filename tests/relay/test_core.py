@@ -175,6 +175,32 @@ def test_forwarding_by_node_id_and_counted_drops() -> None:
     }
 
 
+def test_a_websocket_link_carries_up_to_its_limit_whatever_size_it_fills_records_to() -> None:
+    # A WebSocket connection sizes its own records to one TCP burst (§12.2, record_size) but
+    # carries messages up to its configured limit: the relay forwards up to that limit.
+    limit = 60_000 + RELAY_FORWARD_HEADER_SIZE
+    link = Link(TransportKind.WEBSOCKET, limit, peer="192.0.2.2:2", record_size=30_000)
+    core = make_core(max_record_size=60_000, forward_burst_bytes=200_000)
+    a, b = (NodeIdentity.from_seed(generate_seed()) for _ in range(2))
+    register(core, a, ("192.0.2.1", 1))
+    registrar = Registrar(b, os.urandom)
+    core.receive(registrar.hello(), link, 0.0, link)
+    [(challenge, _)] = core.datagrams_to_send()
+    reg = registrar.on_challenge(challenge)
+    assert reg is not None
+    core.receive(reg, link, 0.0, link)
+    [(answer, _)] = core.datagrams_to_send()
+    registered = registrar.on_registered(answer)
+    assert registered is not None
+    assert registered.max_record == 60_000  # the limit, not the record size
+    sealed = os.urandom(50_000)
+    core.receive(forward_packet(RelayPacketType.SEND, b.node_id, sealed), ("192.0.2.1", 1), 1, UDP)
+    [(delivered, to)] = core.datagrams_to_send()
+    assert to is link
+    assert parse_forward(delivered) == (a.node_id, sealed)
+    assert not core.drops
+
+
 def test_limits_bound_registrations_per_source_and_in_total_and_they_expire() -> None:
     core = make_core(max_registrations_per_source=3, max_registrations=5, control_burst=1000)
     ids = [NodeIdentity.from_seed(generate_seed()) for _ in range(8)]
