@@ -136,9 +136,9 @@ INNER_TYPE_FRAMES: Final = 0x01
 UDP_MAX_RECORD_SIZE: Final = 1232  # IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP)
 WEBSOCKET_MAX_RECORD_SIZE: Final = 65536
 # A TCP sender hands the device at most this many bytes as one segmentation-offload burst (GSO/
-# TSO): Linux's 65,536-byte gso_max_size less its header reserve, rounded down to whole segments by
-# the kernel. A WebSocket frame that fits one burst arrives in one piece; one a few bytes larger
-# sends its last bytes as a separate tiny segment (§12.2, "Record size").
+# TSO): Linux's 65,536-byte gso_max_size less its header reserve, of which a burst takes the whole
+# segments that fit. A WebSocket frame that fits one burst arrives in one piece; one a few bytes
+# larger sends its last bytes as a separate tiny segment (§12.2, "Record size").
 TCP_BURST_BYTES: Final = 65_536 - 1 - 320
 TLS_MAX_PLAINTEXT_BYTES: Final = 16_384  # largest TLS record payload (RFC 8446 §5.1)
 TLS_RECORD_OVERHEAD_BYTES: Final = 29  # header, explicit nonce and tag of a TLS 1.2 AES-GCM record
