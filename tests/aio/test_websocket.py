@@ -444,6 +444,38 @@ async def test_wss(
         await server.stop()
 
 
+async def test_wss_records_leave_room_for_the_tls_overhead(
+    make_node: NodeFactory,
+    shared_seed: bytes,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under TLS each 16 KiB TLS record adds its overhead to the frame: with Ethernet-sized
+    # segments (the MSS lookup stubbed where WSLink calls it) records are smaller than over
+    # plain WebSocket, and 1 MiB still crosses intact in them.
+    monkeypatch.setattr(websocket_module, "tcp_segment_size", lambda transport: 1448)
+    server_context, client_context = tls
+    server = STTNode(generate_seed(), shared_seed, ws_port=0)
+    await server.start(server_mode=True, ssl=server_context)
+    try:
+        assert server.ws_url is not None
+        client = await make_node(server_mode=False)
+        session = await client.connect_websocket(server.ws_url, ssl=client_context)
+        ((client_link,), (server_link,)) = client.websocket_links, server.websocket_links
+        assert client_link.record_size == burst_record_size(65536, 1448, masked=True, tls=True)
+        assert server_link.record_size == burst_record_size(65536, 1448, masked=False, tls=True)
+        assert server_link.record_size < burst_record_size(65536, 1448, masked=False, tls=False)
+        data = os.urandom(1 << 20)
+        stream = await session.open_stream()
+        await stream.write(data)
+        incoming = await anext(
+            aiter(server.session_manager.get_active_sessions()[0].incoming_streams())
+        )
+        assert await incoming.readexactly(len(data)) == data
+    finally:
+        await server.stop()
+
+
 class ConnectProxy:
     """An HTTP CONNECT proxy on loopback: it records each target and pipes the bytes both ways."""
 
