@@ -76,7 +76,7 @@ def test_the_record_size_defaults_to_what_the_link_carries_and_stays_within_it()
 
 def test_a_session_fills_records_to_the_links_record_size_not_what_it_carries() -> None:
     # A connection that carries 65536-byte messages but sends 65156-byte records (one TCP
-    # burst, §12.2): the session's records are the smaller size, on a new link after a move too.
+    # burst, §12.2): the session's records are the smaller size.
     def endpoint(name: str) -> Endpoint:
         return Endpoint(
             NodeIdentity.from_seed(make_seed(name)),
