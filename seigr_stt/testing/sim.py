@@ -267,15 +267,24 @@ class Net:
         return packet
 
     def add_link(
-        self, node: Node, addr: Addr, kind: TransportKind, max_record_size: int = 1200
+        self,
+        node: Node,
+        addr: Addr,
+        kind: TransportKind,
+        max_record_size: int = 1200,
+        record_size: int = 0,
     ) -> Link:
         """Give ``node`` another address ``addr`` on a link of its own of ``kind`` (a WebSocket
         connection, a relay): packets to ``addr`` reach the node by that link, and what the
         node sends to another node's address of that kind leaves from ``addr``, so that
-        sessions can move between transports (§18). Returns the link."""
+        sessions can move between transports (§18). ``record_size`` (0: ``max_record_size``) is
+        the size sessions fill their records to on it (:class:`~seigr_stt.core.link.Link`).
+        Returns the link."""
         if addr in self._routes:
             raise ValueError(f"address {addr!r} is taken")
-        link = Link(kind, max_record_size, peer=str(addr), source=str(addr))
+        link = Link(
+            kind, max_record_size, peer=str(addr), source=str(addr), record_size=record_size
+        )
         node.links[addr] = link
         self._routes[addr] = node
         return link

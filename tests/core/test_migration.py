@@ -99,6 +99,39 @@ def test_a_blocked_udp_path_moves_to_websocket_and_back_with_the_stream_intact()
     assert sa.keys.send_epoch == keys_before
 
 
+def test_a_session_that_moves_fills_records_to_the_new_links_record_size() -> None:
+    # The WebSocket-like links carry 16,000-byte packets but fill records to 12,000 (as a real
+    # connection does to fit one TCP burst, §12.2): after the move the session's record size is
+    # the new link's, and back on UDP it is UDP's again.
+    net = Net(seed=7, delay_s=(0.005, 0.005))
+    a = net.add_node("A", config=CONFIG)
+    b = net.add_node("B", config=CONFIG)
+    net.add_link(a, "A/ws", TransportKind.WEBSOCKET, 16_000, record_size=12_000)
+    net.add_link(b, "B/ws", TransportKind.WEBSOCKET, 16_000, record_size=12_000)
+    sid = net.establish(a, b)
+    net.run(0.1)
+    sa = a.session(sid)
+    udp_size = sa.max_record_size
+    assert udp_size < 12_000
+    sa.add_path("B/ws", a.links["A/ws"], net.now, probe=False)
+
+    def udp(p: Packet) -> bool:
+        return p.dst in ("A", "B")
+
+    net.filters.append(udp)
+    stream = sa.open_stream(net.now)
+    sa.write_stream(stream, bytes(100_000), True, net.now)
+    net.flush()
+    net.run(3.0)
+    assert sa.transport == "websocket"
+    assert sa.max_record_size == 12_000
+    assert received(b, stream) == bytes(100_000)
+    net.filters.remove(udp)
+    net.run(2.0)
+    assert sa.transport == "udp"
+    assert sa.max_record_size == udp_size
+
+
 def test_without_migration_a_record_by_another_link_is_dropped() -> None:
     net, a, b, sid = ws_pair(NodeConfig(migration=False))
     sa = a.session(sid)
