@@ -17,6 +17,35 @@ UDP = Link(TransportKind.UDP, 1232, probe_max=1452)
 WS = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:4431", source="203.0.113.7")
 
 
+def endpoint(name: str) -> Endpoint:
+    """An endpoint with its own identity, in the group of ``SHARED_SEED``."""
+    return Endpoint(
+        NodeIdentity.from_seed(make_seed(name)),
+        SharedSecrets.from_seed(SHARED_SEED),
+        NodeConfig(),
+        seeded_rng(name),
+    )
+
+
+def connect_over(
+    a: Endpoint, b: Endpoint, a_side: Link, b_side: Link, now: float
+) -> tuple[bytes, object, object]:
+    """Establish a session from ``a`` to ``b`` over one connection (each side's address for the
+    other is the connection, ``a_side``/``b_side`` each side's link); returns its id and the
+    connection as ``a`` and as ``b`` address it."""
+    conn_at_a, conn_at_b = object(), object()
+    a.connect(conn_at_a, now, link=a_side, timestamp_ns=1, timeout_s=5.0)
+    for _ in range(6):  # carry packets both ways until nothing is left
+        for packet, addr in a.datagrams_to_send(now):
+            assert addr is conn_at_a
+            b.receive_datagram(packet, conn_at_b, now, b_side)
+        for packet, addr in b.datagrams_to_send(now):
+            assert addr is conn_at_b
+            a.receive_datagram(packet, conn_at_a, now, a_side)
+    [sid] = a.sessions
+    return sid, conn_at_a, conn_at_b
+
+
 def test_a_datagram_link_takes_the_source_and_cookie_input_from_the_address() -> None:
     assert UDP.source_of(("10.0.0.1", 4000)) == "10.0.0.1"  # all ports of a host: one source
     assert UDP.source_of(("10.0.0.1", 4001)) == UDP.source_of(("10.0.0.1", 4000))
@@ -77,26 +106,11 @@ def test_the_record_size_defaults_to_what_the_link_carries_and_stays_within_it()
 def test_a_session_fills_records_to_the_links_record_size_not_what_it_carries() -> None:
     # A connection that carries 65536-byte messages but sends 65156-byte records (one TCP
     # burst, §12.2): the session's records are the smaller size.
-    def endpoint(name: str) -> Endpoint:
-        return Endpoint(
-            NodeIdentity.from_seed(make_seed(name)),
-            SharedSecrets.from_seed(SHARED_SEED),
-            NodeConfig(),
-            seeded_rng(name),
-        )
-
     a, b = endpoint("burst-a"), endpoint("burst-b")
     a_side = Link(TransportKind.WEBSOCKET, 65536, peer="198.51.100.2:443", record_size=65156)
     b_side = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:50000", record_size=65152)
-    conn_at_a, conn_at_b = object(), object()
     now = 1000.0
-    a.connect(conn_at_a, now, link=a_side, timestamp_ns=1, timeout_s=5.0)
-    for _ in range(6):
-        for packet, _addr in a.datagrams_to_send(now):
-            b.receive_datagram(packet, conn_at_b, now, b_side)
-        for packet, _addr in b.datagrams_to_send(now):
-            a.receive_datagram(packet, conn_at_a, now, a_side)
-    [sid] = a.sessions
+    sid, _, _ = connect_over(a, b, a_side, b_side, now)
     assert a.session(sid).max_record_size == 65156
     assert b.session(sid).max_record_size == 65152
     a.session(sid).send_message(0, bytes(200_000), now)
@@ -109,28 +123,11 @@ def test_a_session_fills_records_to_the_links_record_size_not_what_it_carries() 
 def test_a_session_over_a_connection_link_keeps_that_link() -> None:
     # Two endpoints joined by one WebSocket-like connection: each side's address for the other
     # is the connection, and the connection is each side's link.
-    def endpoint(name: str) -> Endpoint:
-        return Endpoint(
-            NodeIdentity.from_seed(make_seed(name)),
-            SharedSecrets.from_seed(SHARED_SEED),
-            NodeConfig(),
-            seeded_rng(name),
-        )
-
     a, b = endpoint("ws-a"), endpoint("ws-b")
     a_side = Link(TransportKind.WEBSOCKET, 65536, peer="198.51.100.2:443", source="198.51.100.2")
     b_side = Link(TransportKind.WEBSOCKET, 65536, peer="203.0.113.7:50000", source="203.0.113.7")
-    conn_at_a, conn_at_b = object(), object()
     now = 1000.0
-    a.connect(conn_at_a, now, link=a_side, timestamp_ns=1, timeout_s=5.0)
-    for _ in range(6):  # carry packets both ways until nothing is left
-        for packet, addr in a.datagrams_to_send(now):
-            assert addr is conn_at_a
-            b.receive_datagram(packet, conn_at_b, now, b_side)
-        for packet, addr in b.datagrams_to_send(now):
-            assert addr is conn_at_b
-            a.receive_datagram(packet, conn_at_a, now, a_side)
-    [sid] = a.sessions
+    sid, _, conn_at_b = connect_over(a, b, a_side, b_side, now)
     assert b.get_session(sid) is not None
     assert a.session(sid).is_active
     assert a.session(sid).link is a_side
