@@ -255,7 +255,6 @@ class WSLink:
             masked=not accepted,  # a client masks its frames (RFC 6455 §5.3)
             tls=transport.get_extra_info("ssl_object") is not None,
         )
-        self._max_record_size = self.record_size
         #: The queue's free space, read by the session's packetizer (``Link.room``).
         self.room = SendRoom(send_queue_bytes)
         #: Called when the queue drained after it lacked room for a record: the session may
@@ -318,7 +317,7 @@ class WSLink:
         self._queue.append(packet)
         self._queued_bytes = queued
         self.room.bytes = limit - queued
-        if limit - queued < self._max_record_size:
+        if limit - queued < self.record_size:
             self._held = True
         self.peak_queued_bytes = max(self.peak_queued_bytes, self._queued_bytes)
         self._idle.clear()
